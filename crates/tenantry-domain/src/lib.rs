@@ -1,0 +1,22 @@
+//! Tenantry's domain core: the rules of multi-tenancy as pure functions over plain data.
+//!
+//! Nothing here does IO, reads the clock or draws randomness: time comes in as an argument
+//! (`now: OffsetDateTime`), so every rule is deterministic and testable by table and by property.
+
+pub mod actor;
+pub mod flags;
+pub mod health;
+pub mod ids;
+pub mod lifecycle;
+pub mod money;
+pub mod tenant;
+pub mod tier;
+
+pub use actor::{Actor, ActorKind};
+pub use flags::{Evaluation, FlagLevel, FlagScope, FlagSet, FlagValue};
+pub use health::{HealthClass, HealthReport, HealthSignals};
+pub use ids::{FlagKey, IdError, Label, TenantId, TierName};
+pub use lifecycle::{LifecycleError, TenantStatus};
+pub use money::{Currency, Money};
+pub use tenant::{LimitOverrides, Limits, NewTenant, Tenant, TenantError, TenantPatch};
+pub use tier::{IsolationMode, Tier, TierError};

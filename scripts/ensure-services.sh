@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Makes sure the real services the test suite uses are installed and running:
+# PostgreSQL 15 with pgvector, the `tenantry_owner` role the migrations run as, and Redis.
+# Idempotent: every step is skipped when its result is already there.
+set -euo pipefail
+
+PG_BIN=/usr/lib/postgresql/15/bin
+log() { echo "[ensure-services] $*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to install $1; install it by hand or rerun as root"
+    exit 1
+  fi
+}
+
+# --- PostgreSQL server -------------------------------------------------------
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  need_root postgresql
+  log "installing postgresql"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  log "starting postgresql"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+# --- pgvector ------------------------------------------------------------------
+if [ ! -f /usr/lib/postgresql/15/lib/vector.so ]; then
+  need_root pgvector
+  log "building pgvector from Debian trixie's source package"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-server-dev-15 build-essential >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-server-dev-15 build-essential >/dev/null
+  }
+  work=$(mktemp -d)
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror} trixie main" > "$work/trixie.list"
+  mkdir -p "$work/lists/partial"
+  apt_opts=(-o Dir::Etc::SourceList="$work/trixie.list" -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists="$work/lists")
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$work" && apt-get "${apt_opts[@]}" source --download-only pgvector >/dev/null)
+  tar -xf "$work"/pgvector_*.orig.tar.* -C "$work"
+  src=$(find "$work" -maxdepth 1 -type d -name 'pgvector-*' | head -1)
+  make -s -C "$src" PG_CONFIG=$PG_BIN/pg_config OPTFLAGS="" >/dev/null
+  make -s -C "$src" PG_CONFIG=$PG_BIN/pg_config OPTFLAGS="" install >/dev/null
+  rm -rf "$work"
+  # installing the dev package can upgrade the server's minor version: restart to pick it up
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main restart
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+# --- roles ---------------------------------------------------------------------
+# The schema owner: runs migrations, creates the per-test databases. Not a superuser.
+psql_admin() { psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+if [ "$(psql_admin -c "select 1 from pg_roles where rolname = 'tenantry_owner'")" != "1" ]; then
+  log "creating role tenantry_owner"
+  psql_admin -c "create role tenantry_owner login createdb createrole"
+fi
+
+# pgvector is not a trusted extension: a superuser installs it once in template1, so every database
+# the (non-superuser) owner creates has it and the migration's `create extension if not exists` is a no-op.
+psql -h 127.0.0.1 -U postgres -d template1 -v ON_ERROR_STOP=1 -qtA -c "create extension if not exists vector" >/dev/null
+
+# --- Redis ---------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+  need_root redis
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  log "starting redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+log "services ready"

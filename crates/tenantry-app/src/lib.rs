@@ -1,1 +1,13 @@
-//! placeholder
+//! Tenantry's application layer: the use-cases (`Registry`) and the ports the store adapters
+//! implement. It decides policy; adapters only persist.
+
+pub mod access;
+pub mod error;
+pub mod ports;
+pub mod records;
+pub mod registry;
+
+pub use access::{PlatformScope, TenantScope};
+pub use error::{AppError, StoreError};
+pub use ports::{AuditEntry, AuditLog, AuditRecord, FlagStore, TenantStore, TierStore, Clock, FlagRow, Page, Statistics, Store, SystemClock, TenantFilter};
+pub use registry::Registry;

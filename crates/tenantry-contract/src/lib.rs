@@ -1,1 +1,462 @@
-//! placeholder
+//! The contract suite: the behaviour every `Store` backend must show, written once and run
+//! against each (SQLite always; PostgreSQL whenever `DATABASE_URL` is set, which CI always does).
+//!
+//! Use [`contract_suite!`] in a backend's integration tests with an expression that builds a
+//! fresh, empty, migrated store.
+
+use std::sync::{Arc, Mutex};
+
+use time::{Duration, OffsetDateTime};
+
+use tenantry_app::ports::{Clock, Store, TenantFilter};
+use tenantry_app::{AppError, PlatformScope, Registry, StoreError};
+use tenantry_domain::{
+    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitOverrides,
+    Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
+};
+
+/// A clock the tests move by hand (microsecond precision, like the system clock).
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self(Mutex::new(time::macros::datetime!(2026-03-01 09:30:00.123456 UTC)))
+    }
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().expect("clock mutex is never poisoned: no code panics while holding it");
+        *now += by;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().expect("clock mutex is never poisoned: no code panics while holding it")
+    }
+}
+
+pub struct Ctx {
+    pub registry: Registry,
+    pub clock: Arc<ManualClock>,
+    pub admin: PlatformScope,
+}
+
+impl Ctx {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let clock = Arc::new(ManualClock::new());
+        Self { registry: Registry::new(store, clock.clone()), clock, admin: PlatformScope::operator("contract") }
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.registry.store()
+    }
+}
+
+pub fn tid(s: &str) -> TenantId {
+    TenantId::parse(s).expect("test ids are valid")
+}
+pub fn tier(s: &str) -> TierName {
+    TierName::parse(s).expect("test tier names are valid")
+}
+pub fn key(s: &str) -> FlagKey {
+    FlagKey::parse(s).expect("test flag keys are valid")
+}
+
+/// A tenant with every optional attribute set, so round-trips exercise every column.
+pub fn full_tenant(id: &str, tier_name: &str) -> NewTenant {
+    let mut new = NewTenant::minimal(tid(id), format!("Tenant {id}"), tier(tier_name));
+    new.billing_email = Some(format!("billing@{id}.example.com"));
+    new.owner = Some("Ada Owner".into());
+    new.limits = LimitOverrides { max_users: Some(42), sla_target: Some(0.9995), ..Default::default() };
+    new.cost_center = Some("CC-1001".into());
+    new.monthly_budget = Some(Money::parse_decimal("1250.50", Currency::parse("INR").unwrap()).unwrap());
+    new.compliance_tags = ["gdpr", "sox"].iter().map(|t| Label::parse(t).unwrap()).collect();
+    new.data_region = Some(Label::parse("eu-west-1").unwrap());
+    new.metadata = serde_json::json!({"department": "finance", "nested": {"k": [1, 2]}});
+    new
+}
+
+pub async fn create(ctx: &Ctx, id: &str, tier_name: &str) {
+    ctx.registry
+        .create_tenant(&ctx.admin, NewTenant::minimal(tid(id), format!("Tenant {id}"), tier(tier_name)))
+        .await
+        .expect("create tenant");
+}
+
+// ---- the contract -------------------------------------------------------------------------------
+
+pub async fn builtin_tiers_are_seeded(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    let tiers = ctx.registry.list_tiers().await.unwrap();
+    let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["bronze", "silver", "gold", "platinum"]);
+    let platinum = tiers.iter().find(|t| t.name.as_str() == "platinum").unwrap();
+    assert_eq!(platinum.isolation, IsolationMode::DedicatedIndex);
+    assert_eq!(tiers, Tier::builtin_catalog());
+}
+
+pub async fn operator_adds_a_tier(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    let free = Tier::new(
+        tier("free"),
+        0,
+        "Free tier",
+        Limits {
+            max_users: 2,
+            max_documents: 50,
+            max_queries_per_day: 20,
+            max_storage_gb: 1,
+            rate_limit_per_minute: 5,
+            sla_target: 0.9,
+            support_level: Label::parse("community").unwrap(),
+        },
+        IsolationMode::SharedNamespace,
+        7,
+    )
+    .unwrap();
+    ctx.registry.create_tier(&ctx.admin, free.clone()).await.unwrap();
+    assert_eq!(ctx.registry.get_tier(&tier("free")).await.unwrap(), free);
+    let again = ctx.registry.create_tier(&ctx.admin, free).await.unwrap_err();
+    assert_eq!(again.code(), "already_exists");
+    create(&ctx, "freebie", "free").await;
+    let t = ctx.registry.get_tenant(&ctx.admin.act_in(tid("freebie"))).await.unwrap();
+    assert_eq!(t.limits.max_documents, 50);
+    assert_eq!(ctx.registry.list_tiers().await.unwrap()[0].name.as_str(), "free");
+}
+
+pub async fn tenant_round_trips_every_attribute(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    let created = ctx.registry.create_tenant(&ctx.admin, full_tenant("finance_dept", "platinum")).await.unwrap();
+    let read = ctx.registry.get_tenant(&ctx.admin.act_in(tid("finance_dept"))).await.unwrap();
+    assert_eq!(read, created);
+    assert_eq!(read.limits.max_users, 42);
+    assert_eq!(read.limits.max_documents, 500_000, "unset limits come from the tier");
+    assert_eq!(read.limit_overrides.explicit_fields(), ["max_users", "sla_target"]);
+    assert_eq!(read.monthly_budget.as_ref().unwrap().to_string(), "1250.50 INR");
+}
+
+pub async fn create_refuses_duplicates_and_unknown_tiers(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "legal", "gold").await;
+    let dup = ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid("legal"), "Again", tier("gold"))).await;
+    assert_eq!(dup.unwrap_err().code(), "already_exists");
+    let unknown = ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid("x1"), "X", tier("diamond"))).await;
+    assert_eq!(unknown.unwrap_err().code(), "tier_not_found");
+    let missing = ctx.registry.get_tenant(&ctx.admin.act_in(tid("nobody"))).await.unwrap_err();
+    assert_eq!(missing.code(), "tenant_not_found");
+}
+
+pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    for i in 0..7 {
+        create(&ctx, &format!("t{i:02}"), if i % 2 == 0 { "gold" } else { "silver" }).await;
+    }
+    let scope = ctx.admin.act_in(tid("t03"));
+    ctx.registry.transition(&scope, TenantStatus::Suspended, "non-payment", None, None).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = TenantFilter { after: after.clone(), limit: 3, ..Default::default() };
+        let page = ctx.registry.list_tenants(&ctx.admin, filter).await.unwrap();
+        seen.extend(page.items.iter().map(|t| t.id.to_string()));
+        match page.next_cursor {
+            Some(c) => after = Some(tid(&c)),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["t00", "t01", "t02", "t03", "t04", "t05", "t06"]);
+
+    let gold = TenantFilter { tier: Some(tier("gold")), limit: 100, ..Default::default() };
+    let ids: Vec<String> = ctx.registry.list_tenants(&ctx.admin, gold).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(ids, ["t00", "t02", "t04", "t06"]);
+    let suspended = TenantFilter { status: Some(TenantStatus::Suspended), limit: 100, ..Default::default() };
+    let ids: Vec<String> =
+        ctx.registry.list_tenants(&ctx.admin, suspended).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(ids, ["t03"]);
+}
+
+pub async fn update_uses_optimistic_concurrency(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "hr", "silver").await;
+    let scope = ctx.admin.act_in(tid("hr"));
+    let patch = TenantPatch { name: Some("HR Operations".into()), ..Default::default() };
+    let v2 = ctx.registry.update_tenant(&scope, patch.clone(), Some(1)).await.unwrap();
+    assert_eq!((v2.version, v2.name.as_str()), (2, "HR Operations"));
+    let stale = ctx.registry.update_tenant(&scope, patch, Some(1)).await.unwrap_err();
+    assert!(matches!(stale, AppError::VersionConflict { expected: 1, current: 2, .. }), "{stale:?}");
+
+    // at the store level, two writers racing from the same version: exactly one wins
+    let t = ctx.registry.get_tenant(&scope).await.unwrap();
+    let mut a = t.clone();
+    a.name = "A".into();
+    a.version += 1;
+    let mut b = t.clone();
+    b.name = "B".into();
+    b.version += 1;
+    let audit = |op: &str| tenantry_app::AuditRecord {
+        at: t.updated_at,
+        actor: ctx.admin.actor().clone(),
+        tenant: Some(t.id.clone()),
+        operation: op.into(),
+        before: None,
+        after: None,
+        reason: None,
+    };
+    let (audit_a, audit_b) = (audit("a"), audit("b"));
+    let (ra, rb) = tokio::join!(
+        ctx.store().update_tenant(&scope, &a, t.version, &audit_a),
+        ctx.store().update_tenant(&scope, &b, t.version, &audit_b)
+    );
+    assert_eq!(ra.is_ok() as u8 + rb.is_ok() as u8, 1, "exactly one concurrent writer wins: {ra:?} {rb:?}");
+    let loser = if ra.is_ok() { rb } else { ra };
+    assert!(matches!(loser, Err(StoreError::VersionConflict { current: 3 })), "{loser:?}");
+    let audit_ops: Vec<String> =
+        ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+    assert_eq!(audit_ops.iter().filter(|o| *o == "a" || *o == "b").count(), 1, "the loser left no audit entry");
+}
+
+pub async fn tier_change_applies_new_defaults(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    ctx.registry.create_tenant(&ctx.admin, full_tenant("mkt", "silver")).await.unwrap();
+    let scope = ctx.admin.act_in(tid("mkt"));
+    let patch = TenantPatch { tier: Some(tier("gold")), ..Default::default() };
+    let up = ctx.registry.update_tenant(&scope, patch, None).await.unwrap();
+    assert_eq!(up.tier.as_str(), "gold");
+    assert_eq!(up.limits.max_users, 42, "explicit limit kept");
+    assert_eq!(up.limits.max_queries_per_day, 10_000, "default limit follows the tier");
+    let bad = TenantPatch { tier: Some(tier("diamond")), ..Default::default() };
+    assert_eq!(ctx.registry.update_tenant(&scope, bad, None).await.unwrap_err().code(), "tier_not_found");
+}
+
+pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "legal", "gold").await;
+    create(&ctx, "finance", "platinum").await;
+    let legal = ctx.admin.act_in(tid("legal"));
+    let finance = ctx.admin.act_in(tid("finance"));
+
+    let refused = ctx.registry.transition(&finance, TenantStatus::Deleted, "cleanup", None, None).await.unwrap_err();
+    assert_eq!(refused.code(), "invalid_transition");
+    assert!(refused.to_string().contains("from active to deleted"), "{refused}");
+    assert_eq!(ctx.registry.get_tenant(&finance).await.unwrap().status, TenantStatus::Active);
+
+    ctx.registry.transition(&legal, TenantStatus::Suspended, "legal hold review", None, None).await.unwrap();
+    let archived = ctx.registry.transition(&legal, TenantStatus::Archived, "matter closed", None, None).await.unwrap();
+    assert_eq!(archived.retention_until, Some(archived.status_changed_at + Duration::days(180)), "gold retention");
+    let early = ctx.registry.transition(&legal, TenantStatus::Deleted, "purge", None, None).await.unwrap_err();
+    assert_eq!(early.code(), "retention_active");
+    ctx.clock.advance(Duration::days(181));
+    let deleted = ctx.registry.transition(&legal, TenantStatus::Deleted, "purge", None, None).await.unwrap();
+    assert_eq!(deleted.status, TenantStatus::Deleted);
+    let after = ctx.registry.update_tenant(&legal, TenantPatch { name: Some("x".into()), ..Default::default() }, None).await;
+    assert_eq!(after.unwrap_err().code(), "invalid_input");
+
+    let entries = ctx.registry.tenant_audit(&legal, 100).await.unwrap();
+    let summary: Vec<(String, Option<String>)> =
+        entries.iter().map(|e| (e.record.operation.clone(), e.record.reason.clone())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("tenant.create".to_string(), None),
+            ("tenant.transition.suspended".to_string(), Some("legal hold review".to_string())),
+            ("tenant.transition.archived".to_string(), Some("matter closed".to_string())),
+            ("tenant.transition.deleted".to_string(), Some("purge".to_string())),
+        ]
+    );
+    assert!(entries.iter().all(|e| e.record.actor == *ctx.admin.actor()));
+    assert_eq!(entries[1].record.before.as_ref().unwrap()["status"], "active");
+    assert_eq!(entries[1].record.after.as_ref().unwrap()["status"], "suspended");
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    for (id, t) in [("finance", "platinum"), ("marketing", "silver"), ("hr", "silver")] {
+        create(&ctx, id, t).await;
+    }
+    let set = |scope: FlagScope, k: &str, v: bool| {
+        let r = ctx.registry.clone();
+        let admin = ctx.admin.clone();
+        let k = key(k);
+        async move { r.set_flag(&admin, scope, k, FlagValue::Bool(v)).await.unwrap() }
+    };
+    set(FlagScope::Global, "basic_search", true).await;
+    set(FlagScope::Global, "advanced_analytics", false).await;
+    set(FlagScope::Tier(tier("platinum")), "advanced_analytics", true).await;
+    set(FlagScope::Tenant(tid("marketing")), "advanced_analytics", true).await;
+
+    let eval = |id: &str| {
+        let r = ctx.registry.clone();
+        let scope = ctx.admin.act_in(tid(id));
+        async move { r.evaluate_flag(&scope, &key("advanced_analytics")).await.unwrap() }
+    };
+    assert_eq!(eval("finance").await, Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier });
+    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant });
+    assert_eq!(eval("hr").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global });
+    let unknown = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("no_such_flag")).await.unwrap();
+    assert_eq!(unknown, Evaluation::Unknown);
+
+    // replacing a value, typed values, deleting
+    ctx.registry
+        .set_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics"), FlagValue::Bool(false))
+        .await
+        .unwrap();
+    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant });
+    ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await.unwrap();
+    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global });
+    let gone = ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
+    assert_eq!(gone.unwrap_err().code(), "flag_not_found");
+    let json = FlagValue::Json(serde_json::json!({"model": "small", "top_k": 5}));
+    ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("silver")), key("rag.config"), json.clone()).await.unwrap();
+    let got = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("rag.config")).await.unwrap();
+    assert_eq!(got, Evaluation::Resolved { value: json, level: FlagLevel::Tier });
+
+    // scopes must name something that exists
+    let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("diamond")), key("x"), FlagValue::Bool(true)).await;
+    assert_eq!(e.unwrap_err().code(), "tier_not_found");
+    let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tenant(tid("ghost")), key("x"), FlagValue::Bool(true)).await;
+    assert_eq!(e.unwrap_err().code(), "tenant_not_found");
+
+    let rows = ctx.registry.list_flags(&ctx.admin).await.unwrap();
+    assert_eq!(rows.len(), 4);
+}
+
+/// Adversarial: through every scoped port method, tenant B's scope never reaches tenant A's data.
+pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    ctx.registry.create_tenant(&ctx.admin, full_tenant("tenant_a", "gold")).await.unwrap();
+    create(&ctx, "tenant_b", "gold").await;
+    ctx.registry
+        .set_flag(&ctx.admin, FlagScope::Tenant(tid("tenant_a")), key("secret_beta"), FlagValue::Bool(true))
+        .await
+        .unwrap();
+    let a = ctx.admin.act_in(tid("tenant_a"));
+    let b = ctx.admin.act_in(tid("tenant_b"));
+
+    // flags: A's override is not even loaded for B
+    let b_flags = ctx.store().flags_for_tenant(&b).await.unwrap();
+    assert_eq!(b_flags.keys().len(), 0, "B sees no key defined only for A");
+    assert_eq!(ctx.registry.evaluate_flag(&b, &key("secret_beta")).await.unwrap(), Evaluation::Unknown);
+
+    // writing A's row through B's scope is refused and changes nothing
+    let mut forged = ctx.registry.get_tenant(&a).await.unwrap();
+    forged.name = "pwned".into();
+    forged.version += 1;
+    let audit = tenantry_app::AuditRecord {
+        at: forged.updated_at,
+        actor: b.actor().clone(),
+        tenant: Some(tid("tenant_b")),
+        operation: "forged".into(),
+        before: None,
+        after: None,
+        reason: None,
+    };
+    let r = ctx.store().update_tenant(&b, &forged, 1, &audit).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert_eq!(ctx.registry.get_tenant(&a).await.unwrap().name, "Tenant tenant_a");
+
+    // audit: B's trail holds only B's entries
+    let b_audit = ctx.registry.tenant_audit(&b, 100).await.unwrap();
+    assert!(!b_audit.is_empty());
+    assert!(b_audit.iter().all(|e| e.record.tenant == Some(tid("tenant_b"))), "{b_audit:?}");
+    assert!(b_audit.iter().all(|e| e.record.operation != "forged"));
+}
+
+pub async fn health_is_scored_and_stored(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "legal", "gold").await;
+    let scope = ctx.admin.act_in(tid("legal"));
+    let signals = HealthSignals::new(600.0, 0.02, 0.95, 0.85).unwrap();
+    let (t, report) = ctx.registry.record_health(&scope, signals).await.unwrap();
+    assert_eq!(report.score, 70.0);
+    assert_eq!(ctx.registry.get_tenant(&scope).await.unwrap().health_score, Some(70.0));
+    assert_eq!(t.health_updated_at, Some(ctx.clock.now()));
+}
+
+pub async fn statistics_count_by_status_tier_and_health(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    for (id, t) in [("a1", "gold"), ("a2", "gold"), ("a3", "silver")] {
+        create(&ctx, id, t).await;
+    }
+    ctx.registry.transition(&ctx.admin.act_in(tid("a3")), TenantStatus::Suspended, "why", None, None).await.unwrap();
+    let s = HealthSignals::new(1200.0, 0.10, 0.80, 0.95).unwrap();
+    ctx.registry.record_health(&ctx.admin.act_in(tid("a1")), s).await.unwrap();
+    let stats = ctx.registry.statistics(&ctx.admin).await.unwrap();
+    assert_eq!(stats.total, 3);
+    let pairs = |v: &[(String, i64)]| v.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(",");
+    assert_eq!(pairs(&stats.by_status), "active=2,suspended=1");
+    assert_eq!(pairs(&stats.by_tier), "gold=2,silver=1");
+    assert_eq!(pairs(&stats.by_health), "critical=1,unknown=2");
+}
+
+/// The store's own constraints refuse invalid rows even when the application layer is bypassed.
+pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "ops", "gold").await;
+    let scope = ctx.admin.act_in(tid("ops"));
+    let current = ctx.registry.get_tenant(&scope).await.unwrap();
+    let audit = tenantry_app::AuditRecord {
+        at: current.updated_at,
+        actor: ctx.admin.actor().clone(),
+        tenant: Some(tid("ops")),
+        operation: "bypass".into(),
+        before: None,
+        after: None,
+        reason: None,
+    };
+    let mut bad_sla = current.clone();
+    bad_sla.limits.sla_target = 1.5;
+    bad_sla.version += 1;
+    let r = ctx.store().update_tenant(&scope, &bad_sla, current.version, &audit).await;
+    assert!(matches!(r, Err(StoreError::ConstraintViolated(_))), "{r:?}");
+    let mut bad_users = current.clone();
+    bad_users.limits.max_users = 0;
+    bad_users.version += 1;
+    let r = ctx.store().update_tenant(&scope, &bad_users, current.version, &audit).await;
+    assert!(matches!(r, Err(StoreError::ConstraintViolated(_))), "{r:?}");
+    let mut bad_archive = current.clone();
+    bad_archive.status = TenantStatus::Archived; // archived without a retention date
+    bad_archive.version += 1;
+    let r = ctx.store().update_tenant(&scope, &bad_archive, current.version, &audit).await;
+    assert!(matches!(r, Err(StoreError::ConstraintViolated(_))), "{r:?}");
+    assert_eq!(ctx.registry.get_tenant(&scope).await.unwrap(), current, "nothing was written");
+    let ops: Vec<String> = ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+    assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
+}
+
+/// Generates one `#[tokio::test]` per contract case. `$make` is an async expression yielding a
+/// fresh, empty, migrated `Arc<dyn Store>`.
+#[macro_export]
+macro_rules! contract_suite {
+    ($make:expr) => {
+        $crate::contract_suite!(@cases $make;
+            builtin_tiers_are_seeded,
+            operator_adds_a_tier,
+            tenant_round_trips_every_attribute,
+            create_refuses_duplicates_and_unknown_tiers,
+            list_filters_and_paginates,
+            update_uses_optimistic_concurrency,
+            tier_change_applies_new_defaults,
+            lifecycle_follows_the_machine_and_is_audited,
+            flags_follow_the_hierarchy,
+            a_tenant_scope_never_reaches_another_tenant,
+            health_is_scored_and_stored,
+            statistics_count_by_status_tier_and_health,
+            store_constraints_refuse_invalid_rows,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $make;
+                $crate::$case(store).await;
+            }
+        )*
+    };
+}

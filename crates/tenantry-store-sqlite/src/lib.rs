@@ -1,1 +1,538 @@
-//! placeholder
+//! The embedded store: SQLite in a file under the data directory. The default backend, so that
+//! `tenantry` works on a bare machine; held to the same contract suite as PostgreSQL.
+//!
+//! SQLite has no row-level security: isolation here is the application layer's (every query
+//! filters by the scope's tenant). PostgreSQL adds RLS underneath the same queries.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{Row, Sqlite, Transaction};
+
+use tenantry_app::ports::{AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore};
+use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
+use tenantry_app::{PlatformScope, StoreError, TenantScope};
+use tenantry_domain::{Actor, ActorKind, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, Tier, TierName};
+
+/// Embedded migrations, applied in order; append-only (never edit one that has shipped).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
+
+pub const DB_FILE: &str = "tenantry.db";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unexpected(e: sqlx::Error, what: &'static str) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(anyhow::Error::new(e).context(what))
+        }
+        sqlx::Error::Database(db) if db.is_check_violation() => {
+            StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
+        }
+        other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/tenantry.db` and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("create data directory {}", data_dir.display()))?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options, 4).await
+    }
+
+    /// An in-memory store (one connection, so every query sees the same database). For tests.
+    pub async fn in_memory() -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        Self::connect(options, 1).await
+    }
+
+    async fn connect(options: SqliteConnectOptions, max_connections: u32) -> anyhow::Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("open sqlite database")?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::raw_sql(
+            "create table if not exists schema_migrations (version integer primary key, name text not null, applied_at text not null)",
+        )
+        .execute(&self.pool)
+        .await
+        .context("create schema_migrations")?;
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.context("begin migration")?;
+            let applied: Option<i64> = sqlx::query_scalar("select version from schema_migrations where version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("read schema_migrations")?;
+            if applied.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(*sql).execute(&mut *tx).await.with_context(|| format!("apply migration {version} {name}"))?;
+            sqlx::query("insert into schema_migrations (version, name, applied_at) values (?, ?, datetime('now'))")
+                .bind(version)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .context("record migration")?;
+            tx.commit().await.context("commit migration")?;
+        }
+        // Seed the built-in tier catalog into an empty store (operators may change it afterwards).
+        let n_tiers: i64 = sqlx::query_scalar("select count(*) from tiers").fetch_one(&self.pool).await?;
+        if n_tiers == 0 {
+            let mut tx = self.pool.begin().await?;
+            for tier in Tier::builtin_catalog() {
+                insert_tier_row(&mut tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
+             rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.name)
+    .bind(r.rank)
+    .bind(&r.description)
+    .bind(r.max_users)
+    .bind(r.max_documents)
+    .bind(r.max_queries_per_day)
+    .bind(r.max_storage_gb)
+    .bind(r.rate_limit_per_minute)
+    .bind(r.sla_target)
+    .bind(&r.support_level)
+    .bind(&r.isolation)
+    .bind(r.retention_days)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) { StoreError::AlreadyExists(format!("tier {}", r.name)) } else { unexpected(e, "insert tier") }
+    })?;
+    Ok(())
+}
+
+async fn append_audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation, before, after, reason)
+         values (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.at)
+    .bind(a.actor.kind.as_str())
+    .bind(&a.actor.id)
+    .bind(a.tenant.as_ref().map(|t| t.as_str()))
+    .bind(&a.operation)
+    .bind(a.before.as_ref().map(Json))
+    .bind(a.after.as_ref().map(Json))
+    .bind(&a.reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| unexpected(e, "append audit entry"))?;
+    Ok(())
+}
+
+/// The tenant columns in bind order (a macro so that queries stay `&'static str` literals).
+macro_rules! tenant_columns {
+    () => {
+        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
+         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
+         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
+         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
+    };
+}
+
+fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, StoreError> {
+    let get = |e: sqlx::Error| unexpected(e, "read tenant row");
+    let record = TenantRecord {
+        tenant_id: row.try_get("tenant_id").map_err(get)?,
+        name: row.try_get("name").map_err(get)?,
+        billing_email: row.try_get("billing_email").map_err(get)?,
+        owner: row.try_get("owner").map_err(get)?,
+        tier: row.try_get("tier").map_err(get)?,
+        max_users: row.try_get("max_users").map_err(get)?,
+        max_documents: row.try_get("max_documents").map_err(get)?,
+        max_queries_per_day: row.try_get("max_queries_per_day").map_err(get)?,
+        max_storage_gb: row.try_get("max_storage_gb").map_err(get)?,
+        rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err(get)?,
+        sla_target: row.try_get("sla_target").map_err(get)?,
+        support_level: row.try_get("support_level").map_err(get)?,
+        explicit_limits: row.try_get::<Json<serde_json::Value>, _>("explicit_limits").map_err(get)?.0,
+        cost_center: row.try_get("cost_center").map_err(get)?,
+        monthly_budget_minor: row.try_get("monthly_budget_minor").map_err(get)?,
+        budget_currency: row.try_get("budget_currency").map_err(get)?,
+        status: row.try_get("status").map_err(get)?,
+        status_reason: row.try_get("status_reason").map_err(get)?,
+        status_changed_at: row.try_get("status_changed_at").map_err(get)?,
+        retention_until: row.try_get("retention_until").map_err(get)?,
+        health_score: row.try_get("health_score").map_err(get)?,
+        health_updated_at: row.try_get("health_updated_at").map_err(get)?,
+        compliance_tags: row.try_get::<Json<serde_json::Value>, _>("compliance_tags").map_err(get)?.0,
+        data_region: row.try_get("data_region").map_err(get)?,
+        metadata: row.try_get::<Json<serde_json::Value>, _>("metadata").map_err(get)?.0,
+        version: row.try_get("version").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        updated_at: row.try_get("updated_at").map_err(get)?,
+    };
+    Tenant::try_from(record)
+}
+
+fn tier_from_row(row: &SqliteRow) -> Result<Tier, StoreError> {
+    let get = |e: sqlx::Error| unexpected(e, "read tier row");
+    Tier::try_from(TierRecord {
+        name: row.try_get("name").map_err(get)?,
+        rank: row.try_get("rank").map_err(get)?,
+        description: row.try_get("description").map_err(get)?,
+        max_users: row.try_get("max_users").map_err(get)?,
+        max_documents: row.try_get("max_documents").map_err(get)?,
+        max_queries_per_day: row.try_get("max_queries_per_day").map_err(get)?,
+        max_storage_gb: row.try_get("max_storage_gb").map_err(get)?,
+        rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err(get)?,
+        sla_target: row.try_get("sla_target").map_err(get)?,
+        support_level: row.try_get("support_level").map_err(get)?,
+        isolation: row.try_get("isolation").map_err(get)?,
+        retention_days: row.try_get("retention_days").map_err(get)?,
+    })
+}
+
+#[async_trait]
+impl TierStore for SqliteStore {
+    async fn list_tiers(&self) -> Result<Vec<Tier>, StoreError> {
+        let rows = sqlx::query("select * from tiers order by rank, name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| unexpected(e, "list tiers"))?;
+        rows.iter().map(tier_from_row).collect()
+    }
+
+    async fn get_tier(&self, name: &TierName) -> Result<Option<Tier>, StoreError> {
+        let row = sqlx::query("select * from tiers where name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| unexpected(e, "get tier"))?;
+        row.as_ref().map(tier_from_row).transpose()
+    }
+
+    async fn insert_tier(&self, _access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tier"))
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn insert_tenant(&self, _access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+        let r = TenantRecord::from(tenant);
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        bind_tenant(sqlx::query(concat!(
+            "insert into tenants (",
+            tenant_columns!(),
+            ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )), &r)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
+                } else {
+                    unexpected(e, "insert tenant")
+                }
+            })?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tenant"))
+    }
+
+    async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query(concat!("select ", tenant_columns!(), " from tenants where tenant_id = ?"))
+            .bind(scope.tenant().as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| unexpected(e, "get tenant"))?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn list_tenants(&self, _access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "select ",
+            tenant_columns!(),
+            " from tenants
+             where (?1 is null or status = ?1) and (?2 is null or tier = ?2) and (?3 is null or tenant_id > ?3)
+             order by tenant_id limit ?4"
+        ))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.tier.as_ref().map(|t| t.as_str()))
+        .bind(filter.after.as_ref().map(|t| t.as_str()))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unexpected(e, "list tenants"))?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        tenant: &Tenant,
+        expected_version: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        if tenant.id != *scope.tenant() {
+            // a scope never writes another tenant's row
+            return Err(StoreError::NotFound);
+        }
+        let r = TenantRecord::from(tenant);
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let sql = "update tenants set tenant_id = ?, name = ?, billing_email = ?, owner = ?, tier = ?, max_users = ?,
+            max_documents = ?, max_queries_per_day = ?, max_storage_gb = ?, rate_limit_per_minute = ?, sla_target = ?,
+            support_level = ?, explicit_limits = ?, cost_center = ?, monthly_budget_minor = ?, budget_currency = ?,
+            status = ?, status_reason = ?, status_changed_at = ?, retention_until = ?, health_score = ?,
+            health_updated_at = ?, compliance_tags = ?, data_region = ?, metadata = ?, version = ?, created_at = ?,
+            updated_at = ?
+            where tenant_id = ? and version = ?";
+        let result = bind_tenant(sqlx::query(sql), &r)
+            .bind(scope.tenant().as_str())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "update tenant"))?;
+        if result.rows_affected() == 0 {
+            let current: Option<i64> = sqlx::query_scalar("select version from tenants where tenant_id = ?")
+                .bind(scope.tenant().as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| unexpected(e, "read tenant version"))?;
+            return Err(match current {
+                Some(current) => StoreError::VersionConflict { current },
+                None => StoreError::NotFound,
+            });
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tenant update"))
+    }
+
+    async fn statistics(&self, _access: &PlatformScope) -> Result<Statistics, StoreError> {
+        let pairs = |sql: &'static str| async move {
+            sqlx::query_as::<_, (String, i64)>(sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| unexpected(e, "statistics"))
+        };
+        Ok(Statistics {
+            total: sqlx::query_scalar("select count(*) from tenants")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| unexpected(e, "statistics"))?,
+            by_status: pairs("select status, count(*) from tenants group by status order by status").await?,
+            by_tier: pairs("select tier, count(*) from tenants group by tier order by tier").await?,
+            by_health: pairs(
+                "select case when health_score is null then 'unknown' when health_score >= 70 then 'healthy'
+                             when health_score >= 50 then 'warning' else 'critical' end as class, count(*)
+                 from tenants group by class order by class",
+            )
+            .await?,
+        })
+    }
+}
+
+fn bind_tenant<'q>(
+    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    r: &'q TenantRecord,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(&r.tenant_id)
+        .bind(&r.name)
+        .bind(&r.billing_email)
+        .bind(&r.owner)
+        .bind(&r.tier)
+        .bind(r.max_users)
+        .bind(r.max_documents)
+        .bind(r.max_queries_per_day)
+        .bind(r.max_storage_gb)
+        .bind(r.rate_limit_per_minute)
+        .bind(r.sla_target)
+        .bind(&r.support_level)
+        .bind(Json(&r.explicit_limits))
+        .bind(&r.cost_center)
+        .bind(r.monthly_budget_minor)
+        .bind(&r.budget_currency)
+        .bind(&r.status)
+        .bind(&r.status_reason)
+        .bind(r.status_changed_at)
+        .bind(r.retention_until)
+        .bind(r.health_score)
+        .bind(r.health_updated_at)
+        .bind(Json(&r.compliance_tags))
+        .bind(&r.data_region)
+        .bind(Json(&r.metadata))
+        .bind(r.version)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+}
+
+#[async_trait]
+impl FlagStore for SqliteStore {
+    async fn set_flag(
+        &self,
+        _access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        sqlx::query(
+            "insert into flag_values (scope, scope_id, flag_key, value, updated_at) values (?, ?, ?, ?, ?)
+             on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(scope.level().as_str())
+        .bind(scope.scope_id())
+        .bind(key.as_str())
+        .bind(Json(value.to_json()))
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "set flag"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit flag"))
+    }
+
+    async fn delete_flag(
+        &self,
+        _access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let result = sqlx::query("delete from flag_values where scope = ? and scope_id = ? and flag_key = ?")
+            .bind(scope.level().as_str())
+            .bind(scope.scope_id())
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "delete flag"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit flag delete"))
+    }
+
+    async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>)>(
+            "select scope, scope_id, flag_key, value from flag_values
+             where scope in ('global', 'tier') or (scope = 'tenant' and scope_id = ?)",
+        )
+        .bind(scope.tenant().as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unexpected(e, "load flags"))?;
+        let mut set = FlagSet::new();
+        for (s, id, key, value) in rows {
+            let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+            set.set(scope, key, value);
+        }
+        Ok(set)
+    }
+
+    async fn list_flags(&self, _access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, time::OffsetDateTime)>(
+            "select scope, scope_id, flag_key, value, updated_at from flag_values order by flag_key,
+                 case scope when 'global' then 0 when 'tier' then 1 else 2 end, scope_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unexpected(e, "list flags"))?;
+        rows.into_iter()
+            .map(|(s, id, key, value, updated_at)| {
+                let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+                Ok(FlagRow { scope, key, value, updated_at })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
+             from audit_log where tenant_id = ? order by seq limit ?",
+        )
+        .bind(scope.tenant().as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unexpected(e, "read audit"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| unexpected(e, "read audit row");
+                let kind: String = row.try_get("actor_kind").map_err(get)?;
+                let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
+                Ok(AuditEntry {
+                    seq: row.try_get("seq").map_err(get)?,
+                    record: AuditRecord {
+                        at: row.try_get("at").map_err(get)?,
+                        actor: Actor::new(
+                            ActorKind::parse(&kind).ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("bad actor kind {kind}")))?,
+                            row.try_get::<String, _>("actor_id").map_err(get)?,
+                        ),
+                        tenant: tenant.as_deref().map(TenantId::parse).transpose().map_err(|e| StoreError::Unexpected(e.into()))?,
+                        operation: row.try_get("operation").map_err(get)?,
+                        before: row.try_get::<Option<Json<serde_json::Value>>, _>("before").map_err(get)?.map(|j| j.0),
+                        after: row.try_get::<Option<Json<serde_json::Value>>, _>("after").map_err(get)?.map(|j| j.0),
+                        reason: row.try_get("reason").map_err(get)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| unexpected(e, "ping"))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,91 @@
+//! Errors of the application layer: each a refusal a person can act on, or `Unexpected`.
+
+use tenantry_domain::{FlagKey, LifecycleError, TenantError, TenantId, TierName};
+
+/// What a store adapter reports. Adapters map their own constraint names onto these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("version conflict: the stored version is {current}")]
+    VersionConflict { current: i64 },
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    ConstraintViolated(String),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("unexpected store failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("tenant {0} does not exist")]
+    TenantNotFound(TenantId),
+    #[error("tier {0} does not exist: list tiers with `tenantry tier list`")]
+    TierNotFound(TierName),
+    #[error("flag {0} has no value at that scope")]
+    FlagNotFound(FlagKey),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("tenant {tenant} was changed concurrently: you expected version {expected}, it is at {current}; re-read it and retry")]
+    VersionConflict { tenant: TenantId, expected: i64, current: i64 },
+    #[error(transparent)]
+    InvalidTransition(LifecycleError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the store is unavailable; try again shortly")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("unexpected internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl AppError {
+    /// A stable machine code for this error, used by the CLI's `--json` errors and the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::TenantNotFound(_) => "tenant_not_found",
+            AppError::TierNotFound(_) => "tier_not_found",
+            AppError::FlagNotFound(_) => "flag_not_found",
+            AppError::AlreadyExists(_) => "already_exists",
+            AppError::VersionConflict { .. } => "version_conflict",
+            AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => "retention_active",
+            AppError::InvalidTransition(_) => "invalid_transition",
+            AppError::Invalid(_) => "invalid_input",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::Unavailable(_) => "store_unavailable",
+            AppError::Unexpected(_) => "internal",
+        }
+    }
+}
+
+impl From<TenantError> for AppError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::Lifecycle(LifecycleError::UnknownStatus(s)) => {
+                AppError::Invalid(LifecycleError::UnknownStatus(s).to_string())
+            }
+            TenantError::Lifecycle(l) => AppError::InvalidTransition(l),
+            other => AppError::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
+            StoreError::ConstraintViolated(msg) => AppError::Invalid(msg),
+            StoreError::Unavailable(e) => AppError::Unavailable(e),
+            StoreError::Unexpected(e) => AppError::Unexpected(e),
+            // callers translate these two with their context; reaching here is a bug in a caller
+            StoreError::NotFound => AppError::Unexpected(anyhow::anyhow!("store reported not found without context")),
+            StoreError::VersionConflict { current } => {
+                AppError::Unexpected(anyhow::anyhow!("version conflict (current {current}) without context"))
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Ports: the narrow capabilities the use-cases need from a backend. One implementation per
+//! backend (SQLite embedded, PostgreSQL), all held to the same contract suite (`tenantry-contract`).
+//!
+//! Every method takes the scope it acts under. Backends with database-level isolation (PostgreSQL
+//! RLS) turn that scope into the transaction-local tenant context; the others still filter by it.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use tenantry_domain::{
+    Actor, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, TenantStatus, Tier, TierName,
+};
+
+use crate::access::{PlatformScope, TenantScope};
+use crate::error::StoreError;
+
+/// The time source. Use-cases ask it; the domain is handed the answer.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    /// Now, truncated to microseconds: the finest precision every backend stores, so a value
+    /// read back equals the value written.
+    fn now(&self) -> OffsetDateTime {
+        let now = OffsetDateTime::now_utc();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+    }
+}
+
+/// One audit entry, written by the store in the same transaction as the change it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub at: OffsetDateTime,
+    pub actor: Actor,
+    pub tenant: Option<TenantId>,
+    pub operation: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub reason: Option<String>,
+}
+
+/// Filters and cursor for listing tenants. The cursor is the last tenant id of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub tier: Option<TierName>,
+    pub after: Option<TenantId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Registry-wide counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Statistics {
+    pub total: i64,
+    pub by_status: Vec<(String, i64)>,
+    pub by_tier: Vec<(String, i64)>,
+    /// healthy / warning / critical / unknown (no score yet).
+    pub by_health: Vec<(String, i64)>,
+}
+
+/// A flag value at one scope, as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagRow {
+    pub scope: FlagScope,
+    pub key: FlagKey,
+    pub value: FlagValue,
+    pub updated_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait TierStore: Send + Sync {
+    async fn list_tiers(&self) -> Result<Vec<Tier>, StoreError>;
+    async fn get_tier(&self, name: &TierName) -> Result<Option<Tier>, StoreError>;
+    /// Inserts a new tier; `AlreadyExists` if the name is taken.
+    async fn insert_tier(&self, access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Inserts a new tenant with its audit entry; `AlreadyExists` if the id is taken.
+    async fn insert_tenant(&self, access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError>;
+    async fn list_tenants(&self, access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError>;
+    /// Replaces the tenant row if its stored version is still `expected_version`: `VersionConflict`
+    /// with the current version otherwise, `NotFound` if the tenant is not visible in `scope`.
+    async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        tenant: &Tenant,
+        expected_version: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, StoreError>;
+}
+
+#[async_trait]
+pub trait FlagStore: Send + Sync {
+    /// Sets a flag value at a scope (insert or replace), with its audit entry.
+    async fn set_flag(
+        &self,
+        access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Removes a flag value at a scope; `NotFound` if there was none.
+    async fn delete_flag(&self, access: &PlatformScope, scope: &FlagScope, key: &FlagKey, audit: &AuditRecord)
+    -> Result<(), StoreError>;
+    /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only.
+    async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError>;
+    /// Every flag value at every scope.
+    async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Audit entries of one tenant, oldest first.
+    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// An audit entry as read back, with its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub record: AuditRecord,
+}
+
+/// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: TierStore + TenantStore + FlagStore + AuditLog {
+    /// Whether the backend answers (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// A short name for logs and `doctor`: "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,254 @@
+//! Flat, storage-friendly forms of domain values, shared by every SQL backend so that row
+//! mapping is written once: the adapters only move columns in and out of these records.
+
+use std::collections::BTreeSet;
+
+use time::OffsetDateTime;
+
+use tenantry_domain::{
+    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, IsolationMode, Label, LimitOverrides, Limits, Money, Tenant,
+    TenantId, TenantStatus, Tier, TierName,
+};
+
+use crate::error::StoreError;
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("stored {what} is not valid: {err}"))
+}
+
+/// A tenant as one row of columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    pub tenant_id: String,
+    pub name: String,
+    pub billing_email: Option<String>,
+    pub owner: Option<String>,
+    pub tier: String,
+    pub max_users: i64,
+    pub max_documents: i64,
+    pub max_queries_per_day: i64,
+    pub max_storage_gb: i64,
+    pub rate_limit_per_minute: i64,
+    pub sla_target: f64,
+    pub support_level: String,
+    /// JSON array of the limit field names set explicitly.
+    pub explicit_limits: serde_json::Value,
+    pub cost_center: Option<String>,
+    pub monthly_budget_minor: Option<i64>,
+    pub budget_currency: Option<String>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub status_changed_at: OffsetDateTime,
+    pub retention_until: Option<OffsetDateTime>,
+    pub health_score: Option<f64>,
+    pub health_updated_at: Option<OffsetDateTime>,
+    /// JSON array of labels.
+    pub compliance_tags: serde_json::Value,
+    pub data_region: String,
+    pub metadata: serde_json::Value,
+    pub version: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Tenant> for TenantRecord {
+    fn from(t: &Tenant) -> Self {
+        TenantRecord {
+            tenant_id: t.id.to_string(),
+            name: t.name.clone(),
+            billing_email: t.billing_email.clone(),
+            owner: t.owner.clone(),
+            tier: t.tier.to_string(),
+            max_users: t.limits.max_users,
+            max_documents: t.limits.max_documents,
+            max_queries_per_day: t.limits.max_queries_per_day,
+            max_storage_gb: t.limits.max_storage_gb,
+            rate_limit_per_minute: t.limits.rate_limit_per_minute,
+            sla_target: t.limits.sla_target,
+            support_level: t.limits.support_level.to_string(),
+            explicit_limits: serde_json::json!(t.limit_overrides.explicit_fields()),
+            cost_center: t.cost_center.clone(),
+            monthly_budget_minor: t.monthly_budget.as_ref().map(|m| m.minor_units()),
+            budget_currency: t.monthly_budget.as_ref().map(|m| m.currency().as_str().to_owned()),
+            status: t.status.as_str().to_owned(),
+            status_reason: t.status_reason.clone(),
+            status_changed_at: t.status_changed_at,
+            retention_until: t.retention_until,
+            health_score: t.health_score,
+            health_updated_at: t.health_updated_at,
+            compliance_tags: serde_json::json!(t.compliance_tags.iter().map(|l| l.as_str()).collect::<Vec<_>>()),
+            data_region: t.data_region.to_string(),
+            metadata: t.metadata.clone(),
+            version: t.version,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+fn string_list(what: &str, v: &serde_json::Value) -> Result<Vec<String>, StoreError> {
+    serde_json::from_value(v.clone()).map_err(|e| corrupt(what, e))
+}
+
+impl TryFrom<TenantRecord> for Tenant {
+    type Error = StoreError;
+
+    fn try_from(r: TenantRecord) -> Result<Self, StoreError> {
+        let limits = Limits {
+            max_users: r.max_users,
+            max_documents: r.max_documents,
+            max_queries_per_day: r.max_queries_per_day,
+            max_storage_gb: r.max_storage_gb,
+            rate_limit_per_minute: r.rate_limit_per_minute,
+            sla_target: r.sla_target,
+            support_level: Label::parse(&r.support_level).map_err(|e| corrupt("support_level", e))?,
+        };
+        let explicit = string_list("explicit_limits", &r.explicit_limits)?;
+        let monthly_budget = match (r.monthly_budget_minor, r.budget_currency) {
+            (Some(minor), Some(cur)) => Some(
+                Money::new(minor, Currency::parse(&cur).map_err(|e| corrupt("currency", e))?)
+                    .map_err(|e| corrupt("budget", e))?,
+            ),
+            _ => None,
+        };
+        let tags = string_list("compliance_tags", &r.compliance_tags)?
+            .iter()
+            .map(|t| Label::parse(t).map_err(|e| corrupt("compliance tag", e)))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        Ok(Tenant {
+            id: TenantId::parse(&r.tenant_id).map_err(|e| corrupt("tenant_id", e))?,
+            name: r.name,
+            billing_email: r.billing_email,
+            owner: r.owner,
+            tier: TierName::parse(&r.tier).map_err(|e| corrupt("tier", e))?,
+            limit_overrides: LimitOverrides::from_explicit(&limits, &explicit),
+            limits,
+            cost_center: r.cost_center,
+            monthly_budget,
+            status: TenantStatus::parse(&r.status).map_err(|e| corrupt("status", e))?,
+            status_reason: r.status_reason,
+            status_changed_at: r.status_changed_at,
+            retention_until: r.retention_until,
+            health_score: r.health_score,
+            health_updated_at: r.health_updated_at,
+            compliance_tags: tags,
+            data_region: Label::parse(&r.data_region).map_err(|e| corrupt("data_region", e))?,
+            metadata: r.metadata,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// A tier as one row of columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierRecord {
+    pub name: String,
+    pub rank: i64,
+    pub description: String,
+    pub max_users: i64,
+    pub max_documents: i64,
+    pub max_queries_per_day: i64,
+    pub max_storage_gb: i64,
+    pub rate_limit_per_minute: i64,
+    pub sla_target: f64,
+    pub support_level: String,
+    pub isolation: String,
+    pub retention_days: i64,
+}
+
+impl From<&Tier> for TierRecord {
+    fn from(t: &Tier) -> Self {
+        let l = &t.default_limits;
+        TierRecord {
+            name: t.name.to_string(),
+            rank: i64::from(t.rank),
+            description: t.description.clone(),
+            max_users: l.max_users,
+            max_documents: l.max_documents,
+            max_queries_per_day: l.max_queries_per_day,
+            max_storage_gb: l.max_storage_gb,
+            rate_limit_per_minute: l.rate_limit_per_minute,
+            sla_target: l.sla_target,
+            support_level: l.support_level.to_string(),
+            isolation: t.isolation.as_str().to_owned(),
+            retention_days: i64::from(t.retention_days),
+        }
+    }
+}
+
+impl TryFrom<TierRecord> for Tier {
+    type Error = StoreError;
+
+    fn try_from(r: TierRecord) -> Result<Self, StoreError> {
+        Tier::new(
+            TierName::parse(&r.name).map_err(|e| corrupt("tier name", e))?,
+            i32::try_from(r.rank).map_err(|e| corrupt("tier rank", e))?,
+            r.description,
+            Limits {
+                max_users: r.max_users,
+                max_documents: r.max_documents,
+                max_queries_per_day: r.max_queries_per_day,
+                max_storage_gb: r.max_storage_gb,
+                rate_limit_per_minute: r.rate_limit_per_minute,
+                sla_target: r.sla_target,
+                support_level: Label::parse(&r.support_level).map_err(|e| corrupt("support_level", e))?,
+            },
+            IsolationMode::parse(&r.isolation).map_err(|e| corrupt("isolation", e))?,
+            u32::try_from(r.retention_days).map_err(|e| corrupt("retention_days", e))?,
+        )
+        .map_err(|e| corrupt("tier", e))
+    }
+}
+
+/// Rebuilds a flag scope and value from stored columns (`scope`, `scope_id`, JSON value).
+pub fn flag_from_columns(
+    scope: &str,
+    scope_id: &str,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<(FlagScope, FlagKey, FlagValue), StoreError> {
+    let level = FlagLevel::parse(scope).map_err(|e| corrupt("flag scope", e))?;
+    let scope = FlagScope::from_parts(level, Some(scope_id)).map_err(|e| corrupt("flag scope", e))?;
+    let key = FlagKey::parse(key).map_err(|e| corrupt("flag key", e))?;
+    let value = FlagValue::from_json(value).map_err(|e| corrupt("flag value", e))?;
+    Ok((scope, key, value))
+}
+
+impl TenantRecord {
+    /// The record as a JSON object, for audit before/after snapshots.
+    pub fn to_json(&self) -> serde_json::Value {
+        let time = |t: OffsetDateTime| tenantry_domain::tenant::format_time(t);
+        serde_json::json!({
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "billing_email": self.billing_email,
+            "owner": self.owner,
+            "tier": self.tier,
+            "max_users": self.max_users,
+            "max_documents": self.max_documents,
+            "max_queries_per_day": self.max_queries_per_day,
+            "max_storage_gb": self.max_storage_gb,
+            "rate_limit_per_minute": self.rate_limit_per_minute,
+            "sla_target": self.sla_target,
+            "support_level": self.support_level,
+            "explicit_limits": self.explicit_limits,
+            "cost_center": self.cost_center,
+            "monthly_budget_minor": self.monthly_budget_minor,
+            "budget_currency": self.budget_currency,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "status_changed_at": time(self.status_changed_at),
+            "retention_until": self.retention_until.map(time),
+            "health_score": self.health_score,
+            "health_updated_at": self.health_updated_at.map(time),
+            "compliance_tags": self.compliance_tags,
+            "data_region": self.data_region,
+            "metadata": self.metadata,
+            "version": self.version,
+            "created_at": time(self.created_at),
+            "updated_at": time(self.updated_at),
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! The registry use-cases: create, read, update and move tenants along their lifecycle; set and
+//! evaluate flags; manage tiers; record health. Each write is one store call that commits the
+//! change together with its audit entry, or nothing.
+
+use std::sync::Arc;
+
+use tenantry_domain::{
+    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantId,
+    TenantPatch, TenantStatus, Tier, TierName,
+};
+
+use crate::access::{PlatformScope, TenantScope};
+use crate::error::{AppError, StoreError};
+use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, Page, Statistics, Store, TenantFilter};
+use crate::records::TenantRecord;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The registry service. Cheap to clone; shells hold one per process.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+fn snapshot(t: &Tenant) -> serde_json::Value {
+    TenantRecord::from(t).to_json()
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn tier(&self, name: &TierName) -> Result<Tier, AppError> {
+        self.store.get_tier(name).await?.ok_or_else(|| AppError::TierNotFound(name.clone()))
+    }
+
+    // ---- tiers ---------------------------------------------------------------------------------
+
+    pub async fn list_tiers(&self) -> Result<Vec<Tier>, AppError> {
+        Ok(self.store.list_tiers().await?)
+    }
+
+    pub async fn get_tier(&self, name: &TierName) -> Result<Tier, AppError> {
+        self.tier(name).await
+    }
+
+    pub async fn create_tier(&self, access: &PlatformScope, tier: Tier) -> Result<Tier, AppError> {
+        let audit = AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant: None,
+            operation: "tier.create".to_owned(),
+            before: None,
+            after: Some(serde_json::json!({
+                "name": tier.name.as_str(), "rank": tier.rank, "isolation": tier.isolation.as_str(),
+                "retention_days": tier.retention_days,
+            })),
+            reason: None,
+        };
+        self.store.insert_tier(access, &tier, &audit).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tier {}", tier.name)),
+            other => other.into(),
+        })?;
+        Ok(tier)
+    }
+
+    // ---- tenants -------------------------------------------------------------------------------
+
+    pub async fn create_tenant(&self, access: &PlatformScope, new: NewTenant) -> Result<Tenant, AppError> {
+        let tier = self.tier(&new.tier).await?;
+        let now = self.clock.now();
+        let tenant = Tenant::create(new, &tier, now)?;
+        let audit = AuditRecord {
+            at: now,
+            actor: access.actor().clone(),
+            tenant: Some(tenant.id.clone()),
+            operation: "tenant.create".to_owned(),
+            before: None,
+            after: Some(snapshot(&tenant)),
+            reason: None,
+        };
+        self.store.insert_tenant(access, &tenant, &audit).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tenant {}", tenant.id)),
+            other => other.into(),
+        })?;
+        Ok(tenant)
+    }
+
+    pub async fn get_tenant(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
+        self.store
+            .get_tenant(scope)
+            .await?
+            .ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
+    }
+
+    pub async fn list_tenants(&self, access: &PlatformScope, mut filter: TenantFilter) -> Result<Page<Tenant>, AppError> {
+        if filter.limit == 0 {
+            filter.limit = DEFAULT_PAGE_SIZE;
+        }
+        if filter.limit > MAX_PAGE_SIZE {
+            return Err(AppError::Invalid(format!("limit must be at most {MAX_PAGE_SIZE}")));
+        }
+        let items = self.store.list_tenants(access, &filter).await?;
+        let next_cursor = (items.len() == filter.limit as usize)
+            .then(|| items.last().map(|t| t.id.to_string()))
+            .flatten();
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Writes `next` over `current` with optimistic concurrency, translating store outcomes.
+    async fn write(
+        &self,
+        scope: &TenantScope,
+        current: &Tenant,
+        next: &Tenant,
+        operation: &str,
+        reason: Option<String>,
+    ) -> Result<(), AppError> {
+        let audit = AuditRecord {
+            at: next.updated_at,
+            actor: scope.actor().clone(),
+            tenant: Some(current.id.clone()),
+            operation: operation.to_owned(),
+            before: Some(snapshot(current)),
+            after: Some(snapshot(next)),
+            reason,
+        };
+        self.store.update_tenant(scope, next, current.version, &audit).await.map_err(|e| match e {
+            StoreError::VersionConflict { current: stored } => AppError::VersionConflict {
+                tenant: current.id.clone(),
+                expected: current.version,
+                current: stored,
+            },
+            StoreError::NotFound => AppError::TenantNotFound(current.id.clone()),
+            other => other.into(),
+        })
+    }
+
+    fn check_expected(tenant: &Tenant, expected_version: Option<i64>) -> Result<(), AppError> {
+        match expected_version {
+            Some(expected) if expected != tenant.version => Err(AppError::VersionConflict {
+                tenant: tenant.id.clone(),
+                expected,
+                current: tenant.version,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Updates attributes. With `expected_version`, refuses if the tenant moved on since it was read.
+    pub async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        patch: TenantPatch,
+        expected_version: Option<i64>,
+    ) -> Result<Tenant, AppError> {
+        let current = self.get_tenant(scope).await?;
+        Self::check_expected(&current, expected_version)?;
+        let current_tier = self.tier(&current.tier).await?;
+        let new_tier = match &patch.tier {
+            Some(name) => Some(self.tier(name).await?),
+            None => None,
+        };
+        let next = current.apply_patch(&patch, &current_tier, new_tier.as_ref(), self.clock.now())?;
+        self.write(scope, &current, &next, "tenant.update", None).await?;
+        Ok(next)
+    }
+
+    /// Moves a tenant along the lifecycle. Archiving starts the retention period: the tier's
+    /// `retention_days` unless `retention_days` overrides it.
+    pub async fn transition(
+        &self,
+        scope: &TenantScope,
+        target: TenantStatus,
+        reason: &str,
+        retention_days: Option<u32>,
+        expected_version: Option<i64>,
+    ) -> Result<Tenant, AppError> {
+        let current = self.get_tenant(scope).await?;
+        Self::check_expected(&current, expected_version)?;
+        let retention = match retention_days {
+            Some(days) => days,
+            None => self.tier(&current.tier).await?.retention_days,
+        };
+        let (next, transition) = current.transition(target, scope.actor(), reason, retention, self.clock.now())?;
+        let op = format!("tenant.transition.{}", transition.to.as_str());
+        self.write(scope, &current, &next, &op, Some(transition.reason)).await?;
+        Ok(next)
+    }
+
+    pub async fn record_health(
+        &self,
+        scope: &TenantScope,
+        signals: HealthSignals,
+    ) -> Result<(Tenant, HealthReport), AppError> {
+        let current = self.get_tenant(scope).await?;
+        let (next, report) = current.record_health(&signals, self.clock.now())?;
+        self.write(scope, &current, &next, "tenant.health", None).await?;
+        Ok((next, report))
+    }
+
+    pub async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, AppError> {
+        Ok(self.store.statistics(access).await?)
+    }
+
+    pub async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
+        Ok(self.store.tenant_audit(scope, limit).await?)
+    }
+
+    // ---- flags ---------------------------------------------------------------------------------
+
+    /// Checks that the tier or tenant a flag scope names exists.
+    async fn check_scope(&self, access: &PlatformScope, scope: &FlagScope) -> Result<(), AppError> {
+        match scope {
+            FlagScope::Global => Ok(()),
+            FlagScope::Tier(t) => self.tier(t).await.map(|_| ()),
+            FlagScope::Tenant(t) => self.get_tenant(&access.act_in(t.clone())).await.map(|_| ()),
+        }
+    }
+
+    pub async fn set_flag(
+        &self,
+        access: &PlatformScope,
+        scope: FlagScope,
+        key: FlagKey,
+        value: FlagValue,
+    ) -> Result<(), AppError> {
+        self.check_scope(access, &scope).await?;
+        let tenant = match &scope {
+            FlagScope::Tenant(t) => Some(t.clone()),
+            _ => None,
+        };
+        let audit = AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant,
+            operation: "flag.set".to_owned(),
+            before: None,
+            after: Some(serde_json::json!({
+                "scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str(), "value": value.to_json(),
+            })),
+            reason: None,
+        };
+        Ok(self.store.set_flag(access, &scope, &key, &value, &audit).await?)
+    }
+
+    pub async fn delete_flag(&self, access: &PlatformScope, scope: FlagScope, key: FlagKey) -> Result<(), AppError> {
+        let tenant = match &scope {
+            FlagScope::Tenant(t) => Some(t.clone()),
+            _ => None,
+        };
+        let audit = AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant,
+            operation: "flag.delete".to_owned(),
+            before: Some(serde_json::json!({
+                "scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str(),
+            })),
+            after: None,
+            reason: None,
+        };
+        self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            other => other.into(),
+        })
+    }
+
+    /// Evaluates one flag for the scope's tenant: value and the level that decided it.
+    pub async fn evaluate_flag(&self, scope: &TenantScope, key: &FlagKey) -> Result<Evaluation, AppError> {
+        let tenant = self.get_tenant(scope).await?;
+        let flags = self.store.flags_for_tenant(scope).await?;
+        Ok(flags.evaluate(key, &tenant.id, &tenant.tier))
+    }
+
+    /// Evaluates every defined flag for the scope's tenant.
+    pub async fn evaluate_all_flags(&self, scope: &TenantScope) -> Result<Vec<(FlagKey, Evaluation)>, AppError> {
+        let tenant = self.get_tenant(scope).await?;
+        let flags = self.store.flags_for_tenant(scope).await?;
+        Ok(flags.evaluate_all(&tenant.id, &tenant.tier))
+    }
+
+    pub async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, AppError> {
+        Ok(self.store.list_flags(access).await?)
+    }
+}
+
+/// Convenience for shells: parse a tenant id into a scope under a platform principal.
+pub fn operator_scope(access: &PlatformScope, tenant: &str) -> Result<TenantScope, AppError> {
+    let id = TenantId::parse(tenant).map_err(|e| AppError::Invalid(e.to_string()))?;
+    Ok(access.act_in(id))
+}

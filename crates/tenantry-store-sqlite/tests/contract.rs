@@ -1,0 +1,30 @@
+//! The store contract suite against the embedded SQLite backend (a fresh in-memory database per
+//! test), plus file-backed persistence across reopen.
+
+use std::sync::Arc;
+
+use tenantry_app::ports::Store;
+use tenantry_store_sqlite::SqliteStore;
+
+async fn fresh() -> Arc<dyn Store> {
+    Arc::new(SqliteStore::in_memory().await.expect("open in-memory sqlite"))
+}
+
+tenantry_contract::contract_suite!(fresh().await);
+
+#[tokio::test]
+async fn data_survives_reopen_and_migrations_are_idempotent() {
+    let dir = std::env::temp_dir().join(format!("tenantry-reopen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).await.unwrap());
+        let ctx = tenantry_contract::Ctx::new(store);
+        tenantry_contract::create(&ctx, "durable", "gold").await;
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).await.unwrap());
+    let ctx = tenantry_contract::Ctx::new(store);
+    let t = ctx.registry.get_tenant(&ctx.admin.act_in(tenantry_contract::tid("durable"))).await.unwrap();
+    assert_eq!(t.tier.as_str(), "gold");
+    assert_eq!(ctx.registry.list_tiers().await.unwrap().len(), 4, "tiers seeded once");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -252,3 +252,127 @@ impl TenantRecord {
         })
     }
 }
+
+/// Reads a [`TenantRecord`] from a `sqlx` row. A macro (expanded in the adapter crate, which has
+/// `sqlx`) so that every SQL backend maps columns with this one definition.
+#[macro_export]
+macro_rules! tenant_record_from_row {
+    ($row:expr, $err:expr) => {{
+        use ::sqlx::Row as _;
+        let row = $row;
+        let json = |name: &str| -> Result<::serde_json::Value, _> {
+            row.try_get::<::sqlx::types::Json<::serde_json::Value>, _>(name).map(|j| j.0).map_err($err)
+        };
+        $crate::records::TenantRecord {
+            tenant_id: row.try_get("tenant_id").map_err($err)?,
+            name: row.try_get("name").map_err($err)?,
+            billing_email: row.try_get("billing_email").map_err($err)?,
+            owner: row.try_get("owner").map_err($err)?,
+            tier: row.try_get("tier").map_err($err)?,
+            max_users: row.try_get("max_users").map_err($err)?,
+            max_documents: row.try_get("max_documents").map_err($err)?,
+            max_queries_per_day: row.try_get("max_queries_per_day").map_err($err)?,
+            max_storage_gb: row.try_get("max_storage_gb").map_err($err)?,
+            rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err($err)?,
+            sla_target: row.try_get("sla_target").map_err($err)?,
+            support_level: row.try_get("support_level").map_err($err)?,
+            explicit_limits: json("explicit_limits")?,
+            cost_center: row.try_get("cost_center").map_err($err)?,
+            monthly_budget_minor: row.try_get("monthly_budget_minor").map_err($err)?,
+            budget_currency: row.try_get("budget_currency").map_err($err)?,
+            status: row.try_get("status").map_err($err)?,
+            status_reason: row.try_get("status_reason").map_err($err)?,
+            status_changed_at: row.try_get("status_changed_at").map_err($err)?,
+            retention_until: row.try_get("retention_until").map_err($err)?,
+            health_score: row.try_get("health_score").map_err($err)?,
+            health_updated_at: row.try_get("health_updated_at").map_err($err)?,
+            compliance_tags: json("compliance_tags")?,
+            data_region: row.try_get("data_region").map_err($err)?,
+            metadata: json("metadata")?,
+            version: row.try_get("version").map_err($err)?,
+            created_at: row.try_get("created_at").map_err($err)?,
+            updated_at: row.try_get("updated_at").map_err($err)?,
+        }
+    }};
+}
+
+/// Binds a [`TenantRecord`]'s 28 columns, in the column order of `TENANT_COLUMNS`, to a query.
+#[macro_export]
+macro_rules! bind_tenant_record {
+    ($query:expr, $r:expr) => {{
+        let r = $r;
+        $query
+            .bind(&r.tenant_id)
+            .bind(&r.name)
+            .bind(&r.billing_email)
+            .bind(&r.owner)
+            .bind(&r.tier)
+            .bind(r.max_users)
+            .bind(r.max_documents)
+            .bind(r.max_queries_per_day)
+            .bind(r.max_storage_gb)
+            .bind(r.rate_limit_per_minute)
+            .bind(r.sla_target)
+            .bind(&r.support_level)
+            .bind(::sqlx::types::Json(&r.explicit_limits))
+            .bind(&r.cost_center)
+            .bind(r.monthly_budget_minor)
+            .bind(&r.budget_currency)
+            .bind(&r.status)
+            .bind(&r.status_reason)
+            .bind(r.status_changed_at)
+            .bind(r.retention_until)
+            .bind(r.health_score)
+            .bind(r.health_updated_at)
+            .bind(::sqlx::types::Json(&r.compliance_tags))
+            .bind(&r.data_region)
+            .bind(::sqlx::types::Json(&r.metadata))
+            .bind(r.version)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+    }};
+}
+
+/// Reads a [`TierRecord`] from a `sqlx` row.
+#[macro_export]
+macro_rules! tier_record_from_row {
+    ($row:expr, $err:expr) => {{
+        use ::sqlx::Row as _;
+        let row = $row;
+        $crate::records::TierRecord {
+            name: row.try_get("name").map_err($err)?,
+            rank: row.try_get("rank").map_err($err)?,
+            description: row.try_get("description").map_err($err)?,
+            max_users: row.try_get("max_users").map_err($err)?,
+            max_documents: row.try_get("max_documents").map_err($err)?,
+            max_queries_per_day: row.try_get("max_queries_per_day").map_err($err)?,
+            max_storage_gb: row.try_get("max_storage_gb").map_err($err)?,
+            rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err($err)?,
+            sla_target: row.try_get("sla_target").map_err($err)?,
+            support_level: row.try_get("support_level").map_err($err)?,
+            isolation: row.try_get("isolation").map_err($err)?,
+            retention_days: row.try_get("retention_days").map_err($err)?,
+        }
+    }};
+}
+
+/// Binds a [`TierRecord`]'s 12 columns in table order.
+#[macro_export]
+macro_rules! bind_tier_record {
+    ($query:expr, $r:expr) => {{
+        let r = $r;
+        $query
+            .bind(&r.name)
+            .bind(r.rank)
+            .bind(&r.description)
+            .bind(r.max_users)
+            .bind(r.max_documents)
+            .bind(r.max_queries_per_day)
+            .bind(r.max_storage_gb)
+            .bind(r.rate_limit_per_minute)
+            .bind(r.sla_target)
+            .bind(&r.support_level)
+            .bind(&r.isolation)
+            .bind(r.retention_days)
+    }};
+}

@@ -429,8 +429,9 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
     assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
 }
 
-/// Generates one `#[tokio::test]` per contract case. `$make` is an async expression yielding a
-/// fresh, empty, migrated `Arc<dyn Store>`.
+/// Generates one `#[tokio::test]` per contract case. `$make` is an async expression yielding
+/// `Some(fresh, empty, migrated Arc<dyn Store>)`, or `None` when the backend is not configured
+/// outside CI (a backend must never answer `None` when `CI=true`).
 #[macro_export]
 macro_rules! contract_suite {
     ($make:expr) => {
@@ -454,7 +455,7 @@ macro_rules! contract_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store = $make;
+                let Some(store) = $make else { return };
                 $crate::$case(store).await;
             }
         )*

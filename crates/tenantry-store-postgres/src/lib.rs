@@ -1,1 +1,477 @@
-//! placeholder
+//! The PostgreSQL store: the production backend, with Row-Level Security underneath the same
+//! queries the application layer already scopes.
+//!
+//! Two connections, two roles: migrations run as the schema **owner** (the `DATABASE_URL` user);
+//! the service runs as the **application role** (default `tenantry_app`), which owns nothing, is
+//! not superuser, not BYPASSRLS, and so is always subject to RLS. Every tenant-scoped transaction
+//! starts with `set_config('tenantry.tenant_id', <id>, true)`; platform operations with
+//! `set_config('tenantry.platform', 'on', true)` — both transaction-local, so a pooled connection
+//! never carries one request's context into the next.
+
+pub mod config;
+mod migrate;
+pub mod probes;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Postgres, Row, Transaction};
+
+use tenantry_app::ports::{
+    AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
+};
+use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
+use tenantry_app::{PlatformScope, StoreError, TenantScope};
+use tenantry_domain::{Actor, ActorKind, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, Tier, TierName};
+
+pub use config::PgConfig;
+pub use migrate::migrate;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn unexpected(e: sqlx::Error, what: &'static str) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(anyhow::Error::new(e).context(what))
+        }
+        sqlx::Error::Database(db) if db.is_check_violation() => {
+            StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
+        }
+        // 57014: statement timeout
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            StoreError::Unavailable(anyhow::anyhow!("statement timed out: {}", db.message()).context(what))
+        }
+        other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl PgStore {
+    /// Migrates (as the owner, unless `config.migrate` is off) and connects as the application role.
+    pub async fn connect(config: &PgConfig) -> anyhow::Result<Self> {
+        if config.migrate {
+            migrate(config).await?;
+        }
+        let pool = app_pool(config).await?;
+        Ok(Self { pool })
+    }
+
+    /// Connects as the application role without migrating.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Begins a transaction confined to one tenant by RLS.
+    async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin tenant transaction"))?;
+        sqlx::query("select set_config('tenantry.tenant_id', $1, true)")
+            .bind(scope.tenant().as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "set tenant context"))?;
+        Ok(tx)
+    }
+
+    /// Begins a transaction on the platform path (RLS policy `platform_access`). Only a
+    /// `PlatformScope` opens one.
+    async fn platform_tx(&self, _access: &PlatformScope) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin platform transaction"))?;
+        sqlx::query("select set_config('tenantry.platform', 'on', true)")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "set platform context"))?;
+        Ok(tx)
+    }
+}
+
+/// Builds the application role's pool from the configuration.
+pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = config
+        .app_url()?
+        .parse::<PgConnectOptions>()
+        .context("parse application database url")?
+        .options([("statement_timeout", format!("{}", config.statement_timeout_ms)), ("application_name", "tenantry".into())]);
+    PgPoolOptions::new()
+        .max_connections(config.pool_size)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("connect to PostgreSQL as the application role {}", config.app_role))
+}
+
+async fn append_audit(tx: &mut Transaction<'_, Postgres>, a: &AuditRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation, before, after, reason)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(a.at)
+    .bind(a.actor.kind.as_str())
+    .bind(&a.actor.id)
+    .bind(a.tenant.as_ref().map(|t| t.as_str()))
+    .bind(&a.operation)
+    .bind(a.before.as_ref().map(Json))
+    .bind(a.after.as_ref().map(Json))
+    .bind(&a.reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| unexpected(e, "append audit entry"))?;
+    Ok(())
+}
+
+macro_rules! tenant_columns {
+    () => {
+        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
+         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
+         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
+         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
+    };
+}
+
+fn tenant_from_row(row: &PgRow) -> Result<Tenant, StoreError> {
+    let record = tenantry_app::tenant_record_from_row!(row, |e| unexpected(e, "read tenant row"));
+    Tenant::try_from(record)
+}
+
+fn tier_from_row(row: &PgRow) -> Result<Tier, StoreError> {
+    Tier::try_from(tenantry_app::tier_record_from_row!(row, |e| unexpected(e, "read tier row")))
+}
+
+pub(crate) async fn insert_tier_row(tx: &mut Transaction<'_, Postgres>, r: &TierRecord) -> Result<(), StoreError> {
+    let insert = sqlx::query(
+        "insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
+             rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    );
+    tenantry_app::bind_tier_record!(insert, r).execute(&mut **tx).await.map_err(|e| {
+        if is_unique_violation(&e) { StoreError::AlreadyExists(format!("tier {}", r.name)) } else { unexpected(e, "insert tier") }
+    })?;
+    Ok(())
+}
+
+#[async_trait]
+impl TierStore for PgStore {
+    async fn list_tiers(&self) -> Result<Vec<Tier>, StoreError> {
+        let rows = sqlx::query("select * from tiers order by rank, name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| unexpected(e, "list tiers"))?;
+        rows.iter().map(tier_from_row).collect()
+    }
+
+    async fn get_tier(&self, name: &TierName) -> Result<Option<Tier>, StoreError> {
+        let row = sqlx::query("select * from tiers where name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| unexpected(e, "get tier"))?;
+        row.as_ref().map(tier_from_row).transpose()
+    }
+
+    async fn insert_tier(&self, access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tier"))
+    }
+}
+
+#[async_trait]
+impl TenantStore for PgStore {
+    async fn insert_tenant(&self, access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+        let r = TenantRecord::from(tenant);
+        let mut tx = self.platform_tx(access).await?;
+        let insert = sqlx::query(concat!(
+            "insert into tenants (",
+            tenant_columns!(),
+            ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                $21, $22, $23, $24, $25, $26, $27, $28)"
+        ));
+        tenantry_app::bind_tenant_record!(insert, &r).execute(&mut *tx).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
+            } else {
+                unexpected(e, "insert tenant")
+            }
+        })?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tenant"))
+    }
+
+    async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let row = sqlx::query(concat!("select ", tenant_columns!(), " from tenants where tenant_id = $1"))
+            .bind(scope.tenant().as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "get tenant"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn list_tenants(&self, access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query(concat!(
+            "select ",
+            tenant_columns!(),
+            " from tenants
+             where ($1::text is null or status = $1) and ($2::text is null or tier = $2) and ($3::text is null or tenant_id > $3)
+             order by tenant_id limit $4"
+        ))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.tier.as_ref().map(|t| t.as_str()))
+        .bind(filter.after.as_ref().map(|t| t.as_str()))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "list tenants"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        tenant: &Tenant,
+        expected_version: i64,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        if tenant.id != *scope.tenant() {
+            // a scope never writes another tenant's row (RLS would refuse it too)
+            return Err(StoreError::NotFound);
+        }
+        let r = TenantRecord::from(tenant);
+        let mut tx = self.tenant_tx(scope).await?;
+        let update = sqlx::query(
+            "update tenants set tenant_id = $1, name = $2, billing_email = $3, owner = $4, tier = $5, max_users = $6,
+                max_documents = $7, max_queries_per_day = $8, max_storage_gb = $9, rate_limit_per_minute = $10,
+                sla_target = $11, support_level = $12, explicit_limits = $13, cost_center = $14,
+                monthly_budget_minor = $15, budget_currency = $16, status = $17, status_reason = $18,
+                status_changed_at = $19, retention_until = $20, health_score = $21, health_updated_at = $22,
+                compliance_tags = $23, data_region = $24, metadata = $25, version = $26, created_at = $27,
+                updated_at = $28
+             where tenant_id = $29 and version = $30",
+        );
+        let result = tenantry_app::bind_tenant_record!(update, &r)
+            .bind(scope.tenant().as_str())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "update tenant"))?;
+        if result.rows_affected() == 0 {
+            let current: Option<i64> = sqlx::query_scalar("select version from tenants where tenant_id = $1")
+                .bind(scope.tenant().as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| unexpected(e, "read tenant version"))?;
+            return Err(match current {
+                Some(current) => StoreError::VersionConflict { current },
+                None => StoreError::NotFound,
+            });
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit tenant update"))
+    }
+
+    async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let mut pairs = Vec::new();
+        for sql in [
+            "select status, count(*) from tenants group by status order by status",
+            "select tier, count(*) from tenants group by tier order by tier",
+            "select case when health_score is null then 'unknown' when health_score >= 70 then 'healthy'
+                         when health_score >= 50 then 'warning' else 'critical' end as class, count(*)
+             from tenants group by class order by class",
+        ] {
+            pairs.push(
+                sqlx::query_as::<_, (String, i64)>(sql)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| unexpected(e, "statistics"))?,
+            );
+        }
+        let total: i64 = sqlx::query_scalar("select count(*) from tenants")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unexpected(e, "statistics"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        let by_health = pairs.pop().unwrap_or_default();
+        let by_tier = pairs.pop().unwrap_or_default();
+        let by_status = pairs.pop().unwrap_or_default();
+        Ok(Statistics { total, by_status, by_tier, by_health })
+    }
+}
+
+#[async_trait]
+impl FlagStore for PgStore {
+    async fn set_flag(
+        &self,
+        access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let value = Json(value.to_json());
+        let query = match scope {
+            FlagScope::Tenant(t) => sqlx::query(
+                "insert into tenant_flags (tenant_id, flag_key, value, updated_at) values ($1, $2, $3, $4)
+                 on conflict (tenant_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(t.as_str())
+            .bind(key.as_str())
+            .bind(value)
+            .bind(audit.at),
+            other => sqlx::query(
+                "insert into flag_defaults (scope, scope_id, flag_key, value, updated_at) values ($1, $2, $3, $4, $5)
+                 on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(other.level().as_str())
+            .bind(other.scope_id())
+            .bind(key.as_str())
+            .bind(value)
+            .bind(audit.at),
+        };
+        query.execute(&mut *tx).await.map_err(|e| unexpected(e, "set flag"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit flag"))
+    }
+
+    async fn delete_flag(
+        &self,
+        access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let result = match scope {
+            FlagScope::Tenant(t) => sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
+                .bind(t.as_str())
+                .bind(key.as_str()),
+            other => sqlx::query("delete from flag_defaults where scope = $1 and scope_id = $2 and flag_key = $3")
+                .bind(other.level().as_str())
+                .bind(other.scope_id())
+                .bind(key.as_str()),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "delete flag"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit flag delete"))
+    }
+
+    async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>)>(
+            "select scope, scope_id, flag_key, value from flag_defaults
+             union all
+             select 'tenant', tenant_id, flag_key, value from tenant_flags where tenant_id = $1",
+        )
+        .bind(scope.tenant().as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "load flags"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        let mut set = FlagSet::new();
+        for (s, id, key, value) in rows {
+            let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+            set.set(scope, key, value);
+        }
+        Ok(set)
+    }
+
+    async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, time::OffsetDateTime)>(
+            "select scope, scope_id, flag_key, value, updated_at from (
+                 select scope, scope_id, flag_key, value, updated_at from flag_defaults
+                 union all
+                 select 'tenant', tenant_id, flag_key, value, updated_at from tenant_flags) f
+             order by flag_key, case scope when 'global' then 0 when 'tier' then 1 else 2 end, scope_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "list flags"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        rows.into_iter()
+            .map(|(s, id, key, value, updated_at)| {
+                let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+                Ok(FlagRow { scope, key, value, updated_at })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let rows = sqlx::query(
+            "select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
+             from audit_log where tenant_id = $1 order by seq limit $2",
+        )
+        .bind(scope.tenant().as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "read audit"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| unexpected(e, "read audit row");
+                let kind: String = row.try_get("actor_kind").map_err(get)?;
+                let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
+                Ok(AuditEntry {
+                    seq: row.try_get("seq").map_err(get)?,
+                    record: AuditRecord {
+                        at: row.try_get("at").map_err(get)?,
+                        actor: Actor::new(
+                            ActorKind::parse(&kind)
+                                .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("bad actor kind {kind}")))?,
+                            row.try_get::<String, _>("actor_id").map_err(get)?,
+                        ),
+                        tenant: tenant
+                            .as_deref()
+                            .map(TenantId::parse)
+                            .transpose()
+                            .map_err(|e| StoreError::Unexpected(e.into()))?,
+                        operation: row.try_get("operation").map_err(get)?,
+                        before: row.try_get::<Option<Json<serde_json::Value>>, _>("before").map_err(get)?.map(|j| j.0),
+                        after: row.try_get::<Option<Json<serde_json::Value>>, _>("after").map_err(get)?.map(|j| j.0),
+                        reason: row.try_get("reason").map_err(get)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| unexpected(e, "ping"))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}

@@ -122,23 +122,12 @@ impl SqliteStore {
 }
 
 async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Result<(), StoreError> {
-    sqlx::query(
+    let insert = sqlx::query(
         "insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
              rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&r.name)
-    .bind(r.rank)
-    .bind(&r.description)
-    .bind(r.max_users)
-    .bind(r.max_documents)
-    .bind(r.max_queries_per_day)
-    .bind(r.max_storage_gb)
-    .bind(r.rate_limit_per_minute)
-    .bind(r.sla_target)
-    .bind(&r.support_level)
-    .bind(&r.isolation)
-    .bind(r.retention_days)
+    );
+    tenantry_app::bind_tier_record!(insert, r)
     .execute(&mut **tx)
     .await
     .map_err(|e| {
@@ -177,56 +166,12 @@ macro_rules! tenant_columns {
 }
 
 fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, StoreError> {
-    let get = |e: sqlx::Error| unexpected(e, "read tenant row");
-    let record = TenantRecord {
-        tenant_id: row.try_get("tenant_id").map_err(get)?,
-        name: row.try_get("name").map_err(get)?,
-        billing_email: row.try_get("billing_email").map_err(get)?,
-        owner: row.try_get("owner").map_err(get)?,
-        tier: row.try_get("tier").map_err(get)?,
-        max_users: row.try_get("max_users").map_err(get)?,
-        max_documents: row.try_get("max_documents").map_err(get)?,
-        max_queries_per_day: row.try_get("max_queries_per_day").map_err(get)?,
-        max_storage_gb: row.try_get("max_storage_gb").map_err(get)?,
-        rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err(get)?,
-        sla_target: row.try_get("sla_target").map_err(get)?,
-        support_level: row.try_get("support_level").map_err(get)?,
-        explicit_limits: row.try_get::<Json<serde_json::Value>, _>("explicit_limits").map_err(get)?.0,
-        cost_center: row.try_get("cost_center").map_err(get)?,
-        monthly_budget_minor: row.try_get("monthly_budget_minor").map_err(get)?,
-        budget_currency: row.try_get("budget_currency").map_err(get)?,
-        status: row.try_get("status").map_err(get)?,
-        status_reason: row.try_get("status_reason").map_err(get)?,
-        status_changed_at: row.try_get("status_changed_at").map_err(get)?,
-        retention_until: row.try_get("retention_until").map_err(get)?,
-        health_score: row.try_get("health_score").map_err(get)?,
-        health_updated_at: row.try_get("health_updated_at").map_err(get)?,
-        compliance_tags: row.try_get::<Json<serde_json::Value>, _>("compliance_tags").map_err(get)?.0,
-        data_region: row.try_get("data_region").map_err(get)?,
-        metadata: row.try_get::<Json<serde_json::Value>, _>("metadata").map_err(get)?.0,
-        version: row.try_get("version").map_err(get)?,
-        created_at: row.try_get("created_at").map_err(get)?,
-        updated_at: row.try_get("updated_at").map_err(get)?,
-    };
+    let record = tenantry_app::tenant_record_from_row!(row, |e| unexpected(e, "read tenant row"));
     Tenant::try_from(record)
 }
 
 fn tier_from_row(row: &SqliteRow) -> Result<Tier, StoreError> {
-    let get = |e: sqlx::Error| unexpected(e, "read tier row");
-    Tier::try_from(TierRecord {
-        name: row.try_get("name").map_err(get)?,
-        rank: row.try_get("rank").map_err(get)?,
-        description: row.try_get("description").map_err(get)?,
-        max_users: row.try_get("max_users").map_err(get)?,
-        max_documents: row.try_get("max_documents").map_err(get)?,
-        max_queries_per_day: row.try_get("max_queries_per_day").map_err(get)?,
-        max_storage_gb: row.try_get("max_storage_gb").map_err(get)?,
-        rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err(get)?,
-        sla_target: row.try_get("sla_target").map_err(get)?,
-        support_level: row.try_get("support_level").map_err(get)?,
-        isolation: row.try_get("isolation").map_err(get)?,
-        retention_days: row.try_get("retention_days").map_err(get)?,
-    })
+    Tier::try_from(tenantry_app::tier_record_from_row!(row, |e| unexpected(e, "read tier row")))
 }
 
 #[async_trait]
@@ -261,11 +206,12 @@ impl TenantStore for SqliteStore {
     async fn insert_tenant(&self, _access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
         let r = TenantRecord::from(tenant);
         let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
-        bind_tenant(sqlx::query(concat!(
+        let insert = sqlx::query(concat!(
             "insert into tenants (",
             tenant_columns!(),
             ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )), &r)
+        ));
+        tenantry_app::bind_tenant_record!(insert, &r)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -326,7 +272,7 @@ impl TenantStore for SqliteStore {
             health_updated_at = ?, compliance_tags = ?, data_region = ?, metadata = ?, version = ?, created_at = ?,
             updated_at = ?
             where tenant_id = ? and version = ?";
-        let result = bind_tenant(sqlx::query(sql), &r)
+        let result = tenantry_app::bind_tenant_record!(sqlx::query(sql), &r)
             .bind(scope.tenant().as_str())
             .bind(expected_version)
             .execute(&mut *tx)
@@ -369,40 +315,6 @@ impl TenantStore for SqliteStore {
             .await?,
         })
     }
-}
-
-fn bind_tenant<'q>(
-    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    r: &'q TenantRecord,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    q.bind(&r.tenant_id)
-        .bind(&r.name)
-        .bind(&r.billing_email)
-        .bind(&r.owner)
-        .bind(&r.tier)
-        .bind(r.max_users)
-        .bind(r.max_documents)
-        .bind(r.max_queries_per_day)
-        .bind(r.max_storage_gb)
-        .bind(r.rate_limit_per_minute)
-        .bind(r.sla_target)
-        .bind(&r.support_level)
-        .bind(Json(&r.explicit_limits))
-        .bind(&r.cost_center)
-        .bind(r.monthly_budget_minor)
-        .bind(&r.budget_currency)
-        .bind(&r.status)
-        .bind(&r.status_reason)
-        .bind(r.status_changed_at)
-        .bind(r.retention_until)
-        .bind(r.health_score)
-        .bind(r.health_updated_at)
-        .bind(Json(&r.compliance_tags))
-        .bind(&r.data_region)
-        .bind(Json(&r.metadata))
-        .bind(r.version)
-        .bind(r.created_at)
-        .bind(r.updated_at)
 }
 
 #[async_trait]

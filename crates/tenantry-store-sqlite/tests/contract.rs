@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tenantry_app::ports::Store;
 use tenantry_store_sqlite::SqliteStore;
 
-async fn fresh() -> Arc<dyn Store> {
-    Arc::new(SqliteStore::in_memory().await.expect("open in-memory sqlite"))
+async fn fresh() -> Option<Arc<dyn Store>> {
+    Some(Arc::new(SqliteStore::in_memory().await.expect("open in-memory sqlite")))
 }
 
 tenantry_contract::contract_suite!(fresh().await);

@@ -1,0 +1,94 @@
+//! Migrations (as the schema owner): append-only SQL files, each applied once, under an advisory
+//! lock so that replicas starting together do not race; then the application role is created if
+//! missing and granted exactly what it needs — and nothing it could use to bypass RLS.
+
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use tenantry_app::records::TierRecord;
+use tenantry_domain::Tier;
+
+use crate::config::PgConfig;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
+
+/// Arbitrary but fixed key for `pg_advisory_lock`.
+const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74;
+
+pub async fn migrate(config: &PgConfig) -> anyhow::Result<()> {
+    let role = config.checked_role()?.to_owned();
+    let options: PgConnectOptions = config.owner_url.parse().context("parse DATABASE_URL")?;
+    let mut conn = PgConnection::connect_with(&options).await.context("connect to PostgreSQL as the schema owner")?;
+    sqlx::query("select pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
+    let result = apply(&mut conn, &role, config.app_password.as_deref()).await;
+    let _ = sqlx::query("select pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await;
+    result
+}
+
+async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "create table if not exists schema_migrations (
+             version bigint primary key, name text not null, applied_at timestamptz not null default now())",
+    )
+    .execute(&mut *conn)
+    .await
+    .context("create schema_migrations")?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = conn.begin().await?;
+        let applied: Option<i64> = sqlx::query_scalar("select version from schema_migrations where version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if applied.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(*sql).execute(&mut *tx).await.with_context(|| format!("apply migration {version} {name}"))?;
+        sqlx::query("insert into schema_migrations (version, name) values ($1, $2)")
+            .bind(version)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+
+    let n_tiers: i64 = sqlx::query_scalar("select count(*) from tiers").fetch_one(&mut *conn).await?;
+    if n_tiers == 0 {
+        let mut tx = conn.begin().await?;
+        for tier in Tier::builtin_catalog() {
+            crate::insert_tier_row(&mut tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
+        }
+        tx.commit().await?;
+    }
+
+    // The role is cluster-wide; another database's migration may be creating it right now.
+    let create_role = format!(
+        "do $$ begin
+             if not exists (select from pg_roles where rolname = '{role}') then
+                 create role {role} login nosuperuser nobypassrls nocreatedb nocreaterole;
+             end if;
+         exception when duplicate_object or unique_violation then null;
+         end $$"
+    );
+    // `role` passed `checked_role`: a plain lowercase identifier, safe to splice.
+    sqlx::raw_sql(AssertSqlSafe(create_role)).execute(&mut *conn).await.context("create the application role")?;
+    if let Some(password) = password {
+        let stmt: String = sqlx::query_scalar("select format('alter role %I password %L', $1::text, $2::text)")
+            .bind(role)
+            .bind(password)
+            .fetch_one(&mut *conn)
+            .await?;
+        sqlx::raw_sql(AssertSqlSafe(stmt)).execute(&mut *conn).await.context("set the application role's password")?;
+    }
+    let grants = format!(
+        "grant usage on schema public to {role};
+         grant select, insert, update on tiers to {role};
+         grant select, insert, update, delete on flag_defaults to {role};
+         grant select, insert, update on tenants to {role};
+         grant select, insert, update, delete on tenant_flags to {role};
+         grant select, insert on audit_log to {role};
+         grant usage on sequence audit_log_seq_seq to {role};"
+    );
+    sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
+    Ok(())
+}

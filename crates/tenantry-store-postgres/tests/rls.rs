@@ -1,0 +1,258 @@
+//! Row-level security probes, run as the application role (a superuser or table owner would
+//! bypass RLS and prove nothing), and the Citus-readiness check of the schema.
+
+mod common;
+
+use std::sync::Arc;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+use tenantry_app::ports::Store;
+use tenantry_contract::{Ctx, create, key, tid};
+use tenantry_domain::{FlagScope, FlagValue};
+use tenantry_store_postgres::{PgConfig, PgStore, probes};
+
+/// A database with two tenants (each with a flag override and audit entries) and an app-role pool.
+async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
+    let mut config = common::fresh_config().await?;
+    config.migrate = false;
+    config.pool_size = pool_size;
+    let store = PgStore::connect(&config).await.unwrap();
+    let pool = store.pool().clone();
+    let ctx = Ctx::new(Arc::new(store) as Arc<dyn Store>);
+    for id in ["tenant_a", "tenant_b"] {
+        create(&ctx, id, "gold").await;
+        ctx.registry.set_flag(&ctx.admin, FlagScope::Tenant(tid(id)), key("beta"), FlagValue::Bool(true)).await.unwrap();
+    }
+    Some((config, pool))
+}
+
+async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
+    sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
+}
+
+const TENANT_TABLES: [&str; 3] = ["tenants", "tenant_flags", "audit_log"];
+
+#[tokio::test]
+async fn probe1_no_context_sees_zero_rows_while_rows_exist() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+    for t in TENANT_TABLES {
+        assert!(count(&mut tx, t).await >= 2, "{t} has rows");
+    }
+    tx.rollback().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for t in TENANT_TABLES {
+        assert_eq!(count(&mut conn, t).await, 0, "{t} without tenant context");
+    }
+}
+
+#[tokio::test]
+async fn probe2_wrong_tenant_sees_nothing_and_updates_nothing() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+    for t in TENANT_TABLES {
+        let foreign: i64 = sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {t} where tenant_id = 'tenant_b'")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(foreign, 0, "{t}: B's rows invisible to A");
+        assert!(count(&mut tx, t).await >= 1, "{t}: A still sees its own rows");
+    }
+    let updated = sqlx::query("update tenants set name = 'pwned' where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let updated = sqlx::query("update tenant_flags set value = 'false' where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let deleted = sqlx::query("delete from tenant_flags where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
+    assert_eq!(deleted.rows_affected(), 0);
+    tx.commit().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.tenant_id', 'tenant_b', true)").execute(&mut *tx).await.unwrap();
+    let name: String = sqlx::query_scalar("select name from tenants").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(name, "Tenant tenant_b");
+}
+
+#[tokio::test]
+async fn probe3_writing_another_tenants_id_is_rejected_by_with_check() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let attempts = [
+        "insert into tenant_flags (tenant_id, flag_key, value) values ('tenant_b', 'forged', 'true')",
+        "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation) values (now(), 'user', 'x', 'tenant_b', 'forged')",
+        "update tenants set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "update tenant_flags set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+    ];
+    for sql in attempts {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+        let err = sqlx::query(sql).execute(&mut *tx).await.expect_err(sql);
+        let code = err.as_database_error().and_then(|d| d.code()).map(|c| c.to_string());
+        // 42501: new row violates row-level security policy
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn probe4_pooled_connection_carries_no_context() {
+    let Some((_, pool)) = two_tenants(1).await else { return };
+    // one connection: the next acquire is guaranteed to reuse it
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+    assert_eq!(count(&mut tx, "tenants").await, 1);
+    tx.commit().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let setting: Option<String> =
+        sqlx::query_scalar("select current_setting('tenantry.tenant_id', true)").fetch_one(&mut *conn).await.unwrap();
+    assert!(setting.unwrap_or_default().is_empty(), "context leaked into the pooled connection");
+    for t in TENANT_TABLES {
+        assert_eq!(count(&mut conn, t).await, 0, "{t} after reuse");
+    }
+}
+
+#[tokio::test]
+async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let (superuser, bypass, owned): (bool, bool, i64) = sqlx::query_as(
+        "select rolsuper, rolbypassrls, (select count(*) from pg_class where relowner = r.oid)
+         from pg_roles r where rolname = current_user",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!superuser && !bypass, "the app role must not be superuser or BYPASSRLS");
+    assert_eq!(owned, 0, "the app role owns no relation");
+    let user: String = sqlx::query_scalar("select current_user::text").fetch_one(&pool).await.unwrap();
+    assert_eq!(user, "tenantry_app");
+
+    let tables = probes::tables_with_tenant_id(&pool).await.unwrap();
+    assert_eq!(tables, ["audit_log", "tenant_flags", "tenants"]);
+    let unforced: Vec<String> = sqlx::query_scalar(
+        "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p')
+           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)
+           and not (c.relrowsecurity and c.relforcerowsecurity)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(unforced.is_empty(), "tables with tenant_id but without FORCE RLS: {unforced:?}");
+}
+
+#[tokio::test]
+async fn audit_log_is_append_only_for_the_app_role() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    for sql in ["update audit_log set reason = 'edited'", "delete from audit_log", "truncate audit_log"] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+        let err = sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect_err(sql);
+        let code = err.as_database_error().and_then(|d| d.code()).map(|c| c.to_string());
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn doctor_probes_pass_on_a_live_database() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let results = probes::run(&pool).await.unwrap();
+    assert_eq!(results.len(), 3);
+    for p in &results {
+        assert!(p.passed, "{}: {}", p.name, p.detail);
+    }
+    assert!(results[2].detail.contains("tenant_a"), "{}", results[2].detail);
+}
+
+#[tokio::test]
+async fn doctor_probes_fail_when_rls_is_missing() {
+    let Some((config, _)) = two_tenants(2).await else { return };
+    // sabotage as the owner: drop FORCE/ENABLE on tenant_flags, then the probe must catch it
+    let mut owner = common::owner_conn(&config).await;
+    sqlx::raw_sql("alter table tenant_flags no force row level security; alter table tenant_flags disable row level security")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    let pool = PgPoolOptions::new().max_connections(1).connect(&config.app_url().unwrap()).await.unwrap();
+    let results = probes::run(&pool).await.unwrap();
+    let no_ctx = results.iter().find(|p| p.name == "no_context_returns_zero_rows").unwrap();
+    assert!(!no_ctx.passed, "{}", no_ctx.detail);
+    assert!(no_ctx.detail.contains("tenant_flags"), "{}", no_ctx.detail);
+}
+
+/// The schema can be distributed by tenant with Citus: every tenant-owned table leads its primary
+/// key with tenant_id and carries tenant_id in every unique constraint and foreign key (unless the
+/// foreign key targets a reference table); reference tables carry no tenant_id.
+#[tokio::test]
+async fn schema_is_citus_distributable_by_tenant_id() {
+    let Some(config) = common::fresh_config().await else { return };
+    let mut owner = common::owner_conn(&config).await;
+    let classes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select c.relname::text, obj_description(c.oid, 'pg_class') from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relname <> 'schema_migrations' order by 1",
+    )
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    let mut problems = Vec::new();
+    let class_of = |t: &str| classes.iter().find(|(n, _)| n == t).and_then(|(_, c)| c.clone());
+    for (table, class) in &classes {
+        let has_tenant_id: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_attribute where attrelid = $1::regclass and attname = 'tenant_id' and not attisdropped)",
+        )
+        .bind(table)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        match class.as_deref() {
+            Some("tenantry:reference") => {
+                if has_tenant_id {
+                    problems.push(format!("{table}: reference table has tenant_id"));
+                }
+            }
+            Some("tenantry:platform") => {}
+            Some("tenantry:tenant") => {
+                // (constraint type, column names in key order, referenced table)
+                let constraints: Vec<(String, Vec<String>, Option<String>)> = sqlx::query_as(
+                    "select con.contype::text,
+                            array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, ord)
+                                  join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum order by k.ord),
+                            case when con.confrelid <> 0 then con.confrelid::regclass::text end
+                     from pg_constraint con where con.conrelid = $1::regclass and con.contype in ('p', 'u', 'f')",
+                )
+                .bind(table)
+                .fetch_all(&mut owner)
+                .await
+                .unwrap();
+                let pk = constraints.iter().find(|(t, _, _)| t == "p");
+                if pk.is_none_or(|(_, cols, _)| cols.first().map(String::as_str) != Some("tenant_id")) {
+                    problems.push(format!("{table}: primary key does not lead with tenant_id: {pk:?}"));
+                }
+                for (kind, cols, target) in &constraints {
+                    let to_reference = target.as_deref().and_then(class_of).as_deref() == Some("tenantry:reference");
+                    if !cols.iter().any(|c| c == "tenant_id") && !(kind == "f" && to_reference) {
+                        problems.push(format!("{table}: {kind} constraint on {cols:?} lacks tenant_id"));
+                    }
+                }
+                // unique indexes not backed by a constraint count too
+                let loose: Vec<String> = sqlx::query_scalar(
+                    "select i.indexrelid::regclass::text from pg_index i
+                     where i.indrelid = $1::regclass and i.indisunique
+                       and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
+                       and not exists (select 1 from pg_attribute a where a.attrelid = i.indrelid
+                                       and a.attnum = any(i.indkey) and a.attname = 'tenant_id')",
+                )
+                .bind(table)
+                .fetch_all(&mut owner)
+                .await
+                .unwrap();
+                for index in loose {
+                    problems.push(format!("{table}: unique index {index} lacks tenant_id"));
+                }
+            }
+            other => problems.push(format!("{table}: unclassified ({other:?}); comment it tenantry:tenant|reference|platform")),
+        }
+    }
+    assert!(classes.iter().any(|(_, c)| c.as_deref() == Some("tenantry:tenant")));
+    assert!(problems.is_empty(), "not distributable by tenant_id:\n{}", problems.join("\n"));
+}

@@ -29,7 +29,9 @@ pub enum AppError {
     FlagNotFound(FlagKey),
     #[error("{0} already exists")]
     AlreadyExists(String),
-    #[error("tenant {tenant} was changed concurrently: you expected version {expected}, it is at {current}; re-read it and retry")]
+    #[error(
+        "tenant {tenant} was changed concurrently: you expected version {expected}, it is at {current}; re-read it and retry"
+    )]
     VersionConflict { tenant: TenantId, expected: i64, current: i64 },
     #[error(transparent)]
     InvalidTransition(LifecycleError),

@@ -9,5 +9,8 @@ pub mod registry;
 
 pub use access::{PlatformScope, TenantScope};
 pub use error::{AppError, StoreError};
-pub use ports::{AuditEntry, AuditLog, AuditRecord, FlagStore, TenantStore, TierStore, Clock, FlagRow, Page, Statistics, Store, SystemClock, TenantFilter};
+pub use ports::{
+    AuditEntry, AuditLog, AuditRecord, Clock, FlagRow, FlagStore, Page, Statistics, Store, SystemClock, TenantFilter,
+    TenantStore, TierStore,
+};
 pub use registry::Registry;

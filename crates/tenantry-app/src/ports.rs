@@ -7,9 +7,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use tenantry_domain::{
-    Actor, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, TenantStatus, Tier, TierName,
-};
+use tenantry_domain::{Actor, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, TenantStatus, Tier, TierName};
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::error::StoreError;
@@ -88,7 +86,12 @@ pub trait TierStore: Send + Sync {
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// Inserts a new tenant with its audit entry; `AlreadyExists` if the id is taken.
-    async fn insert_tenant(&self, access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn insert_tenant(
+        &self,
+        access: &PlatformScope,
+        tenant: &Tenant,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError>;
     async fn list_tenants(&self, access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError>;
     /// Replaces the tenant row if its stored version is still `expected_version`: `VersionConflict`
@@ -115,8 +118,13 @@ pub trait FlagStore: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     /// Removes a flag value at a scope; `NotFound` if there was none.
-    async fn delete_flag(&self, access: &PlatformScope, scope: &FlagScope, key: &FlagKey, audit: &AuditRecord)
-    -> Result<(), StoreError>;
+    async fn delete_flag(
+        &self,
+        access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only.
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError>;
     /// Every flag value at every scope.

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use tenantry_domain::{
-    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantId,
-    TenantPatch, TenantStatus, Tier, TierName,
+    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantId, TenantPatch,
+    TenantStatus, Tier, TierName,
 };
 
 use crate::access::{PlatformScope, TenantScope};
@@ -94,13 +94,14 @@ impl Registry {
     }
 
     pub async fn get_tenant(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
-        self.store
-            .get_tenant(scope)
-            .await?
-            .ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
+        self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
     }
 
-    pub async fn list_tenants(&self, access: &PlatformScope, mut filter: TenantFilter) -> Result<Page<Tenant>, AppError> {
+    pub async fn list_tenants(
+        &self,
+        access: &PlatformScope,
+        mut filter: TenantFilter,
+    ) -> Result<Page<Tenant>, AppError> {
         if filter.limit == 0 {
             filter.limit = DEFAULT_PAGE_SIZE;
         }
@@ -108,9 +109,8 @@ impl Registry {
             return Err(AppError::Invalid(format!("limit must be at most {MAX_PAGE_SIZE}")));
         }
         let items = self.store.list_tenants(access, &filter).await?;
-        let next_cursor = (items.len() == filter.limit as usize)
-            .then(|| items.last().map(|t| t.id.to_string()))
-            .flatten();
+        let next_cursor =
+            (items.len() == filter.limit as usize).then(|| items.last().map(|t| t.id.to_string())).flatten();
         Ok(Page { items, next_cursor })
     }
 
@@ -133,11 +133,9 @@ impl Registry {
             reason,
         };
         self.store.update_tenant(scope, next, current.version, &audit).await.map_err(|e| match e {
-            StoreError::VersionConflict { current: stored } => AppError::VersionConflict {
-                tenant: current.id.clone(),
-                expected: current.version,
-                current: stored,
-            },
+            StoreError::VersionConflict { current: stored } => {
+                AppError::VersionConflict { tenant: current.id.clone(), expected: current.version, current: stored }
+            }
             StoreError::NotFound => AppError::TenantNotFound(current.id.clone()),
             other => other.into(),
         })
@@ -145,11 +143,9 @@ impl Registry {
 
     fn check_expected(tenant: &Tenant, expected_version: Option<i64>) -> Result<(), AppError> {
         match expected_version {
-            Some(expected) if expected != tenant.version => Err(AppError::VersionConflict {
-                tenant: tenant.id.clone(),
-                expected,
-                current: tenant.version,
-            }),
+            Some(expected) if expected != tenant.version => {
+                Err(AppError::VersionConflict { tenant: tenant.id.clone(), expected, current: tenant.version })
+            }
             _ => Ok(()),
         }
     }

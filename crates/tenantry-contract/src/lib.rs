@@ -11,8 +11,8 @@ use time::{Duration, OffsetDateTime};
 use tenantry_app::ports::{Clock, Store, TenantFilter};
 use tenantry_app::{AppError, PlatformScope, Registry, StoreError};
 use tenantry_domain::{
-    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitOverrides,
-    Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
+    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label,
+    LimitOverrides, Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
 };
 
 /// A clock the tests move by hand (microsecond precision, like the system clock).
@@ -172,11 +172,19 @@ pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
     assert_eq!(seen, ["t00", "t01", "t02", "t03", "t04", "t05", "t06"]);
 
     let gold = TenantFilter { tier: Some(tier("gold")), limit: 100, ..Default::default() };
-    let ids: Vec<String> = ctx.registry.list_tenants(&ctx.admin, gold).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<String> =
+        ctx.registry.list_tenants(&ctx.admin, gold).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
     assert_eq!(ids, ["t00", "t02", "t04", "t06"]);
     let suspended = TenantFilter { status: Some(TenantStatus::Suspended), limit: 100, ..Default::default() };
-    let ids: Vec<String> =
-        ctx.registry.list_tenants(&ctx.admin, suspended).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<String> = ctx
+        .registry
+        .list_tenants(&ctx.admin, suspended)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
     assert_eq!(ids, ["t03"]);
 }
 
@@ -253,7 +261,8 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
     ctx.clock.advance(Duration::days(181));
     let deleted = ctx.registry.transition(&legal, TenantStatus::Deleted, "purge", None, None).await.unwrap();
     assert_eq!(deleted.status, TenantStatus::Deleted);
-    let after = ctx.registry.update_tenant(&legal, TenantPatch { name: Some("x".into()), ..Default::default() }, None).await;
+    let after =
+        ctx.registry.update_tenant(&legal, TenantPatch { name: Some("x".into()), ..Default::default() }, None).await;
     assert_eq!(after.unwrap_err().code(), "invalid_input");
 
     let entries = ctx.registry.tenant_audit(&legal, 100).await.unwrap();
@@ -296,7 +305,10 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         async move { r.evaluate_flag(&scope, &key("advanced_analytics")).await.unwrap() }
     };
     assert_eq!(eval("finance").await, Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier });
-    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant });
+    assert_eq!(
+        eval("marketing").await,
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant }
+    );
     assert_eq!(eval("hr").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global });
     let unknown = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("no_such_flag")).await.unwrap();
     assert_eq!(unknown, Evaluation::Unknown);
@@ -306,10 +318,17 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         .set_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics"), FlagValue::Bool(false))
         .await
         .unwrap();
-    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant });
+    assert_eq!(
+        eval("marketing").await,
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant }
+    );
     ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await.unwrap();
-    assert_eq!(eval("marketing").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global });
-    let gone = ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
+    assert_eq!(
+        eval("marketing").await,
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global }
+    );
+    let gone =
+        ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
     assert_eq!(gone.unwrap_err().code(), "flag_not_found");
     let json = FlagValue::Json(serde_json::json!({"model": "small", "top_k": 5}));
     ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("silver")), key("rag.config"), json.clone()).await.unwrap();
@@ -425,7 +444,8 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
     let r = ctx.store().update_tenant(&scope, &bad_archive, current.version, &audit).await;
     assert!(matches!(r, Err(StoreError::ConstraintViolated(_))), "{r:?}");
     assert_eq!(ctx.registry.get_tenant(&scope).await.unwrap(), current, "nothing was written");
-    let ops: Vec<String> = ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+    let ops: Vec<String> =
+        ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
     assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
 }
 

@@ -32,9 +32,7 @@ impl FlagValue {
                 .ok_or_else(|| "flag numbers must be finite".to_owned()),
             v @ serde_json::Value::Object(_) => Ok(FlagValue::Json(v)),
             serde_json::Value::Null => Err("a flag value cannot be null".to_owned()),
-            serde_json::Value::Array(_) => {
-                Err("a flag value cannot be a bare array: wrap it in an object".to_owned())
-            }
+            serde_json::Value::Array(_) => Err("a flag value cannot be a bare array: wrap it in an object".to_owned()),
         }
     }
 
@@ -42,9 +40,9 @@ impl FlagValue {
         match self {
             FlagValue::Bool(b) => serde_json::Value::Bool(*b),
             FlagValue::String(s) => serde_json::Value::String(s.clone()),
-            FlagValue::Number(n) => serde_json::Number::from_f64(*n)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            FlagValue::Number(n) => {
+                serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            }
             FlagValue::Json(v) => v.clone(),
         }
     }
@@ -97,9 +95,7 @@ impl FlagLevel {
             "global" => Ok(FlagLevel::Global),
             "tier" => Ok(FlagLevel::Tier),
             "tenant" => Ok(FlagLevel::Tenant),
-            other => Err(format!(
-                "scope {other:?} is not valid: use global, tier or tenant"
-            )),
+            other => Err(format!("scope {other:?} is not valid: use global, tier or tenant")),
         }
     }
 
@@ -145,18 +141,10 @@ impl FlagScope {
         match (level, scope_id.filter(|s| !s.is_empty())) {
             (FlagLevel::Global, None) => Ok(FlagScope::Global),
             (FlagLevel::Global, Some(_)) => Err("a global flag takes no scope_id".to_owned()),
-            (FlagLevel::Tier, Some(id)) => TierName::parse(id)
-                .map(FlagScope::Tier)
-                .map_err(|e| e.to_string()),
-            (FlagLevel::Tenant, Some(id)) => TenantId::parse(id)
-                .map(FlagScope::Tenant)
-                .map_err(|e| e.to_string()),
-            (FlagLevel::Tier, None) => {
-                Err("a tier flag needs scope_id: the tier's name".to_owned())
-            }
-            (FlagLevel::Tenant, None) => {
-                Err("a tenant flag needs scope_id: the tenant's id".to_owned())
-            }
+            (FlagLevel::Tier, Some(id)) => TierName::parse(id).map(FlagScope::Tier).map_err(|e| e.to_string()),
+            (FlagLevel::Tenant, Some(id)) => TenantId::parse(id).map(FlagScope::Tenant).map_err(|e| e.to_string()),
+            (FlagLevel::Tier, None) => Err("a tier flag needs scope_id: the tier's name".to_owned()),
+            (FlagLevel::Tenant, None) => Err("a tenant flag needs scope_id: the tenant's id".to_owned()),
         }
     }
 }
@@ -224,18 +212,10 @@ impl FlagSet {
             .get(tenant)
             .and_then(|m| m.get(key))
             .map(|v| (v, FlagLevel::Tenant))
-            .or_else(|| {
-                self.tier
-                    .get(tier)
-                    .and_then(|m| m.get(key))
-                    .map(|v| (v, FlagLevel::Tier))
-            })
+            .or_else(|| self.tier.get(tier).and_then(|m| m.get(key)).map(|v| (v, FlagLevel::Tier)))
             .or_else(|| self.global.get(key).map(|v| (v, FlagLevel::Global)));
         match found {
-            Some((value, level)) => Evaluation::Resolved {
-                value: value.clone(),
-                level,
-            },
+            Some((value, level)) => Evaluation::Resolved { value: value.clone(), level },
             None => Evaluation::Unknown,
         }
     }
@@ -255,10 +235,7 @@ impl FlagSet {
 
     /// Evaluates every defined flag for one tenant, sorted by key.
     pub fn evaluate_all(&self, tenant: &TenantId, tier: &TierName) -> Vec<(FlagKey, Evaluation)> {
-        self.keys()
-            .into_iter()
-            .map(|k| (k.clone(), self.evaluate(k, tenant, tier)))
-            .collect()
+        self.keys().into_iter().map(|k| (k.clone(), self.evaluate(k, tenant, tier))).collect()
     }
 }
 
@@ -280,42 +257,18 @@ mod tests {
     /// The seed's PractaThon hierarchy.
     fn seed_flags() -> FlagSet {
         let mut f = FlagSet::new();
-        f.set(
-            FlagScope::Global,
-            key("basic_search"),
-            FlagValue::Bool(true),
-        );
-        f.set(
-            FlagScope::Global,
-            key("advanced_analytics"),
-            FlagValue::Bool(false),
-        );
-        for k in [
-            "advanced_analytics",
-            "dedicated_namespace",
-            "priority_support",
-        ] {
-            f.set(
-                FlagScope::Tier(tier("platinum")),
-                key(k),
-                FlagValue::Bool(true),
-            );
+        f.set(FlagScope::Global, key("basic_search"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("advanced_analytics"), FlagValue::Bool(false));
+        for k in ["advanced_analytics", "dedicated_namespace", "priority_support"] {
+            f.set(FlagScope::Tier(tier("platinum")), key(k), FlagValue::Bool(true));
         }
         for k in ["advanced_analytics", "shared_namespace"] {
             f.set(FlagScope::Tier(tier("gold")), key(k), FlagValue::Bool(true));
         }
         for k in ["basic_analytics", "shared_namespace"] {
-            f.set(
-                FlagScope::Tier(tier("silver")),
-                key(k),
-                FlagValue::Bool(true),
-            );
+            f.set(FlagScope::Tier(tier("silver")), key(k), FlagValue::Bool(true));
         }
-        f.set(
-            FlagScope::Tenant(tenant("marketing")),
-            key("advanced_analytics"),
-            FlagValue::Bool(true),
-        );
+        f.set(FlagScope::Tenant(tenant("marketing")), key("advanced_analytics"), FlagValue::Bool(true));
         f
     }
 
@@ -333,18 +286,8 @@ mod tests {
         let f = seed_flags();
         use FlagLevel::*;
         for (t, tr, k, expected) in [
-            (
-                "finance",
-                "platinum",
-                "advanced_analytics",
-                Some((true, Tier)),
-            ),
-            (
-                "marketing",
-                "silver",
-                "advanced_analytics",
-                Some((true, Tenant)),
-            ),
+            ("finance", "platinum", "advanced_analytics", Some((true, Tier))),
+            ("marketing", "silver", "advanced_analytics", Some((true, Tenant))),
             ("hr", "silver", "advanced_analytics", Some((false, Global))),
             ("ops", "silver", "advanced_analytics", Some((false, Global))),
             ("legal", "gold", "advanced_analytics", Some((true, Tier))),
@@ -381,10 +324,7 @@ mod tests {
         assert!(FlagScope::from_parts(FlagLevel::Tier, None).is_err());
         assert!(FlagScope::from_parts(FlagLevel::Global, Some("gold")).is_err());
         assert!(FlagScope::from_parts(FlagLevel::Tenant, Some("Bad Id")).is_err());
-        assert_eq!(
-            FlagScope::from_parts(FlagLevel::Tier, Some("gold")),
-            Ok(FlagScope::Tier(tier("gold")))
-        );
+        assert_eq!(FlagScope::from_parts(FlagLevel::Tier, Some("gold")), Ok(FlagScope::Tier(tier("gold"))));
     }
 
     const TENANTS: [&str; 4] = ["t0", "t1", "t2", "t3"];

@@ -36,9 +36,7 @@ impl HealthSignals {
         storage_utilization: f64,
     ) -> Result<Self, String> {
         if !latency_p95_ms.is_finite() || latency_p95_ms < 0.0 {
-            return Err(format!(
-                "latency_p95 must be a non-negative number of milliseconds, got {latency_p95_ms}"
-            ));
+            return Err(format!("latency_p95 must be a non-negative number of milliseconds, got {latency_p95_ms}"));
         }
         for (name, v) in [
             ("error_rate", error_rate),
@@ -46,17 +44,10 @@ impl HealthSignals {
             ("storage_utilization", storage_utilization),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!(
-                    "{name} must be a fraction between 0 and 1, got {v}"
-                ));
+                return Err(format!("{name} must be a fraction between 0 and 1, got {v}"));
             }
         }
-        Ok(Self {
-            latency_p95_ms,
-            error_rate,
-            query_success_rate,
-            storage_utilization,
-        })
+        Ok(Self { latency_p95_ms, error_rate, query_success_rate, storage_utilization })
     }
 
     pub fn latency_p95_ms(&self) -> f64 {
@@ -75,17 +66,10 @@ impl HealthSignals {
     /// Scores the signals. The score is rounded to two decimals so that float noise
     /// (0.02 − 0.01 ≠ 0.01 exactly) never moves a tenant across a class boundary.
     pub fn score(&self) -> HealthReport {
-        let latency_penalty =
-            ((self.latency_p95_ms - LATENCY_HEALTHY_MS).max(0.0) / 100.0 * 10.0).min(30.0);
-        let error_penalty =
-            ((self.error_rate - ERROR_RATE_HEALTHY).max(0.0) * 100.0 * 20.0).min(40.0);
-        let success_penalty =
-            ((SUCCESS_RATE_HEALTHY - self.query_success_rate).max(0.0) * 100.0 * 3.0).min(30.0);
-        let storage_penalty = if self.storage_utilization > STORAGE_HEALTHY {
-            20.0
-        } else {
-            0.0
-        };
+        let latency_penalty = ((self.latency_p95_ms - LATENCY_HEALTHY_MS).max(0.0) / 100.0 * 10.0).min(30.0);
+        let error_penalty = ((self.error_rate - ERROR_RATE_HEALTHY).max(0.0) * 100.0 * 20.0).min(40.0);
+        let success_penalty = ((SUCCESS_RATE_HEALTHY - self.query_success_rate).max(0.0) * 100.0 * 3.0).min(30.0);
+        let storage_penalty = if self.storage_utilization > STORAGE_HEALTHY { 20.0 } else { 0.0 };
         let raw = 100.0 - latency_penalty - error_penalty - success_penalty - storage_penalty;
         let score = ((raw.clamp(0.0, 100.0) * 100.0).round() / 100.0).clamp(0.0, 100.0);
         HealthReport {
@@ -150,9 +134,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(signals: (f64, f64, f64, f64), score: f64, class: HealthClass) {
-        let report = HealthSignals::new(signals.0, signals.1, signals.2, signals.3)
-            .unwrap()
-            .score();
+        let report = HealthSignals::new(signals.0, signals.1, signals.2, signals.3).unwrap().score();
         assert_eq!((report.score, report.class), (score, class), "{signals:?}");
     }
 

@@ -23,18 +23,12 @@ fn check_token(
     let ok = bytes.len() >= min_len
         && bytes.len() <= max_len
         && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(b));
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(b));
     if ok {
         Ok(())
     } else {
         let shown: String = value.chars().take(80).collect();
-        Err(IdError {
-            kind,
-            value: shown,
-            rule,
-        })
+        Err(IdError { kind, value: shown, rule })
     }
 }
 

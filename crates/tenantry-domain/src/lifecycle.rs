@@ -74,10 +74,7 @@ pub enum LifecycleError {
     #[error("status {0:?} is not valid: use active, suspended, migrating, archived or deleted")]
     UnknownStatus(String),
     #[error("{}", invalid_transition_message(*.from, *.to))]
-    InvalidTransition {
-        from: TenantStatus,
-        to: TenantStatus,
-    },
+    InvalidTransition { from: TenantStatus, to: TenantStatus },
     #[error("a transition needs a reason: say why (it is recorded with the actor)")]
     MissingReason,
     #[error("tenant is archived under retention until {}; it can be deleted from then on", crate::tenant::format_time(*.retention_until))]
@@ -89,10 +86,7 @@ fn invalid_transition_message(from: TenantStatus, to: TenantStatus) -> String {
     if allowed.is_empty() {
         format!("cannot move a tenant from {from} to {to}: {from} is terminal")
     } else {
-        format!(
-            "cannot move a tenant from {from} to {to}; from {from} it can go to: {}",
-            allowed.join(", ")
-        )
+        format!("cannot move a tenant from {from} to {to}; from {from} it can go to: {}", allowed.join(", "))
     }
 }
 
@@ -115,29 +109,17 @@ mod tests {
         ];
         for from in TenantStatus::ALL {
             for to in TenantStatus::ALL {
-                assert_eq!(
-                    from.can_transition_to(to),
-                    allowed.contains(&(from, to)),
-                    "{from} -> {to}"
-                );
+                assert_eq!(from.can_transition_to(to), allowed.contains(&(from, to)), "{from} -> {to}");
             }
         }
     }
 
     #[test]
     fn refusal_names_current_state_and_targets() {
-        let msg = LifecycleError::InvalidTransition {
-            from: Active,
-            to: Deleted,
-        }
-        .to_string();
+        let msg = LifecycleError::InvalidTransition { from: Active, to: Deleted }.to_string();
         assert!(msg.contains("from active to deleted"), "{msg}");
         assert!(msg.contains("suspended, migrating"), "{msg}");
-        let msg = LifecycleError::InvalidTransition {
-            from: Deleted,
-            to: Active,
-        }
-        .to_string();
+        let msg = LifecycleError::InvalidTransition { from: Deleted, to: Active }.to_string();
         assert!(msg.contains("terminal"), "{msg}");
     }
 

@@ -11,9 +11,7 @@ impl Currency {
         if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(format!(
-                "currency {value:?} is not valid: use a three-letter uppercase ISO 4217 code such as USD"
-            ))
+            Err(format!("currency {value:?} is not valid: use a three-letter uppercase ISO 4217 code such as USD"))
         }
     }
 
@@ -35,19 +33,12 @@ impl Money {
         if minor_units < 0 {
             return Err("a budget cannot be negative".to_owned());
         }
-        Ok(Self {
-            minor_units,
-            currency,
-        })
+        Ok(Self { minor_units, currency })
     }
 
     /// Parses a decimal amount with at most two fractional digits, e.g. `"5000"`, `"1250.50"`.
     pub fn parse_decimal(amount: &str, currency: Currency) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "amount {amount:?} is not valid: use a non-negative number with at most two decimals"
-            )
-        };
+        let bad = || format!("amount {amount:?} is not valid: use a non-negative number with at most two decimals");
         let (whole, frac) = match amount.split_once('.') {
             Some((w, f)) => (w, f),
             None => (amount, ""),
@@ -107,15 +98,10 @@ mod tests {
             (".5", None),
             ("1e3", None),
         ] {
-            let got = Money::parse_decimal(input, usd.clone())
-                .ok()
-                .map(|m| m.minor_units());
+            let got = Money::parse_decimal(input, usd.clone()).ok().map(|m| m.minor_units());
             assert_eq!(got, expected, "{input:?}");
         }
-        assert_eq!(
-            Money::parse_decimal("12.5", usd).unwrap().to_string(),
-            "12.50 USD"
-        );
+        assert_eq!(Money::parse_decimal("12.5", usd).unwrap().to_string(), "12.50 USD");
         assert!(Currency::parse("usd").is_err());
     }
 }

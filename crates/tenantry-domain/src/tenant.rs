@@ -26,14 +26,8 @@ pub enum TenantError {
     Lifecycle(#[from] LifecycleError),
     #[error("{0}")]
     Invalid(String),
-    #[error(
-        "tenant {tenant} is {status}: {what} is only possible while it is active, suspended or migrating"
-    )]
-    NotModifiable {
-        tenant: TenantId,
-        status: TenantStatus,
-        what: &'static str,
-    },
+    #[error("tenant {tenant} is {status}: {what} is only possible while it is active, suspended or migrating")]
+    NotModifiable { tenant: TenantId, status: TenantStatus, what: &'static str },
 }
 
 fn invalid(msg: impl Into<String>) -> TenantError {
@@ -75,9 +69,7 @@ impl Limits {
             ("rate_limit_per_minute", self.rate_limit_per_minute),
         ] {
             if !(1..=1_000_000_000_000).contains(&v) {
-                return Err(invalid(format!(
-                    "{name} must be between 1 and 10^12, got {v}"
-                )));
+                return Err(invalid(format!("{name} must be between 1 and 10^12, got {v}")));
             }
         }
         if !(self.sla_target > 0.0 && self.sla_target <= 1.0) {
@@ -112,14 +104,9 @@ impl LimitOverrides {
             max_documents: self.max_documents.unwrap_or(d.max_documents),
             max_queries_per_day: self.max_queries_per_day.unwrap_or(d.max_queries_per_day),
             max_storage_gb: self.max_storage_gb.unwrap_or(d.max_storage_gb),
-            rate_limit_per_minute: self
-                .rate_limit_per_minute
-                .unwrap_or(d.rate_limit_per_minute),
+            rate_limit_per_minute: self.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
             sla_target: self.sla_target.unwrap_or(d.sla_target),
-            support_level: self
-                .support_level
-                .clone()
-                .unwrap_or_else(|| d.support_level.clone()),
+            support_level: self.support_level.clone().unwrap_or_else(|| d.support_level.clone()),
         }
     }
 
@@ -134,12 +121,7 @@ impl LimitOverrides {
             self.sla_target.is_some(),
             self.support_level.is_some(),
         ];
-        LIMIT_FIELDS
-            .iter()
-            .zip(set)
-            .filter(|(_, s)| *s)
-            .map(|(n, _)| *n)
-            .collect()
+        LIMIT_FIELDS.iter().zip(set).filter(|(_, s)| *s).map(|(n, _)| *n).collect()
     }
 
     /// Rebuilds overrides from effective limits and the list of explicit field names (as stored).
@@ -150,8 +132,7 @@ impl LimitOverrides {
             max_documents: has("max_documents").then_some(limits.max_documents),
             max_queries_per_day: has("max_queries_per_day").then_some(limits.max_queries_per_day),
             max_storage_gb: has("max_storage_gb").then_some(limits.max_storage_gb),
-            rate_limit_per_minute: has("rate_limit_per_minute")
-                .then_some(limits.rate_limit_per_minute),
+            rate_limit_per_minute: has("rate_limit_per_minute").then_some(limits.rate_limit_per_minute),
             sla_target: has("sla_target").then_some(limits.sla_target),
             support_level: has("support_level").then(|| limits.support_level.clone()),
         }
@@ -166,10 +147,7 @@ impl LimitOverrides {
             max_storage_gb: other.max_storage_gb.or(self.max_storage_gb),
             rate_limit_per_minute: other.rate_limit_per_minute.or(self.rate_limit_per_minute),
             sla_target: other.sla_target.or(self.sla_target),
-            support_level: other
-                .support_level
-                .clone()
-                .or_else(|| self.support_level.clone()),
+            support_level: other.support_level.clone().or_else(|| self.support_level.clone()),
         }
     }
 }
@@ -177,19 +155,10 @@ impl LimitOverrides {
 fn check_email(email: &str) -> Result<(), TenantError> {
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "billing_email {email:?} is not a valid e-mail address"
-        )))
-    }
+    if ok { Ok(()) } else { Err(invalid(format!("billing_email {email:?} is not a valid e-mail address"))) }
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), TenantError> {
@@ -197,9 +166,7 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), TenantError> {
         return Err(invalid(format!("{field} must not be empty")));
     }
     if value.chars().count() > max || value.chars().any(|c| c.is_control()) {
-        return Err(invalid(format!(
-            "{field} must be at most {max} characters with no control characters"
-        )));
+        return Err(invalid(format!("{field} must be at most {max} characters with no control characters")));
     }
     Ok(())
 }
@@ -318,10 +285,7 @@ impl Tenant {
     /// Creates an active tenant of `tier`. `tier` must be the catalog entry named by `new.tier`.
     pub fn create(new: NewTenant, tier: &Tier, now: OffsetDateTime) -> Result<Tenant, TenantError> {
         if new.tier != tier.name {
-            return Err(invalid(format!(
-                "tier {} does not match the catalog entry {}",
-                new.tier, tier.name
-            )));
+            return Err(invalid(format!("tier {} does not match the catalog entry {}", new.tier, tier.name)));
         }
         check_text("name", &new.name, 200)?;
         if let Some(e) = &new.billing_email {
@@ -353,9 +317,9 @@ impl Tenant {
             health_score: None,
             health_updated_at: None,
             compliance_tags: new.compliance_tags,
-            data_region: new.data_region.unwrap_or_else(|| {
-                Label::parse(DEFAULT_REGION).expect("the default region is a valid label")
-            }),
+            data_region: new
+                .data_region
+                .unwrap_or_else(|| Label::parse(DEFAULT_REGION).expect("the default region is a valid label")),
             metadata: new.metadata,
             version: 1,
             created_at: now,
@@ -365,11 +329,9 @@ impl Tenant {
 
     fn ensure_modifiable(&self, what: &'static str) -> Result<(), TenantError> {
         match self.status {
-            TenantStatus::Archived | TenantStatus::Deleted => Err(TenantError::NotModifiable {
-                tenant: self.id.clone(),
-                status: self.status,
-                what,
-            }),
+            TenantStatus::Archived | TenantStatus::Deleted => {
+                Err(TenantError::NotModifiable { tenant: self.id.clone(), status: self.status, what })
+            }
             _ => Ok(()),
         }
     }
@@ -384,9 +346,7 @@ impl Tenant {
     ) -> Result<Tenant, TenantError> {
         self.ensure_modifiable("changing attributes")?;
         if patch.is_empty() {
-            return Err(invalid(
-                "nothing to update: give at least one field to change",
-            ));
+            return Err(invalid("nothing to update: give at least one field to change"));
         }
         let mut next = self.clone();
         if let Some(name) = &patch.name {
@@ -427,9 +387,7 @@ impl Tenant {
         let tier = match (&patch.tier, new_tier) {
             (Some(name), Some(t)) if *name == t.name => t,
             (Some(name), _) => {
-                return Err(invalid(format!(
-                    "tier {name} was not resolved from the catalog"
-                )));
+                return Err(invalid(format!("tier {name} was not resolved from the catalog")));
             }
             (None, _) => current_tier,
         };
@@ -476,20 +434,13 @@ impl Tenant {
         }
         check_text("reason", reason, 1000)?;
         if !self.status.can_transition_to(target) {
-            return Err(LifecycleError::InvalidTransition {
-                from: self.status,
-                to: target,
-            }
-            .into());
+            return Err(LifecycleError::InvalidTransition { from: self.status, to: target }.into());
         }
         if target == TenantStatus::Deleted
             && let Some(until) = self.retention_until
             && now < until
         {
-            return Err(LifecycleError::RetentionActive {
-                retention_until: until,
-            }
-            .into());
+            return Err(LifecycleError::RetentionActive { retention_until: until }.into());
         }
         let mut next = self.clone();
         next.status = target;
@@ -539,17 +490,10 @@ mod tests {
         Tier::builtin_catalog()
     }
     fn tier(name: &str) -> Tier {
-        tiers()
-            .into_iter()
-            .find(|t| t.name.as_str() == name)
-            .unwrap()
+        tiers().into_iter().find(|t| t.name.as_str() == name).unwrap()
     }
     fn new_tenant(id: &str, tier_name: &str) -> NewTenant {
-        NewTenant::minimal(
-            TenantId::parse(id).unwrap(),
-            "Test",
-            TierName::parse(tier_name).unwrap(),
-        )
+        NewTenant::minimal(TenantId::parse(id).unwrap(), "Test", TierName::parse(tier_name).unwrap())
     }
     const NOW: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 
@@ -559,10 +503,7 @@ mod tests {
         new.limits.max_users = Some(100);
         let t = Tenant::create(new, &tier("platinum"), NOW).unwrap();
         assert_eq!(t.limits.max_users, 100);
-        assert_eq!(
-            t.limits.max_documents,
-            tier("platinum").default_limits.max_documents
-        );
+        assert_eq!(t.limits.max_documents, tier("platinum").default_limits.max_documents);
         assert_eq!(t.limit_overrides.explicit_fields(), ["max_users"]);
         assert_eq!(t.status, TenantStatus::Active);
         assert_eq!(t.version, 1);
@@ -573,41 +514,25 @@ mod tests {
         let mut new = new_tenant("hr", "silver");
         new.limits.max_users = Some(7);
         let t = Tenant::create(new, &tier("silver"), NOW).unwrap();
-        let patch = TenantPatch {
-            tier: Some(TierName::parse("gold").unwrap()),
-            ..Default::default()
-        };
-        let up = t
-            .apply_patch(&patch, &tier("silver"), Some(&tier("gold")), NOW)
-            .unwrap();
+        let patch = TenantPatch { tier: Some(TierName::parse("gold").unwrap()), ..Default::default() };
+        let up = t.apply_patch(&patch, &tier("silver"), Some(&tier("gold")), NOW).unwrap();
         assert_eq!(up.limits.max_users, 7);
-        assert_eq!(
-            up.limits.max_documents,
-            tier("gold").default_limits.max_documents
-        );
+        assert_eq!(up.limits.max_documents, tier("gold").default_limits.max_documents);
         assert_eq!(up.version, 2);
-        let reset = TenantPatch {
-            reset_limits: vec!["max_users".into()],
-            ..Default::default()
-        };
+        let reset = TenantPatch { reset_limits: vec!["max_users".into()], ..Default::default() };
         let up2 = up.apply_patch(&reset, &tier("gold"), None, NOW).unwrap();
         assert_eq!(up2.limits.max_users, tier("gold").default_limits.max_users);
     }
 
     #[test]
     fn invalid_attributes_are_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut NewTenant)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut NewTenant)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("name", Box::new(|n| n.name = "  ".into())),
-            (
-                "billing_email",
-                Box::new(|n| n.billing_email = Some("nope".into())),
-            ),
+            ("billing_email", Box::new(|n| n.billing_email = Some("nope".into()))),
             ("sla_target", Box::new(|n| n.limits.sla_target = Some(1.5))),
             ("max_users", Box::new(|n| n.limits.max_users = Some(0))),
-            (
-                "metadata",
-                Box::new(|n| n.metadata = serde_json::json!([1])),
-            ),
+            ("metadata", Box::new(|n| n.metadata = serde_json::json!([1]))),
         ];
         for (field, mutate) in cases {
             let mut new = new_tenant("acme", "gold");
@@ -621,47 +546,16 @@ mod tests {
     fn retention_blocks_early_deletion() {
         let actor = Actor::new(ActorKind::Operator, "test");
         let t = Tenant::create(new_tenant("legal", "gold"), &tier("gold"), NOW).unwrap();
-        let (t, _) = t
-            .transition(TenantStatus::Suspended, &actor, "audit", 30, NOW)
-            .unwrap();
-        let (t, _) = t
-            .transition(TenantStatus::Archived, &actor, "closed", 30, NOW)
-            .unwrap();
+        let (t, _) = t.transition(TenantStatus::Suspended, &actor, "audit", 30, NOW).unwrap();
+        let (t, _) = t.transition(TenantStatus::Archived, &actor, "closed", 30, NOW).unwrap();
         assert_eq!(t.retention_until, Some(NOW + Duration::days(30)));
-        let early = t.transition(
-            TenantStatus::Deleted,
-            &actor,
-            "purge",
-            30,
-            NOW + Duration::days(29),
-        );
-        assert!(matches!(
-            early,
-            Err(TenantError::Lifecycle(
-                LifecycleError::RetentionActive { .. }
-            ))
-        ));
-        let (t, _) = t
-            .transition(
-                TenantStatus::Deleted,
-                &actor,
-                "purge",
-                30,
-                NOW + Duration::days(30),
-            )
-            .unwrap();
+        let early = t.transition(TenantStatus::Deleted, &actor, "purge", 30, NOW + Duration::days(29));
+        assert!(matches!(early, Err(TenantError::Lifecycle(LifecycleError::RetentionActive { .. }))));
+        let (t, _) = t.transition(TenantStatus::Deleted, &actor, "purge", 30, NOW + Duration::days(30)).unwrap();
         assert_eq!(t.status, TenantStatus::Deleted);
         assert!(
-            t.apply_patch(
-                &TenantPatch {
-                    name: Some("x".into()),
-                    ..Default::default()
-                },
-                &tier("gold"),
-                None,
-                NOW
-            )
-            .is_err()
+            t.apply_patch(&TenantPatch { name: Some("x".into()), ..Default::default() }, &tier("gold"), None, NOW)
+                .is_err()
         );
     }
 

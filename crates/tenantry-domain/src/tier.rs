@@ -60,35 +60,23 @@ impl Tier {
         isolation: IsolationMode,
         retention_days: u32,
     ) -> Result<Self, TierError> {
-        default_limits
-            .validate()
-            .map_err(|e| TierError::Invalid(e.to_string()))?;
+        default_limits.validate().map_err(|e| TierError::Invalid(e.to_string()))?;
         if retention_days > 36_500 {
-            return Err(TierError::Invalid(
-                "retention_days must be at most 36500 (100 years)".to_owned(),
-            ));
+            return Err(TierError::Invalid("retention_days must be at most 36500 (100 years)".to_owned()));
         }
-        Ok(Self {
-            name,
-            rank,
-            description: description.into(),
-            default_limits,
-            isolation,
-            retention_days,
-        })
+        Ok(Self { name, rank, description: description.into(), default_limits, isolation, retention_days })
     }
 
     /// The catalog every new store starts with: bronze, silver, gold, platinum (platinum dedicated).
     pub fn builtin_catalog() -> Vec<Tier> {
-        let tier =
-            |name: &str, rank, description: &str, limits: Limits, isolation, retention_days| Tier {
-                name: TierName::parse(name).expect("built-in tier names are valid"),
-                rank,
-                description: description.to_owned(),
-                default_limits: limits,
-                isolation,
-                retention_days,
-            };
+        let tier = |name: &str, rank, description: &str, limits: Limits, isolation, retention_days| Tier {
+            name: TierName::parse(name).expect("built-in tier names are valid"),
+            rank,
+            description: description.to_owned(),
+            default_limits: limits,
+            isolation,
+            retention_days,
+        };
         let support = |s: &str| Label::parse(s).expect("built-in support levels are valid");
         vec![
             tier(

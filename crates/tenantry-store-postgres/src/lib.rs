@@ -99,11 +99,11 @@ impl PgStore {
 
 /// Builds the application role's pool from the configuration.
 pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config
-        .app_url()?
-        .parse::<PgConnectOptions>()
-        .context("parse application database url")?
-        .options([("statement_timeout", format!("{}", config.statement_timeout_ms)), ("application_name", "tenantry".into())]);
+    let options: PgConnectOptions =
+        config.app_url()?.parse::<PgConnectOptions>().context("parse application database url")?.options([
+            ("statement_timeout", format!("{}", config.statement_timeout_ms)),
+            ("application_name", "tenantry".into()),
+        ]);
     PgPoolOptions::new()
         .max_connections(config.pool_size)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
@@ -156,7 +156,11 @@ pub(crate) async fn insert_tier_row(tx: &mut Transaction<'_, Postgres>, r: &Tier
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     );
     tenantry_app::bind_tier_record!(insert, r).execute(&mut **tx).await.map_err(|e| {
-        if is_unique_violation(&e) { StoreError::AlreadyExists(format!("tier {}", r.name)) } else { unexpected(e, "insert tier") }
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists(format!("tier {}", r.name))
+        } else {
+            unexpected(e, "insert tier")
+        }
     })?;
     Ok(())
 }
@@ -190,7 +194,12 @@ impl TierStore for PgStore {
 
 #[async_trait]
 impl TenantStore for PgStore {
-    async fn insert_tenant(&self, access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+    async fn insert_tenant(
+        &self,
+        access: &PlatformScope,
+        tenant: &Tenant,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let r = TenantRecord::from(tenant);
         let mut tx = self.platform_tx(access).await?;
         let insert = sqlx::query(concat!(

@@ -85,14 +85,18 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Vec<Probe>> {
         sqlx::query("select set_config('tenantry.tenant_id', $1, true)").bind(a).execute(&mut *tx).await?;
         let mut leaks = Vec::new();
         for t in &tables {
-            let n: i64 = sqlx::query_scalar(count_sql(t, "where tenant_id is distinct from current_setting('tenantry.tenant_id', true)"))
-                .fetch_one(&mut *tx)
-                .await?;
+            let n: i64 = sqlx::query_scalar(count_sql(
+                t,
+                "where tenant_id is distinct from current_setting('tenantry.tenant_id', true)",
+            ))
+            .fetch_one(&mut *tx)
+            .await?;
             if n != 0 {
                 leaks.push(format!("{t}: {n} foreign rows visible"));
             }
         }
-        let updated = sqlx::query("update tenants set name = name where tenant_id = $1").bind(b).execute(&mut *tx).await?;
+        let updated =
+            sqlx::query("update tenants set name = name where tenant_id = $1").bind(b).execute(&mut *tx).await?;
         if updated.rows_affected() != 0 {
             leaks.push(format!("update of {b}'s row under {a}'s context affected {} rows", updated.rows_affected()));
         }

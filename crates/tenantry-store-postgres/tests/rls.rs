@@ -22,7 +22,10 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
     let ctx = Ctx::new(Arc::new(store) as Arc<dyn Store>);
     for id in ["tenant_a", "tenant_b"] {
         create(&ctx, id, "gold").await;
-        ctx.registry.set_flag(&ctx.admin, FlagScope::Tenant(tid(id)), key("beta"), FlagValue::Bool(true)).await.unwrap();
+        ctx.registry
+            .set_flag(&ctx.admin, FlagScope::Tenant(tid(id)), key("beta"), FlagValue::Bool(true))
+            .await
+            .unwrap();
     }
     Some((config, pool))
 }
@@ -54,16 +57,21 @@ async fn probe2_wrong_tenant_sees_nothing_and_updates_nothing() {
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
     for t in TENANT_TABLES {
-        let foreign: i64 = sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {t} where tenant_id = 'tenant_b'")))
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        let foreign: i64 =
+            sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {t} where tenant_id = 'tenant_b'")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(foreign, 0, "{t}: B's rows invisible to A");
         assert!(count(&mut tx, t).await >= 1, "{t}: A still sees its own rows");
     }
-    let updated = sqlx::query("update tenants set name = 'pwned' where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
+    let updated =
+        sqlx::query("update tenants set name = 'pwned' where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
     assert_eq!(updated.rows_affected(), 0);
-    let updated = sqlx::query("update tenant_flags set value = 'false' where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
+    let updated = sqlx::query("update tenant_flags set value = 'false' where tenant_id = 'tenant_b'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(updated.rows_affected(), 0);
     let deleted = sqlx::query("delete from tenant_flags where tenant_id = 'tenant_b'").execute(&mut *tx).await.unwrap();
     assert_eq!(deleted.rows_affected(), 0);
@@ -168,10 +176,12 @@ async fn doctor_probes_fail_when_rls_is_missing() {
     let Some((config, _)) = two_tenants(2).await else { return };
     // sabotage as the owner: drop FORCE/ENABLE on tenant_flags, then the probe must catch it
     let mut owner = common::owner_conn(&config).await;
-    sqlx::raw_sql("alter table tenant_flags no force row level security; alter table tenant_flags disable row level security")
-        .execute(&mut owner)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "alter table tenant_flags no force row level security; alter table tenant_flags disable row level security",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
     let pool = PgPoolOptions::new().max_connections(1).connect(&config.app_url().unwrap()).await.unwrap();
     let results = probes::run(&pool).await.unwrap();
     let no_ctx = results.iter().find(|p| p.name == "no_context_returns_zero_rows").unwrap();
@@ -230,7 +240,9 @@ async fn schema_is_citus_distributable_by_tenant_id() {
                 }
                 for (kind, cols, target) in &constraints {
                     let to_reference = target.as_deref().and_then(class_of).as_deref() == Some("tenantry:reference");
-                    if !cols.iter().any(|c| c == "tenant_id") && !(kind == "f" && to_reference) {
+                    let carries_tenant = cols.iter().any(|c| c == "tenant_id");
+                    let fk_to_reference = kind == "f" && to_reference;
+                    if !(carries_tenant || fk_to_reference) {
                         problems.push(format!("{table}: {kind} constraint on {cols:?} lacks tenant_id"));
                     }
                 }
@@ -250,7 +262,8 @@ async fn schema_is_citus_distributable_by_tenant_id() {
                     problems.push(format!("{table}: unique index {index} lacks tenant_id"));
                 }
             }
-            other => problems.push(format!("{table}: unclassified ({other:?}); comment it tenantry:tenant|reference|platform")),
+            other => problems
+                .push(format!("{table}: unclassified ({other:?}); comment it tenantry:tenant|reference|platform")),
         }
     }
     assert!(classes.iter().any(|(_, c)| c.as_deref() == Some("tenantry:tenant")));

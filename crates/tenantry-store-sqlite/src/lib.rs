@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::{Row, Sqlite, Transaction};
 
-use tenantry_app::ports::{AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore};
+use tenantry_app::ports::{
+    AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
+};
 use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{Actor, ActorKind, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, Tier, TierName};
@@ -48,8 +52,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/tenantry.db` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("create data directory {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(DB_FILE))
             .create_if_missing(true)
@@ -127,11 +130,12 @@ async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Re
              rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    tenantry_app::bind_tier_record!(insert, r)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) { StoreError::AlreadyExists(format!("tier {}", r.name)) } else { unexpected(e, "insert tier") }
+    tenantry_app::bind_tier_record!(insert, r).execute(&mut **tx).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists(format!("tier {}", r.name))
+        } else {
+            unexpected(e, "insert tier")
+        }
     })?;
     Ok(())
 }
@@ -203,7 +207,12 @@ impl TierStore for SqliteStore {
 
 #[async_trait]
 impl TenantStore for SqliteStore {
-    async fn insert_tenant(&self, _access: &PlatformScope, tenant: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+    async fn insert_tenant(
+        &self,
+        _access: &PlatformScope,
+        tenant: &Tenant,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
         let r = TenantRecord::from(tenant);
         let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
         let insert = sqlx::query(concat!(
@@ -211,16 +220,13 @@ impl TenantStore for SqliteStore {
             tenant_columns!(),
             ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ));
-        tenantry_app::bind_tenant_record!(insert, &r)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
-                } else {
-                    unexpected(e, "insert tenant")
-                }
-            })?;
+        tenantry_app::bind_tenant_record!(insert, &r).execute(&mut *tx).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
+            } else {
+                unexpected(e, "insert tenant")
+            }
+        })?;
         append_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| unexpected(e, "commit tenant"))
     }
@@ -295,10 +301,7 @@ impl TenantStore for SqliteStore {
 
     async fn statistics(&self, _access: &PlatformScope) -> Result<Statistics, StoreError> {
         let pairs = |sql: &'static str| async move {
-            sqlx::query_as::<_, (String, i64)>(sql)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| unexpected(e, "statistics"))
+            sqlx::query_as::<_, (String, i64)>(sql).fetch_all(&self.pool).await.map_err(|e| unexpected(e, "statistics"))
         };
         Ok(Statistics {
             total: sqlx::query_scalar("select count(*) from tenants")
@@ -422,10 +425,15 @@ impl AuditLog for SqliteStore {
                     record: AuditRecord {
                         at: row.try_get("at").map_err(get)?,
                         actor: Actor::new(
-                            ActorKind::parse(&kind).ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("bad actor kind {kind}")))?,
+                            ActorKind::parse(&kind)
+                                .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("bad actor kind {kind}")))?,
                             row.try_get::<String, _>("actor_id").map_err(get)?,
                         ),
-                        tenant: tenant.as_deref().map(TenantId::parse).transpose().map_err(|e| StoreError::Unexpected(e.into()))?,
+                        tenant: tenant
+                            .as_deref()
+                            .map(TenantId::parse)
+                            .transpose()
+                            .map_err(|e| StoreError::Unexpected(e.into()))?,
                         operation: row.try_get("operation").map_err(get)?,
                         before: row.try_get::<Option<Json<serde_json::Value>>, _>("before").map_err(get)?.map(|j| j.0),
                         after: row.try_get::<Option<Json<serde_json::Value>>, _>("after").map_err(get)?.map(|j| j.0),

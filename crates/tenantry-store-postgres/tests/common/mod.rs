@@ -34,7 +34,10 @@ pub async fn fresh_config() -> Option<PgConfig> {
         time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
     );
     let mut admin = PgConnection::connect(&base).await.expect("connect to DATABASE_URL (is PostgreSQL running?)");
-    sqlx::raw_sql(AssertSqlSafe(format!("create database {name}"))).execute(&mut admin).await.expect("create test database");
+    sqlx::raw_sql(AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
     let mut url = url::Url::parse(&base).expect("DATABASE_URL parses");
     url.set_path(&name);
     let config = PgConfig::new(url.to_string());

@@ -1,0 +1,311 @@
+//! The command line, as data: every command, argument and environment variable of `tenantry`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tenantry", version, about = "Control plane for multi-tenant RAG platforms", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Print machine-readable JSON instead of tables (errors too, on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Directory of the embedded store (used when no database URL is given).
+    #[arg(long, global = true, env = "TENANTRY_DATA_DIR", default_value = ".tenantry")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL of the schema owner (selects the PostgreSQL backend).
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL URL for the application role, if it is not the owner URL with the role as user.
+    #[arg(long, global = true, env = "TENANTRY_APP_DATABASE_URL", hide_env_values = true)]
+    pub app_database_url: Option<String>,
+    /// Name of the PostgreSQL application role the service connects as.
+    #[arg(long, global = true, env = "TENANTRY_APP_ROLE", default_value = "tenantry_app")]
+    pub app_role: String,
+    /// Password to set on (and use for) the application role.
+    #[arg(long, global = true, env = "TENANTRY_APP_PASSWORD", hide_env_values = true)]
+    pub app_password: Option<String>,
+    /// PostgreSQL connection pool size.
+    #[arg(long, global = true, env = "TENANTRY_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+    /// PostgreSQL statement timeout in milliseconds.
+    #[arg(long, global = true, env = "TENANTRY_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+    /// Do not apply migrations on start (PostgreSQL; run `tenantry migrate` separately).
+    #[arg(long, global = true)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, read, change and move tenants.
+    #[command(subcommand)]
+    Tenant(Box<TenantCmd>),
+    /// Set and evaluate feature flags (tenant > tier > global).
+    #[command(subcommand)]
+    Flag(FlagCmd),
+    /// Record tenant health signals and get the score.
+    #[command(subcommand)]
+    Health(HealthCmd),
+    /// Show and extend the tier catalog.
+    #[command(subcommand)]
+    Tier(TierCmd),
+    /// Registry statistics: counts by status, tier and health class.
+    Stats,
+    /// Apply database migrations (PostgreSQL) and provision the application role's grants.
+    Migrate,
+    /// Readiness checks against the live store.
+    #[command(subcommand)]
+    Doctor(DoctorCmd),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    #[arg(long)]
+    pub max_users: Option<i64>,
+    #[arg(long)]
+    pub max_documents: Option<i64>,
+    #[arg(long)]
+    pub max_queries_per_day: Option<i64>,
+    #[arg(long)]
+    pub max_storage_gb: Option<i64>,
+    #[arg(long)]
+    pub rate_limit_per_minute: Option<i64>,
+    /// Fraction in (0, 1], e.g. 0.9999.
+    #[arg(long)]
+    pub sla_target: Option<f64>,
+    /// e.g. 24/7, business_hours, email.
+    #[arg(long)]
+    pub support_level: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttributeArgs {
+    #[arg(long)]
+    pub billing_email: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub cost_center: Option<String>,
+    /// Monthly budget as a decimal amount (needs --currency).
+    #[arg(long, requires = "currency")]
+    pub monthly_budget: Option<String>,
+    /// ISO 4217 currency of the budget, e.g. USD, INR.
+    #[arg(long, requires = "monthly_budget")]
+    pub currency: Option<String>,
+    /// Compliance tag (repeatable), e.g. --compliance-tag gdpr --compliance-tag sox.
+    #[arg(long = "compliance-tag")]
+    pub compliance_tags: Vec<String>,
+    /// Data residency region, e.g. eu-west-1.
+    #[arg(long)]
+    pub data_region: Option<String>,
+    /// Free-form JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant; limits not given come from the tier.
+    Create {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        tier: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
+        attributes: AttributeArgs,
+    },
+    /// Show one tenant.
+    Get { id: String },
+    /// List tenants, filtered and paginated by id.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        /// Page size (1..=1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Cursor: list tenants after this id (the previous page's next_cursor).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Change attributes, tier or limits.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+        #[command(flatten)]
+        attributes: AttributeArgs,
+        /// Reset a limit to the tier's default (repeatable), e.g. --reset-limit max_users.
+        #[arg(long = "reset-limit")]
+        reset_limits: Vec<String>,
+        /// Refuse the update unless the tenant is still at this version.
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Move a tenant to another lifecycle state.
+    Transition {
+        id: String,
+        /// active, suspended, migrating, archived or deleted.
+        target: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// Shorthand for `transition <id> suspended`.
+    Suspend {
+        id: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// Shorthand for `transition <id> active`.
+    Activate {
+        id: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// Shorthand for `transition <id> archived`.
+    Archive {
+        id: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// Shorthand for `transition <id> deleted` (only from archived, after retention).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// Shorthand for `transition <id> migrating`.
+    Migrate {
+        id: String,
+        #[command(flatten)]
+        args: TransitionArgs,
+    },
+    /// The tenant's audit trail: every change with actor and reason.
+    History {
+        id: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TransitionArgs {
+    /// Why (recorded with the actor in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Retention period when archiving (default: the tier's).
+    #[arg(long)]
+    pub retention_days: Option<u32>,
+    #[arg(long)]
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagCmd {
+    /// Set a flag value at a scope.
+    Set {
+        feature: String,
+        /// Boolean value.
+        #[arg(long, conflicts_with = "value", required_unless_present = "value")]
+        enabled: Option<bool>,
+        /// Any JSON value (string, number, object) for non-boolean flags.
+        #[arg(long)]
+        value: Option<String>,
+        /// global, tier or tenant.
+        #[arg(long, default_value = "global")]
+        scope: String,
+        /// The tier name or tenant id for tier and tenant scope.
+        #[arg(long)]
+        scope_id: Option<String>,
+    },
+    /// Remove a flag value at a scope.
+    Unset {
+        feature: String,
+        #[arg(long, default_value = "global")]
+        scope: String,
+        #[arg(long)]
+        scope_id: Option<String>,
+    },
+    /// Evaluate a flag (or, without a feature, every flag) for a tenant, with the deciding level.
+    Eval { tenant: String, feature: Option<String> },
+    /// List every flag value at every scope.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HealthCmd {
+    /// Record signals, print the score (0-100) and class.
+    Set {
+        tenant: String,
+        /// p95 latency in milliseconds.
+        #[arg(long)]
+        latency_p95: f64,
+        /// Fraction 0..1.
+        #[arg(long)]
+        error_rate: f64,
+        /// Fraction 0..1.
+        #[arg(long)]
+        success_rate: f64,
+        /// Fraction 0..1.
+        #[arg(long)]
+        storage: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TierCmd {
+    /// List the tier catalog.
+    List,
+    /// Show one tier.
+    Get { name: String },
+    /// Add a tier (e.g. free, pro, enterprise).
+    Create {
+        name: String,
+        #[arg(long)]
+        rank: i32,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// shared_namespace or dedicated_index.
+        #[arg(long, default_value = "shared_namespace")]
+        isolation: String,
+        #[arg(long)]
+        retention_days: u32,
+        #[arg(long)]
+        max_users: i64,
+        #[arg(long)]
+        max_documents: i64,
+        #[arg(long)]
+        max_queries_per_day: i64,
+        #[arg(long)]
+        max_storage_gb: i64,
+        #[arg(long)]
+        rate_limit_per_minute: i64,
+        #[arg(long)]
+        sla_target: f64,
+        #[arg(long)]
+        support_level: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DoctorCmd {
+    /// RLS probes (PostgreSQL): no tenant context and a wrong tenant both see zero rows.
+    Rls,
+}

@@ -1,0 +1,366 @@
+//! Runs one parsed command against the configured store: argument values are parsed into domain
+//! types here (a bad value is a usage error), then the registry use-case decides.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use tenantry_app::ports::{Store, SystemClock, TenantFilter};
+use tenantry_app::{AppError, PlatformScope, Registry, TenantScope};
+use tenantry_domain::{
+    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitOverrides, Limits,
+    Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
+};
+use tenantry_store_postgres::{PgConfig, PgStore};
+use tenantry_store_sqlite::SqliteStore;
+
+use crate::cli::{
+    AttributeArgs, Cli, Command, DoctorCmd, FlagCmd, Global, HealthCmd, LimitArgs, TenantCmd, TierCmd, TransitionArgs,
+};
+use crate::output::Out;
+
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line was understood but a value is malformed.
+    Usage(String),
+    /// The registry refused the operation.
+    Refused(AppError),
+    /// Something failed that the user did not cause (store unreachable, IO).
+    Failed(anyhow::Error),
+    /// A check command ran and found problems (already printed).
+    ChecksFailed(String),
+}
+
+impl From<AppError> for CliError {
+    fn from(e: AppError) -> Self {
+        CliError::Refused(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, CliError>;
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn pg_config(g: &Global, url: &str) -> PgConfig {
+    let mut c = PgConfig::new(url);
+    c.app_url = g.app_database_url.clone();
+    c.app_role = g.app_role.clone();
+    c.app_password = g.app_password.clone();
+    c.pool_size = g.db_pool_size;
+    c.statement_timeout_ms = g.db_statement_timeout_ms;
+    c.migrate = !g.no_migrate;
+    c
+}
+
+async fn open_store(g: &Global) -> Result<Arc<dyn Store>> {
+    match &g.database_url {
+        Some(url) if !url.is_empty() => {
+            let store = PgStore::connect(&pg_config(g, url)).await.map_err(CliError::Failed)?;
+            Ok(Arc::new(store))
+        }
+        _ => {
+            let store = SqliteStore::open(&g.data_dir).await.map_err(CliError::Failed)?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The CLI acts with platform scope: whoever runs it holds the store's credentials already.
+fn operator() -> PlatformScope {
+    let name = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "operator".to_owned());
+    PlatformScope::operator(name)
+}
+
+fn tenant_id(s: &str) -> Result<TenantId> {
+    TenantId::parse(s).map_err(usage)
+}
+fn tier_name(s: &str) -> Result<TierName> {
+    TierName::parse(s).map_err(usage)
+}
+fn label(s: &str) -> Result<Label> {
+    Label::parse(s).map_err(usage)
+}
+fn status(s: &str) -> Result<TenantStatus> {
+    TenantStatus::parse(s).map_err(usage)
+}
+
+fn limit_overrides(l: &LimitArgs) -> Result<LimitOverrides> {
+    Ok(LimitOverrides {
+        max_users: l.max_users,
+        max_documents: l.max_documents,
+        max_queries_per_day: l.max_queries_per_day,
+        max_storage_gb: l.max_storage_gb,
+        rate_limit_per_minute: l.rate_limit_per_minute,
+        sla_target: l.sla_target,
+        support_level: l.support_level.as_deref().map(label).transpose()?,
+    })
+}
+
+fn budget(a: &AttributeArgs) -> Result<Option<Money>> {
+    match (&a.monthly_budget, &a.currency) {
+        (Some(amount), Some(cur)) => {
+            let cur = Currency::parse(cur).map_err(usage)?;
+            Ok(Some(Money::parse_decimal(amount, cur).map_err(usage)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn metadata(a: &AttributeArgs) -> Result<Option<serde_json::Value>> {
+    a.metadata
+        .as_deref()
+        .map(|m| serde_json::from_str(m).map_err(|e| usage(format!("--metadata is not valid JSON: {e}"))))
+        .transpose()
+}
+
+fn tags(a: &AttributeArgs) -> Result<BTreeSet<Label>> {
+    a.compliance_tags.iter().map(|t| label(t)).collect()
+}
+
+fn flag_scope(scope: &str, scope_id: Option<&str>) -> Result<FlagScope> {
+    let level = FlagLevel::parse(scope).map_err(usage)?;
+    FlagScope::from_parts(level, scope_id).map_err(usage)
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let out = Out { json: cli.global.json };
+    if let Command::Migrate = cli.command {
+        return migrate(&cli.global, &out).await;
+    }
+    let store = open_store(&cli.global).await?;
+    let registry = Registry::new(store, Arc::new(SystemClock));
+    let admin = operator();
+    match cli.command {
+        Command::Tenant(cmd) => tenant(&registry, &admin, *cmd, &out).await,
+        Command::Flag(cmd) => flag(&registry, &admin, cmd, &out).await,
+        Command::Health(HealthCmd::Set { tenant, latency_p95, error_rate, success_rate, storage }) => {
+            let scope = admin.act_in(tenant_id(&tenant)?);
+            let signals = HealthSignals::new(latency_p95, error_rate, success_rate, storage).map_err(usage)?;
+            let (t, report) = registry.record_health(&scope, signals).await?;
+            out.health(&t, &report);
+            Ok(())
+        }
+        Command::Tier(cmd) => tier(&registry, &admin, cmd, &out).await,
+        Command::Stats => {
+            out.statistics(&registry.statistics(&admin).await?);
+            Ok(())
+        }
+        Command::Doctor(DoctorCmd::Rls) => doctor_rls(&cli.global, &out).await,
+        Command::Migrate => unreachable!("handled above"),
+    }
+}
+
+async fn migrate(g: &Global, out: &Out) -> Result<()> {
+    match &g.database_url {
+        Some(url) if !url.is_empty() => {
+            let config = pg_config(g, url);
+            tenantry_store_postgres::migrate(&config).await.map_err(CliError::Failed)?;
+            out.message(&format!("migrations applied; application role {} granted", config.app_role));
+        }
+        _ => {
+            SqliteStore::open(&g.data_dir).await.map_err(CliError::Failed)?;
+            out.message(&format!("migrations applied to the embedded store in {}", g.data_dir.display()));
+        }
+    }
+    Ok(())
+}
+
+async fn doctor_rls(g: &Global, out: &Out) -> Result<()> {
+    let Some(url) = g.database_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Err(CliError::Usage(
+            "doctor rls checks PostgreSQL row-level security: give --database-url or DATABASE_URL (the embedded store has no RLS)"
+                .to_owned(),
+        ));
+    };
+    let pool = tenantry_store_postgres::app_pool(&pg_config(g, url)).await.map_err(CliError::Failed)?;
+    let probes =
+        tenantry_store_postgres::probes::run(&pool).await.context("run RLS probes").map_err(CliError::Failed)?;
+    out.probes(&probes);
+    if probes.iter().all(|p| p.passed) {
+        Ok(())
+    } else {
+        Err(CliError::ChecksFailed("RLS probes failed: see above".to_owned()))
+    }
+}
+
+async fn transition(
+    registry: &Registry,
+    scope: &TenantScope,
+    target: TenantStatus,
+    args: TransitionArgs,
+    out: &Out,
+) -> Result<()> {
+    let t = registry.transition(scope, target, &args.reason, args.retention_days, args.expected_version).await?;
+    out.tenant(&t);
+    Ok(())
+}
+
+async fn tenant(registry: &Registry, admin: &PlatformScope, cmd: TenantCmd, out: &Out) -> Result<()> {
+    match cmd {
+        TenantCmd::Create { id, name, tier, limits, attributes } => {
+            let new = NewTenant {
+                id: tenant_id(&id)?,
+                name,
+                tier: tier_name(&tier)?,
+                billing_email: attributes.billing_email.clone(),
+                owner: attributes.owner.clone(),
+                limits: limit_overrides(&limits)?,
+                cost_center: attributes.cost_center.clone(),
+                monthly_budget: budget(&attributes)?,
+                compliance_tags: tags(&attributes)?,
+                data_region: attributes.data_region.as_deref().map(label).transpose()?,
+                metadata: metadata(&attributes)?.unwrap_or_else(|| serde_json::json!({})),
+            };
+            let t = registry.create_tenant(admin, new).await?;
+            out.tenant(&t);
+        }
+        TenantCmd::Get { id } => {
+            let t = registry.get_tenant(&admin.act_in(tenant_id(&id)?)).await?;
+            out.tenant(&t);
+        }
+        TenantCmd::List { status: s, tier, limit, after } => {
+            let filter = TenantFilter {
+                status: s.as_deref().map(status).transpose()?,
+                tier: tier.as_deref().map(tier_name).transpose()?,
+                after: after.as_deref().map(tenant_id).transpose()?,
+                limit: if limit == 0 { return Err(usage("--limit must be at least 1")) } else { limit },
+            };
+            out.tenant_page(&registry.list_tenants(admin, filter).await?);
+        }
+        TenantCmd::Update { id, name, tier, limits, attributes, reset_limits, expected_version } => {
+            let patch = TenantPatch {
+                name,
+                tier: tier.as_deref().map(tier_name).transpose()?,
+                billing_email: attributes.billing_email.clone().map(Some),
+                owner: attributes.owner.clone().map(Some),
+                limits: limit_overrides(&limits)?,
+                reset_limits,
+                cost_center: attributes.cost_center.clone().map(Some),
+                monthly_budget: budget(&attributes)?.map(Some),
+                compliance_tags: if attributes.compliance_tags.is_empty() { None } else { Some(tags(&attributes)?) },
+                data_region: attributes.data_region.as_deref().map(label).transpose()?,
+                metadata: metadata(&attributes)?,
+            };
+            let t = registry.update_tenant(&admin.act_in(tenant_id(&id)?), patch, expected_version).await?;
+            out.tenant(&t);
+        }
+        TenantCmd::Transition { id, target, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), status(&target)?, args, out).await?
+        }
+        TenantCmd::Suspend { id, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), TenantStatus::Suspended, args, out).await?
+        }
+        TenantCmd::Activate { id, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), TenantStatus::Active, args, out).await?
+        }
+        TenantCmd::Archive { id, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), TenantStatus::Archived, args, out).await?
+        }
+        TenantCmd::Delete { id, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), TenantStatus::Deleted, args, out).await?
+        }
+        TenantCmd::Migrate { id, args } => {
+            transition(registry, &admin.act_in(tenant_id(&id)?), TenantStatus::Migrating, args, out).await?
+        }
+        TenantCmd::History { id, limit } => {
+            let scope = admin.act_in(tenant_id(&id)?);
+            registry.get_tenant(&scope).await?;
+            out.history(&registry.tenant_audit(&scope, limit).await?);
+        }
+    }
+    Ok(())
+}
+
+async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Out) -> Result<()> {
+    match cmd {
+        FlagCmd::Set { feature, enabled, value, scope, scope_id } => {
+            let key = FlagKey::parse(&feature).map_err(usage)?;
+            let scope = flag_scope(&scope, scope_id.as_deref())?;
+            let value = match (enabled, value) {
+                (Some(b), _) => FlagValue::Bool(b),
+                (None, Some(v)) => {
+                    let json: serde_json::Value =
+                        serde_json::from_str(&v).unwrap_or_else(|_| serde_json::Value::String(v.clone()));
+                    FlagValue::from_json(json).map_err(usage)?
+                }
+                (None, None) => return Err(usage("give --enabled true|false or --value <json>")),
+            };
+            registry.set_flag(admin, scope.clone(), key.clone(), value.clone()).await?;
+            out.flag_set(&key, &scope, &value);
+        }
+        FlagCmd::Unset { feature, scope, scope_id } => {
+            let key = FlagKey::parse(&feature).map_err(usage)?;
+            let scope = flag_scope(&scope, scope_id.as_deref())?;
+            registry.delete_flag(admin, scope.clone(), key.clone()).await?;
+            out.message(&format!("flag {key} unset at {scope}"));
+        }
+        FlagCmd::Eval { tenant, feature } => {
+            let scope = admin.act_in(tenant_id(&tenant)?);
+            match feature {
+                Some(f) => {
+                    let key = FlagKey::parse(&f).map_err(usage)?;
+                    let evaluation = registry.evaluate_flag(&scope, &key).await?;
+                    out.evaluation(scope.tenant(), &key, &evaluation);
+                }
+                None => out.evaluations(scope.tenant(), &registry.evaluate_all_flags(&scope).await?),
+            }
+        }
+        FlagCmd::List => out.flag_rows(&registry.list_flags(admin).await?),
+    }
+    Ok(())
+}
+
+async fn tier(registry: &Registry, admin: &PlatformScope, cmd: TierCmd, out: &Out) -> Result<()> {
+    match cmd {
+        TierCmd::List => out.tiers(&registry.list_tiers().await?),
+        TierCmd::Get { name } => out.tiers(&[registry.get_tier(&tier_name(&name)?).await?]),
+        TierCmd::Create {
+            name,
+            rank,
+            description,
+            isolation,
+            retention_days,
+            max_users,
+            max_documents,
+            max_queries_per_day,
+            max_storage_gb,
+            rate_limit_per_minute,
+            sla_target,
+            support_level,
+        } => {
+            let limits = Limits {
+                max_users,
+                max_documents,
+                max_queries_per_day,
+                max_storage_gb,
+                rate_limit_per_minute,
+                sla_target,
+                support_level: label(&support_level)?,
+            };
+            let isolation = IsolationMode::parse(&isolation).map_err(usage)?;
+            let t =
+                Tier::new(tier_name(&name)?, rank, description, limits, isolation, retention_days).map_err(usage)?;
+            let t = registry.create_tier(admin, t).await?;
+            out.tiers(&[t]);
+        }
+    }
+    Ok(())
+}
+
+pub fn exit_message(e: &CliError) -> (String, &'static str) {
+    match e {
+        CliError::Usage(m) => (m.clone(), "usage"),
+        CliError::Refused(e) => {
+            let mut msg = e.to_string();
+            if let AppError::Unexpected(inner) | AppError::Unavailable(inner) = e {
+                msg = format!("{msg}: {inner:#}");
+            }
+            (msg, e.code())
+        }
+        CliError::Failed(e) => (format!("{e:#}"), "failed"),
+        CliError::ChecksFailed(m) => (m.clone(), "checks_failed"),
+    }
+}

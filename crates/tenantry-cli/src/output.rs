@@ -1,0 +1,344 @@
+//! What the CLI prints: readable tables for people, JSON (the seed's field names) with `--json`.
+//! Wire shapes live here, at the edge; domain types know nothing of them.
+
+use serde_json::{Value, json};
+
+use tenantry_app::ports::{AuditEntry, FlagRow, Page, Statistics};
+use tenantry_domain::tenant::format_time;
+use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, Tenant, TenantId, Tier};
+use tenantry_store_postgres::probes::Probe;
+
+use crate::commands::{CliError, exit_message};
+
+pub struct Out {
+    pub json: bool,
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+}
+
+/// Prints rows under headers with columns padded to the widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".to_owned())
+}
+
+/// A tenant in the seed's JSON field names (`tenant_name`, `max_users`, …) plus the rest.
+pub fn tenant_json(t: &Tenant) -> Value {
+    json!({
+        "tenant_id": t.id.as_str(),
+        "tenant_name": t.name,
+        "tier": t.tier.as_str(),
+        "status": t.status.as_str(),
+        "status_reason": t.status_reason,
+        "status_changed_at": format_time(t.status_changed_at),
+        "retention_until": t.retention_until.map(format_time),
+        "billing_email": t.billing_email,
+        "owner": t.owner,
+        "max_users": t.limits.max_users,
+        "max_documents": t.limits.max_documents,
+        "max_queries_per_day": t.limits.max_queries_per_day,
+        "max_storage_gb": t.limits.max_storage_gb,
+        "rate_limit_per_minute": t.limits.rate_limit_per_minute,
+        "sla_target": t.limits.sla_target,
+        "support_level": t.limits.support_level.as_str(),
+        "explicit_limits": t.limit_overrides.explicit_fields(),
+        "cost_center": t.cost_center,
+        "monthly_budget": t.monthly_budget.as_ref().map(|m| json!({"amount": m.amount_string(), "currency": m.currency().as_str()})),
+        "health_score": t.health_score,
+        "health_updated_at": t.health_updated_at.map(format_time),
+        "compliance_tags": t.compliance_tags.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+        "data_region": t.data_region.as_str(),
+        "metadata": t.metadata,
+        "version": t.version,
+        "created_at": format_time(t.created_at),
+        "updated_at": format_time(t.updated_at),
+    })
+}
+
+fn evaluation_json(tenant: &TenantId, key: &FlagKey, e: &Evaluation) -> Value {
+    match e {
+        Evaluation::Resolved { value, level } => json!({
+            "tenant_id": tenant.as_str(), "feature_name": key.as_str(), "known": true,
+            "value": value.to_json(), "enabled": value.as_bool(), "reason": level.reason(), "level": level.as_str(),
+        }),
+        Evaluation::Unknown => json!({
+            "tenant_id": tenant.as_str(), "feature_name": key.as_str(), "known": false,
+            "value": null, "enabled": null, "reason": "unknown_flag", "level": null,
+        }),
+    }
+}
+
+impl Out {
+    pub fn message(&self, msg: &str) {
+        if self.json {
+            print_json(&json!({ "message": msg }));
+        } else {
+            println!("{msg}");
+        }
+    }
+
+    pub fn tenant(&self, t: &Tenant) {
+        if self.json {
+            return print_json(&tenant_json(t));
+        }
+        let budget = t.monthly_budget.as_ref().map(|m| m.to_string());
+        let tags: Vec<&str> = t.compliance_tags.iter().map(|l| l.as_str()).collect();
+        let rows = [
+            ("tenant_id", t.id.to_string()),
+            ("name", t.name.clone()),
+            ("tier", t.tier.to_string()),
+            ("status", format!("{} ({})", t.status, opt(&t.status_reason))),
+            ("status_changed_at", format_time(t.status_changed_at)),
+            ("retention_until", opt(&t.retention_until.map(format_time))),
+            ("billing_email", opt(&t.billing_email)),
+            ("owner", opt(&t.owner)),
+            ("max_users", t.limits.max_users.to_string()),
+            ("max_documents", t.limits.max_documents.to_string()),
+            ("max_queries_per_day", t.limits.max_queries_per_day.to_string()),
+            ("max_storage_gb", t.limits.max_storage_gb.to_string()),
+            ("rate_limit_per_minute", t.limits.rate_limit_per_minute.to_string()),
+            ("sla_target", t.limits.sla_target.to_string()),
+            ("support_level", t.limits.support_level.to_string()),
+            ("explicit_limits", t.limit_overrides.explicit_fields().join(", ")),
+            ("cost_center", opt(&t.cost_center)),
+            ("monthly_budget", opt(&budget)),
+            ("health_score", opt(&t.health_score)),
+            ("compliance_tags", if tags.is_empty() { "-".to_owned() } else { tags.join(", ") }),
+            ("data_region", t.data_region.to_string()),
+            ("metadata", t.metadata.to_string()),
+            ("version", t.version.to_string()),
+            ("created_at", format_time(t.created_at)),
+            ("updated_at", format_time(t.updated_at)),
+        ];
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            println!("{k:<width$}  {v}");
+        }
+    }
+
+    pub fn tenant_page(&self, page: &Page<Tenant>) {
+        if self.json {
+            return print_json(&json!({
+                "tenants": page.items.iter().map(tenant_json).collect::<Vec<_>>(),
+                "next_cursor": page.next_cursor,
+            }));
+        }
+        let rows: Vec<Vec<String>> = page
+            .items
+            .iter()
+            .map(|t| {
+                vec![
+                    t.id.to_string(),
+                    t.name.clone(),
+                    t.tier.to_string(),
+                    t.status.to_string(),
+                    t.limits.max_users.to_string(),
+                    t.limits.max_queries_per_day.to_string(),
+                    opt(&t.health_score),
+                ]
+            })
+            .collect();
+        table(&["tenant_id", "name", "tier", "status", "max_users", "queries/day", "health"], &rows);
+        if let Some(c) = &page.next_cursor {
+            println!("(more: --after {c})");
+        }
+    }
+
+    pub fn health(&self, t: &Tenant, r: &HealthReport) {
+        if self.json {
+            return print_json(&json!({
+                "tenant_id": t.id.as_str(), "health_score": r.score, "health_class": r.class.as_str(),
+                "penalties": { "latency": r.latency_penalty, "error_rate": r.error_penalty,
+                               "query_success_rate": r.success_penalty, "storage_utilization": r.storage_penalty },
+            }));
+        }
+        println!("{}: health score {} ({})", t.id, r.score, r.class);
+        println!(
+            "  penalties: latency {:.2}, error rate {:.2}, query success {:.2}, storage {:.2}",
+            r.latency_penalty, r.error_penalty, r.success_penalty, r.storage_penalty
+        );
+    }
+
+    pub fn statistics(&self, s: &Statistics) {
+        let obj = |v: &[(String, i64)]| v.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>();
+        if self.json {
+            return print_json(&json!({
+                "total_tenants": s.total, "by_status": obj(&s.by_status), "by_tier": obj(&s.by_tier),
+                "health_distribution": obj(&s.by_health),
+            }));
+        }
+        println!("total tenants: {}", s.total);
+        for (title, v) in [("by status", &s.by_status), ("by tier", &s.by_tier), ("by health", &s.by_health)] {
+            let parts: Vec<String> = v.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            println!("{title}: {}", if parts.is_empty() { "-".to_owned() } else { parts.join(", ") });
+        }
+    }
+
+    pub fn history(&self, entries: &[AuditEntry]) {
+        if self.json {
+            return print_json(&json!(
+                entries
+                    .iter()
+                    .map(|e| json!({
+                        "seq": e.seq, "at": format_time(e.record.at), "actor": e.record.actor.to_string(),
+                        "tenant_id": e.record.tenant.as_ref().map(|t| t.as_str()), "operation": e.record.operation,
+                        "reason": e.record.reason, "before": e.record.before, "after": e.record.after,
+                    }))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    format_time(e.record.at),
+                    e.record.actor.to_string(),
+                    e.record.operation.clone(),
+                    opt(&e.record.reason),
+                ]
+            })
+            .collect();
+        table(&["seq", "at", "actor", "operation", "reason"], &rows);
+    }
+
+    pub fn flag_set(&self, key: &FlagKey, scope: &FlagScope, value: &FlagValue) {
+        if self.json {
+            return print_json(&json!({
+                "feature_name": key.as_str(), "scope": scope.level().as_str(),
+                "scope_id": if scope.scope_id().is_empty() { None } else { Some(scope.scope_id()) },
+                "value": value.to_json(), "enabled": value.as_bool(),
+            }));
+        }
+        println!("flag {key} = {value} at {scope}");
+    }
+
+    pub fn evaluation(&self, tenant: &TenantId, key: &FlagKey, e: &Evaluation) {
+        if self.json {
+            return print_json(&evaluation_json(tenant, key, e));
+        }
+        match e {
+            Evaluation::Resolved { value, level } => println!("{key} = {value} for {tenant} ({})", level.reason()),
+            Evaluation::Unknown => println!("{key} is not defined at any level (unknown_flag) for {tenant}"),
+        }
+    }
+
+    pub fn evaluations(&self, tenant: &TenantId, all: &[(FlagKey, Evaluation)]) {
+        if self.json {
+            return print_json(&json!({
+                "tenant_id": tenant.as_str(),
+                "flags": all.iter().map(|(k, e)| evaluation_json(tenant, k, e)).collect::<Vec<_>>(),
+            }));
+        }
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|(k, e)| match e {
+                Evaluation::Resolved { value, level } => {
+                    vec![k.to_string(), value.to_string(), level.reason().to_owned()]
+                }
+                Evaluation::Unknown => vec![k.to_string(), "-".to_owned(), "unknown_flag".to_owned()],
+            })
+            .collect();
+        table(&["feature", "value", "reason"], &rows);
+    }
+
+    pub fn flag_rows(&self, rows: &[FlagRow]) {
+        if self.json {
+            return print_json(&json!(
+                rows.iter()
+                    .map(|r| json!({
+                        "feature_name": r.key.as_str(), "scope": r.scope.level().as_str(),
+                        "scope_id": if r.scope.scope_id().is_empty() { None } else { Some(r.scope.scope_id()) },
+                        "value": r.value.to_json(), "updated_at": format_time(r.updated_at),
+                    }))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let table_rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| vec![r.key.to_string(), r.scope.to_string(), r.value.to_string(), format_time(r.updated_at)])
+            .collect();
+        table(&["feature", "scope", "value", "updated_at"], &table_rows);
+    }
+
+    pub fn tiers(&self, tiers: &[Tier]) {
+        if self.json {
+            return print_json(&json!(tiers
+                .iter()
+                .map(|t| json!({
+                    "name": t.name.as_str(), "rank": t.rank, "description": t.description,
+                    "isolation": t.isolation.as_str(), "retention_days": t.retention_days,
+                    "default_limits": {
+                        "max_users": t.default_limits.max_users, "max_documents": t.default_limits.max_documents,
+                        "max_queries_per_day": t.default_limits.max_queries_per_day,
+                        "max_storage_gb": t.default_limits.max_storage_gb,
+                        "rate_limit_per_minute": t.default_limits.rate_limit_per_minute,
+                        "sla_target": t.default_limits.sla_target, "support_level": t.default_limits.support_level.as_str(),
+                    },
+                }))
+                .collect::<Vec<_>>()));
+        }
+        let rows: Vec<Vec<String>> = tiers
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.to_string(),
+                    t.rank.to_string(),
+                    t.isolation.as_str().to_owned(),
+                    t.default_limits.max_users.to_string(),
+                    t.default_limits.max_documents.to_string(),
+                    t.default_limits.max_queries_per_day.to_string(),
+                    t.default_limits.sla_target.to_string(),
+                    t.default_limits.support_level.to_string(),
+                    t.retention_days.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &["tier", "rank", "isolation", "max_users", "max_docs", "queries/day", "sla", "support", "retention_d"],
+            &rows,
+        );
+    }
+
+    pub fn probes(&self, probes: &[Probe]) {
+        if self.json {
+            return print_json(&json!(
+                probes
+                    .iter()
+                    .map(|p| json!({"probe": p.name, "passed": p.passed, "detail": p.detail}))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        for p in probes {
+            println!("{} {}: {}", if p.passed { "PASS" } else { "FAIL" }, p.name, p.detail);
+        }
+    }
+}
+
+/// Prints an error to stderr: one sentence, or `{"error": {"code", "message"}}` with `--json`.
+pub fn print_error(e: &CliError, json: bool) {
+    let (message, code) = exit_message(e);
+    if json {
+        eprintln!("{}", json!({ "error": { "code": code, "message": message } }));
+    } else {
+        eprintln!("error: {message}");
+    }
+}

@@ -376,3 +376,40 @@ macro_rules! bind_tier_record {
             .bind(r.retention_days)
     }};
 }
+
+/// Reads an [`AuditEntry`](crate::ports::AuditEntry) from a `sqlx` row of `audit_log`.
+#[macro_export]
+macro_rules! audit_entry_from_row {
+    ($row:expr, $err:expr) => {{
+        use ::sqlx::Row as _;
+        let row = $row;
+        let corrupt = |what: String| $crate::StoreError::Unexpected(::anyhow::anyhow!(what));
+        let kind: String = row.try_get("actor_kind").map_err($err)?;
+        let tenant: Option<String> = row.try_get("tenant_id").map_err($err)?;
+        let json = |name: &str| -> Result<Option<::serde_json::Value>, _> {
+            row.try_get::<Option<::sqlx::types::Json<::serde_json::Value>>, _>(name)
+                .map(|j| j.map(|j| j.0))
+                .map_err($err)
+        };
+        $crate::ports::AuditEntry {
+            seq: row.try_get("seq").map_err($err)?,
+            record: $crate::ports::AuditRecord {
+                at: row.try_get("at").map_err($err)?,
+                actor: ::tenantry_domain::Actor::new(
+                    ::tenantry_domain::ActorKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("bad actor kind {kind}")))?,
+                    row.try_get::<String, _>("actor_id").map_err($err)?,
+                ),
+                tenant: tenant
+                    .as_deref()
+                    .map(::tenantry_domain::TenantId::parse)
+                    .transpose()
+                    .map_err(|e| corrupt(e.to_string()))?,
+                operation: row.try_get("operation").map_err($err)?,
+                before: json("before")?,
+                after: json("after")?,
+                reason: row.try_get("reason").map_err($err)?,
+            },
+        }
+    }};
+}

@@ -14,14 +14,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use tenantry_app::ports::{
     AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
 };
 use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{Actor, ActorKind, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, Tier, TierName};
+use tenantry_domain::{FlagKey, FlagScope, FlagSet, FlagValue, Tenant, Tier, TierName};
 
 /// Embedded migrations, applied in order; append-only (never edit one that has shipped).
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
@@ -416,31 +416,7 @@ impl AuditLog for SqliteStore {
         .await
         .map_err(|e| unexpected(e, "read audit"))?;
         rows.iter()
-            .map(|row| {
-                let get = |e: sqlx::Error| unexpected(e, "read audit row");
-                let kind: String = row.try_get("actor_kind").map_err(get)?;
-                let tenant: Option<String> = row.try_get("tenant_id").map_err(get)?;
-                Ok(AuditEntry {
-                    seq: row.try_get("seq").map_err(get)?,
-                    record: AuditRecord {
-                        at: row.try_get("at").map_err(get)?,
-                        actor: Actor::new(
-                            ActorKind::parse(&kind)
-                                .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("bad actor kind {kind}")))?,
-                            row.try_get::<String, _>("actor_id").map_err(get)?,
-                        ),
-                        tenant: tenant
-                            .as_deref()
-                            .map(TenantId::parse)
-                            .transpose()
-                            .map_err(|e| StoreError::Unexpected(e.into()))?,
-                        operation: row.try_get("operation").map_err(get)?,
-                        before: row.try_get::<Option<Json<serde_json::Value>>, _>("before").map_err(get)?.map(|j| j.0),
-                        after: row.try_get::<Option<Json<serde_json::Value>>, _>("after").map_err(get)?.map(|j| j.0),
-                        reason: row.try_get("reason").map_err(get)?,
-                    },
-                })
-            })
+            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
             .collect()
     }
 }

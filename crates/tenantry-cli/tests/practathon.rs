@@ -121,20 +121,7 @@ fn practathon(b: &Backend) {
     let unknown = ok(b, &["flag", "eval", "hr_ops", "quantum_search"]);
     assert_eq!((unknown["known"].as_bool(), unknown["reason"].as_str()), (Some(false), Some("unknown_flag")));
 
-    // 3. lifecycle
-    let hr = ok(b, &["tenant", "suspend", "hr_ops", "--reason", "budget review"]);
-    assert_eq!(hr["status"], "suspended");
-    let (code, message) = refused(b, &["tenant", "transition", "finance_dept", "deleted", "--reason", "cleanup"], 1);
-    assert_eq!(code, "invalid_transition");
-    assert!(message.contains("from active to deleted") && message.contains("suspended, migrating"), "{message}");
-    ok(b, &["tenant", "transition", "legal_dept", "suspended", "--reason", "matter on hold"]);
-    let legal = ok(b, &["tenant", "archive", "legal_dept", "--reason", "matter closed"]);
-    assert_eq!(legal["status"], "archived");
-    assert!(legal["retention_until"].is_string());
-    let (code, _) = refused(b, &["tenant", "delete", "legal_dept", "--reason", "purge"], 1);
-    assert_eq!(code, "retention_active");
-
-    // 5. health scores
+    // 3. health scores (the seed's three cases)
     for (tenant, args, score, class) in [
         ("finance_dept", ["350", "0.005", "0.98", "0.70"], 100.0, "healthy"),
         ("legal_dept", ["600", "0.02", "0.95", "0.85"], 70.0, "healthy"),
@@ -153,32 +140,42 @@ fn practathon(b: &Backend) {
             "--storage",
             args[3],
         ];
-        let out = run(
-            b,
-            &[
-                "--json",
-                "health",
-                "set",
-                tenant,
-                "--latency-p95",
-                args[0],
-                "--error-rate",
-                args[1],
-                "--success-rate",
-                args[2],
-                "--storage",
-                args[3],
-            ],
-        );
-        if tenant == "legal_dept" {
-            // archived tenants take no new health signals
-            assert_eq!(out.status.code(), Some(1), "{cmd:?}");
-            continue;
-        }
+        let mut json_cmd = vec!["--json"];
+        json_cmd.extend_from_slice(&cmd);
+        let out = run(b, &json_cmd);
         assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
         let h: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!((h["health_score"].as_f64(), h["health_class"].as_str()), (Some(score), Some(class)), "{tenant}");
     }
+    // 4. lifecycle
+    let hr = ok(b, &["tenant", "suspend", "hr_ops", "--reason", "budget review"]);
+    assert_eq!(hr["status"], "suspended");
+    let (code, message) = refused(b, &["tenant", "transition", "finance_dept", "deleted", "--reason", "cleanup"], 1);
+    assert_eq!(code, "invalid_transition");
+    assert!(message.contains("from active to deleted") && message.contains("suspended, migrating"), "{message}");
+    ok(b, &["tenant", "transition", "legal_dept", "suspended", "--reason", "matter on hold"]);
+    let legal = ok(b, &["tenant", "archive", "legal_dept", "--reason", "matter closed"]);
+    assert_eq!(legal["status"], "archived");
+    assert!(legal["retention_until"].is_string());
+    let (code, _) = refused(b, &["tenant", "delete", "legal_dept", "--reason", "purge"], 1);
+    assert_eq!(code, "retention_active");
+    let archived_health = [
+        "health",
+        "set",
+        "legal_dept",
+        "--latency-p95",
+        "1",
+        "--error-rate",
+        "0",
+        "--success-rate",
+        "1",
+        "--storage",
+        "0",
+    ];
+    let (code, message) = refused(b, &archived_health, 1);
+    assert_eq!(code, "invalid_input");
+    assert!(message.contains("archived"), "{message}");
+
     let stats = ok(b, &["stats"]);
     assert_eq!(stats["total_tenants"], 5);
     assert_eq!(stats["by_status"]["suspended"], 1);
@@ -197,6 +194,7 @@ fn practathon(b: &Backend) {
         ops,
         [
             ("tenant.create", "operator:practathon", "-"),
+            ("tenant.health", "operator:practathon", "-"),
             ("tenant.transition.suspended", "operator:practathon", "matter on hold"),
             ("tenant.transition.archived", "operator:practathon", "matter closed"),
         ]

@@ -315,8 +315,10 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
 
 async fn tier(registry: &Registry, admin: &PlatformScope, cmd: TierCmd, out: &Out) -> Result<()> {
     match cmd {
-        TierCmd::List => out.tiers(&registry.list_tiers().await?),
-        TierCmd::Get { name } => out.tiers(&[registry.get_tier(&tier_name(&name)?).await?]),
+        TierCmd::List => out.tiers(&registry.list_tiers().await?, &registry.list_flags(admin).await?),
+        TierCmd::Get { name } => {
+            out.tiers(&[registry.get_tier(&tier_name(&name)?).await?], &registry.list_flags(admin).await?)
+        }
         TierCmd::Create {
             name,
             rank,
@@ -344,7 +346,7 @@ async fn tier(registry: &Registry, admin: &PlatformScope, cmd: TierCmd, out: &Ou
             let t =
                 Tier::new(tier_name(&name)?, rank, description, limits, isolation, retention_days).map_err(usage)?;
             let t = registry.create_tier(admin, t).await?;
-            out.tiers(&[t]);
+            out.tiers(&[t], &[]);
         }
     }
     Ok(())

@@ -279,7 +279,15 @@ impl Out {
         table(&["feature", "scope", "value", "updated_at"], &table_rows);
     }
 
-    pub fn tiers(&self, tiers: &[Tier]) {
+    /// Tiers with their default flags (the flag values set at tier scope).
+    pub fn tiers(&self, tiers: &[Tier], flags: &[FlagRow]) {
+        let defaults = |t: &Tier| -> Vec<(&str, Value)> {
+            flags
+                .iter()
+                .filter(|r| r.scope == FlagScope::Tier(t.name.clone()))
+                .map(|r| (r.key.as_str(), r.value.to_json()))
+                .collect()
+        };
         if self.json {
             return print_json(&json!(tiers
                 .iter()
@@ -293,6 +301,7 @@ impl Out {
                         "rate_limit_per_minute": t.default_limits.rate_limit_per_minute,
                         "sla_target": t.default_limits.sla_target, "support_level": t.default_limits.support_level.as_str(),
                     },
+                    "default_flags": defaults(t).into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<serde_json::Map<_, _>>(),
                 }))
                 .collect::<Vec<_>>()));
         }

@@ -110,6 +110,12 @@ fn practathon(b: &Backend) {
         ok(b, &["flag", "set", f, "--enabled", "true", "--scope", "tier", "--scope-id", "silver"]);
     }
     ok(b, &["flag", "set", "advanced_analytics", "--enabled", "true", "--scope", "tenant", "--scope-id", "marketing"]);
+    let platinum = ok(b, &["tier", "get", "platinum"]);
+    assert_eq!(
+        platinum[0]["default_flags"],
+        serde_json::json!({"advanced_analytics": true, "dedicated_namespace": true, "priority_support": true})
+    );
+    assert_eq!(platinum[0]["isolation"], "dedicated_index");
     for (tenant, enabled, reason) in [
         ("finance_dept", true, "tier_default"),
         ("marketing", true, "tenant_override"),

@@ -135,6 +135,10 @@ pub trait FlagStore: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Audit entries of one tenant, oldest first.
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Records an entry that accompanies no write (a platform-wide read), on the platform path.
+    async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError>;
+    /// The most recent `limit` entries of every scope, oldest first (platform view).
+    async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// An audit entry as read back, with its sequence number.

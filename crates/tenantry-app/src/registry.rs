@@ -37,6 +37,31 @@ impl Registry {
         &self.store
     }
 
+    /// Platform-wide reads go through the platform path, so they are recorded too: who looked at
+    /// every tenant, and when.
+    async fn audit_platform_read(
+        &self,
+        access: &PlatformScope,
+        operation: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let record = AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant: None,
+            operation: operation.to_owned(),
+            before: None,
+            after: Some(detail),
+            reason: None,
+        };
+        Ok(self.store.append_audit(access, &record).await?)
+    }
+
+    /// The most recent audit entries of every scope (platform view).
+    pub async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
+        Ok(self.store.recent_audit(access, limit).await?)
+    }
+
     async fn tier(&self, name: &TierName) -> Result<Tier, AppError> {
         self.store.get_tier(name).await?.ok_or_else(|| AppError::TierNotFound(name.clone()))
     }
@@ -109,6 +134,11 @@ impl Registry {
             return Err(AppError::Invalid(format!("limit must be at most {MAX_PAGE_SIZE}")));
         }
         let items = self.store.list_tenants(access, &filter).await?;
+        let detail = serde_json::json!({
+            "status": filter.status.map(|s| s.as_str()), "tier": filter.tier.as_ref().map(|t| t.as_str()),
+            "after": filter.after.as_ref().map(|t| t.as_str()), "limit": filter.limit, "returned": items.len(),
+        });
+        self.audit_platform_read(access, "platform.read.tenants", detail).await?;
         let next_cursor =
             (items.len() == filter.limit as usize).then(|| items.last().map(|t| t.id.to_string())).flatten();
         Ok(Page { items, next_cursor })
@@ -203,7 +233,9 @@ impl Registry {
     }
 
     pub async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, AppError> {
-        Ok(self.store.statistics(access).await?)
+        let stats = self.store.statistics(access).await?;
+        self.audit_platform_read(access, "platform.read.statistics", serde_json::json!({"total": stats.total})).await?;
+        Ok(stats)
     }
 
     pub async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
@@ -284,7 +316,9 @@ impl Registry {
     }
 
     pub async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, AppError> {
-        Ok(self.store.list_flags(access).await?)
+        let rows = self.store.list_flags(access).await?;
+        self.audit_platform_read(access, "platform.read.flags", serde_json::json!({"returned": rows.len()})).await?;
+        Ok(rows)
     }
 }
 

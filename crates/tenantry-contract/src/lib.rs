@@ -171,6 +171,9 @@ pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
     }
     assert_eq!(seen, ["t00", "t01", "t02", "t03", "t04", "t05", "t06"]);
 
+    let recent = ctx.registry.recent_audit(&ctx.admin, 3).await.unwrap();
+    assert!(recent.iter().all(|e| e.record.operation == "platform.read.tenants" && e.record.tenant.is_none()));
+    assert!(recent.windows(2).all(|w| w[0].seq < w[1].seq));
     let gold = TenantFilter { tier: Some(tier("gold")), limit: 100, ..Default::default() };
     let ids: Vec<String> =
         ctx.registry.list_tenants(&ctx.admin, gold).await.unwrap().items.iter().map(|t| t.id.to_string()).collect();
@@ -407,6 +410,9 @@ pub async fn statistics_count_by_status_tier_and_health(store: Arc<dyn Store>) {
     ctx.registry.record_health(&ctx.admin.act_in(tid("a1")), s).await.unwrap();
     let stats = ctx.registry.statistics(&ctx.admin).await.unwrap();
     assert_eq!(stats.total, 3);
+    let last = ctx.registry.recent_audit(&ctx.admin, 1).await.unwrap();
+    assert_eq!(last[0].record.operation, "platform.read.statistics", "platform reads are audited");
+    assert_eq!(last[0].record.actor, *ctx.admin.actor());
     let pairs = |v: &[(String, i64)]| v.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(",");
     assert_eq!(pairs(&stats.by_status), "active=2,suspended=1");
     assert_eq!(pairs(&stats.by_tier), "gold=2,silver=1");

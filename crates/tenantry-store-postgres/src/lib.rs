@@ -431,6 +431,28 @@ impl FlagStore for PgStore {
 
 #[async_trait]
 impl AuditLog for PgStore {
+    async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        append_audit(&mut tx, record).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit audit entry"))
+    }
+
+    async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query(
+            "select * from (select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
+                            from audit_log order by seq desc limit $1) recent order by seq",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| unexpected(e, "read audit"))?;
+        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        rows.iter()
+            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .collect()
+    }
+
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         let rows = sqlx::query(

@@ -405,6 +405,26 @@ impl FlagStore for SqliteStore {
 
 #[async_trait]
 impl AuditLog for SqliteStore {
+    async fn append_audit(&self, _access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        append_audit(&mut tx, record).await?;
+        tx.commit().await.map_err(|e| unexpected(e, "commit audit entry"))
+    }
+
+    async fn recent_audit(&self, _access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "select * from (select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
+                            from audit_log order by seq desc limit ?) order by seq",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| unexpected(e, "read audit"))?;
+        rows.iter()
+            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .collect()
+    }
+
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 
 export DATABASE_URL="${DATABASE_URL:-postgres://tenantry_owner@127.0.0.1:5432/postgres}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 
 # Per-test databases from earlier runs (each test creates its own); drop leftovers.
 psql -h 127.0.0.1 -U postgres -d postgres -qtA -c \

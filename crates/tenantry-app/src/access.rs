@@ -1,7 +1,7 @@
 //! Access scopes: the only way to reach tenant data. A `TenantScope` names exactly one tenant and
 //! the actor acting in it; a `PlatformScope` is the explicit, separately named path for
 //! platform-wide operations (create/list tenants, statistics, flags, tiers). Both carry their
-//! actor, so every write is attributed. Neither can be built from a bare string by a store.
+//! actor, so every write is attributed. A store cannot build either.
 
 use tenantry_domain::{Actor, ActorKind, TenantId};
 
@@ -22,8 +22,8 @@ impl TenantScope {
 }
 
 /// Permission for platform-wide operations. Minted only by [`PlatformScope::operator`] (a person
-/// holding the store's credentials at the CLI) and, from the HTTP issue on, by authenticated
-/// platform-admin keys. Grep for those two to review every path with platform power.
+/// holding the store's credentials at the CLI): grep for it to review every path with platform
+/// power. Authenticated platform-admin keys will be the second minting path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformScope {
     actor: Actor,
@@ -34,11 +34,6 @@ impl PlatformScope {
     /// so they act with platform scope, attributed to their OS user name.
     pub fn operator(name: impl Into<String>) -> Self {
         Self { actor: Actor::new(ActorKind::Operator, name) }
-    }
-
-    /// Tenantry itself (background jobs, tests of the system's own behaviour).
-    pub fn system(name: impl Into<String>) -> Self {
-        Self { actor: Actor::new(ActorKind::System, name) }
     }
 
     pub fn actor(&self) -> &Actor {

@@ -37,8 +37,6 @@ pub enum AppError {
     InvalidTransition(LifecycleError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Forbidden(String),
     #[error("the store is unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
     #[error("unexpected internal error")]
@@ -57,7 +55,6 @@ impl AppError {
             AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => "retention_active",
             AppError::InvalidTransition(_) => "invalid_transition",
             AppError::Invalid(_) => "invalid_input",
-            AppError::Forbidden(_) => "forbidden",
             AppError::Unavailable(_) => "store_unavailable",
             AppError::Unexpected(_) => "internal",
         }

@@ -4,8 +4,8 @@
 pub mod access;
 pub mod error;
 pub mod ports;
-pub mod records;
 pub mod registry;
+pub mod snapshot;
 
 pub use access::{PlatformScope, TenantScope};
 pub use error::{AppError, StoreError};

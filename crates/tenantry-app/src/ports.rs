@@ -1,8 +1,9 @@
 //! Ports: the narrow capabilities the use-cases need from a backend. One implementation per
 //! backend (SQLite embedded, PostgreSQL), all held to the same contract suite (`tenantry-contract`).
 //!
-//! Every method takes the scope it acts under. Backends with database-level isolation (PostgreSQL
-//! RLS) turn that scope into the transaction-local tenant context; the others still filter by it.
+//! Every method that touches tenant-owned or platform-wide data takes the scope it acts under
+//! (only the global tier catalog is read without one). Backends with database-level isolation
+//! (PostgreSQL RLS) turn that scope into the transaction-local context; the others filter by it.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use tenantry_domain::{
-    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantId, TenantPatch,
+    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantPatch,
     TenantStatus, Tier, TierName,
 };
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::error::{AppError, StoreError};
 use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, Page, Statistics, Store, TenantFilter};
-use crate::records::TenantRecord;
+use crate::snapshot::tenant_snapshot;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -22,10 +22,6 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 pub struct Registry {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-}
-
-fn snapshot(t: &Tenant) -> serde_json::Value {
-    TenantRecord::from(t).to_json()
 }
 
 impl Registry {
@@ -108,7 +104,7 @@ impl Registry {
             tenant: Some(tenant.id.clone()),
             operation: "tenant.create".to_owned(),
             before: None,
-            after: Some(snapshot(&tenant)),
+            after: Some(tenant_snapshot(&tenant)),
             reason: None,
         };
         self.store.insert_tenant(access, &tenant, &audit).await.map_err(|e| match e {
@@ -158,8 +154,8 @@ impl Registry {
             actor: scope.actor().clone(),
             tenant: Some(current.id.clone()),
             operation: operation.to_owned(),
-            before: Some(snapshot(current)),
-            after: Some(snapshot(next)),
+            before: Some(tenant_snapshot(current)),
+            after: Some(tenant_snapshot(next)),
             reason,
         };
         self.store.update_tenant(scope, next, current.version, &audit).await.map_err(|e| match e {
@@ -253,6 +249,35 @@ impl Registry {
         }
     }
 
+    /// The audit entry of a flag change: setting `value`, or with `None`, removing the flag.
+    fn flag_audit(
+        &self,
+        access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        value: Option<&FlagValue>,
+    ) -> AuditRecord {
+        let address =
+            serde_json::json!({"scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str()});
+        let (operation, before, after) = match value {
+            Some(v) => {
+                let mut after = address;
+                after["value"] = v.to_json();
+                ("flag.set", None, Some(after))
+            }
+            None => ("flag.delete", Some(address), None),
+        };
+        AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant: scope.tenant().cloned(),
+            operation: operation.to_owned(),
+            before,
+            after,
+            reason: None,
+        }
+    }
+
     pub async fn set_flag(
         &self,
         access: &PlatformScope,
@@ -261,40 +286,12 @@ impl Registry {
         value: FlagValue,
     ) -> Result<(), AppError> {
         self.check_scope(access, &scope).await?;
-        let tenant = match &scope {
-            FlagScope::Tenant(t) => Some(t.clone()),
-            _ => None,
-        };
-        let audit = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant,
-            operation: "flag.set".to_owned(),
-            before: None,
-            after: Some(serde_json::json!({
-                "scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str(), "value": value.to_json(),
-            })),
-            reason: None,
-        };
+        let audit = self.flag_audit(access, &scope, &key, Some(&value));
         Ok(self.store.set_flag(access, &scope, &key, &value, &audit).await?)
     }
 
     pub async fn delete_flag(&self, access: &PlatformScope, scope: FlagScope, key: FlagKey) -> Result<(), AppError> {
-        let tenant = match &scope {
-            FlagScope::Tenant(t) => Some(t.clone()),
-            _ => None,
-        };
-        let audit = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant,
-            operation: "flag.delete".to_owned(),
-            before: Some(serde_json::json!({
-                "scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str(),
-            })),
-            after: None,
-            reason: None,
-        };
+        let audit = self.flag_audit(access, &scope, &key, None);
         self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),
@@ -320,10 +317,4 @@ impl Registry {
         self.audit_platform_read(access, "platform.read.flags", serde_json::json!({"returned": rows.len()})).await?;
         Ok(rows)
     }
-}
-
-/// Convenience for shells: parse a tenant id into a scope under a platform principal.
-pub fn operator_scope(access: &PlatformScope, tenant: &str) -> Result<TenantScope, AppError> {
-    let id = TenantId::parse(tenant).map_err(|e| AppError::Invalid(e.to_string()))?;
-    Ok(access.act_in(id))
 }

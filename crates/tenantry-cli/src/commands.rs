@@ -351,18 +351,3 @@ async fn tier(registry: &Registry, admin: &PlatformScope, cmd: TierCmd, out: &Ou
     }
     Ok(())
 }
-
-pub fn exit_message(e: &CliError) -> (String, &'static str) {
-    match e {
-        CliError::Usage(m) => (m.clone(), "usage"),
-        CliError::Refused(e) => {
-            let mut msg = e.to_string();
-            if let AppError::Unexpected(inner) | AppError::Unavailable(inner) = e {
-                msg = format!("{msg}: {inner:#}");
-            }
-            (msg, e.code())
-        }
-        CliError::Failed(e) => (format!("{e:#}"), "failed"),
-        CliError::ChecksFailed(m) => (m.clone(), "checks_failed"),
-    }
-}

@@ -8,7 +8,9 @@ use tenantry_domain::tenant::format_time;
 use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, Tenant, TenantId, Tier};
 use tenantry_store_postgres::probes::Probe;
 
-use crate::commands::{CliError, exit_message};
+use tenantry_app::AppError;
+
+use crate::commands::CliError;
 
 pub struct Out {
     pub json: bool,
@@ -339,6 +341,22 @@ impl Out {
         for p in probes {
             println!("{} {}: {}", if p.passed { "PASS" } else { "FAIL" }, p.name, p.detail);
         }
+    }
+}
+
+/// The message and machine code of an error.
+fn exit_message(e: &CliError) -> (String, &'static str) {
+    match e {
+        CliError::Usage(m) => (m.clone(), "usage"),
+        CliError::Refused(e) => {
+            let mut msg = e.to_string();
+            if let AppError::Unexpected(inner) | AppError::Unavailable(inner) = e {
+                msg = format!("{msg}: {inner:#}");
+            }
+            (msg, e.code())
+        }
+        CliError::Failed(e) => (format!("{e:#}"), "failed"),
+        CliError::ChecksFailed(m) => (m.clone(), "checks_failed"),
     }
 }
 

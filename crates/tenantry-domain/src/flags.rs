@@ -126,6 +126,14 @@ impl FlagScope {
         }
     }
 
+    /// The tenant this scope belongs to, if it is a tenant override.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            FlagScope::Tenant(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// The scope id as stored: empty for global.
     pub fn scope_id(&self) -> &str {
         match self {

@@ -83,6 +83,11 @@ impl HealthSignals {
     }
 }
 
+/// The lowest score classed healthy.
+pub const HEALTHY_MIN_SCORE: f64 = 70.0;
+/// The lowest score classed warning; below it is critical.
+pub const WARNING_MIN_SCORE: f64 = 50.0;
+
 /// Healthy ≥ 70 > warning ≥ 50 > critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HealthClass {
@@ -93,9 +98,9 @@ pub enum HealthClass {
 
 impl HealthClass {
     pub fn of(score: f64) -> Self {
-        if score >= 70.0 {
+        if score >= HEALTHY_MIN_SCORE {
             HealthClass::Healthy
-        } else if score >= 50.0 {
+        } else if score >= WARNING_MIN_SCORE {
             HealthClass::Warning
         } else {
             HealthClass::Critical

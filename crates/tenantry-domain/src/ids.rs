@@ -22,7 +22,7 @@ fn check_token(
     let bytes = value.as_bytes();
     let ok = bytes.len() >= min_len
         && bytes.len() <= max_len
-        && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(b));
     if ok {
         Ok(())

@@ -122,30 +122,21 @@ create trigger audit_log_no_truncate before truncate on audit_log
 --   tenantry.tenant_id = '<id>'   a tenant-scoped transaction sees and writes only that tenant's rows
 --   tenantry.platform  = 'on'     the platform path (create/list tenants, statistics, flags), set only
 --                                 by PgStore::platform_tx for a PlatformScope
--- Without either, every tenant-owned table reads as empty.
-alter table tenants enable row level security;
-alter table tenants force row level security;
-create policy tenant_isolation on tenants
-    using (tenant_id = current_setting('tenantry.tenant_id', true))
-    with check (tenant_id = current_setting('tenantry.tenant_id', true));
-create policy platform_access on tenants
-    using (current_setting('tenantry.platform', true) = 'on')
-    with check (current_setting('tenantry.platform', true) = 'on');
+-- Without either, every table under these policies reads as empty. Every table with a tenant_id
+-- column goes through this one function, so none can end up with a weaker policy set.
+create function tenantry_isolate_by_tenant(target regclass) returns void language plpgsql as $$
+begin
+    execute format('alter table %s enable row level security', target);
+    execute format('alter table %s force row level security', target);
+    execute format($p$create policy tenant_isolation on %s
+                      using (tenant_id = current_setting('tenantry.tenant_id', true))
+                      with check (tenant_id = current_setting('tenantry.tenant_id', true))$p$, target);
+    execute format($p$create policy platform_access on %s
+                      using (current_setting('tenantry.platform', true) = 'on')
+                      with check (current_setting('tenantry.platform', true) = 'on')$p$, target);
+end
+$$;
 
-alter table tenant_flags enable row level security;
-alter table tenant_flags force row level security;
-create policy tenant_isolation on tenant_flags
-    using (tenant_id = current_setting('tenantry.tenant_id', true))
-    with check (tenant_id = current_setting('tenantry.tenant_id', true));
-create policy platform_access on tenant_flags
-    using (current_setting('tenantry.platform', true) = 'on')
-    with check (current_setting('tenantry.platform', true) = 'on');
-
-alter table audit_log enable row level security;
-alter table audit_log force row level security;
-create policy tenant_isolation on audit_log
-    using (tenant_id = current_setting('tenantry.tenant_id', true))
-    with check (tenant_id = current_setting('tenantry.tenant_id', true));
-create policy platform_access on audit_log
-    using (current_setting('tenantry.platform', true) = 'on')
-    with check (current_setting('tenantry.platform', true) = 'on');
+select tenantry_isolate_by_tenant('tenants');
+select tenantry_isolate_by_tenant('tenant_flags');
+select tenantry_isolate_by_tenant('audit_log');

@@ -23,9 +23,12 @@ use sqlx::{Postgres, Transaction};
 use tenantry_app::ports::{
     AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
 };
-use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{FlagKey, FlagScope, FlagSet, FlagValue, Tenant, Tier, TierName};
+use tenantry_store_sql::{
+    TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
+    tenant_columns,
+};
 
 pub use config::PgConfig;
 pub use migrate::migrate;
@@ -33,26 +36,6 @@ pub use migrate::migrate;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-}
-
-fn unexpected(e: sqlx::Error, what: &'static str) -> StoreError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(anyhow::Error::new(e).context(what))
-        }
-        sqlx::Error::Database(db) if db.is_check_violation() => {
-            StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
-        }
-        // 57014: statement timeout
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-            StoreError::Unavailable(anyhow::anyhow!("statement timed out: {}", db.message()).context(what))
-        }
-        other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 impl PgStore {
@@ -76,23 +59,23 @@ impl PgStore {
 
     /// Begins a transaction confined to one tenant by RLS.
     async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin tenant transaction"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin tenant transaction"))?;
         sqlx::query("select set_config('tenantry.tenant_id', $1, true)")
             .bind(scope.tenant().as_str())
             .execute(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "set tenant context"))?;
+            .map_err(|e| store_error(e, "set tenant context"))?;
         Ok(tx)
     }
 
     /// Begins a transaction on the platform path (RLS policy `platform_access`). Only a
     /// `PlatformScope` opens one.
     async fn platform_tx(&self, _access: &PlatformScope) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin platform transaction"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin platform transaction"))?;
         sqlx::query("select set_config('tenantry.platform', 'on', true)")
             .execute(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "set platform context"))?;
+            .map_err(|e| store_error(e, "set platform context"))?;
         Ok(tx)
     }
 }
@@ -127,26 +110,17 @@ async fn append_audit(tx: &mut Transaction<'_, Postgres>, a: &AuditRecord) -> Re
     .bind(&a.reason)
     .execute(&mut **tx)
     .await
-    .map_err(|e| unexpected(e, "append audit entry"))?;
+    .map_err(|e| store_error(e, "append audit entry"))?;
     Ok(())
 }
 
-macro_rules! tenant_columns {
-    () => {
-        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
-         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
-         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
-         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
-    };
-}
-
 fn tenant_from_row(row: &PgRow) -> Result<Tenant, StoreError> {
-    let record = tenantry_app::tenant_record_from_row!(row, |e| unexpected(e, "read tenant row"));
+    let record = tenantry_store_sql::tenant_record_from_row!(row, |e| store_error(e, "read tenant row"));
     Tenant::try_from(record)
 }
 
 fn tier_from_row(row: &PgRow) -> Result<Tier, StoreError> {
-    Tier::try_from(tenantry_app::tier_record_from_row!(row, |e| unexpected(e, "read tier row")))
+    Tier::try_from(tenantry_store_sql::tier_record_from_row!(row, |e| store_error(e, "read tier row")))
 }
 
 pub(crate) async fn insert_tier_row(tx: &mut Transaction<'_, Postgres>, r: &TierRecord) -> Result<(), StoreError> {
@@ -155,13 +129,10 @@ pub(crate) async fn insert_tier_row(tx: &mut Transaction<'_, Postgres>, r: &Tier
              rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     );
-    tenantry_app::bind_tier_record!(insert, r).execute(&mut **tx).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::AlreadyExists(format!("tier {}", r.name))
-        } else {
-            unexpected(e, "insert tier")
-        }
-    })?;
+    tenantry_store_sql::bind_tier_record!(insert, r)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| insert_error(e, || format!("tier {}", r.name), "insert tier"))?;
     Ok(())
 }
 
@@ -171,7 +142,7 @@ impl TierStore for PgStore {
         let rows = sqlx::query("select * from tiers order by rank, name")
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| unexpected(e, "list tiers"))?;
+            .map_err(|e| store_error(e, "list tiers"))?;
         rows.iter().map(tier_from_row).collect()
     }
 
@@ -180,7 +151,7 @@ impl TierStore for PgStore {
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| unexpected(e, "get tier"))?;
+            .map_err(|e| store_error(e, "get tier"))?;
         row.as_ref().map(tier_from_row).transpose()
     }
 
@@ -188,7 +159,7 @@ impl TierStore for PgStore {
         let mut tx = self.platform_tx(access).await?;
         insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tier"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tier"))
     }
 }
 
@@ -208,15 +179,12 @@ impl TenantStore for PgStore {
             ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
                 $21, $22, $23, $24, $25, $26, $27, $28)"
         ));
-        tenantry_app::bind_tenant_record!(insert, &r).execute(&mut *tx).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
-            } else {
-                unexpected(e, "insert tenant")
-            }
-        })?;
+        tenantry_store_sql::bind_tenant_record!(insert, &r)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("tenant {}", r.tenant_id), "insert tenant"))?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tenant"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tenant"))
     }
 
     async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
@@ -225,8 +193,8 @@ impl TenantStore for PgStore {
             .bind(scope.tenant().as_str())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "get tenant"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+            .map_err(|e| store_error(e, "get tenant"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         row.as_ref().map(tenant_from_row).transpose()
     }
 
@@ -245,8 +213,8 @@ impl TenantStore for PgStore {
         .bind(i64::from(filter.limit))
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "list tenants"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        .map_err(|e| store_error(e, "list tenants"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.iter().map(tenant_from_row).collect()
     }
 
@@ -273,52 +241,48 @@ impl TenantStore for PgStore {
                 updated_at = $28
              where tenant_id = $29 and version = $30",
         );
-        let result = tenantry_app::bind_tenant_record!(update, &r)
+        let result = tenantry_store_sql::bind_tenant_record!(update, &r)
             .bind(scope.tenant().as_str())
             .bind(expected_version)
             .execute(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "update tenant"))?;
+            .map_err(|e| store_error(e, "update tenant"))?;
         if result.rows_affected() == 0 {
             let current: Option<i64> = sqlx::query_scalar("select version from tenants where tenant_id = $1")
                 .bind(scope.tenant().as_str())
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(|e| unexpected(e, "read tenant version"))?;
+                .map_err(|e| store_error(e, "read tenant version"))?;
             return Err(match current {
                 Some(current) => StoreError::VersionConflict { current },
                 None => StoreError::NotFound,
             });
         }
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tenant update"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tenant update"))
     }
 
     async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        let mut pairs = Vec::new();
-        for sql in [
-            "select status, count(*) from tenants group by status order by status",
-            "select tier, count(*) from tenants group by tier order by tier",
-            "select case when health_score is null then 'unknown' when health_score >= 70 then 'healthy'
-                         when health_score >= 50 then 'warning' else 'critical' end as class, count(*)
-             from tenants group by class order by class",
-        ] {
-            pairs.push(
-                sqlx::query_as::<_, (String, i64)>(sql)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| unexpected(e, "statistics"))?,
-            );
-        }
-        let total: i64 = sqlx::query_scalar("select count(*) from tenants")
-            .fetch_one(&mut *tx)
+        let pairs = |sql: &'static str| sqlx::query_as::<_, (String, i64)>(sql);
+        let by_status = pairs("select status, count(*) from tenants group by status order by status")
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "statistics"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
-        let by_health = pairs.pop().unwrap_or_default();
-        let by_tier = pairs.pop().unwrap_or_default();
-        let by_status = pairs.pop().unwrap_or_default();
+            .map_err(|e| store_error(e, "statistics"))?;
+        let by_tier = pairs("select tier, count(*) from tenants group by tier order by tier")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "statistics"))?;
+        let by_health = health_class_query(pairs(
+            "select case when health_score is null then 'unknown' when health_score >= $1 then $3::text
+                         when health_score >= $2 then $4::text else $5::text end as class, count(*)
+             from tenants group by class order by class",
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "statistics"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        let total = by_status.iter().map(|(_, n)| n).sum();
         Ok(Statistics { total, by_status, by_tier, by_health })
     }
 }
@@ -354,9 +318,9 @@ impl FlagStore for PgStore {
             .bind(value)
             .bind(audit.at),
         };
-        query.execute(&mut *tx).await.map_err(|e| unexpected(e, "set flag"))?;
+        query.execute(&mut *tx).await.map_err(|e| store_error(e, "set flag"))?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit flag"))
+        tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
     async fn delete_flag(
@@ -378,12 +342,12 @@ impl FlagStore for PgStore {
         }
         .execute(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "delete flag"))?;
+        .map_err(|e| store_error(e, "delete flag"))?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit flag delete"))
+        tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
@@ -397,8 +361,8 @@ impl FlagStore for PgStore {
         .bind(scope.tenant().as_str())
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "load flags"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        .map_err(|e| store_error(e, "load flags"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         let mut set = FlagSet::new();
         for (s, id, key, value) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
@@ -418,8 +382,8 @@ impl FlagStore for PgStore {
         )
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "list flags"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        .map_err(|e| store_error(e, "list flags"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.into_iter()
             .map(|(s, id, key, value, updated_at)| {
                 let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
@@ -434,39 +398,41 @@ impl AuditLog for PgStore {
     async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.platform_tx(access).await?;
         append_audit(&mut tx, record).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit audit entry"))
+        tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
     async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        let rows = sqlx::query(
-            "select * from (select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
-                            from audit_log order by seq desc limit $1) recent order by seq",
-        )
+        let rows = sqlx::query(concat!(
+            "select * from (select ",
+            audit_columns!(),
+            " from audit_log order by seq desc limit $1) recent order by seq"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "read audit"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        .map_err(|e| store_error(e, "read audit"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.iter()
-            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
     }
 
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        let rows = sqlx::query(
-            "select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
-             from audit_log where tenant_id = $1 order by seq limit $2",
-        )
+        let rows = sqlx::query(concat!(
+            "select ",
+            audit_columns!(),
+            " from audit_log where tenant_id = $1 order by seq limit $2"
+        ))
         .bind(scope.tenant().as_str())
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "read audit"))?;
-        tx.commit().await.map_err(|e| unexpected(e, "end read"))?;
+        .map_err(|e| store_error(e, "read audit"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.iter()
-            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
     }
 }
@@ -474,7 +440,7 @@ impl AuditLog for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| unexpected(e, "ping"))?;
+        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| store_error(e, "ping"))?;
         Ok(())
     }
 

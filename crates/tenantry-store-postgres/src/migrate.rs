@@ -6,8 +6,8 @@ use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use tenantry_app::records::TierRecord;
 use tenantry_domain::Tier;
+use tenantry_store_sql::TierRecord;
 
 use crate::config::PgConfig;
 

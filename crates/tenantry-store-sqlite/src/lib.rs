@@ -19,9 +19,12 @@ use sqlx::{Sqlite, Transaction};
 use tenantry_app::ports::{
     AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
 };
-use tenantry_app::records::{TenantRecord, TierRecord, flag_from_columns};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{FlagKey, FlagScope, FlagSet, FlagValue, Tenant, Tier, TierName};
+use tenantry_store_sql::{
+    TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
+    tenant_columns,
+};
 
 /// Embedded migrations, applied in order; append-only (never edit one that has shipped).
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
@@ -31,22 +34,6 @@ pub const DB_FILE: &str = "tenantry.db";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn unexpected(e: sqlx::Error, what: &'static str) -> StoreError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(anyhow::Error::new(e).context(what))
-        }
-        sqlx::Error::Database(db) if db.is_check_violation() => {
-            StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
-        }
-        other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 impl SqliteStore {
@@ -130,13 +117,10 @@ async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Re
              rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    tenantry_app::bind_tier_record!(insert, r).execute(&mut **tx).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::AlreadyExists(format!("tier {}", r.name))
-        } else {
-            unexpected(e, "insert tier")
-        }
-    })?;
+    tenantry_store_sql::bind_tier_record!(insert, r)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| insert_error(e, || format!("tier {}", r.name), "insert tier"))?;
     Ok(())
 }
 
@@ -155,27 +139,17 @@ async fn append_audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditRecord) -> Resu
     .bind(&a.reason)
     .execute(&mut **tx)
     .await
-    .map_err(|e| unexpected(e, "append audit entry"))?;
+    .map_err(|e| store_error(e, "append audit entry"))?;
     Ok(())
 }
 
-/// The tenant columns in bind order (a macro so that queries stay `&'static str` literals).
-macro_rules! tenant_columns {
-    () => {
-        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
-         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
-         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
-         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
-    };
-}
-
 fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, StoreError> {
-    let record = tenantry_app::tenant_record_from_row!(row, |e| unexpected(e, "read tenant row"));
+    let record = tenantry_store_sql::tenant_record_from_row!(row, |e| store_error(e, "read tenant row"));
     Tenant::try_from(record)
 }
 
 fn tier_from_row(row: &SqliteRow) -> Result<Tier, StoreError> {
-    Tier::try_from(tenantry_app::tier_record_from_row!(row, |e| unexpected(e, "read tier row")))
+    Tier::try_from(tenantry_store_sql::tier_record_from_row!(row, |e| store_error(e, "read tier row")))
 }
 
 #[async_trait]
@@ -184,7 +158,7 @@ impl TierStore for SqliteStore {
         let rows = sqlx::query("select * from tiers order by rank, name")
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| unexpected(e, "list tiers"))?;
+            .map_err(|e| store_error(e, "list tiers"))?;
         rows.iter().map(tier_from_row).collect()
     }
 
@@ -193,15 +167,15 @@ impl TierStore for SqliteStore {
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| unexpected(e, "get tier"))?;
+            .map_err(|e| store_error(e, "get tier"))?;
         row.as_ref().map(tier_from_row).transpose()
     }
 
     async fn insert_tier(&self, _access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tier"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tier"))
     }
 }
 
@@ -214,21 +188,18 @@ impl TenantStore for SqliteStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let r = TenantRecord::from(tenant);
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         let insert = sqlx::query(concat!(
             "insert into tenants (",
             tenant_columns!(),
             ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ));
-        tenantry_app::bind_tenant_record!(insert, &r).execute(&mut *tx).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists(format!("tenant {}", r.tenant_id))
-            } else {
-                unexpected(e, "insert tenant")
-            }
-        })?;
+        tenantry_store_sql::bind_tenant_record!(insert, &r)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("tenant {}", r.tenant_id), "insert tenant"))?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tenant"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tenant"))
     }
 
     async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
@@ -236,7 +207,7 @@ impl TenantStore for SqliteStore {
             .bind(scope.tenant().as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| unexpected(e, "get tenant"))?;
+            .map_err(|e| store_error(e, "get tenant"))?;
         row.as_ref().map(tenant_from_row).transpose()
     }
 
@@ -254,7 +225,7 @@ impl TenantStore for SqliteStore {
         .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| unexpected(e, "list tenants"))?;
+        .map_err(|e| store_error(e, "list tenants"))?;
         rows.iter().map(tenant_from_row).collect()
     }
 
@@ -270,7 +241,7 @@ impl TenantStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         let r = TenantRecord::from(tenant);
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         let sql = "update tenants set tenant_id = ?, name = ?, billing_email = ?, owner = ?, tier = ?, max_users = ?,
             max_documents = ?, max_queries_per_day = ?, max_storage_gb = ?, rate_limit_per_minute = ?, sla_target = ?,
             support_level = ?, explicit_limits = ?, cost_center = ?, monthly_budget_minor = ?, budget_currency = ?,
@@ -278,45 +249,47 @@ impl TenantStore for SqliteStore {
             health_updated_at = ?, compliance_tags = ?, data_region = ?, metadata = ?, version = ?, created_at = ?,
             updated_at = ?
             where tenant_id = ? and version = ?";
-        let result = tenantry_app::bind_tenant_record!(sqlx::query(sql), &r)
+        let result = tenantry_store_sql::bind_tenant_record!(sqlx::query(sql), &r)
             .bind(scope.tenant().as_str())
             .bind(expected_version)
             .execute(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "update tenant"))?;
+            .map_err(|e| store_error(e, "update tenant"))?;
         if result.rows_affected() == 0 {
             let current: Option<i64> = sqlx::query_scalar("select version from tenants where tenant_id = ?")
                 .bind(scope.tenant().as_str())
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(|e| unexpected(e, "read tenant version"))?;
+                .map_err(|e| store_error(e, "read tenant version"))?;
             return Err(match current {
                 Some(current) => StoreError::VersionConflict { current },
                 None => StoreError::NotFound,
             });
         }
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit tenant update"))
+        tx.commit().await.map_err(|e| store_error(e, "commit tenant update"))
     }
 
     async fn statistics(&self, _access: &PlatformScope) -> Result<Statistics, StoreError> {
-        let pairs = |sql: &'static str| async move {
-            sqlx::query_as::<_, (String, i64)>(sql).fetch_all(&self.pool).await.map_err(|e| unexpected(e, "statistics"))
-        };
-        Ok(Statistics {
-            total: sqlx::query_scalar("select count(*) from tenants")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| unexpected(e, "statistics"))?,
-            by_status: pairs("select status, count(*) from tenants group by status order by status").await?,
-            by_tier: pairs("select tier, count(*) from tenants group by tier order by tier").await?,
-            by_health: pairs(
-                "select case when health_score is null then 'unknown' when health_score >= 70 then 'healthy'
-                             when health_score >= 50 then 'warning' else 'critical' end as class, count(*)
-                 from tenants group by class order by class",
-            )
-            .await?,
-        })
+        let pairs = |sql: &'static str| sqlx::query_as::<_, (String, i64)>(sql);
+        let by_status = pairs("select status, count(*) from tenants group by status order by status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(e, "statistics"))?;
+        let by_tier = pairs("select tier, count(*) from tenants group by tier order by tier")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(e, "statistics"))?;
+        let by_health = health_class_query(pairs(
+            "select case when health_score is null then 'unknown' when health_score >= ?1 then ?3
+                         when health_score >= ?2 then ?4 else ?5 end as class, count(*)
+             from tenants group by class order by class",
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "statistics"))?;
+        let total = by_status.iter().map(|(_, n)| n).sum();
+        Ok(Statistics { total, by_status, by_tier, by_health })
     }
 }
 
@@ -330,7 +303,7 @@ impl FlagStore for SqliteStore {
         value: &FlagValue,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         sqlx::query(
             "insert into flag_values (scope, scope_id, flag_key, value, updated_at) values (?, ?, ?, ?, ?)
              on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
@@ -342,9 +315,9 @@ impl FlagStore for SqliteStore {
         .bind(audit.at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| unexpected(e, "set flag"))?;
+        .map_err(|e| store_error(e, "set flag"))?;
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit flag"))
+        tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
     async fn delete_flag(
@@ -354,19 +327,19 @@ impl FlagStore for SqliteStore {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         let result = sqlx::query("delete from flag_values where scope = ? and scope_id = ? and flag_key = ?")
             .bind(scope.level().as_str())
             .bind(scope.scope_id())
             .bind(key.as_str())
             .execute(&mut *tx)
             .await
-            .map_err(|e| unexpected(e, "delete flag"))?;
+            .map_err(|e| store_error(e, "delete flag"))?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         append_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit flag delete"))
+        tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
@@ -377,7 +350,7 @@ impl FlagStore for SqliteStore {
         .bind(scope.tenant().as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| unexpected(e, "load flags"))?;
+        .map_err(|e| store_error(e, "load flags"))?;
         let mut set = FlagSet::new();
         for (s, id, key, value) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
@@ -393,7 +366,7 @@ impl FlagStore for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| unexpected(e, "list flags"))?;
+        .map_err(|e| store_error(e, "list flags"))?;
         rows.into_iter()
             .map(|(s, id, key, value, updated_at)| {
                 let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
@@ -406,37 +379,39 @@ impl FlagStore for SqliteStore {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append_audit(&self, _access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| unexpected(e, "begin"))?;
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         append_audit(&mut tx, record).await?;
-        tx.commit().await.map_err(|e| unexpected(e, "commit audit entry"))
+        tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
     async fn recent_audit(&self, _access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "select * from (select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
-                            from audit_log order by seq desc limit ?) order by seq",
-        )
+        let rows = sqlx::query(concat!(
+            "select * from (select ",
+            audit_columns!(),
+            " from audit_log order by seq desc limit ?) order by seq"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| unexpected(e, "read audit"))?;
+        .map_err(|e| store_error(e, "read audit"))?;
         rows.iter()
-            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
     }
 
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "select seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason
-             from audit_log where tenant_id = ? order by seq limit ?",
-        )
+        let rows = sqlx::query(concat!(
+            "select ",
+            audit_columns!(),
+            " from audit_log where tenant_id = ? order by seq limit ?"
+        ))
         .bind(scope.tenant().as_str())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| unexpected(e, "read audit"))?;
+        .map_err(|e| store_error(e, "read audit"))?;
         rows.iter()
-            .map(|row| Ok(tenantry_app::audit_entry_from_row!(row, |e| unexpected(e, "read audit row"))))
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
     }
 }
@@ -444,7 +419,7 @@ impl AuditLog for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| unexpected(e, "ping"))?;
+        sqlx::query("select 1").execute(&self.pool).await.map_err(|e| store_error(e, "ping"))?;
         Ok(())
     }
 

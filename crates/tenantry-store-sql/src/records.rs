@@ -1,5 +1,5 @@
-//! Flat, storage-friendly forms of domain values, shared by every SQL backend so that row
-//! mapping is written once: the adapters only move columns in and out of these records.
+//! Flat, storage-friendly forms of domain values: the adapters only move columns in and out of
+//! these records.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +10,7 @@ use tenantry_domain::{
     TenantId, TenantStatus, Tier, TierName,
 };
 
-use crate::error::StoreError;
+use tenantry_app::StoreError;
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("stored {what} is not valid: {err}"))
@@ -216,45 +216,8 @@ pub fn flag_from_columns(
     Ok((scope, key, value))
 }
 
-impl TenantRecord {
-    /// The record as a JSON object, for audit before/after snapshots.
-    pub fn to_json(&self) -> serde_json::Value {
-        let time = |t: OffsetDateTime| tenantry_domain::tenant::format_time(t);
-        serde_json::json!({
-            "tenant_id": self.tenant_id,
-            "name": self.name,
-            "billing_email": self.billing_email,
-            "owner": self.owner,
-            "tier": self.tier,
-            "max_users": self.max_users,
-            "max_documents": self.max_documents,
-            "max_queries_per_day": self.max_queries_per_day,
-            "max_storage_gb": self.max_storage_gb,
-            "rate_limit_per_minute": self.rate_limit_per_minute,
-            "sla_target": self.sla_target,
-            "support_level": self.support_level,
-            "explicit_limits": self.explicit_limits,
-            "cost_center": self.cost_center,
-            "monthly_budget_minor": self.monthly_budget_minor,
-            "budget_currency": self.budget_currency,
-            "status": self.status,
-            "status_reason": self.status_reason,
-            "status_changed_at": time(self.status_changed_at),
-            "retention_until": self.retention_until.map(time),
-            "health_score": self.health_score,
-            "health_updated_at": self.health_updated_at.map(time),
-            "compliance_tags": self.compliance_tags,
-            "data_region": self.data_region,
-            "metadata": self.metadata,
-            "version": self.version,
-            "created_at": time(self.created_at),
-            "updated_at": time(self.updated_at),
-        })
-    }
-}
-
-/// Reads a [`TenantRecord`] from a `sqlx` row. A macro (expanded in the adapter crate, which has
-/// `sqlx`) so that every SQL backend maps columns with this one definition.
+/// Reads a [`TenantRecord`] from a `sqlx` row. A macro because rows are typed per database; every
+/// SQL backend maps the columns with this one definition.
 #[macro_export]
 macro_rules! tenant_record_from_row {
     ($row:expr, $err:expr) => {{
@@ -296,7 +259,7 @@ macro_rules! tenant_record_from_row {
     }};
 }
 
-/// Binds a [`TenantRecord`]'s 28 columns, in the column order of `TENANT_COLUMNS`, to a query.
+/// Binds a [`TenantRecord`]'s 28 columns, in the order of [`tenant_columns!`], to a query.
 #[macro_export]
 macro_rules! bind_tenant_record {
     ($query:expr, $r:expr) => {{
@@ -377,13 +340,13 @@ macro_rules! bind_tier_record {
     }};
 }
 
-/// Reads an [`AuditEntry`](crate::ports::AuditEntry) from a `sqlx` row of `audit_log`.
+/// Reads an [`AuditEntry`](tenantry_app::AuditEntry) from a `sqlx` row of `audit_log`.
 #[macro_export]
 macro_rules! audit_entry_from_row {
     ($row:expr, $err:expr) => {{
         use ::sqlx::Row as _;
         let row = $row;
-        let corrupt = |what: String| $crate::StoreError::Unexpected(::anyhow::anyhow!(what));
+        let corrupt = |what: String| ::tenantry_app::StoreError::Unexpected(::anyhow::anyhow!(what));
         let kind: String = row.try_get("actor_kind").map_err($err)?;
         let tenant: Option<String> = row.try_get("tenant_id").map_err($err)?;
         let json = |name: &str| -> Result<Option<::serde_json::Value>, _> {
@@ -391,9 +354,9 @@ macro_rules! audit_entry_from_row {
                 .map(|j| j.map(|j| j.0))
                 .map_err($err)
         };
-        $crate::ports::AuditEntry {
+        ::tenantry_app::AuditEntry {
             seq: row.try_get("seq").map_err($err)?,
-            record: $crate::ports::AuditRecord {
+            record: ::tenantry_app::AuditRecord {
                 at: row.try_get("at").map_err($err)?,
                 actor: ::tenantry_domain::Actor::new(
                     ::tenantry_domain::ActorKind::parse(&kind)

@@ -1,0 +1,74 @@
+//! What the SQL store adapters (SQLite, PostgreSQL) share, so that each writes only its dialect:
+//! the flat row records of domain values, the column mapping written once (as macros, since sqlx
+//! rows are typed per database), and the mapping of `sqlx` errors onto [`StoreError`].
+
+pub mod records;
+
+use tenantry_app::StoreError;
+
+pub use records::{TenantRecord, TierRecord, flag_from_columns};
+
+/// Maps a `sqlx` error onto the port's error, with `what` as context for the log.
+pub fn store_error(e: sqlx::Error, what: &'static str) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(anyhow::Error::new(e).context(what))
+        }
+        sqlx::Error::Database(db) if db.is_check_violation() => {
+            StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
+        }
+        // PostgreSQL 57014: the statement timeout fired
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            StoreError::Unavailable(anyhow::anyhow!("statement timed out: {}", db.message()).context(what))
+        }
+        other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
+    }
+}
+
+/// `store_error`, except that a unique violation means `already` exists.
+pub fn insert_error(e: sqlx::Error, already: impl FnOnce() -> String, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::AlreadyExists(already()),
+        _ => store_error(e, what),
+    }
+}
+
+/// Binds the health-class boundaries and names, from the domain, to a statistics query whose
+/// parameters are: 1 healthy minimum, 2 warning minimum, 3..5 the class names (healthy, warning,
+/// critical). So the SQL never restates the thresholds that `HealthClass::of` owns.
+pub fn health_class_query<'q, DB>(
+    query: sqlx::query::QueryAs<'q, DB, (String, i64), <DB as sqlx::Database>::Arguments>,
+) -> sqlx::query::QueryAs<'q, DB, (String, i64), <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use tenantry_domain::HealthClass;
+    use tenantry_domain::health::{HEALTHY_MIN_SCORE, WARNING_MIN_SCORE};
+    query
+        .bind(HEALTHY_MIN_SCORE)
+        .bind(WARNING_MIN_SCORE)
+        .bind(HealthClass::Healthy.as_str())
+        .bind(HealthClass::Warning.as_str())
+        .bind(HealthClass::Critical.as_str())
+}
+
+/// The columns of `audit_log` that [`audit_entry_from_row!`] reads, in table order.
+#[macro_export]
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason"
+    };
+}
+
+/// The tenant columns in bind order of [`bind_tenant_record!`].
+#[macro_export]
+macro_rules! tenant_columns {
+    () => {
+        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
+         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
+         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
+         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
+    };
+}

@@ -1,29 +1,74 @@
-//! Access scopes: the only way to reach tenant data. A `TenantScope` names exactly one tenant and
-//! the actor acting in it; a `PlatformScope` is the explicit, separately named path for
-//! platform-wide operations (create/list tenants, statistics, flags, tiers). Both carry their
-//! actor, so every write is attributed. A store cannot build either.
+//! Access scopes: the only way to reach tenant data. A `TenantScope` names exactly one tenant, the
+//! actor acting in it and the authority it acts with; a `PlatformScope` is the explicit, separately
+//! named path for platform-wide operations (create/list tenants, statistics, flags, tiers, users,
+//! keys). Both carry their actor, so every call is attributed. A store cannot build either.
+//!
+//! Minting paths (grep for them to review every path with power):
+//! - [`PlatformScope::operator`]: a person at the CLI holding the store's credentials;
+//! - [`crate::auth::Principal::platform`] / [`crate::auth::Principal::tenant`]: an authenticated API
+//!   key, as a platform administrator or as a user with a membership in the tenant;
+//! - `PlatformScope::system` (crate-private): Tenantry's own lookups, e.g. authenticating a key.
 
-use tenantry_domain::{Actor, ActorKind, TenantId};
+use tenantry_domain::{Actor, ActorKind, Permission, Role, TenantId};
+
+use crate::error::AppError;
+
+/// With what authority a scope acts inside its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// A platform principal (operator, platform admin, system): every tenant permission, plus the
+    /// platform-only operations on the tenant (lifecycle, tier, limits, billing).
+    Platform,
+    /// A member of the tenant with this role.
+    Member(Role),
+}
 
 /// Permission to act on one tenant's data, for one actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantScope {
     tenant: TenantId,
     actor: Actor,
+    authority: Authority,
 }
 
 impl TenantScope {
+    pub(crate) fn member(tenant: TenantId, actor: Actor, role: Role) -> Self {
+        Self { tenant, actor, authority: Authority::Member(role) }
+    }
+
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
     }
     pub fn actor(&self) -> &Actor {
         &self.actor
     }
+    pub fn authority(&self) -> Authority {
+        self.authority
+    }
+
+    /// Refuses unless this scope's authority includes `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        match self.authority {
+            Authority::Platform => Ok(()),
+            Authority::Member(role) if role.allows(permission) => Ok(()),
+            Authority::Member(role) => Err(AppError::Forbidden(format!(
+                "your role {role} in tenant {} does not allow {}; ask a tenant admin",
+                self.tenant,
+                permission.as_str()
+            ))),
+        }
+    }
+
+    /// Refuses unless this scope acts with platform authority; `what` names the operation.
+    pub fn require_platform(&self, what: &str) -> Result<(), AppError> {
+        match self.authority {
+            Authority::Platform => Ok(()),
+            Authority::Member(_) => Err(AppError::Forbidden(format!("{what} is reserved to platform administrators"))),
+        }
+    }
 }
 
-/// Permission for platform-wide operations. Minted only by [`PlatformScope::operator`] (a person
-/// holding the store's credentials at the CLI): grep for it to review every path with platform
-/// power. Authenticated platform-admin keys will be the second minting path.
+/// Permission for platform-wide operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformScope {
     actor: Actor,
@@ -36,12 +81,22 @@ impl PlatformScope {
         Self { actor: Actor::new(ActorKind::Operator, name) }
     }
 
+    /// An authenticated platform administrator (minted by `auth::Principal::platform`).
+    pub(crate) fn platform_admin(id: &str) -> Self {
+        Self { actor: Actor::new(ActorKind::PlatformAdmin, id) }
+    }
+
+    /// Tenantry itself, for lookups no principal asked for (authenticating a key).
+    pub(crate) fn system(name: &str) -> Self {
+        Self { actor: Actor::new(ActorKind::System, name) }
+    }
+
     pub fn actor(&self) -> &Actor {
         &self.actor
     }
 
     /// A platform principal may act inside any tenant; the resulting scope keeps its actor.
     pub fn act_in(&self, tenant: TenantId) -> TenantScope {
-        TenantScope { tenant, actor: self.actor.clone() }
+        TenantScope { tenant, actor: self.actor.clone(), authority: Authority::Platform }
     }
 }

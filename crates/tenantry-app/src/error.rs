@@ -1,6 +1,6 @@
 //! Errors of the application layer: each a refusal a person can act on, or `Unexpected`.
 
-use tenantry_domain::{FlagKey, LifecycleError, TenantError, TenantId, TierName};
+use tenantry_domain::{FlagKey, KeyId, LifecycleError, TenantError, TenantId, TierName, UserId};
 
 /// What a store adapter reports. Adapters map their own constraint names onto these.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,16 @@ pub enum AppError {
     TierNotFound(TierName),
     #[error("flag {0} has no value at that scope")]
     FlagNotFound(FlagKey),
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error("user {user} is not a member of tenant {tenant}")]
+    MemberNotFound { tenant: TenantId, user: UserId },
+    #[error("API key {0} does not exist")]
+    KeyNotFound(KeyId),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error(
@@ -50,6 +60,11 @@ impl AppError {
             AppError::TenantNotFound(_) => "tenant_not_found",
             AppError::TierNotFound(_) => "tier_not_found",
             AppError::FlagNotFound(_) => "flag_not_found",
+            AppError::UserNotFound(_) => "user_not_found",
+            AppError::MemberNotFound { .. } => "member_not_found",
+            AppError::KeyNotFound(_) => "key_not_found",
+            AppError::Unauthenticated(_) => "unauthenticated",
+            AppError::Forbidden(_) => "forbidden",
             AppError::AlreadyExists(_) => "already_exists",
             AppError::VersionConflict { .. } => "version_conflict",
             AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => "retention_active",

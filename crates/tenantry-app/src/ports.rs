@@ -8,7 +8,10 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use tenantry_domain::{Actor, FlagKey, FlagScope, FlagSet, FlagValue, Tenant, TenantId, TenantStatus, Tier, TierName};
+use tenantry_domain::{
+    Actor, FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, TenantId, TenantStatus, Tier,
+    TierName, User, UserId,
+};
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::error::StoreError;
@@ -126,6 +129,21 @@ pub trait FlagStore: Send + Sync {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
+    /// Sets a tenant-level override inside the tenant's own scope (a tenant admin's path).
+    async fn set_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Removes a tenant-level override inside the tenant's own scope; `NotFound` if there was none.
+    async fn delete_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only.
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError>;
     /// Every flag value at every scope.
@@ -138,6 +156,8 @@ pub trait AuditLog: Send + Sync {
     async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
     /// Records an entry that accompanies no write (a platform-wide read), on the platform path.
     async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Records an entry that accompanies no write (a tenant-scoped read), inside the tenant's scope.
+    async fn append_tenant_audit(&self, scope: &TenantScope, record: &AuditRecord) -> Result<(), StoreError>;
     /// The most recent `limit` entries of every scope, oldest first (platform view).
     async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
@@ -149,11 +169,97 @@ pub struct AuditEntry {
     pub record: AuditRecord,
 }
 
+/// Who an API key authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// A platform administrator, named for the audit trail.
+    PlatformAdmin(UserId),
+    /// A user; what they may do comes from their memberships.
+    User(UserId),
+}
+
+impl KeyOwner {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyOwner::PlatformAdmin(_) => "platform_admin",
+            KeyOwner::User(_) => "user",
+        }
+    }
+    pub fn id(&self) -> &UserId {
+        match self {
+            KeyOwner::PlatformAdmin(id) | KeyOwner::User(id) => id,
+        }
+    }
+}
+
+/// An API key as stored: never the secret, only its SHA-256 digest (hex).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub digest: String,
+    pub owner: KeyOwner,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// `AlreadyExists` if the id is taken.
+    async fn insert_user(&self, access: &PlatformScope, user: &User, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, StoreError>;
+    /// Adds the user to the scope's tenant or changes their role. `NotFound` if the user does not exist.
+    async fn put_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        role: Role,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// `NotFound` if the user was not a member.
+    async fn delete_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, StoreError>;
+    /// Every tenant the user belongs to (a cross-tenant read: platform path only).
+    async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    /// `AlreadyExists` if the id or digest is taken.
+    async fn insert_key(&self, access: &PlatformScope, key: &ApiKey, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn find_key_by_digest(&self, access: &PlatformScope, digest: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key (of one owner, when given), newest first.
+    async fn list_keys(&self, access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks a key revoked at `at`; `NotFound` if no such key. Revoking twice keeps the first time.
+    async fn revoke_key(
+        &self,
+        access: &PlatformScope,
+        id: &KeyId,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TierStore + TenantStore + FlagStore + AuditLog {
+pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A short name for logs and `doctor`: "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
+    /// Connection pool occupancy, for `/metrics`.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Connection pool occupancy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections (idle + in use).
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tenantry_domain::{
-    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Tenant, TenantPatch,
+    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Permission, Tenant, TenantPatch,
     TenantStatus, Tier, TierName,
 };
 
@@ -114,8 +114,35 @@ impl Registry {
         Ok(tenant)
     }
 
+    /// Reads a tenant (recorded as `tenant.read`).
     pub async fn get_tenant(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
+        scope.require(Permission::ReadTenant)?;
+        let tenant = self.load(scope).await?;
+        self.audit_tenant_read(scope, "tenant.read", serde_json::json!({"version": tenant.version})).await?;
+        Ok(tenant)
+    }
+
+    async fn load(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
         self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
+    }
+
+    /// Records a read by a principal inside a tenant's scope.
+    async fn audit_tenant_read(
+        &self,
+        scope: &TenantScope,
+        operation: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let record = AuditRecord {
+            at: self.clock.now(),
+            actor: scope.actor().clone(),
+            tenant: Some(scope.tenant().clone()),
+            operation: operation.to_owned(),
+            before: None,
+            after: Some(detail),
+            reason: None,
+        };
+        Ok(self.store.append_tenant_audit(scope, &record).await?)
     }
 
     pub async fn list_tenants(
@@ -183,7 +210,12 @@ impl Registry {
         patch: TenantPatch,
         expected_version: Option<i64>,
     ) -> Result<Tenant, AppError> {
-        let current = self.get_tenant(scope).await?;
+        scope.require(Permission::UpdateProfile)?;
+        let platform_fields = patch.platform_fields();
+        if !platform_fields.is_empty() {
+            scope.require_platform(&format!("changing {}", platform_fields.join(", ")))?;
+        }
+        let current = self.load(scope).await?;
         Self::check_expected(&current, expected_version)?;
         let current_tier = self.tier(&current.tier).await?;
         let new_tier = match &patch.tier {
@@ -205,7 +237,8 @@ impl Registry {
         retention_days: Option<u32>,
         expected_version: Option<i64>,
     ) -> Result<Tenant, AppError> {
-        let current = self.get_tenant(scope).await?;
+        scope.require_platform("changing a tenant's lifecycle status")?;
+        let current = self.load(scope).await?;
         Self::check_expected(&current, expected_version)?;
         let retention = match retention_days {
             Some(days) => days,
@@ -222,7 +255,8 @@ impl Registry {
         scope: &TenantScope,
         signals: HealthSignals,
     ) -> Result<(Tenant, HealthReport), AppError> {
-        let current = self.get_tenant(scope).await?;
+        scope.require(Permission::RecordHealth)?;
+        let current = self.load(scope).await?;
         let (next, report) = current.record_health(&signals, self.clock.now())?;
         self.write(scope, &current, &next, "tenant.health", None).await?;
         Ok((next, report))
@@ -234,8 +268,12 @@ impl Registry {
         Ok(stats)
     }
 
+    /// The tenant's audit trail, oldest first (the read itself is recorded after it).
     pub async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
-        Ok(self.store.tenant_audit(scope, limit).await?)
+        scope.require(Permission::ReadAudit)?;
+        let entries = self.store.tenant_audit(scope, limit).await?;
+        self.audit_tenant_read(scope, "audit.read", serde_json::json!({"returned": entries.len()})).await?;
+        Ok(entries)
     }
 
     // ---- flags ---------------------------------------------------------------------------------
@@ -245,14 +283,14 @@ impl Registry {
         match scope {
             FlagScope::Global => Ok(()),
             FlagScope::Tier(t) => self.tier(t).await.map(|_| ()),
-            FlagScope::Tenant(t) => self.get_tenant(&access.act_in(t.clone())).await.map(|_| ()),
+            FlagScope::Tenant(t) => self.load(&access.act_in(t.clone())).await.map(|_| ()),
         }
     }
 
     /// The audit entry of a flag change: setting `value`, or with `None`, removing the flag.
     fn flag_audit(
         &self,
-        access: &PlatformScope,
+        actor: &tenantry_domain::Actor,
         scope: &FlagScope,
         key: &FlagKey,
         value: Option<&FlagValue>,
@@ -269,7 +307,7 @@ impl Registry {
         };
         AuditRecord {
             at: self.clock.now(),
-            actor: access.actor().clone(),
+            actor: actor.clone(),
             tenant: scope.tenant().cloned(),
             operation: operation.to_owned(),
             before,
@@ -285,14 +323,39 @@ impl Registry {
         key: FlagKey,
         value: FlagValue,
     ) -> Result<(), AppError> {
+        if let FlagScope::Tenant(t) = &scope {
+            return self.set_tenant_flag(&access.act_in(t.clone()), key, value).await;
+        }
         self.check_scope(access, &scope).await?;
-        let audit = self.flag_audit(access, &scope, &key, Some(&value));
+        let audit = self.flag_audit(access.actor(), &scope, &key, Some(&value));
         Ok(self.store.set_flag(access, &scope, &key, &value, &audit).await?)
     }
 
     pub async fn delete_flag(&self, access: &PlatformScope, scope: FlagScope, key: FlagKey) -> Result<(), AppError> {
-        let audit = self.flag_audit(access, &scope, &key, None);
+        if let FlagScope::Tenant(t) = &scope {
+            return self.delete_tenant_flag(&access.act_in(t.clone()), key).await;
+        }
+        let audit = self.flag_audit(access.actor(), &scope, &key, None);
         self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            other => other.into(),
+        })
+    }
+
+    /// Sets a tenant-level override, inside the tenant's own scope (platform or the tenant's admin).
+    pub async fn set_tenant_flag(&self, scope: &TenantScope, key: FlagKey, value: FlagValue) -> Result<(), AppError> {
+        scope.require(Permission::ManageTenantFlags)?;
+        self.load(scope).await?;
+        let flag_scope = FlagScope::Tenant(scope.tenant().clone());
+        let audit = self.flag_audit(scope.actor(), &flag_scope, &key, Some(&value));
+        Ok(self.store.set_tenant_flag(scope, &key, &value, &audit).await?)
+    }
+
+    pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
+        scope.require(Permission::ManageTenantFlags)?;
+        let flag_scope = FlagScope::Tenant(scope.tenant().clone());
+        let audit = self.flag_audit(scope.actor(), &flag_scope, &key, None);
+        self.store.delete_tenant_flag(scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),
         })
@@ -300,16 +363,27 @@ impl Registry {
 
     /// Evaluates one flag for the scope's tenant: value and the level that decided it.
     pub async fn evaluate_flag(&self, scope: &TenantScope, key: &FlagKey) -> Result<Evaluation, AppError> {
-        let tenant = self.get_tenant(scope).await?;
+        scope.require(Permission::EvaluateFlags)?;
+        let tenant = self.load(scope).await?;
         let flags = self.store.flags_for_tenant(scope).await?;
-        Ok(flags.evaluate(key, &tenant.id, &tenant.tier))
+        let evaluation = flags.evaluate(key, &tenant.id, &tenant.tier);
+        self.audit_tenant_read(
+            scope,
+            "flag.evaluate",
+            serde_json::json!({"key": key.as_str(), "reason": evaluation.reason()}),
+        )
+        .await?;
+        Ok(evaluation)
     }
 
     /// Evaluates every defined flag for the scope's tenant.
     pub async fn evaluate_all_flags(&self, scope: &TenantScope) -> Result<Vec<(FlagKey, Evaluation)>, AppError> {
-        let tenant = self.get_tenant(scope).await?;
+        scope.require(Permission::EvaluateFlags)?;
+        let tenant = self.load(scope).await?;
         let flags = self.store.flags_for_tenant(scope).await?;
-        Ok(flags.evaluate_all(&tenant.id, &tenant.tier))
+        let all = flags.evaluate_all(&tenant.id, &tenant.tier);
+        self.audit_tenant_read(scope, "flag.evaluate_all", serde_json::json!({"returned": all.len()})).await?;
+        Ok(all)
     }
 
     pub async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, AppError> {

@@ -65,6 +65,99 @@ pub enum Command {
     /// Readiness checks against the live store.
     #[command(subcommand)]
     Doctor(DoctorCmd),
+    /// Run the HTTP API (the control plane) on the configured store until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Issue, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Create and list users (people who get memberships and keys).
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Manage a tenant's members and their roles.
+    #[command(subcommand)]
+    Members(MembersCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TENANTRY_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: std::net::SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TENANTRY_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Requests running longer than this many seconds are answered 503 request_timeout.
+    #[arg(long, env = "TENANTRY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Distinct tenants that get their own per-tenant request metric series (the rest: `_other`).
+    #[arg(long, env = "TENANTRY_MAX_TENANT_METRIC_LABELS", default_value_t = 1000)]
+    pub max_tenant_metric_labels: usize,
+    /// Log level of the JSON logs on stderr: error, warn, info, debug, trace.
+    #[arg(long, env = "TENANTRY_LOG", default_value = "info")]
+    pub log: String,
+    /// A platform-admin API key to install on start if absent (for deployments' first key).
+    #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Issue a key; the token is printed once and never stored.
+    Create {
+        /// A key for a platform administrator (named by --admin-name).
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        platform_admin: bool,
+        /// The administrator's name, recorded as the actor of everything done with the key.
+        #[arg(long, default_value = "admin", requires = "platform_admin")]
+        admin_name: String,
+        /// A key for this user (their memberships decide what it can do).
+        #[arg(long)]
+        user: Option<String>,
+        /// A label for the key, e.g. where it is deployed.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The key stops working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only the keys of this user or administrator.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Revoke a key: it stops working at once.
+    Revoke { key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Create a user.
+    Create {
+        user_id: String,
+        #[arg(long)]
+        display_name: String,
+    },
+    /// List users.
+    List,
+    /// The tenants a user belongs to, with roles.
+    Tenants { user_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCmd {
+    /// Add a user to a tenant, or change their role.
+    Add {
+        tenant: String,
+        user_id: String,
+        /// admin | analyst | reviewer | viewer
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a user from a tenant.
+    Remove { tenant: String, user_id: String },
+    /// List a tenant's members.
+    List { tenant: String },
 }
 
 #[derive(Debug, Args, Default)]

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use tenantry_app::ports::{Store, SystemClock, TenantFilter};
-use tenantry_app::{AppError, PlatformScope, Registry, TenantScope};
+use tenantry_app::{AppError, Directory, KeyOwner, PlatformScope, Registry, TenantScope};
 use tenantry_domain::{
     Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitOverrides, Limits,
-    Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
+    KeyId, Money, NewTenant, Role, TenantId, TenantPatch, TenantStatus, Tier, TierName, UserId,
 };
 use tenantry_store_postgres::{PgConfig, PgStore};
 use tenantry_store_sqlite::SqliteStore;
 
 use crate::cli::{
-    AttributeArgs, Cli, Command, DoctorCmd, FlagCmd, Global, HealthCmd, LimitArgs, TenantCmd, TierCmd, TransitionArgs,
+    AttributeArgs, Cli, Command, DoctorCmd, FlagCmd, Global, HealthCmd, KeysCmd, LimitArgs, MembersCmd, ServeArgs,
+    TenantCmd, TierCmd, TransitionArgs, UsersCmd,
 };
 use crate::output::Out;
 
@@ -130,10 +131,19 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Migrate = cli.command {
         return migrate(&cli.global, &out).await;
     }
+    if let Command::Serve(args) = &cli.command {
+        init_logging(&args.log)?;
+    }
     let store = open_store(&cli.global).await?;
-    let registry = Registry::new(store, Arc::new(SystemClock));
+    let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
+    let registry = Registry::new(store.clone(), clock.clone());
+    let directory = Directory::new(store, clock);
     let admin = operator();
     match cli.command {
+        Command::Serve(args) => serve(registry, directory, args).await,
+        Command::Keys(cmd) => keys(&directory, &admin, cmd, &out).await,
+        Command::Users(cmd) => users(&directory, &admin, cmd, &out).await,
+        Command::Members(cmd) => members(&directory, &admin, cmd, &out).await,
         Command::Tenant(cmd) => tenant(&registry, &admin, *cmd, &out).await,
         Command::Flag(cmd) => flag(&registry, &admin, cmd, &out).await,
         Command::Health(HealthCmd::Set { tenant, latency_p95, error_rate, success_rate, storage }) => {
@@ -151,6 +161,97 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(DoctorCmd::Rls) => doctor_rls(&cli.global, &out).await,
         Command::Migrate => unreachable!("handled above"),
     }
+}
+
+fn init_logging(level: &str) -> Result<()> {
+    let level: tracing_subscriber::filter::LevelFilter =
+        level.parse().map_err(|_| usage(format!("--log {level:?} is not one of error, warn, info, debug, trace")))?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("set up logging: {e}")))
+}
+
+async fn serve(registry: Registry, directory: Directory, args: ServeArgs) -> Result<()> {
+    if let Some(token) = args.bootstrap_admin_key.as_deref().filter(|t| !t.is_empty()) {
+        if directory.bootstrap_admin_key(token).await? {
+            eprintln!("installed the platform-admin key from TENANTRY_BOOTSTRAP_ADMIN_KEY");
+        }
+    }
+    let config = tenantry_http::ServerConfig {
+        body_limit_bytes: args.body_limit_bytes,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_tenant_metric_labels: args.max_tenant_metric_labels,
+    };
+    let app = tenantry_http::router(registry, directory, &config);
+    tenantry_http::serve(app, args.bind).await.map_err(CliError::Failed)
+}
+
+fn user_id(s: &str) -> Result<UserId> {
+    UserId::parse(s).map_err(usage)
+}
+
+async fn keys(directory: &Directory, admin: &PlatformScope, cmd: KeysCmd, out: &Out) -> Result<()> {
+    match cmd {
+        KeysCmd::Create { platform_admin, admin_name, user, name, expires_in_days } => {
+            let owner = match (platform_admin, user) {
+                (true, _) => KeyOwner::PlatformAdmin(user_id(&admin_name)?),
+                (false, Some(u)) => KeyOwner::User(user_id(&u)?),
+                (false, None) => return Err(usage("give --platform-admin or --user <id>")),
+            };
+            let expires_at = expires_in_days
+                .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d.max(1))));
+            let issued = directory.create_key(admin, owner, &name, expires_at).await?;
+            out.issued_key(&issued);
+        }
+        KeysCmd::List { owner } => {
+            let owner = owner.as_deref().map(user_id).transpose()?;
+            out.keys(&directory.list_keys(admin, owner.as_ref()).await?);
+        }
+        KeysCmd::Revoke { key_id } => {
+            let id = KeyId::parse(&key_id).map_err(usage)?;
+            directory.revoke_key(admin, &id).await?;
+            out.message(&format!("API key {id} revoked"));
+        }
+    }
+    Ok(())
+}
+
+async fn users(directory: &Directory, admin: &PlatformScope, cmd: UsersCmd, out: &Out) -> Result<()> {
+    match cmd {
+        UsersCmd::Create { user_id: id, display_name } => {
+            let user = directory.create_user(admin, user_id(&id)?, &display_name).await?;
+            out.users(&[user]);
+        }
+        UsersCmd::List => out.users(&directory.list_users(admin).await?),
+        UsersCmd::Tenants { user_id: id } => out.memberships(&directory.memberships_of(admin, &user_id(&id)?).await?),
+    }
+    Ok(())
+}
+
+async fn members(directory: &Directory, admin: &PlatformScope, cmd: MembersCmd, out: &Out) -> Result<()> {
+    match cmd {
+        MembersCmd::Add { tenant, user_id: id, role } => {
+            let scope = admin.act_in(tenant_id(&tenant)?);
+            let role = Role::parse(&role).map_err(usage)?;
+            let m = directory.put_member(&scope, &user_id(&id)?, role).await?;
+            out.memberships(&[m]);
+        }
+        MembersCmd::Remove { tenant, user_id: id } => {
+            let scope = admin.act_in(tenant_id(&tenant)?);
+            directory.remove_member(&scope, &user_id(&id)?).await?;
+            out.message(&format!("{id} removed from {tenant}"));
+        }
+        MembersCmd::List { tenant } => {
+            let scope = admin.act_in(tenant_id(&tenant)?);
+            out.memberships(&directory.list_members(&scope).await?);
+        }
+    }
+    Ok(())
 }
 
 async fn migrate(g: &Global, out: &Out) -> Result<()> {

@@ -8,7 +8,9 @@ use tenantry_domain::tenant::format_time;
 use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, Tenant, TenantId, Tier};
 use tenantry_store_postgres::probes::Probe;
 
-use tenantry_app::AppError;
+use tenantry_app::{ApiKey, AppError, IssuedKey};
+use tenantry_domain::{Membership, User};
+use tenantry_http::dto::{KeyView, MembershipView, UserView};
 
 use crate::commands::CliError;
 
@@ -89,6 +91,60 @@ fn evaluation_json(tenant: &TenantId, key: &FlagKey, e: &Evaluation) -> Value {
 }
 
 impl Out {
+    pub fn issued_key(&self, issued: &IssuedKey) {
+        let view = KeyView::from(&issued.key);
+        if self.json {
+            return print_json(&json!({ "token": issued.token, "key": view }));
+        }
+        println!("{}", issued.token);
+        eprintln!(
+            "API key {} for {} {} — shown once: store it now; only its hash is kept",
+            view.key_id, view.owner_kind, view.owner_id
+        );
+    }
+
+    pub fn keys(&self, keys: &[ApiKey]) {
+        let views: Vec<KeyView> = keys.iter().map(KeyView::from).collect();
+        if self.json {
+            return print_json(&json!(views));
+        }
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|k| {
+                vec![
+                    k.key_id.clone(),
+                    k.owner_kind.clone(),
+                    k.owner_id.clone(),
+                    k.name.clone(),
+                    k.created_at.clone(),
+                    opt(&k.expires_at),
+                    opt(&k.revoked_at),
+                ]
+            })
+            .collect();
+        table(&["key_id", "owner_kind", "owner", "name", "created", "expires", "revoked"], &rows);
+    }
+
+    pub fn users(&self, users: &[User]) {
+        let views: Vec<UserView> = users.iter().map(UserView::from).collect();
+        if self.json {
+            return print_json(&json!(views));
+        }
+        let rows: Vec<Vec<String>> =
+            views.iter().map(|u| vec![u.user_id.clone(), u.display_name.clone(), u.created_at.clone()]).collect();
+        table(&["user_id", "display_name", "created"], &rows);
+    }
+
+    pub fn memberships(&self, memberships: &[Membership]) {
+        let views: Vec<MembershipView> = memberships.iter().map(MembershipView::from).collect();
+        if self.json {
+            return print_json(&json!(views));
+        }
+        let rows: Vec<Vec<String>> =
+            views.iter().map(|m| vec![m.tenant_id.clone(), m.user_id.clone(), m.role.clone()]).collect();
+        table(&["tenant_id", "user_id", "role"], &rows);
+    }
+
     pub fn message(&self, msg: &str) {
         if self.json {
             print_json(&json!({ "message": msg }));

@@ -450,8 +450,15 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
     let r = ctx.store().update_tenant(&scope, &bad_archive, current.version, &audit).await;
     assert!(matches!(r, Err(StoreError::ConstraintViolated(_))), "{r:?}");
     assert_eq!(ctx.registry.get_tenant(&scope).await.unwrap(), current, "nothing was written");
-    let ops: Vec<String> =
-        ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+    let ops: Vec<String> = ctx
+        .registry
+        .tenant_audit(&scope, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record.operation)
+        .filter(|op| !op.ends_with(".read"))
+        .collect();
     assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
 }
 

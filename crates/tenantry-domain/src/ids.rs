@@ -106,6 +106,28 @@ token_type!(
     "use 1 to 64 lowercase letters, digits or '_-./:', starting with a letter or digit"
 );
 
+token_type!(
+    /// A user's identifier (a person who belongs to tenants). Invariant: `[a-z0-9][a-z0-9_.@-]{1,127}`,
+    /// so an e-mail-like id works.
+    UserId,
+    "user id",
+    2,
+    128,
+    b"_.@-",
+    "use 2 to 128 lowercase letters, digits or '_.@-', starting with a letter or digit"
+);
+
+token_type!(
+    /// The public identifier of an API key (the part of a key that may be shown and logged).
+    /// Invariant: `[a-z0-9][a-z0-9_-]{1,63}`.
+    KeyId,
+    "key id",
+    2,
+    64,
+    b"_-",
+    "use 2 to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

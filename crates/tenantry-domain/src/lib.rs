@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod flags;
 pub mod health;
+pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod money;
@@ -15,7 +16,8 @@ pub mod tier;
 pub use actor::{Actor, ActorKind};
 pub use flags::{Evaluation, FlagLevel, FlagScope, FlagSet, FlagValue};
 pub use health::{HealthClass, HealthReport, HealthSignals};
-pub use ids::{FlagKey, IdError, Label, TenantId, TierName};
+pub use identity::{Membership, Permission, Role, User};
+pub use ids::{FlagKey, IdError, KeyId, Label, TenantId, TierName, UserId};
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use money::{Currency, Money};
 pub use tenant::{LimitOverrides, Limits, NewTenant, Tenant, TenantError, TenantPatch};

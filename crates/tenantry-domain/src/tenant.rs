@@ -238,6 +238,32 @@ impl TenantPatch {
     pub fn is_empty(&self) -> bool {
         *self == TenantPatch::default()
     }
+
+    /// The fields this patch sets that only the platform may change: tier, limits, billing,
+    /// compliance and region. A tenant's own admin may change the rest (name, contacts, metadata).
+    pub fn platform_fields(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.tier.is_some() {
+            fields.push("tier");
+        }
+        fields.extend(self.limits.explicit_fields());
+        if !self.reset_limits.is_empty() {
+            fields.push("reset_limits");
+        }
+        if self.cost_center.is_some() {
+            fields.push("cost_center");
+        }
+        if self.monthly_budget.is_some() {
+            fields.push("monthly_budget");
+        }
+        if self.compliance_tags.is_some() {
+            fields.push("compliance_tags");
+        }
+        if self.data_region.is_some() {
+            fields.push("data_region");
+        }
+        fields
+    }
 }
 
 /// One tenant. Invariants: limits are valid; `status` was only ever reached through allowed

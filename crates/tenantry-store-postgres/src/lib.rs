@@ -11,6 +11,7 @@
 pub mod config;
 mod migrate;
 pub mod probes;
+pub mod testing;
 
 use std::time::Duration;
 
@@ -21,14 +22,22 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
 use tenantry_app::ports::{
-    AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, IdentityStore, PoolStats, Statistics, Store,
+    TenantFilter, TenantStore, TierStore,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{FlagKey, FlagScope, FlagSet, FlagValue, Tenant, Tier, TierName};
+use tenantry_domain::{
+    FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, Tier, TierName, User, UserId,
+};
+use tenantry_store_sql::identity::{
+    KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns, reference_error,
+    user_from_columns,
+};
 use tenantry_store_sql::{
     TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
     tenant_columns,
 };
+use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 
 pub use config::PgConfig;
 pub use migrate::migrate;
@@ -350,6 +359,49 @@ impl FlagStore for PgStore {
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
+    async fn set_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sqlx::query(
+            "insert into tenant_flags (tenant_id, flag_key, value, updated_at) values ($1, $2, $3, $4)
+             on conflict (tenant_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(scope.tenant().as_str())
+        .bind(key.as_str())
+        .bind(Json(value.to_json()))
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "set tenant flag"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+    }
+
+    async fn delete_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let result = sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
+            .bind(scope.tenant().as_str())
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "delete tenant flag"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+    }
+
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
@@ -401,6 +453,16 @@ impl AuditLog for PgStore {
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
+    async fn append_tenant_audit(&self, scope: &TenantScope, record: &AuditRecord) -> Result<(), StoreError> {
+        // RLS's WITH CHECK refuses an entry naming another tenant; fail with a clear error first
+        if record.tenant.as_ref() != Some(scope.tenant()) {
+            return Err(StoreError::ConstraintViolated("an audit entry must name the scope's tenant".to_owned()));
+        }
+        let mut tx = self.tenant_tx(scope).await?;
+        append_audit(&mut tx, record).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
+    }
+
     async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let mut tx = self.platform_tx(access).await?;
         let rows = sqlx::query(concat!(
@@ -438,6 +500,186 @@ impl AuditLog for PgStore {
 }
 
 #[async_trait]
+impl IdentityStore for PgStore {
+    async fn insert_user(&self, access: &PlatformScope, user: &User, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        sqlx::query(concat!("insert into users (", user_columns!(), ") values ($1, $2, $3)"))
+            .bind(user.id.as_str())
+            .bind(&user.display_name)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("user {}", user.id), "insert user"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit user"))
+    }
+
+    async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<Option<User>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let row =
+            sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users where user_id = $1"))
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "get user"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        row.map(user_from_columns).transpose()
+    }
+
+    async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows =
+            sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users order by user_id"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list users"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.into_iter().map(user_from_columns).collect()
+    }
+
+    async fn put_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        role: Role,
+        at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sqlx::query(concat!(
+            "insert into memberships (",
+            membership_columns!(),
+            ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
+        ))
+        .bind(scope.tenant().as_str())
+        .bind(user.as_str())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| reference_error(e, "put membership"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit membership"))
+    }
+
+    async fn delete_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let result = sqlx::query("delete from memberships where tenant_id = $1 and user_id = $2")
+            .bind(scope.tenant().as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "delete membership"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
+    }
+
+    async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+            "select ",
+            membership_columns!(),
+            " from memberships where tenant_id = $1 order by user_id"
+        ))
+        .bind(scope.tenant().as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "list members"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.into_iter().map(membership_from_columns).collect()
+    }
+
+    async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+            "select ",
+            membership_columns!(),
+            " from memberships where user_id = $1 order by tenant_id"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "list memberships"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.into_iter().map(membership_from_columns).collect()
+    }
+
+    async fn insert_key(&self, access: &PlatformScope, key: &ApiKey, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        sqlx::query(concat!("insert into api_keys (", key_columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8)"))
+            .bind(key.id.as_str())
+            .bind(&key.digest)
+            .bind(key.owner.kind())
+            .bind(key.owner.id().as_str())
+            .bind(&key.name)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("API key {}", key.id), "insert key"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit key"))
+    }
+
+    async fn find_key_by_digest(&self, access: &PlatformScope, digest: &str) -> Result<Option<ApiKey>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let row =
+            sqlx::query_as::<_, KeyColumns>(concat!("select ", key_columns!(), " from api_keys where digest = $1"))
+                .bind(digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "find key"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        row.map(key_from_columns).transpose()
+    }
+
+    async fn list_keys(&self, access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query_as::<_, KeyColumns>(concat!(
+            "select ",
+            key_columns!(),
+            " from api_keys where ($1::text is null or owner_id = $1) order by created_at desc, key_id"
+        ))
+        .bind(owner.map(UserId::as_str))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "list keys"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.into_iter().map(key_from_columns).collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        access: &PlatformScope,
+        id: &KeyId,
+        at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let result = sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, $1) where key_id = $2")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "revoke key"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))
+    }
+}
+
+#[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1").execute(&self.pool).await.map_err(|e| store_error(e, "ping"))?;
@@ -446,5 +688,13 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 }

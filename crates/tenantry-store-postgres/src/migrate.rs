@@ -11,7 +11,10 @@ use tenantry_store_sql::TierRecord;
 
 use crate::config::PgConfig;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "registry", include_str!("../migrations/0001_registry.sql")),
+    (2, "identity", include_str!("../migrations/0002_identity.sql")),
+];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
 const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74;
@@ -87,7 +90,10 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update on tenants to {role};
          grant select, insert, update, delete on tenant_flags to {role};
          grant select, insert on audit_log to {role};
-         grant usage on sequence audit_log_seq_seq to {role};"
+         grant usage on sequence audit_log_seq_seq to {role};
+         grant select, insert on users to {role};
+         grant select, insert, update, delete on memberships to {role};
+         grant select, insert, update on api_keys to {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

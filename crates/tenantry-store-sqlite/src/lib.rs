@@ -17,17 +17,28 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, Transaction};
 
 use tenantry_app::ports::{
-    AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, Statistics, Store, TenantFilter, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, IdentityStore, PoolStats, Statistics, Store,
+    TenantFilter, TenantStore, TierStore,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{FlagKey, FlagScope, FlagSet, FlagValue, Tenant, Tier, TierName};
+use tenantry_domain::{
+    FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, Tier, TierName, User, UserId,
+};
+use tenantry_store_sql::identity::{
+    KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns, reference_error,
+    user_from_columns,
+};
 use tenantry_store_sql::{
     TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
     tenant_columns,
 };
+use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 
 /// Embedded migrations, applied in order; append-only (never edit one that has shipped).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", include_str!("../migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "registry", include_str!("../migrations/0001_registry.sql")),
+    (2, "identity", include_str!("../migrations/0002_identity.sql")),
+];
 
 pub const DB_FILE: &str = "tenantry.db";
 
@@ -342,6 +353,49 @@ impl FlagStore for SqliteStore {
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
+    async fn set_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        value: &FlagValue,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        sqlx::query(
+            "insert into flag_values (scope, scope_id, flag_key, value, updated_at) values ('tenant', ?, ?, ?, ?)
+             on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(scope.tenant().as_str())
+        .bind(key.as_str())
+        .bind(Json(value.to_json()))
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "set tenant flag"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+    }
+
+    async fn delete_tenant_flag(
+        &self,
+        scope: &TenantScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        let result = sqlx::query("delete from flag_values where scope = 'tenant' and scope_id = ? and flag_key = ?")
+            .bind(scope.tenant().as_str())
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "delete tenant flag"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+    }
+
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
         let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>)>(
             "select scope, scope_id, flag_key, value from flag_values
@@ -384,6 +438,15 @@ impl AuditLog for SqliteStore {
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
+    async fn append_tenant_audit(&self, scope: &TenantScope, record: &AuditRecord) -> Result<(), StoreError> {
+        if record.tenant.as_ref() != Some(scope.tenant()) {
+            return Err(StoreError::ConstraintViolated("an audit entry must name the scope's tenant".to_owned()));
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        append_audit(&mut tx, record).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
+    }
+
     async fn recent_audit(&self, _access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(concat!(
             "select * from (select ",
@@ -417,6 +480,174 @@ impl AuditLog for SqliteStore {
 }
 
 #[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn insert_user(&self, _access: &PlatformScope, user: &User, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        sqlx::query(concat!("insert into users (", user_columns!(), ") values (?, ?, ?)"))
+            .bind(user.id.as_str())
+            .bind(&user.display_name)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("user {}", user.id), "insert user"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit user"))
+    }
+
+    async fn get_user(&self, _access: &PlatformScope, id: &UserId) -> Result<Option<User>, StoreError> {
+        let row =
+            sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users where user_id = ?"))
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "get user"))?;
+        row.map(user_from_columns).transpose()
+    }
+
+    async fn list_users(&self, _access: &PlatformScope) -> Result<Vec<User>, StoreError> {
+        let rows =
+            sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users order by user_id"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "list users"))?;
+        rows.into_iter().map(user_from_columns).collect()
+    }
+
+    async fn put_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        role: Role,
+        at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        sqlx::query(concat!(
+            "insert into memberships (",
+            membership_columns!(),
+            ") values (?, ?, ?, ?) on conflict (tenant_id, user_id) do update set role = excluded.role"
+        ))
+        .bind(scope.tenant().as_str())
+        .bind(user.as_str())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| reference_error(e, "put membership"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit membership"))
+    }
+
+    async fn delete_membership(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        let result = sqlx::query("delete from memberships where tenant_id = ? and user_id = ?")
+            .bind(scope.tenant().as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "delete membership"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
+    }
+
+    async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, StoreError> {
+        let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+            "select ",
+            membership_columns!(),
+            " from memberships where tenant_id = ? order by user_id"
+        ))
+        .bind(scope.tenant().as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "list members"))?;
+        rows.into_iter().map(membership_from_columns).collect()
+    }
+
+    async fn memberships_of(&self, _access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+            "select ",
+            membership_columns!(),
+            " from memberships where user_id = ? order by tenant_id"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "list memberships"))?;
+        rows.into_iter().map(membership_from_columns).collect()
+    }
+
+    async fn insert_key(&self, _access: &PlatformScope, key: &ApiKey, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        sqlx::query(concat!("insert into api_keys (", key_columns!(), ") values (?, ?, ?, ?, ?, ?, ?, ?)"))
+            .bind(key.id.as_str())
+            .bind(&key.digest)
+            .bind(key.owner.kind())
+            .bind(key.owner.id().as_str())
+            .bind(&key.name)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .bind(key.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_error(e, || format!("API key {}", key.id), "insert key"))?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit key"))
+    }
+
+    async fn find_key_by_digest(&self, _access: &PlatformScope, digest: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row =
+            sqlx::query_as::<_, KeyColumns>(concat!("select ", key_columns!(), " from api_keys where digest = ?"))
+                .bind(digest)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "find key"))?;
+        row.map(key_from_columns).transpose()
+    }
+
+    async fn list_keys(&self, _access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query_as::<_, KeyColumns>(concat!(
+            "select ",
+            key_columns!(),
+            " from api_keys where (?1 is null or owner_id = ?1) order by created_at desc, key_id"
+        ))
+        .bind(owner.map(UserId::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "list keys"))?;
+        rows.into_iter().map(key_from_columns).collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        _access: &PlatformScope,
+        id: &KeyId,
+        at: time::OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        let result = sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, ?) where key_id = ?")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "revoke key"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1").execute(&self.pool).await.map_err(|e| store_error(e, "ping"))?;
@@ -425,5 +656,13 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 }

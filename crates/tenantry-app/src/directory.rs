@@ -1,0 +1,289 @@
+//! The directory use-cases: users, their memberships in tenants, API keys, and authenticating a
+//! bearer token into a [`Principal`]. Every change and every read by a principal is audited.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use tenantry_domain::{KeyId, Membership, Permission, Role, TenantId, User, UserId};
+
+use crate::access::{PlatformScope, TenantScope};
+use crate::auth::{MIN_BOOTSTRAP_TOKEN_LEN, Principal, generate_key, token_digest};
+use crate::error::{AppError, StoreError};
+use crate::ports::{ApiKey, AuditRecord, Clock, KeyOwner, Store};
+
+/// A key as shown right after creation: the only time the token is visible.
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub token: String,
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Directory {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    fn audit(
+        &self,
+        actor: &tenantry_domain::Actor,
+        tenant: Option<&TenantId>,
+        operation: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: self.clock.now(),
+            actor: actor.clone(),
+            tenant: tenant.cloned(),
+            operation: operation.to_owned(),
+            before,
+            after,
+            reason: None,
+        }
+    }
+
+    // ---- users ---------------------------------------------------------------------------------
+
+    pub async fn create_user(&self, access: &PlatformScope, id: UserId, display_name: &str) -> Result<User, AppError> {
+        let user = User::new(id, display_name, self.clock.now()).map_err(AppError::Invalid)?;
+        let audit = self.audit(
+            access.actor(),
+            None,
+            "user.create",
+            None,
+            Some(serde_json::json!({"user_id": user.id.as_str(), "display_name": user.display_name})),
+        );
+        self.store.insert_user(access, &user, &audit).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("user {}", user.id)),
+            other => other.into(),
+        })?;
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<User, AppError> {
+        let user = self.store.get_user(access, id).await?.ok_or_else(|| AppError::UserNotFound(id.clone()))?;
+        let audit = self.audit(
+            access.actor(),
+            None,
+            "platform.read.user",
+            None,
+            Some(serde_json::json!({"user_id": id.as_str()})),
+        );
+        self.store.append_audit(access, &audit).await?;
+        Ok(user)
+    }
+
+    pub async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, AppError> {
+        let users = self.store.list_users(access).await?;
+        let audit = self.audit(
+            access.actor(),
+            None,
+            "platform.read.users",
+            None,
+            Some(serde_json::json!({"returned": users.len()})),
+        );
+        self.store.append_audit(access, &audit).await?;
+        Ok(users)
+    }
+
+    /// Every tenant a user belongs to, with the role (platform view of any user).
+    pub async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, AppError> {
+        self.store.get_user(access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
+        let memberships = self.store.memberships_of(access, user).await?;
+        let audit = self.audit(
+            access.actor(),
+            None,
+            "platform.read.memberships",
+            None,
+            Some(serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()})),
+        );
+        self.store.append_audit(access, &audit).await?;
+        Ok(memberships)
+    }
+
+    // ---- memberships ---------------------------------------------------------------------------
+
+    /// Adds `user` to the scope's tenant with `role`, or changes their role.
+    pub async fn put_member(&self, scope: &TenantScope, user: &UserId, role: Role) -> Result<Membership, AppError> {
+        scope.require(Permission::ManageMembers)?;
+        let now = self.clock.now();
+        let audit = self.audit(
+            scope.actor(),
+            Some(scope.tenant()),
+            "member.put",
+            None,
+            Some(serde_json::json!({"user_id": user.as_str(), "role": role.as_str()})),
+        );
+        self.store.put_membership(scope, user, role, now, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::UserNotFound(user.clone()),
+            other => other.into(),
+        })?;
+        Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })
+    }
+
+    pub async fn remove_member(&self, scope: &TenantScope, user: &UserId) -> Result<(), AppError> {
+        scope.require(Permission::ManageMembers)?;
+        let audit = self.audit(
+            scope.actor(),
+            Some(scope.tenant()),
+            "member.remove",
+            Some(serde_json::json!({"user_id": user.as_str()})),
+            None,
+        );
+        self.store.delete_membership(scope, user, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::MemberNotFound { tenant: scope.tenant().clone(), user: user.clone() },
+            other => other.into(),
+        })
+    }
+
+    pub async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, AppError> {
+        scope.require(Permission::ManageMembers)?;
+        let members = self.store.list_members(scope).await?;
+        let audit = self.audit(
+            scope.actor(),
+            Some(scope.tenant()),
+            "member.read",
+            None,
+            Some(serde_json::json!({"returned": members.len()})),
+        );
+        self.store.append_tenant_audit(scope, &audit).await?;
+        Ok(members)
+    }
+
+    // ---- keys ----------------------------------------------------------------------------------
+
+    /// Issues a key for `owner`; the token in the answer is never stored and never shown again.
+    pub async fn create_key(
+        &self,
+        access: &PlatformScope,
+        owner: KeyOwner,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<IssuedKey, AppError> {
+        let name = name.trim();
+        if name.chars().count() > 200 {
+            return Err(AppError::Invalid("a key name must be at most 200 characters".to_owned()));
+        }
+        let now = self.clock.now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(AppError::Invalid("a key's expiry must be in the future".to_owned()));
+        }
+        if let KeyOwner::User(user) = &owner {
+            self.store.get_user(access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
+        }
+        let secret = generate_key()?;
+        let key = ApiKey {
+            id: secret.id,
+            digest: secret.digest,
+            owner,
+            name: name.to_owned(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        self.insert_key(access, &key).await?;
+        Ok(IssuedKey { key, token: secret.token })
+    }
+
+    async fn insert_key(&self, access: &PlatformScope, key: &ApiKey) -> Result<(), AppError> {
+        let audit = self.audit(access.actor(), None, "key.create", None, Some(key_snapshot(key)));
+        self.store.insert_key(access, key, &audit).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("API key {}", key.id)),
+            other => other.into(),
+        })
+    }
+
+    /// Makes `token` a platform-admin key if no key has that token yet (deployments set the first
+    /// key through `TENANTRY_BOOTSTRAP_ADMIN_KEY`). Returns whether a key was created.
+    pub async fn bootstrap_admin_key(&self, token: &str) -> Result<bool, AppError> {
+        if token.len() < MIN_BOOTSTRAP_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AppError::Invalid(format!(
+                "the bootstrap admin key must be at least {MIN_BOOTSTRAP_TOKEN_LEN} characters without spaces; \
+                 generate one with `tenantry keys create --platform-admin`"
+            )));
+        }
+        let access = PlatformScope::system("bootstrap");
+        let digest = token_digest(token);
+        if self.store.find_key_by_digest(&access, &digest).await?.is_some() {
+            return Ok(false);
+        }
+        let id = KeyId::parse(&format!("bootstrap-{}", &digest[..12])).map_err(|e| AppError::Unexpected(e.into()))?;
+        let key = ApiKey {
+            id,
+            digest,
+            owner: KeyOwner::PlatformAdmin(
+                UserId::parse("bootstrap-admin").map_err(|e| AppError::Unexpected(e.into()))?,
+            ),
+            name: "TENANTRY_BOOTSTRAP_ADMIN_KEY".to_owned(),
+            created_at: self.clock.now(),
+            expires_at: None,
+            revoked_at: None,
+        };
+        self.insert_key(&access, &key).await?;
+        Ok(true)
+    }
+
+    pub async fn list_keys(&self, access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, AppError> {
+        let keys = self.store.list_keys(access, owner).await?;
+        let audit = self.audit(
+            access.actor(),
+            None,
+            "platform.read.keys",
+            None,
+            Some(serde_json::json!({"owner": owner.map(UserId::as_str), "returned": keys.len()})),
+        );
+        self.store.append_audit(access, &audit).await?;
+        Ok(keys)
+    }
+
+    pub async fn revoke_key(&self, access: &PlatformScope, id: &KeyId) -> Result<(), AppError> {
+        let audit =
+            self.audit(access.actor(), None, "key.revoke", Some(serde_json::json!({"key_id": id.as_str()})), None);
+        self.store.revoke_key(access, id, self.clock.now(), &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::KeyNotFound(id.clone()),
+            other => other.into(),
+        })
+    }
+
+    // ---- authentication ------------------------------------------------------------------------
+
+    /// Turns a bearer token into the principal it belongs to. Unknown, revoked and expired keys
+    /// are all `unauthenticated`, each with its own sentence.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let access = PlatformScope::system("authenticator");
+        let key = self
+            .store
+            .find_key_by_digest(&access, &token_digest(token))
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("the API key is not valid".to_owned()))?;
+        if key.revoked_at.is_some() {
+            return Err(AppError::Unauthenticated(format!("API key {} was revoked", key.id)));
+        }
+        if key.expires_at.is_some_and(|at| at <= self.clock.now()) {
+            return Err(AppError::Unauthenticated(format!("API key {} has expired", key.id)));
+        }
+        Ok(match key.owner {
+            KeyOwner::PlatformAdmin(id) => Principal::platform_admin(id, key.id),
+            KeyOwner::User(id) => {
+                let memberships: BTreeMap<TenantId, Role> =
+                    self.store.memberships_of(&access, &id).await?.into_iter().map(|m| (m.tenant, m.role)).collect();
+                Principal::user(id, key.id, memberships)
+            }
+        })
+    }
+}
+
+/// What the audit log records of a key: never the token, never the digest.
+fn key_snapshot(key: &ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": key.id.as_str(), "owner_kind": key.owner.kind(), "owner_id": key.owner.id().as_str(),
+        "name": key.name, "expires_at": key.expires_at.map(tenantry_domain::tenant::format_time),
+    })
+}

@@ -1,0 +1,168 @@
+//! Who may do what inside a tenant: users belong to tenants with one role each, and each role
+//! grants a fixed set of permissions. Platform-wide operations (creating tenants, lifecycle moves,
+//! tiers, limits and billing) belong to platform administrators and are not in any tenant role.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::ids::{TenantId, UserId};
+
+/// A user's role in one tenant (seed 004: one person can be a Finance analyst and a Legal reviewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Analyst,
+    Reviewer,
+    Admin,
+}
+
+/// What a tenant-scoped operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Read the tenant record.
+    ReadTenant,
+    /// Evaluate feature flags for the tenant.
+    EvaluateFlags,
+    /// Report health signals (latency, error rate, ...).
+    RecordHealth,
+    /// Read the tenant's audit trail.
+    ReadAudit,
+    /// Change descriptive attributes: name, contacts, metadata (not tier, limits or billing).
+    UpdateProfile,
+    /// Set or remove tenant-level flag overrides.
+    ManageTenantFlags,
+    /// List, add and remove the tenant's members.
+    ManageMembers,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::ReadTenant,
+        Permission::EvaluateFlags,
+        Permission::RecordHealth,
+        Permission::ReadAudit,
+        Permission::UpdateProfile,
+        Permission::ManageTenantFlags,
+        Permission::ManageMembers,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ReadTenant => "read_tenant",
+            Permission::EvaluateFlags => "evaluate_flags",
+            Permission::RecordHealth => "record_health",
+            Permission::ReadAudit => "read_audit",
+            Permission::UpdateProfile => "update_profile",
+            Permission::ManageTenantFlags => "manage_tenant_flags",
+            Permission::ManageMembers => "manage_members",
+        }
+    }
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Analyst, Role::Reviewer, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == value)
+            .ok_or_else(|| format!("role {value:?} is not one of admin, analyst, reviewer, viewer"))
+    }
+
+    /// The permission table. Viewers read; analysts also report health; reviewers also read the
+    /// audit trail; admins do everything a tenant may do for itself.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Reviewer => matches!(permission, ReadTenant | EvaluateFlags | ReadAudit),
+            Role::Analyst => matches!(permission, ReadTenant | EvaluateFlags),
+            Role::Viewer => matches!(permission, ReadTenant | EvaluateFlags),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person who can be given memberships and API keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub display_name: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl User {
+    pub fn new(id: UserId, display_name: &str, now: OffsetDateTime) -> Result<Self, String> {
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err("a user's display name must be 1 to 200 characters".to_owned());
+        }
+        Ok(User { id, display_name: display_name.to_owned(), created_at: now })
+    }
+}
+
+/// A user's role in one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub role: Role,
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_table() {
+        use Permission::*;
+        // (permission, viewer, analyst, reviewer, admin)
+        let table = [
+            (ReadTenant, true, true, true, true),
+            (EvaluateFlags, true, true, true, true),
+            (RecordHealth, false, true, false, true),
+            (ReadAudit, false, false, true, true),
+            (UpdateProfile, false, false, false, true),
+            (ManageTenantFlags, false, false, false, true),
+            (ManageMembers, false, false, false, true),
+        ];
+        assert_eq!(table.len(), Permission::ALL.len());
+        for (p, viewer, analyst, reviewer, admin) in table {
+            assert_eq!(Role::Viewer.allows(p), viewer, "viewer {p:?}");
+            assert_eq!(Role::Analyst.allows(p), analyst, "analyst {p:?}");
+            assert_eq!(Role::Reviewer.allows(p), reviewer, "reviewer {p:?}");
+            assert_eq!(Role::Admin.allows(p), admin, "admin {p:?}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_and_unknown_is_refused() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Ok(r));
+        }
+        assert!(Role::parse("owner").unwrap_err().contains("admin, analyst"));
+    }
+
+    #[test]
+    fn display_name_is_required() {
+        let id = UserId::parse("alice").unwrap();
+        assert!(User::new(id.clone(), "  ", OffsetDateTime::UNIX_EPOCH).is_err());
+        assert_eq!(User::new(id, " Alice ", OffsetDateTime::UNIX_EPOCH).unwrap().display_name, "Alice");
+    }
+}

@@ -1,0 +1,206 @@
+//! Tenantry's HTTP shell: the axum router over the registry and directory use-cases.
+//!
+//! Layers, outermost first: request id (`x-request-id`, generated when absent, echoed back) →
+//! trace span (method, route, request id, principal, tenant) → panic catcher → metrics →
+//! problem normalizer (any bare 4xx/5xx from routing or limits becomes problem+json) → timeout →
+//! body size limit → handlers.
+
+pub mod dto;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa_swagger_ui::SwaggerUi;
+
+use tenantry_app::{Directory, Registry};
+
+use crate::metrics::Metrics;
+use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, code_for_status};
+
+/// Server settings (all with defaults; `tenantry serve --help` documents them).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_tenant_metric_labels: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { body_limit_bytes: 1024 * 1024, request_timeout: Duration::from_secs(30), max_tenant_metric_labels: 1000 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub directory: Directory,
+    pub metrics: Arc<Metrics>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The complete application: every route, with every layer.
+pub fn router(registry: Registry, directory: Directory, config: &ServerConfig) -> Router {
+    let state = AppState { registry, directory, metrics: Arc::new(Metrics::new(config.max_tenant_metric_labels)) };
+    let timeout = config.request_timeout;
+    let api = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/tenants", post(routes::create_tenant).get(routes::list_tenants))
+        .route("/tenants/{tenant_id}", get(routes::get_tenant).patch(routes::patch_tenant).delete(routes::delete_tenant))
+        .route("/tenants/{tenant_id}/suspend", post(routes::suspend_tenant))
+        .route("/tenants/{tenant_id}/activate", post(routes::activate_tenant))
+        .route("/tenants/{tenant_id}/archive", post(routes::archive_tenant))
+        .route("/tenants/{tenant_id}/migrate", post(routes::migrate_tenant))
+        .route("/tenants/{tenant_id}/health", post(routes::record_health))
+        .route("/tenants/{tenant_id}/history", get(routes::tenant_history))
+        .route("/tenants/{tenant_id}/members", get(routes::list_members).post(routes::put_member))
+        .route("/tenants/{tenant_id}/members/{user_id}", axum::routing::delete(routes::remove_member))
+        .route("/statistics", get(routes::statistics))
+        .route("/feature-flags", post(routes::set_flag).get(routes::list_flags).delete(routes::delete_flag))
+        .route("/feature-flags/{tenant_id}", get(routes::evaluate_all))
+        .route("/feature-flags/{tenant_id}/{feature}", get(routes::evaluate_flag))
+        .route("/tiers", get(routes::list_tiers))
+        .route("/tiers/{name}", get(routes::get_tier))
+        .route("/me", get(routes::whoami))
+        .route("/users", post(routes::create_user).get(routes::list_users))
+        .route("/keys", post(routes::create_key).get(routes::list_keys))
+        .route("/keys/{key_id}", axum::routing::delete(routes::revoke_key))
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
+        .layer(middleware::from_fn(normalize_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .with_state(state);
+    Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .merge(api)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        principal = tracing::field::Empty,
+                        tenant_id = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn route_not_found(req: Request) -> ApiError {
+    ApiError::new("route_not_found", format!("there is no route {} {}; see /docs", req.method(), req.uri().path()))
+}
+
+async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new("request_timeout", format!("the request took longer than {timeout:?}; try again"))
+            .into_response(),
+    }
+}
+
+/// Turns a bare error status produced below the handlers (405 from routing, 413 from a limit)
+/// into a problem document, so that every error has the same shape.
+async fn normalize_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let code = code_for_status(status);
+    let detail = match status.as_u16() {
+        405 => format!("{method} is not allowed on this route; see /docs"),
+        413 => "the request body is larger than this server accepts".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut problem = ApiError::new(code, detail).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
+}
+
+async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    state.metrics.observe_request(&method, route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "handler panicked");
+    ApiError::new("internal", "unexpected internal error; it has been logged").into_response()
+}
+
+/// Binds and serves until SIGTERM or Ctrl-C; in-flight requests finish before it returns.
+pub async fn serve(app: Router, bind: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("bind {bind}: {e}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "tenantry serving; API docs at /docs");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

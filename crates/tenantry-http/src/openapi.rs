@@ -1,0 +1,50 @@
+//! The OpenAPI document, generated from the handlers' annotations and the DTOs.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::*;
+use crate::problem::Problem;
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenantry",
+        description = "Control plane for multi-tenant RAG platforms: tenant registry, lifecycle, feature flags, \
+                       users and API keys. Every endpoint except the probes and these docs needs \
+                       `Authorization: Bearer <api key>`. Errors are application/problem+json with a stable `code`."
+    ),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics,
+        routes::create_tenant, routes::list_tenants, routes::get_tenant, routes::patch_tenant,
+        routes::suspend_tenant, routes::activate_tenant, routes::archive_tenant, routes::migrate_tenant,
+        routes::delete_tenant, routes::record_health, routes::tenant_history, routes::statistics,
+        routes::set_flag, routes::delete_flag, routes::list_flags, routes::evaluate_all, routes::evaluate_flag,
+        routes::list_tiers, routes::get_tier,
+        routes::whoami, routes::create_user, routes::list_users, routes::list_members, routes::put_member,
+        routes::remove_member, routes::create_key, routes::list_keys, routes::revoke_key,
+    ),
+    components(schemas(
+        Problem, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
+        TenantListView, HealthBody, HealthView, PenaltiesView, StatisticsView, AuditEntryView, SetFlagBody, FlagView,
+        EvaluationView, EvaluationsView, TierView, CreateUserBody, UserView, WhoAmIView, RoleView, PutMemberBody,
+        MembershipView, CreateKeyBody, KeyView, IssuedKeyView, StatusView,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,130 @@
+//! Errors as `application/problem+json` (RFC 9457), each with a stable machine `code` from one
+//! table ([`CODES`]): the HTTP status of every code is decided here and nowhere else.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use tenantry_app::AppError;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Every error code the API returns, with its HTTP status and title. Exhaustive: a test checks
+/// that every `AppError` code and every code the HTTP layer itself produces is listed.
+pub const CODES: &[(&str, u16, &str)] = &[
+    ("malformed_request", 400, "The request could not be parsed"),
+    ("unauthenticated", 401, "Authentication required"),
+    ("forbidden", 403, "Not allowed"),
+    ("route_not_found", 404, "No such route"),
+    ("tenant_not_found", 404, "Tenant not found"),
+    ("tier_not_found", 404, "Tier not found"),
+    ("flag_not_found", 404, "Flag not found"),
+    ("user_not_found", 404, "User not found"),
+    ("member_not_found", 404, "Membership not found"),
+    ("key_not_found", 404, "API key not found"),
+    ("method_not_allowed", 405, "Method not allowed"),
+    ("already_exists", 409, "Already exists"),
+    ("invalid_transition", 409, "Invalid lifecycle transition"),
+    ("retention_active", 409, "Retention period still running"),
+    ("version_conflict", 412, "Version conflict"),
+    ("payload_too_large", 413, "Request body too large"),
+    ("unsupported_media_type", 415, "Unsupported media type"),
+    ("invalid_input", 422, "Invalid input"),
+    ("internal", 500, "Internal error"),
+    ("store_unavailable", 503, "Store unavailable"),
+    ("request_timeout", 503, "Request timed out"),
+];
+
+fn lookup(code: &str) -> (StatusCode, &'static str) {
+    CODES
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map(|(_, status, title)| (StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), *title))
+        .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, "Internal error"))
+}
+
+/// The problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:tenantry:problem:<code>`
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    /// A sentence a person can act on.
+    pub detail: String,
+    /// Stable machine code (see the table in the README).
+    pub code: String,
+}
+
+/// An error response. Build one from an [`AppError`] or with [`ApiError::new`].
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        lookup(self.code).0
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, title) = lookup(self.code);
+        Problem {
+            problem_type: format!("urn:tenantry:problem:{}", self.code),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match &e {
+            AppError::Unexpected(source) => tracing::error!(error = ?source, "unexpected error"),
+            AppError::Unavailable(source) => tracing::warn!(error = ?source, "store unavailable"),
+            _ => {}
+        }
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let status = self.status();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tenantry\""));
+        }
+        response
+    }
+}
+
+/// The code the HTTP layer uses for a bare status produced below the handlers (routing, limits).
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "malformed_request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "route_not_found",
+        405 => "method_not_allowed",
+        408 | 504 => "request_timeout",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_input",
+        503 => "store_unavailable",
+        _ => "internal",
+    }
+}

@@ -86,7 +86,7 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Reviewer => matches!(permission, ReadTenant | EvaluateFlags | ReadAudit),
-            Role::Analyst => matches!(permission, ReadTenant | EvaluateFlags),
+            Role::Analyst => matches!(permission, ReadTenant | EvaluateFlags | RecordHealth),
             Role::Viewer => matches!(permission, ReadTenant | EvaluateFlags),
         }
     }

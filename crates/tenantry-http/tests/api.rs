@@ -1,0 +1,322 @@
+//! The API's behaviour through the real router, on both stores: the seed's curl sequence,
+//! concurrency control, keys, errors, request ids, docs and metrics.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::json;
+
+use tenantry_app::KeyOwner;
+use tenantry_app::ports::Store;
+use tenantry_domain::UserId;
+use tenantry_http::ServerConfig;
+
+use common::{World, assert_problem};
+
+/// Seed 004's "Example API Calls", in order, with the bearer header added.
+async fn seed_curl_sequence(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = Some(w.admin.as_str());
+    let r = w
+        .call(
+            Method::POST,
+            "/tenants",
+            admin,
+            Some(json!({
+                "tenant_id": "finance_dept", "tenant_name": "Finance Department", "tier": "platinum",
+                "max_users": 100, "max_documents": 50000, "max_queries_per_day": 10000,
+                "sla_target": 0.9999, "support_level": "24/7"
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["tenant_id"], "finance_dept");
+    assert_eq!(r.body["tenant_name"], "Finance Department");
+    assert_eq!(r.body["max_queries_per_day"], 10000);
+    assert_eq!(r.body["support_level"], "24/7");
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.headers["location"], "/tenants/finance_dept");
+
+    let r = w.call(Method::GET, "/tenants/finance_dept", admin, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["tier"], "platinum");
+    assert_eq!(r.headers["etag"], "\"1\"");
+
+    let r = w.call(Method::GET, "/tenants", admin, None).await;
+    let ids: Vec<&str> = r.body["tenants"].as_array().unwrap().iter().map(|t| t["tenant_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["finance_dept", "other-co"]);
+    let r = w.call(Method::GET, "/tenants?status=active", admin, None).await;
+    assert_eq!(r.body["tenants"].as_array().unwrap().len(), 2);
+    let r = w.call(Method::GET, "/tenants?tier=platinum", admin, None).await;
+    assert_eq!(r.body["tenants"].as_array().unwrap().len(), 1);
+
+    let r = w.call(Method::POST, "/tenants/finance_dept/suspend", admin, None).await;
+    assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (200, Some("suspended")), "{}", r.text);
+    assert!(r.body["status_reason"].as_str().unwrap().contains("platform_admin:ops-admin"), "{}", r.text);
+    let r = w.call(Method::POST, "/tenants/finance_dept/activate", admin, None).await;
+    assert_eq!(r.body["status"], "active");
+
+    let r = w
+        .call(
+            Method::POST,
+            "/feature-flags",
+            admin,
+            Some(json!({"feature_name": "advanced_analytics", "enabled": true, "scope": "tier", "scope_id": "platinum"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = w.call(Method::GET, "/feature-flags/finance_dept/advanced_analytics", admin, None).await;
+    assert_eq!(r.body["enabled"], true, "{}", r.text);
+    assert_eq!(r.body["reason"], "tier_default");
+
+    let r = w
+        .call(
+            Method::POST,
+            "/tenants/finance_dept/health",
+            admin,
+            Some(json!({"latency_p95": 350.5, "error_rate": 0.01, "query_success_rate": 0.98, "storage_utilization": 0.75})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["health_score"].as_f64().unwrap() <= 100.0);
+    assert!(r.body["health_class"].is_string());
+
+    let r = w.call(Method::GET, "/statistics", admin, None).await;
+    assert_eq!(r.body["total_tenants"], 2, "{}", r.text);
+    assert_eq!(r.body["by_tier"]["platinum"], 1);
+    assert_eq!(r.body["by_status"]["active"], 2);
+    assert!(r.body["health_distribution"].is_object());
+}
+
+/// Seed 004: Alice is a Finance analyst and a Legal reviewer; `GET /tenants?user_id=` lists both.
+async fn user_lists_the_tenants_they_can_act_in(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = Some(w.admin.as_str());
+    for (id, name) in [("finance_dept", "Finance"), ("legal_dept", "Legal"), ("hr_ops", "HR")] {
+        let r = w.call(Method::POST, "/tenants", admin, Some(json!({"tenant_id": id, "tenant_name": name, "tier": "gold"}))).await;
+        assert_eq!(r.status, 201);
+    }
+    let r = w.call(Method::POST, "/users", admin, Some(json!({"user_id": "alice.johnson", "display_name": "Alice Johnson"}))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for (tenant, role) in [("finance_dept", "analyst"), ("legal_dept", "reviewer")] {
+        let r = w
+            .call(Method::POST, &format!("/tenants/{tenant}/members"), admin, Some(json!({"user_id": "alice.johnson", "role": role})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = w.call(Method::POST, "/keys", admin, Some(json!({"user_id": "alice.johnson", "name": "laptop"}))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let alice = r.body["token"].as_str().unwrap().to_owned();
+
+    for token in [alice.as_str(), w.admin.as_str()] {
+        let r = w.call(Method::GET, "/tenants?user_id=alice.johnson", Some(token), None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let got: Vec<(String, String)> = r.body["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["tenant_id"].as_str().unwrap().to_owned(), t["role"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(got, [("finance_dept".into(), "analyst".into()), ("legal_dept".into(), "reviewer".into())]);
+    }
+    // Alice may not list someone else's tenants, nor all tenants, nor read HR
+    assert_problem(&w.call(Method::GET, "/tenants?user_id=u-admin", Some(&alice), None).await, 403, "forbidden");
+    assert_problem(&w.call(Method::GET, "/tenants", Some(&alice), None).await, 403, "forbidden");
+    let r = w.call(Method::GET, "/tenants/hr_ops", Some(&alice), None).await;
+    assert_problem(&r, 403, "forbidden");
+    // and a tenant that does not exist looks exactly the same: no existence oracle
+    let ghost = w.call(Method::GET, "/tenants/ghost_dept", Some(&alice), None).await;
+    assert_problem(&ghost, 403, "forbidden");
+    assert_eq!(r.body["detail"].as_str().unwrap().replace("hr_ops", "X"), ghost.body["detail"].as_str().unwrap().replace("ghost_dept", "X"));
+    // her role gates writes: an analyst records health in Finance, a reviewer cannot in Legal
+    let health = json!({"latency_p95": 100.0, "error_rate": 0.0, "query_success_rate": 1.0, "storage_utilization": 0.1});
+    let r = w.call(Method::POST, "/tenants/finance_dept/health", Some(&alice), Some(health.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_problem(&w.call(Method::POST, "/tenants/legal_dept/health", Some(&alice), Some(health)).await, 403, "forbidden");
+    // and a reviewer reads Legal's audit trail, where her reads are recorded with her as actor
+    let r = w.call(Method::GET, "/tenants/legal_dept", Some(&alice), None).await;
+    assert_eq!(r.status, 200);
+    let r = w.call(Method::GET, "/tenants/legal_dept/history", Some(&alice), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reads: Vec<&serde_json::Value> = r.body.as_array().unwrap().iter().filter(|e| e["operation"] == "tenant.read").collect();
+    assert!(reads.iter().any(|e| e["actor"] == "user:alice.johnson"), "{}", r.text);
+    let r = w.call(Method::GET, "/me", Some(&alice), None).await;
+    assert_eq!(r.body["memberships"].as_array().unwrap().len(), 2, "{}", r.text);
+}
+
+async fn if_match_gives_optimistic_concurrency(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = Some(w.admin.as_str());
+    let t = w.fresh_tenant().await;
+    let path = format!("/tenants/{t}");
+    let etag = w.call(Method::GET, &path, admin, None).await.headers["etag"].to_str().unwrap().to_owned();
+    let patch = |name: &str| {
+        Request::builder()
+            .method(Method::PATCH)
+            .uri(&path)
+            .header("authorization", format!("Bearer {}", w.admin))
+            .header("content-type", "application/json")
+            .header("if-match", etag.clone())
+            .body(Body::from(json!({"tenant_name": name}).to_string()))
+            .unwrap()
+    };
+    let first = w.send(patch("First")).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_ne!(first.headers["etag"].to_str().unwrap(), etag);
+    // the second writer read the same version: refused, nothing lost
+    let second = w.send(patch("Second")).await;
+    assert_problem(&second, 412, "version_conflict");
+    assert_eq!(w.call(Method::GET, &path, admin, None).await.body["tenant_name"], "First");
+    let bad = Request::builder()
+        .method(Method::PATCH)
+        .uri(&path)
+        .header("authorization", format!("Bearer {}", w.admin))
+        .header("content-type", "application/json")
+        .header("if-match", "yesterday")
+        .body(Body::from(json!({"tenant_name": "x"}).to_string()))
+        .unwrap();
+    assert_problem(&w.send(bad).await, 400, "malformed_request");
+}
+
+async fn keys_are_revocable_and_expire(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = Some(w.admin.as_str());
+    let r = w.call(Method::POST, "/keys", admin, Some(json!({"user_id": "u-viewer", "expires_at": "2026-03-02T00:00:00Z"}))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    let key_id = r.body["key_id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(&format!("tnt_{key_id}_")));
+    // listed without its secret
+    let r = w.call(Method::GET, "/keys?owner=u-viewer", admin, None).await;
+    assert!(r.text.contains(&key_id) && !r.text.contains(&token), "{}", r.text);
+    assert!(!r.text.contains("digest"), "{}", r.text);
+    assert_eq!(w.call(Method::GET, "/me", Some(&token), None).await.status, 200);
+    // expiry (the clock of the world starts 2026-03-01 09:30)
+    w.clock.advance(time::Duration::days(1));
+    assert_problem(&w.call(Method::GET, "/me", Some(&token), None).await, 401, "unauthenticated");
+    // revocation takes effect on the next request
+    let other = w.directory.create_key(&w.operator, KeyOwner::User(UserId::parse("u-viewer").unwrap()), "", None).await.unwrap();
+    assert_eq!(w.call(Method::GET, "/me", Some(&other.token), None).await.status, 200);
+    let r = w.call(Method::DELETE, &format!("/keys/{}", other.key.id), admin, None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = w.call(Method::GET, "/me", Some(&other.token), None).await;
+    assert_problem(&r, 401, "unauthenticated");
+    assert!(r.body["detail"].as_str().unwrap().contains("revoked"));
+    assert!(r.headers.contains_key("www-authenticate"));
+    assert_problem(&w.call(Method::DELETE, "/keys/nokey", admin, None).await, 404, "key_not_found");
+    // garbage credentials
+    for header in ["Bearer", "Basic dXNlcjpwYXNz", "Bearer tnt_nope", "bearer", "Token abc"] {
+        let req = Request::builder().uri("/me").header("authorization", header).body(Body::empty()).unwrap();
+        assert_problem(&w.send(req).await, 401, "unauthenticated");
+    }
+}
+
+async fn bootstrap_admin_key_is_installed_once(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let token = "deployment-secret-0123456789abcdefghijklmnop";
+    assert!(w.directory.bootstrap_admin_key(token).await.unwrap());
+    assert!(!w.directory.bootstrap_admin_key(token).await.unwrap(), "idempotent");
+    let r = w.call(Method::GET, "/statistics", Some(token), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(w.directory.bootstrap_admin_key("short").await.unwrap_err().code(), "invalid_input");
+}
+
+async fn malformed_requests_get_problem_documents(store: Arc<dyn Store>) {
+    let config = ServerConfig { body_limit_bytes: 4096, ..ServerConfig::default() };
+    let w = World::with_config(store, &config).await;
+    let auth = format!("Bearer {}", w.admin);
+    let post = |body: Vec<u8>, content_type: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/tenants")
+            .header("authorization", &auth)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_problem(&w.send(post(b"{\"tenant_id\": ".to_vec(), "application/json")).await, 400, "malformed_request");
+    let r = w
+        .send(post(br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","colour":"red"}"#.to_vec(), "application/json"))
+        .await;
+    assert_problem(&r, 422, "invalid_input");
+    assert!(r.body["detail"].as_str().unwrap().contains("colour"), "{}", r.text);
+    let r = w.send(post(br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","max_users":"many"}"#.to_vec(), "application/json")).await;
+    assert_problem(&r, 422, "invalid_input");
+    let r = w.send(post(br#"{"tenant_id":"Bad Id!","tenant_name":"A","tier":"gold"}"#.to_vec(), "application/json")).await;
+    assert_problem(&r, 422, "invalid_input");
+    assert!(r.body["detail"].as_str().unwrap().contains("lowercase"), "{}", r.text);
+    assert_problem(&w.send(post(b"tenant_id=a1".to_vec(), "text/plain")).await, 415, "unsupported_media_type");
+    assert_problem(&w.send(post(vec![b' '; 10_000], "application/json")).await, 413, "payload_too_large");
+    let r = w.call(Method::POST, "/tenants", Some(&w.admin), Some(json!({"tenant_id": "a1", "tenant_name": "A", "tier": "nope"}))).await;
+    assert_problem(&r, 404, "tier_not_found");
+    let r = w.call(Method::PUT, "/tenants", Some(&w.admin), None).await;
+    assert_problem(&r, 405, "method_not_allowed");
+    assert!(r.headers.contains_key("allow"));
+    assert_problem(&w.call(Method::GET, "/nowhere", Some(&w.admin), None).await, 404, "route_not_found");
+    let t = w.fresh_tenant().await;
+    let r = w.call(Method::POST, &format!("/tenants/{t}/archive"), Some(&w.admin), None).await;
+    assert_problem(&r, 409, "invalid_transition");
+    assert!(r.body["detail"].as_str().unwrap().contains("suspended"), "names the allowed targets: {}", r.text);
+    let r = w.call(Method::POST, "/tenants", Some(&w.admin), Some(json!({"tenant_id": t, "tenant_name": "A", "tier": "gold"}))).await;
+    assert_problem(&r, 409, "already_exists");
+    assert_problem(&w.call(Method::GET, "/tenants?limit=5000", Some(&w.admin), None).await, 422, "invalid_input");
+    assert_problem(&w.call(Method::GET, "/tenants?colour=red", Some(&w.admin), None).await, 400, "malformed_request");
+}
+
+async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // probes need no credentials
+    assert_eq!(w.call(Method::GET, "/healthz", None, None).await.status, 200);
+    let r = w.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body["store"].is_string());
+    // a request id is generated and echoed, or kept when the client sends one
+    let r = w.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.headers["x-request-id"].to_str().unwrap().len(), 36);
+    let req = Request::builder().uri("/healthz").header("x-request-id", "client-chosen-1").body(Body::empty()).unwrap();
+    assert_eq!(w.send(req).await.headers["x-request-id"], "client-chosen-1");
+    // the OpenAPI document lists every route the router serves
+    let r = w.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.status, 200);
+    let paths = r.body["paths"].as_object().unwrap();
+    for path in [
+        "/tenants", "/tenants/{tenant_id}", "/tenants/{tenant_id}/suspend", "/tenants/{tenant_id}/activate",
+        "/tenants/{tenant_id}/archive", "/tenants/{tenant_id}/migrate", "/tenants/{tenant_id}/health",
+        "/tenants/{tenant_id}/history", "/tenants/{tenant_id}/members", "/tenants/{tenant_id}/members/{user_id}",
+        "/feature-flags", "/feature-flags/{tenant_id}", "/feature-flags/{tenant_id}/{feature}", "/statistics",
+        "/tiers", "/tiers/{name}", "/me", "/users", "/keys", "/keys/{key_id}", "/healthz", "/readyz", "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "openapi.json lacks {path}");
+    }
+    assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+    // Swagger UI is served from the binary (works offline)
+    let r = w.call(Method::GET, "/docs/", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("swagger"), "{}", &r.text[..r.text.len().min(200)]);
+    let r = w.call(Method::GET, "/docs/swagger-ui-bundle.js", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.len() > 100_000, "the bundle is vendored");
+    // metrics: route templates, per-tenant counts, pool stats
+    let t = w.fresh_tenant().await;
+    assert_eq!(w.call(Method::GET, &format!("/tenants/{t}"), Some(&w.admin), None).await.status, 200);
+    let r = w.call(Method::GET, "/metrics", Some(&w.admin), None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("tenantry_http_requests_total{method=\"GET\",route=\"/tenants/{tenant_id}\",status=\"200\"} 1"), "{}", r.text);
+    assert!(r.text.contains(&format!("tenantry_tenant_requests_total{{tenant=\"{t}\"}} 1")), "{}", r.text);
+    assert!(r.text.contains("tenantry_http_request_duration_seconds_bucket"), "{}", r.text);
+    assert!(r.text.contains("tenantry_store_pool_max_connections"), "{}", r.text);
+}
+
+on_both_stores!(
+    seed_curl_sequence,
+    user_lists_the_tenants_they_can_act_in,
+    if_match_gives_optimistic_concurrency,
+    keys_are_revocable_and_expire,
+    bootstrap_admin_key_is_installed_once,
+    malformed_requests_get_problem_documents,
+    probes_docs_and_request_ids,
+);

@@ -9,8 +9,8 @@ use anyhow::Context;
 use tenantry_app::ports::{Store, SystemClock, TenantFilter};
 use tenantry_app::{AppError, Directory, KeyOwner, PlatformScope, Registry, TenantScope};
 use tenantry_domain::{
-    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitOverrides, Limits,
-    KeyId, Money, NewTenant, Role, TenantId, TenantPatch, TenantStatus, Tier, TierName, UserId,
+    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, KeyId, Label, LimitOverrides,
+    Limits, Money, NewTenant, Role, TenantId, TenantPatch, TenantStatus, Tier, TierName, UserId,
 };
 use tenantry_store_postgres::{PgConfig, PgStore};
 use tenantry_store_sqlite::SqliteStore;
@@ -203,8 +203,8 @@ async fn keys(directory: &Directory, admin: &PlatformScope, cmd: KeysCmd, out: &
                 (false, Some(u)) => KeyOwner::User(user_id(&u)?),
                 (false, None) => return Err(usage("give --platform-admin or --user <id>")),
             };
-            let expires_at = expires_in_days
-                .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d.max(1))));
+            let expires_at =
+                expires_in_days.map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d.max(1))));
             let issued = directory.create_key(admin, owner, &name, expires_at).await?;
             out.issued_key(&issued);
         }

@@ -550,7 +550,11 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        UserView { user_id: u.id.to_string(), display_name: u.display_name.clone(), created_at: format_time(u.created_at) }
+        UserView {
+            user_id: u.id.to_string(),
+            display_name: u.display_name.clone(),
+            created_at: format_time(u.created_at),
+        }
     }
 }
 

@@ -67,11 +67,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        let has_json_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
@@ -106,7 +105,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
 fn query_rejection(e: QueryRejection) -> ApiError {
     let text = e.body_text();
     let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-    ApiError::new("malformed_request", format!("the query string is not valid: {}", text.chars().take(300).collect::<String>()))
+    ApiError::new(
+        "malformed_request",
+        format!("the query string is not valid: {}", text.chars().take(300).collect::<String>()),
+    )
 }
 
 /// Path parameters (always strings here; the handlers parse them into ids).

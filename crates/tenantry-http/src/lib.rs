@@ -66,7 +66,10 @@ pub fn router(registry: Registry, directory: Directory, config: &ServerConfig) -
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
         .route("/tenants", post(routes::create_tenant).get(routes::list_tenants))
-        .route("/tenants/{tenant_id}", get(routes::get_tenant).patch(routes::patch_tenant).delete(routes::delete_tenant))
+        .route(
+            "/tenants/{tenant_id}",
+            get(routes::get_tenant).patch(routes::patch_tenant).delete(routes::delete_tenant),
+        )
         .route("/tenants/{tenant_id}/suspend", post(routes::suspend_tenant))
         .route("/tenants/{tenant_id}/activate", post(routes::activate_tenant))
         .route("/tenants/{tenant_id}/archive", post(routes::archive_tenant))

@@ -90,7 +90,9 @@ impl Metrics {
                 escape(route)
             );
         }
-        out.push_str("# HELP tenantry_http_request_duration_seconds HTTP request latency by method and route template.\n");
+        out.push_str(
+            "# HELP tenantry_http_request_duration_seconds HTTP request latency by method and route template.\n",
+        );
         out.push_str("# TYPE tenantry_http_request_duration_seconds histogram\n");
         for ((method, route), h) in &inner.durations {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
@@ -109,7 +111,8 @@ impl Metrics {
             let _ = writeln!(out, "tenantry_tenant_requests_total{{tenant=\"{}\"}} {n}", escape(tenant));
         }
         if inner.other_tenants > 0 {
-            let _ = writeln!(out, "tenantry_tenant_requests_total{{tenant=\"{OTHER_TENANTS}\"}} {}", inner.other_tenants);
+            let _ =
+                writeln!(out, "tenantry_tenant_requests_total{{tenant=\"{OTHER_TENANTS}\"}} {}", inner.other_tenants);
         }
         out.push_str("# HELP tenantry_store_pool_connections Store connection pool connections by state.\n");
         out.push_str("# TYPE tenantry_store_pool_connections gauge\n");

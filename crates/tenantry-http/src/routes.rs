@@ -154,11 +154,7 @@ fn principal_scope_for_listing(principal: &Principal, tenant: &TenantId, state: 
     params(("tenant_id" = String, Path)),
     responses((status = 200, body = TenantView, headers(("ETag" = String))), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_tenant(
-    State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
-) -> ApiResult<Response> {
+pub async fn get_tenant(State(state): State<AppState>, Auth(principal): Auth, P(id): P<String>) -> ApiResult<Response> {
     let scope = scope_in(&state, &principal, &id)?;
     let tenant = state.registry.get_tenant(&scope).await?;
     Ok(with_etag(StatusCode::OK, TenantView::from(&tenant)))
@@ -196,8 +192,7 @@ async fn transition(
     if body.retention_days.is_some() && target != TenantStatus::Archived {
         return Err(ApiError::new("invalid_input", "retention_days applies only to archive"));
     }
-    let reason =
-        body.reason.unwrap_or_else(|| format!("{} through the API by {}", target.as_str(), principal.actor()));
+    let reason = body.reason.unwrap_or_else(|| format!("{} through the API by {}", target.as_str(), principal.actor()));
     let tenant = state.registry.transition(&scope, target, &reason, body.retention_days, expected).await?;
     Ok(with_etag(StatusCode::OK, TenantView::from(&tenant)))
 }
@@ -222,10 +217,30 @@ macro_rules! transition_handler {
     };
 }
 
-transition_handler!(suspend_tenant, "/tenants/{tenant_id}/suspend", TenantStatus::Suspended, "Suspend (platform administrators).");
-transition_handler!(activate_tenant, "/tenants/{tenant_id}/activate", TenantStatus::Active, "Activate (platform administrators).");
-transition_handler!(archive_tenant, "/tenants/{tenant_id}/archive", TenantStatus::Archived, "Archive, starting the retention period (platform administrators).");
-transition_handler!(migrate_tenant, "/tenants/{tenant_id}/migrate", TenantStatus::Migrating, "Start a migration (platform administrators).");
+transition_handler!(
+    suspend_tenant,
+    "/tenants/{tenant_id}/suspend",
+    TenantStatus::Suspended,
+    "Suspend (platform administrators)."
+);
+transition_handler!(
+    activate_tenant,
+    "/tenants/{tenant_id}/activate",
+    TenantStatus::Active,
+    "Activate (platform administrators)."
+);
+transition_handler!(
+    archive_tenant,
+    "/tenants/{tenant_id}/archive",
+    TenantStatus::Archived,
+    "Archive, starting the retention period (platform administrators)."
+);
+transition_handler!(
+    migrate_tenant,
+    "/tenants/{tenant_id}/migrate",
+    TenantStatus::Migrating,
+    "Start a migration (platform administrators)."
+);
 
 /// Delete an archived tenant once its retention period is over (platform administrators).
 #[utoipa::path(delete, path = "/tenants/{tenant_id}", tag = "lifecycle", security(("bearer" = [])),
@@ -548,7 +563,11 @@ pub async fn create_key(
     let issued = state.directory.create_key(&access, owner, &body.name, expires_at).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((StatusCode::CREATED, headers, axum::Json(IssuedKeyView { token: issued.token, key: KeyView::from(&issued.key) })))
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        axum::Json(IssuedKeyView { token: issued.token, key: KeyView::from(&issued.key) }),
+    ))
 }
 
 /// List API keys, never their secrets (platform administrators).

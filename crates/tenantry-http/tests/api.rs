@@ -46,7 +46,8 @@ async fn seed_curl_sequence(store: Arc<dyn Store>) {
     assert_eq!(r.headers["etag"], "\"1\"");
 
     let r = w.call(Method::GET, "/tenants", admin, None).await;
-    let ids: Vec<&str> = r.body["tenants"].as_array().unwrap().iter().map(|t| t["tenant_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        r.body["tenants"].as_array().unwrap().iter().map(|t| t["tenant_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["finance_dept", "other-co"]);
     let r = w.call(Method::GET, "/tenants?status=active", admin, None).await;
     assert_eq!(r.body["tenants"].as_array().unwrap().len(), 2);
@@ -64,7 +65,9 @@ async fn seed_curl_sequence(store: Arc<dyn Store>) {
             Method::POST,
             "/feature-flags",
             admin,
-            Some(json!({"feature_name": "advanced_analytics", "enabled": true, "scope": "tier", "scope_id": "platinum"})),
+            Some(
+                json!({"feature_name": "advanced_analytics", "enabled": true, "scope": "tier", "scope_id": "platinum"}),
+            ),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -96,14 +99,23 @@ async fn user_lists_the_tenants_they_can_act_in(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let admin = Some(w.admin.as_str());
     for (id, name) in [("finance_dept", "Finance"), ("legal_dept", "Legal"), ("hr_ops", "HR")] {
-        let r = w.call(Method::POST, "/tenants", admin, Some(json!({"tenant_id": id, "tenant_name": name, "tier": "gold"}))).await;
+        let r = w
+            .call(Method::POST, "/tenants", admin, Some(json!({"tenant_id": id, "tenant_name": name, "tier": "gold"})))
+            .await;
         assert_eq!(r.status, 201);
     }
-    let r = w.call(Method::POST, "/users", admin, Some(json!({"user_id": "alice.johnson", "display_name": "Alice Johnson"}))).await;
+    let r = w
+        .call(Method::POST, "/users", admin, Some(json!({"user_id": "alice.johnson", "display_name": "Alice Johnson"})))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     for (tenant, role) in [("finance_dept", "analyst"), ("legal_dept", "reviewer")] {
         let r = w
-            .call(Method::POST, &format!("/tenants/{tenant}/members"), admin, Some(json!({"user_id": "alice.johnson", "role": role})))
+            .call(
+                Method::POST,
+                &format!("/tenants/{tenant}/members"),
+                admin,
+                Some(json!({"user_id": "alice.johnson", "role": role})),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
@@ -131,18 +143,27 @@ async fn user_lists_the_tenants_they_can_act_in(store: Arc<dyn Store>) {
     // and a tenant that does not exist looks exactly the same: no existence oracle
     let ghost = w.call(Method::GET, "/tenants/ghost_dept", Some(&alice), None).await;
     assert_problem(&ghost, 403, "forbidden");
-    assert_eq!(r.body["detail"].as_str().unwrap().replace("hr_ops", "X"), ghost.body["detail"].as_str().unwrap().replace("ghost_dept", "X"));
+    assert_eq!(
+        r.body["detail"].as_str().unwrap().replace("hr_ops", "X"),
+        ghost.body["detail"].as_str().unwrap().replace("ghost_dept", "X")
+    );
     // her role gates writes: an analyst records health in Finance, a reviewer cannot in Legal
-    let health = json!({"latency_p95": 100.0, "error_rate": 0.0, "query_success_rate": 1.0, "storage_utilization": 0.1});
+    let health =
+        json!({"latency_p95": 100.0, "error_rate": 0.0, "query_success_rate": 1.0, "storage_utilization": 0.1});
     let r = w.call(Method::POST, "/tenants/finance_dept/health", Some(&alice), Some(health.clone())).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_problem(&w.call(Method::POST, "/tenants/legal_dept/health", Some(&alice), Some(health)).await, 403, "forbidden");
+    assert_problem(
+        &w.call(Method::POST, "/tenants/legal_dept/health", Some(&alice), Some(health)).await,
+        403,
+        "forbidden",
+    );
     // and a reviewer reads Legal's audit trail, where her reads are recorded with her as actor
     let r = w.call(Method::GET, "/tenants/legal_dept", Some(&alice), None).await;
     assert_eq!(r.status, 200);
     let r = w.call(Method::GET, "/tenants/legal_dept/history", Some(&alice), None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let reads: Vec<&serde_json::Value> = r.body.as_array().unwrap().iter().filter(|e| e["operation"] == "tenant.read").collect();
+    let reads: Vec<&serde_json::Value> =
+        r.body.as_array().unwrap().iter().filter(|e| e["operation"] == "tenant.read").collect();
     assert!(reads.iter().any(|e| e["actor"] == "user:alice.johnson"), "{}", r.text);
     let r = w.call(Method::GET, "/me", Some(&alice), None).await;
     assert_eq!(r.body["memberships"].as_array().unwrap().len(), 2, "{}", r.text);
@@ -185,7 +206,9 @@ async fn if_match_gives_optimistic_concurrency(store: Arc<dyn Store>) {
 async fn keys_are_revocable_and_expire(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let admin = Some(w.admin.as_str());
-    let r = w.call(Method::POST, "/keys", admin, Some(json!({"user_id": "u-viewer", "expires_at": "2026-03-02T00:00:00Z"}))).await;
+    let r = w
+        .call(Method::POST, "/keys", admin, Some(json!({"user_id": "u-viewer", "expires_at": "2026-03-02T00:00:00Z"})))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_owned();
     let key_id = r.body["key_id"].as_str().unwrap().to_owned();
@@ -199,7 +222,11 @@ async fn keys_are_revocable_and_expire(store: Arc<dyn Store>) {
     w.clock.advance(time::Duration::days(1));
     assert_problem(&w.call(Method::GET, "/me", Some(&token), None).await, 401, "unauthenticated");
     // revocation takes effect on the next request
-    let other = w.directory.create_key(&w.operator, KeyOwner::User(UserId::parse("u-viewer").unwrap()), "", None).await.unwrap();
+    let other = w
+        .directory
+        .create_key(&w.operator, KeyOwner::User(UserId::parse("u-viewer").unwrap()), "", None)
+        .await
+        .unwrap();
     assert_eq!(w.call(Method::GET, "/me", Some(&other.token), None).await.status, 200);
     let r = w.call(Method::DELETE, &format!("/keys/{}", other.key.id), admin, None).await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -240,18 +267,34 @@ async fn malformed_requests_get_problem_documents(store: Arc<dyn Store>) {
     };
     assert_problem(&w.send(post(b"{\"tenant_id\": ".to_vec(), "application/json")).await, 400, "malformed_request");
     let r = w
-        .send(post(br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","colour":"red"}"#.to_vec(), "application/json"))
+        .send(post(
+            br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","colour":"red"}"#.to_vec(),
+            "application/json",
+        ))
         .await;
     assert_problem(&r, 422, "invalid_input");
     assert!(r.body["detail"].as_str().unwrap().contains("colour"), "{}", r.text);
-    let r = w.send(post(br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","max_users":"many"}"#.to_vec(), "application/json")).await;
+    let r = w
+        .send(post(
+            br#"{"tenant_id":"a1","tenant_name":"A","tier":"gold","max_users":"many"}"#.to_vec(),
+            "application/json",
+        ))
+        .await;
     assert_problem(&r, 422, "invalid_input");
-    let r = w.send(post(br#"{"tenant_id":"Bad Id!","tenant_name":"A","tier":"gold"}"#.to_vec(), "application/json")).await;
+    let r =
+        w.send(post(br#"{"tenant_id":"Bad Id!","tenant_name":"A","tier":"gold"}"#.to_vec(), "application/json")).await;
     assert_problem(&r, 422, "invalid_input");
     assert!(r.body["detail"].as_str().unwrap().contains("lowercase"), "{}", r.text);
     assert_problem(&w.send(post(b"tenant_id=a1".to_vec(), "text/plain")).await, 415, "unsupported_media_type");
     assert_problem(&w.send(post(vec![b' '; 10_000], "application/json")).await, 413, "payload_too_large");
-    let r = w.call(Method::POST, "/tenants", Some(&w.admin), Some(json!({"tenant_id": "a1", "tenant_name": "A", "tier": "nope"}))).await;
+    let r = w
+        .call(
+            Method::POST,
+            "/tenants",
+            Some(&w.admin),
+            Some(json!({"tenant_id": "a1", "tenant_name": "A", "tier": "nope"})),
+        )
+        .await;
     assert_problem(&r, 404, "tier_not_found");
     let r = w.call(Method::PUT, "/tenants", Some(&w.admin), None).await;
     assert_problem(&r, 405, "method_not_allowed");
@@ -261,7 +304,14 @@ async fn malformed_requests_get_problem_documents(store: Arc<dyn Store>) {
     let r = w.call(Method::POST, &format!("/tenants/{t}/archive"), Some(&w.admin), None).await;
     assert_problem(&r, 409, "invalid_transition");
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"), "names the allowed targets: {}", r.text);
-    let r = w.call(Method::POST, "/tenants", Some(&w.admin), Some(json!({"tenant_id": t, "tenant_name": "A", "tier": "gold"}))).await;
+    let r = w
+        .call(
+            Method::POST,
+            "/tenants",
+            Some(&w.admin),
+            Some(json!({"tenant_id": t, "tenant_name": "A", "tier": "gold"})),
+        )
+        .await;
     assert_problem(&r, 409, "already_exists");
     assert_problem(&w.call(Method::GET, "/tenants?limit=5000", Some(&w.admin), None).await, 422, "invalid_input");
     assert_problem(&w.call(Method::GET, "/tenants?colour=red", Some(&w.admin), None).await, 400, "malformed_request");
@@ -284,11 +334,29 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
     assert_eq!(r.status, 200);
     let paths = r.body["paths"].as_object().unwrap();
     for path in [
-        "/tenants", "/tenants/{tenant_id}", "/tenants/{tenant_id}/suspend", "/tenants/{tenant_id}/activate",
-        "/tenants/{tenant_id}/archive", "/tenants/{tenant_id}/migrate", "/tenants/{tenant_id}/health",
-        "/tenants/{tenant_id}/history", "/tenants/{tenant_id}/members", "/tenants/{tenant_id}/members/{user_id}",
-        "/feature-flags", "/feature-flags/{tenant_id}", "/feature-flags/{tenant_id}/{feature}", "/statistics",
-        "/tiers", "/tiers/{name}", "/me", "/users", "/keys", "/keys/{key_id}", "/healthz", "/readyz", "/metrics",
+        "/tenants",
+        "/tenants/{tenant_id}",
+        "/tenants/{tenant_id}/suspend",
+        "/tenants/{tenant_id}/activate",
+        "/tenants/{tenant_id}/archive",
+        "/tenants/{tenant_id}/migrate",
+        "/tenants/{tenant_id}/health",
+        "/tenants/{tenant_id}/history",
+        "/tenants/{tenant_id}/members",
+        "/tenants/{tenant_id}/members/{user_id}",
+        "/feature-flags",
+        "/feature-flags/{tenant_id}",
+        "/feature-flags/{tenant_id}/{feature}",
+        "/statistics",
+        "/tiers",
+        "/tiers/{name}",
+        "/me",
+        "/users",
+        "/keys",
+        "/keys/{key_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     ] {
         assert!(paths.contains_key(path), "openapi.json lacks {path}");
     }
@@ -305,7 +373,11 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
     assert_eq!(w.call(Method::GET, &format!("/tenants/{t}"), Some(&w.admin), None).await.status, 200);
     let r = w.call(Method::GET, "/metrics", Some(&w.admin), None).await;
     assert_eq!(r.status, 200);
-    assert!(r.text.contains("tenantry_http_requests_total{method=\"GET\",route=\"/tenants/{tenant_id}\",status=\"200\"} 1"), "{}", r.text);
+    assert!(
+        r.text.contains("tenantry_http_requests_total{method=\"GET\",route=\"/tenants/{tenant_id}\",status=\"200\"} 1"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains(&format!("tenantry_tenant_requests_total{{tenant=\"{t}\"}} 1")), "{}", r.text);
     assert!(r.text.contains("tenantry_http_request_duration_seconds_bucket"), "{}", r.text);
     assert!(r.text.contains("tenantry_store_pool_max_connections"), "{}", r.text);

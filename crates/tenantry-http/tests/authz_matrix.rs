@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use tenantry_app::ports::Store;
 use tenantry_app::KeyOwner;
+use tenantry_app::ports::Store;
 use tenantry_domain::{Role, TenantId, TenantStatus, UserId};
 
 use common::{World, assert_problem};
@@ -54,30 +54,88 @@ fn cases() -> Vec<Case> {
     use Need::*;
     use Role::*;
     let mut c = vec![
-        case("create tenant", Method::POST, "/tenants", Some(json!({"tenant_id": "new{n}", "tenant_name": "New", "tier": "gold"})), Platform, 201),
+        case(
+            "create tenant",
+            Method::POST,
+            "/tenants",
+            Some(json!({"tenant_id": "new{n}", "tenant_name": "New", "tier": "gold"})),
+            Platform,
+            201,
+        ),
         case("list tenants", Method::GET, "/tenants", None, Platform, 200),
         case("get tenant", Method::GET, "/tenants/{t}", None, Member(Viewer), 200),
-        case("patch profile", Method::PATCH, "/tenants/{t}", Some(json!({"tenant_name": "Renamed"})), Member(Admin), 200),
+        case(
+            "patch profile",
+            Method::PATCH,
+            "/tenants/{t}",
+            Some(json!({"tenant_name": "Renamed"})),
+            Member(Admin),
+            200,
+        ),
         case("patch tier", Method::PATCH, "/tenants/{t}", Some(json!({"tier": "gold"})), Platform, 200),
         case("patch limits", Method::PATCH, "/tenants/{t}", Some(json!({"max_users": 7})), Platform, 200),
         case("suspend", Method::POST, "/tenants/{t}/suspend", None, Platform, 200),
         case("migrate", Method::POST, "/tenants/{t}/migrate", None, Platform, 200),
-        case("health", Method::POST, "/tenants/{t}/health", Some(json!({"latency_p95": 100.0, "error_rate": 0.001, "query_success_rate": 0.99, "storage_utilization": 0.5})), Member(Analyst), 200),
+        case(
+            "health",
+            Method::POST,
+            "/tenants/{t}/health",
+            Some(
+                json!({"latency_p95": 100.0, "error_rate": 0.001, "query_success_rate": 0.99, "storage_utilization": 0.5}),
+            ),
+            Member(Analyst),
+            200,
+        ),
         case("history", Method::GET, "/tenants/{t}/history", None, Member(Reviewer), 200),
         case("list members", Method::GET, "/tenants/{t}/members", None, Member(Admin), 200),
-        case("add member", Method::POST, "/tenants/{t}/members", Some(json!({"user_id": "u-spare", "role": "viewer"})), Member(Admin), 200),
+        case(
+            "add member",
+            Method::POST,
+            "/tenants/{t}/members",
+            Some(json!({"user_id": "u-spare", "role": "viewer"})),
+            Member(Admin),
+            200,
+        ),
         case("remove member", Method::DELETE, "/tenants/{t}/members/u-viewer", None, Member(Admin), 204),
         case("statistics", Method::GET, "/statistics", None, Platform, 200),
-        case("set tenant flag", Method::POST, "/feature-flags", Some(json!({"feature_name": "beta", "enabled": true, "scope": "tenant", "scope_id": "{t}"})), Member(Admin), 200),
-        case("set tier flag", Method::POST, "/feature-flags", Some(json!({"feature_name": "beta", "enabled": true, "scope": "tier", "scope_id": "silver"})), Platform, 200),
-        case("set global flag", Method::POST, "/feature-flags", Some(json!({"feature_name": "beta", "value": "on", "scope": "global"})), Platform, 200),
+        case(
+            "set tenant flag",
+            Method::POST,
+            "/feature-flags",
+            Some(json!({"feature_name": "beta", "enabled": true, "scope": "tenant", "scope_id": "{t}"})),
+            Member(Admin),
+            200,
+        ),
+        case(
+            "set tier flag",
+            Method::POST,
+            "/feature-flags",
+            Some(json!({"feature_name": "beta", "enabled": true, "scope": "tier", "scope_id": "silver"})),
+            Platform,
+            200,
+        ),
+        case(
+            "set global flag",
+            Method::POST,
+            "/feature-flags",
+            Some(json!({"feature_name": "beta", "value": "on", "scope": "global"})),
+            Platform,
+            200,
+        ),
         case("list flags", Method::GET, "/feature-flags", None, Platform, 200),
         case("evaluate all", Method::GET, "/feature-flags/{t}", None, Member(Viewer), 200),
         case("evaluate one", Method::GET, "/feature-flags/{t}/beta", None, Member(Viewer), 200),
         case("tiers", Method::GET, "/tiers", None, Authenticated, 200),
         case("tier", Method::GET, "/tiers/gold", None, Authenticated, 200),
         case("whoami", Method::GET, "/me", None, Authenticated, 200),
-        case("create user", Method::POST, "/users", Some(json!({"user_id": "nu{n}", "display_name": "New User"})), Platform, 201),
+        case(
+            "create user",
+            Method::POST,
+            "/users",
+            Some(json!({"user_id": "nu{n}", "display_name": "New User"})),
+            Platform,
+            201,
+        ),
         case("list users", Method::GET, "/users", None, Platform, 200),
         case("create key", Method::POST, "/keys", Some(json!({"user_id": "u-viewer", "name": "ci"})), Platform, 201),
         case("list keys", Method::GET, "/keys", None, Platform, 200),
@@ -88,9 +146,17 @@ fn cases() -> Vec<Case> {
     activate.setup = Setup::Suspended;
     let mut delete = case("delete", Method::DELETE, "/tenants/{t}?reason=gone", None, Platform, 200);
     delete.setup = Setup::ArchivedExpired;
-    let mut unset = case("unset tenant flag", Method::DELETE, "/feature-flags?feature_name=beta&scope=tenant&scope_id={t}", None, Member(Admin), 204);
+    let mut unset = case(
+        "unset tenant flag",
+        Method::DELETE,
+        "/feature-flags?feature_name=beta&scope=tenant&scope_id={t}",
+        None,
+        Member(Admin),
+        204,
+    );
     unset.setup = Setup::WithTenantFlag;
-    let mut archive = case("archive", Method::POST, "/tenants/{t}/archive", Some(json!({"reason": "closed"})), Platform, 200);
+    let mut archive =
+        case("archive", Method::POST, "/tenants/{t}/archive", Some(json!({"reason": "closed"})), Platform, 200);
     archive.setup = Setup::Suspended;
     c.extend([activate, archive, delete, unset]);
     c

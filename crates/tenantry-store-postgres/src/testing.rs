@@ -5,8 +5,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::{PgConfig, PgStore};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

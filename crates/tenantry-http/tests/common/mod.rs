@@ -52,8 +52,12 @@ macro_rules! on_both_stores {
     };
 }
 
-pub const ROLE_USERS: [(Role, &str); 4] =
-    [(Role::Viewer, "u-viewer"), (Role::Analyst, "u-analyst"), (Role::Reviewer, "u-reviewer"), (Role::Admin, "u-admin")];
+pub const ROLE_USERS: [(Role, &str); 4] = [
+    (Role::Viewer, "u-viewer"),
+    (Role::Analyst, "u-analyst"),
+    (Role::Reviewer, "u-reviewer"),
+    (Role::Admin, "u-admin"),
+];
 
 pub struct World {
     pub app: Router,
@@ -114,8 +118,7 @@ impl World {
             .await
             .unwrap();
         directory.put_member(&operator.act_in(other), &outsider_id, Role::Admin).await.unwrap();
-        let outsider =
-            directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
+        let outsider = directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
         let app = tenantry_http::router(registry.clone(), directory.clone(), config);
         World { app, registry, directory, clock, operator, admin, role_tokens, outsider, counter: AtomicU32::new(0) }
     }

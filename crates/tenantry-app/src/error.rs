@@ -54,6 +54,25 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// Every code [`AppError::code`] can return (the HTTP layer maps each to a status).
+    pub const CODES: [&'static str; 15] = [
+        "tenant_not_found",
+        "tier_not_found",
+        "flag_not_found",
+        "user_not_found",
+        "member_not_found",
+        "key_not_found",
+        "unauthenticated",
+        "forbidden",
+        "already_exists",
+        "version_conflict",
+        "retention_active",
+        "invalid_transition",
+        "invalid_input",
+        "store_unavailable",
+        "internal",
+    ];
+
     /// A stable machine code for this error, used by the CLI's `--json` errors and the HTTP API.
     pub fn code(&self) -> &'static str {
         match self {
@@ -101,5 +120,44 @@ impl From<StoreError> for AppError {
                 AppError::Unexpected(anyhow::anyhow!("version conflict (current {current}) without context"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenantry_domain::TenantStatus;
+
+    #[test]
+    fn every_variant_has_a_listed_code() {
+        let t = TenantId::parse("t1").unwrap();
+        let samples = [
+            AppError::TenantNotFound(t.clone()),
+            AppError::TierNotFound(TierName::parse("x").unwrap()),
+            AppError::FlagNotFound(FlagKey::parse("f").unwrap()),
+            AppError::UserNotFound(UserId::parse("u1").unwrap()),
+            AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
+            AppError::KeyNotFound(KeyId::parse("k1").unwrap()),
+            AppError::Unauthenticated("x".into()),
+            AppError::Forbidden("x".into()),
+            AppError::AlreadyExists("x".into()),
+            AppError::VersionConflict { tenant: t, expected: 1, current: 2 },
+            AppError::InvalidTransition(LifecycleError::RetentionActive {
+                retention_until: time::OffsetDateTime::UNIX_EPOCH,
+            }),
+            AppError::InvalidTransition(LifecycleError::InvalidTransition {
+                from: TenantStatus::Active,
+                to: TenantStatus::Deleted,
+            }),
+            AppError::Invalid("x".into()),
+            AppError::Unavailable(anyhow::anyhow!("x")),
+            AppError::Unexpected(anyhow::anyhow!("x")),
+        ];
+        let mut seen: Vec<&str> = samples.iter().map(AppError::code).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut listed = AppError::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(seen, listed);
     }
 }

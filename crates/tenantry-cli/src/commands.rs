@@ -177,10 +177,10 @@ fn init_logging(level: &str) -> Result<()> {
 }
 
 async fn serve(registry: Registry, directory: Directory, args: ServeArgs) -> Result<()> {
-    if let Some(token) = args.bootstrap_admin_key.as_deref().filter(|t| !t.is_empty()) {
-        if directory.bootstrap_admin_key(token).await? {
-            eprintln!("installed the platform-admin key from TENANTRY_BOOTSTRAP_ADMIN_KEY");
-        }
+    if let Some(token) = args.bootstrap_admin_key.as_deref().filter(|t| !t.is_empty())
+        && directory.bootstrap_admin_key(token).await?
+    {
+        eprintln!("installed the platform-admin key from TENANTRY_BOOTSTRAP_ADMIN_KEY");
     }
     let config = tenantry_http::ServerConfig {
         body_limit_bytes: args.body_limit_bytes,

@@ -462,6 +462,56 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
     assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
 }
 
+/// Users, memberships and keys: round trips, and a tenant scope only ever touches its own
+/// tenant's memberships.
+pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
+    use tenantry_app::{Directory, KeyOwner};
+    use tenantry_domain::{Role, UserId};
+    let ctx = Ctx::new(store.clone());
+    let dir = Directory::new(store, ctx.clock.clone());
+    create(&ctx, "alpha", "gold").await;
+    create(&ctx, "beta", "gold").await;
+    let alice = UserId::parse("alice.johnson").unwrap();
+    let user = dir.create_user(&ctx.admin, alice.clone(), "Alice Johnson").await.unwrap();
+    assert_eq!(dir.get_user(&ctx.admin, &alice).await.unwrap(), user);
+    assert_eq!(dir.create_user(&ctx.admin, alice.clone(), "Again").await.unwrap_err().code(), "already_exists");
+
+    let in_alpha = ctx.admin.act_in(tid("alpha"));
+    let in_beta = ctx.admin.act_in(tid("beta"));
+    dir.put_member(&in_alpha, &alice, Role::Analyst).await.unwrap();
+    dir.put_member(&in_alpha, &alice, Role::Admin).await.unwrap(); // a role change, not a second row
+    let members = dir.list_members(&in_alpha).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!((members[0].tenant.as_str(), members[0].role), ("alpha", Role::Admin));
+    assert!(dir.list_members(&in_beta).await.unwrap().is_empty(), "beta sees none of alpha's members");
+    // removing from beta does not touch alpha
+    assert_eq!(dir.remove_member(&in_beta, &alice).await.unwrap_err().code(), "member_not_found");
+    assert_eq!(dir.memberships_of(&ctx.admin, &alice).await.unwrap().len(), 1);
+    let ghost = UserId::parse("ghost").unwrap();
+    assert_eq!(dir.put_member(&in_alpha, &ghost, Role::Viewer).await.unwrap_err().code(), "user_not_found");
+
+    let issued = dir.create_key(&ctx.admin, KeyOwner::User(alice.clone()), "laptop", None).await.unwrap();
+    let principal = dir.authenticate(&issued.token).await.unwrap();
+    assert_eq!(principal.id(), &alice);
+    assert_eq!(principal.memberships(), [(tid("alpha"), Role::Admin)]);
+    let listed = dir.list_keys(&ctx.admin, Some(&alice)).await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&issued.key));
+    assert_ne!(listed[0].digest, issued.token, "only the digest is stored");
+    dir.revoke_key(&ctx.admin, &issued.key.id).await.unwrap();
+    assert_eq!(dir.authenticate(&issued.token).await.unwrap_err().code(), "unauthenticated");
+    assert!(dir.list_keys(&ctx.admin, None).await.unwrap()[0].revoked_at.is_some());
+    assert_eq!(dir.authenticate("tnt_unknown_token").await.unwrap_err().code(), "unauthenticated");
+    dir.remove_member(&in_alpha, &alice).await.unwrap();
+    assert!(dir.memberships_of(&ctx.admin, &alice).await.unwrap().is_empty());
+    // every change above is in the audit log with its actor, and no entry carries the token
+    let recent = ctx.registry.recent_audit(&ctx.admin, 100).await.unwrap();
+    for op in ["user.create", "member.put", "member.remove", "key.create", "key.revoke"] {
+        assert!(recent.iter().any(|e| e.record.operation == op && e.record.actor.id == "contract"), "{op}");
+    }
+    let dump = format!("{recent:?}");
+    assert!(!dump.contains(&issued.token) && !dump.contains(&issued.key.digest), "no secret in the audit log");
+}
+
 /// Generates one `#[tokio::test]` per contract case. `$make` is an async expression yielding
 /// `Some(fresh, empty, migrated Arc<dyn Store>)`, or `None` when the backend is not configured
 /// outside CI (a backend must never answer `None` when `CI=true`).
@@ -482,6 +532,7 @@ macro_rules! contract_suite {
             health_is_scored_and_stored,
             statistics_count_by_status_tier_and_health,
             store_constraints_refuse_invalid_rows,
+            identity_round_trips_and_stays_in_scope,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -128,3 +128,30 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         _ => "internal",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_covers_every_application_code_once() {
+        for code in AppError::CODES {
+            assert!(CODES.iter().any(|(c, _, _)| *c == code), "{code} has no HTTP status");
+        }
+        let mut codes: Vec<&str> = CODES.iter().map(|(c, _, _)| *c).collect();
+        codes.sort_unstable();
+        let n = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "a code is listed twice");
+    }
+
+    #[test]
+    fn every_status_the_layer_maps_has_a_listed_code() {
+        for status in 400..600u16 {
+            let code = code_for_status(StatusCode::from_u16(status).unwrap());
+            assert!(CODES.iter().any(|(c, _, _)| *c == code), "{status} -> {code}");
+        }
+        assert_eq!(ApiError::new("forbidden", "x").status(), StatusCode::FORBIDDEN);
+        assert_eq!(ApiError::new("version_conflict", "x").status(), StatusCode::PRECONDITION_FAILED);
+    }
+}

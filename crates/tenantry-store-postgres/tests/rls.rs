@@ -8,8 +8,9 @@ use std::sync::Arc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use tenantry_app::ports::Store;
+use tenantry_app::{Directory, KeyOwner};
 use tenantry_contract::{Ctx, create, key, tid};
-use tenantry_domain::{FlagScope, FlagValue};
+use tenantry_domain::{FlagScope, FlagValue, Role, UserId};
 use tenantry_store_postgres::{PgConfig, PgStore, probes};
 
 /// A database with two tenants (each with a flag override and audit entries) and an app-role pool.
@@ -19,13 +20,19 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
     config.pool_size = pool_size;
     let store = PgStore::connect(&config).await.unwrap();
     let pool = store.pool().clone();
-    let ctx = Ctx::new(Arc::new(store) as Arc<dyn Store>);
+    let store: Arc<dyn Store> = Arc::new(store);
+    let ctx = Ctx::new(store.clone());
+    let directory = Directory::new(store, ctx.clock.clone());
     for id in ["tenant_a", "tenant_b"] {
         create(&ctx, id, "gold").await;
         ctx.registry
             .set_flag(&ctx.admin, FlagScope::Tenant(tid(id)), key("beta"), FlagValue::Bool(true))
             .await
             .unwrap();
+        let user = UserId::parse(&format!("user-of-{id}")).unwrap();
+        directory.create_user(&ctx.admin, user.clone(), "U").await.unwrap();
+        directory.put_member(&ctx.admin.act_in(tid(id)), &user, Role::Admin).await.unwrap();
+        directory.create_key(&ctx.admin, KeyOwner::User(user), "k", None).await.unwrap();
     }
     Some((config, pool))
 }
@@ -34,7 +41,35 @@ async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
 }
 
-const TENANT_TABLES: [&str; 3] = ["tenants", "tenant_flags", "audit_log"];
+const TENANT_TABLES: [&str; 4] = ["tenants", "tenant_flags", "audit_log", "memberships"];
+
+/// Users and API keys are read and written only on the platform path (authentication, admins).
+#[tokio::test]
+async fn platform_only_tables_are_invisible_outside_the_platform_path() {
+    let Some((_, pool)) = two_tenants(2).await else { return };
+    let mut conn = pool.acquire().await.unwrap();
+    for t in ["users", "api_keys"] {
+        assert_eq!(count(&mut conn, t).await, 0, "{t} without context");
+    }
+    drop(conn);
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+    for t in ["users", "api_keys"] {
+        assert_eq!(count(&mut tx, t).await, 0, "{t} in a tenant's context");
+    }
+    let forged = sqlx::query(
+        "insert into api_keys (key_id, digest, owner_kind, owner_id, name, created_at)
+         values ('forged', repeat('a', 64), 'platform_admin', 'mallory', '', now())",
+    )
+    .execute(&mut *tx)
+    .await;
+    assert!(forged.is_err(), "a tenant context cannot mint a key");
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+    assert_eq!(count(&mut tx, "users").await, 2);
+    assert_eq!(count(&mut tx, "api_keys").await, 2);
+}
 
 #[tokio::test]
 async fn probe1_no_context_sees_zero_rows_while_rows_exist() {
@@ -135,7 +170,7 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
     assert_eq!(user, "tenantry_app");
 
     let tables = probes::tables_with_tenant_id(&pool).await.unwrap();
-    assert_eq!(tables, ["audit_log", "tenant_flags", "tenants"]);
+    assert_eq!(tables, ["audit_log", "memberships", "tenant_flags", "tenants"]);
     let unforced: Vec<String> = sqlx::query_scalar(
         "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where n.nspname = 'public' and c.relkind in ('r', 'p')

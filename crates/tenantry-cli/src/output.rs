@@ -10,7 +10,9 @@ use tenantry_store_postgres::probes::Probe;
 
 use tenantry_app::{ApiKey, AppError, IssuedKey};
 use tenantry_domain::{Membership, User};
-use tenantry_http::dto::{KeyView, MembershipView, UserView};
+use tenantry_http::dto::{
+    AuditEntryView, EvaluationView, HealthView, KeyView, MembershipView, StatisticsView, TenantView, UserView,
+};
 
 use crate::commands::CliError;
 
@@ -45,49 +47,17 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// A tenant in the seed's JSON field names (`tenant_name`, `max_users`, …) plus the rest.
+/// The wire shape of a tenant: the HTTP API's, so the CLI's `--json` and the API agree.
 pub fn tenant_json(t: &Tenant) -> Value {
-    json!({
-        "tenant_id": t.id.as_str(),
-        "tenant_name": t.name,
-        "tier": t.tier.as_str(),
-        "status": t.status.as_str(),
-        "status_reason": t.status_reason,
-        "status_changed_at": format_time(t.status_changed_at),
-        "retention_until": t.retention_until.map(format_time),
-        "billing_email": t.billing_email,
-        "owner": t.owner,
-        "max_users": t.limits.max_users,
-        "max_documents": t.limits.max_documents,
-        "max_queries_per_day": t.limits.max_queries_per_day,
-        "max_storage_gb": t.limits.max_storage_gb,
-        "rate_limit_per_minute": t.limits.rate_limit_per_minute,
-        "sla_target": t.limits.sla_target,
-        "support_level": t.limits.support_level.as_str(),
-        "explicit_limits": t.limit_overrides.explicit_fields(),
-        "cost_center": t.cost_center,
-        "monthly_budget": t.monthly_budget.as_ref().map(|m| json!({"amount": m.amount_string(), "currency": m.currency().as_str()})),
-        "health_score": t.health_score,
-        "health_updated_at": t.health_updated_at.map(format_time),
-        "compliance_tags": t.compliance_tags.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-        "data_region": t.data_region.as_str(),
-        "metadata": t.metadata,
-        "version": t.version,
-        "created_at": format_time(t.created_at),
-        "updated_at": format_time(t.updated_at),
-    })
+    to_json(&TenantView::from(t))
 }
 
 fn evaluation_json(tenant: &TenantId, key: &FlagKey, e: &Evaluation) -> Value {
-    match e {
-        Evaluation::Resolved { value, level } => json!({
-            "tenant_id": tenant.as_str(), "feature_name": key.as_str(), "known": true,
-            "value": value.to_json(), "enabled": value.as_bool(), "reason": level.reason(), "level": level.as_str(),
-        }),
-        Evaluation::Unknown => json!({
-            "tenant_id": tenant.as_str(), "feature_name": key.as_str(), "known": false,
-            "value": null, "enabled": null, "reason": "unknown_flag", "level": null,
-        }),
-    }
+    to_json(&EvaluationView::new(tenant, key, e))
+}
+
+fn to_json(view: &impl serde::Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
 impl Out {
@@ -222,11 +192,7 @@ impl Out {
 
     pub fn health(&self, t: &Tenant, r: &HealthReport) {
         if self.json {
-            return print_json(&json!({
-                "tenant_id": t.id.as_str(), "health_score": r.score, "health_class": r.class.as_str(),
-                "penalties": { "latency": r.latency_penalty, "error_rate": r.error_penalty,
-                               "query_success_rate": r.success_penalty, "storage_utilization": r.storage_penalty },
-            }));
+            return print_json(&to_json(&HealthView::new(t, r)));
         }
         println!("{}: health score {} ({})", t.id, r.score, r.class);
         println!(
@@ -236,12 +202,8 @@ impl Out {
     }
 
     pub fn statistics(&self, s: &Statistics) {
-        let obj = |v: &[(String, i64)]| v.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>();
         if self.json {
-            return print_json(&json!({
-                "total_tenants": s.total, "by_status": obj(&s.by_status), "by_tier": obj(&s.by_tier),
-                "health_distribution": obj(&s.by_health),
-            }));
+            return print_json(&to_json(&StatisticsView::from(s)));
         }
         println!("total tenants: {}", s.total);
         for (title, v) in [("by status", &s.by_status), ("by tier", &s.by_tier), ("by health", &s.by_health)] {
@@ -252,16 +214,7 @@ impl Out {
 
     pub fn history(&self, entries: &[AuditEntry]) {
         if self.json {
-            return print_json(&json!(
-                entries
-                    .iter()
-                    .map(|e| json!({
-                        "seq": e.seq, "at": format_time(e.record.at), "actor": e.record.actor.to_string(),
-                        "tenant_id": e.record.tenant.as_ref().map(|t| t.as_str()), "operation": e.record.operation,
-                        "reason": e.record.reason, "before": e.record.before, "after": e.record.after,
-                    }))
-                    .collect::<Vec<_>>()
-            ));
+            return print_json(&to_json(&entries.iter().map(AuditEntryView::from).collect::<Vec<_>>()));
         }
         let rows: Vec<Vec<String>> = entries
             .iter()

@@ -29,11 +29,17 @@ pub struct TenantScope {
     tenant: TenantId,
     actor: Actor,
     authority: Authority,
+    request_id: Option<String>,
 }
 
 impl TenantScope {
-    pub(crate) fn member(tenant: TenantId, actor: Actor, role: Role) -> Self {
-        Self { tenant, actor, authority: Authority::Member(role) }
+    pub(crate) fn member(tenant: TenantId, actor: Actor, role: Role, request_id: Option<String>) -> Self {
+        Self { tenant, actor, authority: Authority::Member(role), request_id }
+    }
+
+    /// The request this scope serves (recorded in audit entries).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -72,31 +78,42 @@ impl TenantScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformScope {
     actor: Actor,
+    request_id: Option<String>,
 }
 
 impl PlatformScope {
     /// The CLI operator: whoever can run `tenantry` against the store already has its credentials,
     /// so they act with platform scope, attributed to their OS user name.
     pub fn operator(name: impl Into<String>) -> Self {
-        Self { actor: Actor::new(ActorKind::Operator, name) }
+        Self { actor: Actor::new(ActorKind::Operator, name), request_id: None }
     }
 
     /// An authenticated platform administrator (minted by `auth::Principal::platform`).
-    pub(crate) fn platform_admin(id: &str) -> Self {
-        Self { actor: Actor::new(ActorKind::PlatformAdmin, id) }
+    pub(crate) fn platform_admin(id: &str, request_id: Option<String>) -> Self {
+        Self { actor: Actor::new(ActorKind::PlatformAdmin, id), request_id }
     }
 
     /// Tenantry itself, for lookups no principal asked for (authenticating a key).
     pub(crate) fn system(name: &str) -> Self {
-        Self { actor: Actor::new(ActorKind::System, name) }
+        Self { actor: Actor::new(ActorKind::System, name), request_id: None }
     }
 
     pub fn actor(&self) -> &Actor {
         &self.actor
     }
 
+    /// The request this scope serves (recorded in audit entries).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     /// A platform principal may act inside any tenant; the resulting scope keeps its actor.
     pub fn act_in(&self, tenant: TenantId) -> TenantScope {
-        TenantScope { tenant, actor: self.actor.clone(), authority: Authority::Platform }
+        TenantScope {
+            tenant,
+            actor: self.actor.clone(),
+            authority: Authority::Platform,
+            request_id: self.request_id.clone(),
+        }
     }
 }

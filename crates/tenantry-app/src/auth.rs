@@ -22,6 +22,7 @@ pub struct Principal {
     id: UserId,
     key: KeyId,
     kind: PrincipalKind,
+    request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +33,17 @@ enum PrincipalKind {
 
 impl Principal {
     pub(crate) fn platform_admin(id: UserId, key: KeyId) -> Self {
-        Self { id, key, kind: PrincipalKind::PlatformAdmin }
+        Self { id, key, kind: PrincipalKind::PlatformAdmin, request_id: None }
     }
 
     pub(crate) fn user(id: UserId, key: KeyId, memberships: BTreeMap<TenantId, Role>) -> Self {
-        Self { id, key, kind: PrincipalKind::User { memberships } }
+        Self { id, key, kind: PrincipalKind::User { memberships }, request_id: None }
+    }
+
+    /// Ties what this principal does to a request id (recorded in every audit entry it causes).
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id.map(|id| id.chars().filter(|c| !c.is_control()).take(128).collect());
+        self
     }
 
     pub fn id(&self) -> &UserId {
@@ -65,7 +72,9 @@ impl Principal {
     /// The platform path, for platform administrators only.
     pub fn platform(&self) -> Result<PlatformScope, AppError> {
         match self.kind {
-            PrincipalKind::PlatformAdmin => Ok(PlatformScope::platform_admin(self.id.as_str())),
+            PrincipalKind::PlatformAdmin => {
+                Ok(PlatformScope::platform_admin(self.id.as_str(), self.request_id.clone()))
+            }
             PrincipalKind::User { .. } => {
                 Err(AppError::Forbidden("this operation is reserved to platform administrators".to_owned()))
             }
@@ -76,9 +85,11 @@ impl Principal {
     /// A non-member learns nothing about the tenant, not even whether it exists.
     pub fn tenant(&self, tenant: &TenantId) -> Result<TenantScope, AppError> {
         match &self.kind {
-            PrincipalKind::PlatformAdmin => Ok(PlatformScope::platform_admin(self.id.as_str()).act_in(tenant.clone())),
+            PrincipalKind::PlatformAdmin => {
+                Ok(PlatformScope::platform_admin(self.id.as_str(), self.request_id.clone()).act_in(tenant.clone()))
+            }
             PrincipalKind::User { memberships } => match memberships.get(tenant) {
-                Some(role) => Ok(TenantScope::member(tenant.clone(), self.actor(), *role)),
+                Some(role) => Ok(TenantScope::member(tenant.clone(), self.actor(), *role, self.request_id.clone())),
                 None => Err(AppError::Forbidden(format!("you have no access to tenant {tenant}"))),
             },
         }

@@ -32,7 +32,7 @@ impl Directory {
 
     fn audit(
         &self,
-        actor: &tenantry_domain::Actor,
+        (actor, request_id): (&tenantry_domain::Actor, Option<&str>),
         tenant: Option<&TenantId>,
         operation: &str,
         before: Option<serde_json::Value>,
@@ -46,6 +46,7 @@ impl Directory {
             before,
             after,
             reason: None,
+            request_id: request_id.map(str::to_owned),
         }
     }
 
@@ -54,7 +55,7 @@ impl Directory {
     pub async fn create_user(&self, access: &PlatformScope, id: UserId, display_name: &str) -> Result<User, AppError> {
         let user = User::new(id, display_name, self.clock.now()).map_err(AppError::Invalid)?;
         let audit = self.audit(
-            access.actor(),
+            (access.actor(), access.request_id()),
             None,
             "user.create",
             None,
@@ -70,7 +71,7 @@ impl Directory {
     pub async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<User, AppError> {
         let user = self.store.get_user(access, id).await?.ok_or_else(|| AppError::UserNotFound(id.clone()))?;
         let audit = self.audit(
-            access.actor(),
+            (access.actor(), access.request_id()),
             None,
             "platform.read.user",
             None,
@@ -83,7 +84,7 @@ impl Directory {
     pub async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, AppError> {
         let users = self.store.list_users(access).await?;
         let audit = self.audit(
-            access.actor(),
+            (access.actor(), access.request_id()),
             None,
             "platform.read.users",
             None,
@@ -98,7 +99,7 @@ impl Directory {
         self.store.get_user(access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
         let memberships = self.store.memberships_of(access, user).await?;
         let audit = self.audit(
-            access.actor(),
+            (access.actor(), access.request_id()),
             None,
             "platform.read.memberships",
             None,
@@ -115,7 +116,7 @@ impl Directory {
         scope.require(Permission::ManageMembers)?;
         let now = self.clock.now();
         let audit = self.audit(
-            scope.actor(),
+            (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
             "member.put",
             None,
@@ -131,7 +132,7 @@ impl Directory {
     pub async fn remove_member(&self, scope: &TenantScope, user: &UserId) -> Result<(), AppError> {
         scope.require(Permission::ManageMembers)?;
         let audit = self.audit(
-            scope.actor(),
+            (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
             "member.remove",
             Some(serde_json::json!({"user_id": user.as_str()})),
@@ -147,7 +148,7 @@ impl Directory {
         scope.require(Permission::ManageMembers)?;
         let members = self.store.list_members(scope).await?;
         let audit = self.audit(
-            scope.actor(),
+            (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
             "member.read",
             None,
@@ -193,7 +194,8 @@ impl Directory {
     }
 
     async fn insert_key(&self, access: &PlatformScope, key: &ApiKey) -> Result<(), AppError> {
-        let audit = self.audit(access.actor(), None, "key.create", None, Some(key_snapshot(key)));
+        let audit =
+            self.audit((access.actor(), access.request_id()), None, "key.create", None, Some(key_snapshot(key)));
         self.store.insert_key(access, key, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("API key {}", key.id)),
             other => other.into(),
@@ -233,7 +235,7 @@ impl Directory {
     pub async fn list_keys(&self, access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, AppError> {
         let keys = self.store.list_keys(access, owner).await?;
         let audit = self.audit(
-            access.actor(),
+            (access.actor(), access.request_id()),
             None,
             "platform.read.keys",
             None,
@@ -244,8 +246,13 @@ impl Directory {
     }
 
     pub async fn revoke_key(&self, access: &PlatformScope, id: &KeyId) -> Result<(), AppError> {
-        let audit =
-            self.audit(access.actor(), None, "key.revoke", Some(serde_json::json!({"key_id": id.as_str()})), None);
+        let audit = self.audit(
+            (access.actor(), access.request_id()),
+            None,
+            "key.revoke",
+            Some(serde_json::json!({"key_id": id.as_str()})),
+            None,
+        );
         self.store.revoke_key(access, id, self.clock.now(), &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::KeyNotFound(id.clone()),
             other => other.into(),

@@ -2,19 +2,24 @@
 //! implement. It decides policy; adapters only persist.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
 pub mod ports;
 pub mod registry;
+pub mod signing;
 pub mod snapshot;
 
 pub use access::{Authority, PlatformScope, TenantScope};
+pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, StoreError};
 pub use ports::{
-    ApiKey, AuditEntry, AuditLog, AuditRecord, Clock, FlagRow, FlagStore, IdentityStore, KeyOwner, Page, PoolStats,
-    Statistics, Store, SystemClock, TenantFilter, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, Clock, EntrySigner, FlagRow,
+    FlagStore, IdentityStore, KeyOwner, Page, PoolStats, Statistics, Store, SystemClock, TenantFilter, TenantStore,
+    TierStore,
 };
 pub use registry::Registry;
+pub use signing::{AuditKey, TrustedKeys};

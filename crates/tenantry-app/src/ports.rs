@@ -42,6 +42,64 @@ pub struct AuditRecord {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub reason: Option<String>,
+    /// The request that caused it (`x-request-id`), when there was one.
+    pub request_id: Option<String>,
+}
+
+impl AuditRecord {
+    /// The fields the hash chain covers, for entry `seq`.
+    pub fn chain_fields(&self, seq: i64) -> tenantry_domain::audit::ChainFields<'_> {
+        tenantry_domain::audit::ChainFields {
+            seq,
+            at_micros: crate::audit::micros(self.at),
+            actor_kind: self.actor.kind.as_str(),
+            actor_id: &self.actor.id,
+            tenant_id: self.tenant.as_ref().map(TenantId::as_str),
+            operation: &self.operation,
+            before: self.before.as_ref(),
+            after: self.after.as_ref(),
+            reason: self.reason.as_deref(),
+            request_id: self.request_id.as_deref(),
+        }
+    }
+}
+
+/// Signs audit entries as the store seals them. Implemented by `signing::AuditKey`.
+pub trait EntrySigner: Send + Sync {
+    fn key_id(&self) -> &str;
+    /// Hex of the Ed25519 signature over `message`.
+    fn sign(&self, message: &[u8]) -> String;
+}
+
+/// How an entry is sealed into the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainSeal {
+    pub prev_hash: String,
+    pub hash: String,
+    pub key_id: Option<String>,
+    pub signature: Option<String>,
+}
+
+/// A signed statement of the chain head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub head_hash: String,
+    pub at: OffsetDateTime,
+    pub key_id: String,
+    pub signature: String,
+}
+
+/// Which audit entries to read, in sequence order.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries with a larger sequence number.
+    pub after_seq: i64,
+    /// Only this tenant's entries (platform reads; tenant reads are confined by their scope).
+    pub tenant: Option<TenantId>,
+    /// Only entries at or after this time.
+    pub since: Option<OffsetDateTime>,
+    pub limit: u32,
 }
 
 /// Filters and cursor for listing tenants. The cursor is the last tenant id of the previous page.
@@ -152,8 +210,14 @@ pub trait FlagStore: Send + Sync {
 
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Audit entries of one tenant, oldest first.
-    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit entries of the scope's tenant, in sequence order (`filter.tenant` is ignored).
+    async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit entries of every scope, in sequence order (platform path: verification and export).
+    async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Records a signed checkpoint (append-only).
+    async fn insert_checkpoint(&self, access: &PlatformScope, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+    /// Every checkpoint, oldest first.
+    async fn checkpoints(&self, access: &PlatformScope) -> Result<Vec<Checkpoint>, StoreError>;
     /// Records an entry that accompanies no write (a platform-wide read), on the platform path.
     async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError>;
     /// Records an entry that accompanies no write (a tenant-scoped read), inside the tenant's scope.
@@ -167,6 +231,8 @@ pub trait AuditLog: Send + Sync {
 pub struct AuditEntry {
     pub seq: i64,
     pub record: AuditRecord,
+    /// `None` for an entry written before the chain existed.
+    pub seal: Option<ChainSeal>,
 }
 
 /// Who an API key authenticates.

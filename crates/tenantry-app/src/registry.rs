@@ -49,6 +49,7 @@ impl Registry {
             before: None,
             after: Some(detail),
             reason: None,
+            request_id: access.request_id().map(str::to_owned),
         };
         Ok(self.store.append_audit(access, &record).await?)
     }
@@ -84,6 +85,7 @@ impl Registry {
                 "retention_days": tier.retention_days,
             })),
             reason: None,
+            request_id: access.request_id().map(str::to_owned),
         };
         self.store.insert_tier(access, &tier, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tier {}", tier.name)),
@@ -106,6 +108,7 @@ impl Registry {
             before: None,
             after: Some(tenant_snapshot(&tenant)),
             reason: None,
+            request_id: access.request_id().map(str::to_owned),
         };
         self.store.insert_tenant(access, &tenant, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tenant {}", tenant.id)),
@@ -141,6 +144,7 @@ impl Registry {
             before: None,
             after: Some(detail),
             reason: None,
+            request_id: scope.request_id().map(str::to_owned),
         };
         Ok(self.store.append_tenant_audit(scope, &record).await?)
     }
@@ -184,6 +188,7 @@ impl Registry {
             before: Some(tenant_snapshot(current)),
             after: Some(tenant_snapshot(next)),
             reason,
+            request_id: scope.request_id().map(str::to_owned),
         };
         self.store.update_tenant(scope, next, current.version, &audit).await.map_err(|e| match e {
             StoreError::VersionConflict { current: stored } => {
@@ -271,7 +276,8 @@ impl Registry {
     /// The tenant's audit trail, oldest first (the read itself is recorded after it).
     pub async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
         scope.require(Permission::ReadAudit)?;
-        let entries = self.store.tenant_audit(scope, limit).await?;
+        let filter = crate::ports::AuditFilter { limit, ..Default::default() };
+        let entries = self.store.tenant_audit(scope, &filter).await?;
         self.audit_tenant_read(scope, "audit.read", serde_json::json!({"returned": entries.len()})).await?;
         Ok(entries)
     }
@@ -291,6 +297,7 @@ impl Registry {
     fn flag_audit(
         &self,
         actor: &tenantry_domain::Actor,
+        request_id: Option<&str>,
         scope: &FlagScope,
         key: &FlagKey,
         value: Option<&FlagValue>,
@@ -313,6 +320,7 @@ impl Registry {
             before,
             after,
             reason: None,
+            request_id: request_id.map(str::to_owned),
         }
     }
 
@@ -327,7 +335,7 @@ impl Registry {
             return self.set_tenant_flag(&access.act_in(t.clone()), key, value).await;
         }
         self.check_scope(access, &scope).await?;
-        let audit = self.flag_audit(access.actor(), &scope, &key, Some(&value));
+        let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, Some(&value));
         Ok(self.store.set_flag(access, &scope, &key, &value, &audit).await?)
     }
 
@@ -335,7 +343,7 @@ impl Registry {
         if let FlagScope::Tenant(t) = &scope {
             return self.delete_tenant_flag(&access.act_in(t.clone()), key).await;
         }
-        let audit = self.flag_audit(access.actor(), &scope, &key, None);
+        let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, None);
         self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),
@@ -347,14 +355,14 @@ impl Registry {
         scope.require(Permission::ManageTenantFlags)?;
         self.load(scope).await?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
-        let audit = self.flag_audit(scope.actor(), &flag_scope, &key, Some(&value));
+        let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some(&value));
         Ok(self.store.set_tenant_flag(scope, &key, &value, &audit).await?)
     }
 
     pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
-        let audit = self.flag_audit(scope.actor(), &flag_scope, &key, None);
+        let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, None);
         self.store.delete_tenant_flag(scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),

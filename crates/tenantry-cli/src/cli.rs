@@ -42,6 +42,11 @@ pub struct Global {
     /// Do not apply migrations on start (PostgreSQL; run `tenantry migrate` separately).
     #[arg(long, global = true)]
     pub no_migrate: bool,
+    /// File holding the Ed25519 seed that signs audit entries and checkpoints (64 hex digits);
+    /// created on first use. Default: `<data-dir>/audit-signing.key`. `TENANTRY_AUDIT_KEY` (the
+    /// hex seed itself) takes precedence; every replica must use the same key.
+    #[arg(long, global = true, env = "TENANTRY_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +81,38 @@ pub enum Command {
     /// Manage a tenant's members and their roles.
     #[command(subcommand)]
     Members(MembersCmd),
+    /// Verify, export and checkpoint the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Walk the hash chain, signatures and checkpoints; exit 1 naming the first bad entry.
+    Verify {
+        /// Start at this sequence number (trusting the entry before it).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Trust this Ed25519 public key (64 hex digits; repeatable). Default: this installation's key.
+        #[arg(long = "public-key", env = "TENANTRY_AUDIT_PUBLIC_KEYS", value_delimiter = ',')]
+        public_keys: Vec<String>,
+    },
+    /// Print entries as JSON lines (for shipping to a separate read-only system).
+    Export {
+        /// Only entries at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this tenant's entries.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after_seq: i64,
+    },
+    /// Sign the chain head now.
+    Checkpoint,
+    /// Print the public key (and key id) that verifies this installation's signatures.
+    PublicKey,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +135,9 @@ pub struct ServeArgs {
     /// A platform-admin API key to install on start if absent (for deployments' first key).
     #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
+    /// Sign the audit chain head this often, in seconds, when it has moved (0: never).
+    #[arg(long, env = "TENANTRY_AUDIT_CHECKPOINT_INTERVAL_SECS", default_value_t = 300)]
+    pub audit_checkpoint_interval_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use tenantry_app::ports::{Store, SystemClock, TenantFilter};
-use tenantry_app::{AppError, Directory, KeyOwner, PlatformScope, Registry, TenantScope};
+use tenantry_app::{
+    AppError, AuditFilter, AuditKey, Auditor, Directory, EntrySigner, KeyOwner, PlatformScope, Registry, TenantScope,
+    TrustedKeys,
+};
 use tenantry_domain::{
     Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, KeyId, Label, LimitOverrides,
     Limits, Money, NewTenant, Role, TenantId, TenantPatch, TenantStatus, Tier, TierName, UserId,
@@ -16,8 +19,8 @@ use tenantry_store_postgres::{PgConfig, PgStore};
 use tenantry_store_sqlite::SqliteStore;
 
 use crate::cli::{
-    AttributeArgs, Cli, Command, DoctorCmd, FlagCmd, Global, HealthCmd, KeysCmd, LimitArgs, MembersCmd, ServeArgs,
-    TenantCmd, TierCmd, TransitionArgs, UsersCmd,
+    AttributeArgs, AuditCmd, Cli, Command, DoctorCmd, FlagCmd, Global, HealthCmd, KeysCmd, LimitArgs, MembersCmd,
+    ServeArgs, TenantCmd, TierCmd, TransitionArgs, UsersCmd,
 };
 use crate::output::Out;
 
@@ -56,15 +59,36 @@ fn pg_config(g: &Global, url: &str) -> PgConfig {
     c
 }
 
-async fn open_store(g: &Global) -> Result<Arc<dyn Store>> {
+/// The audit signing key: `TENANTRY_AUDIT_KEY` (hex seed), else the key file (created on first use).
+fn audit_key(g: &Global) -> Result<Arc<AuditKey>> {
+    if let Ok(hex) = std::env::var("TENANTRY_AUDIT_KEY")
+        && !hex.trim().is_empty()
+    {
+        return AuditKey::from_hex(&hex).map(Arc::new).map_err(|e| usage(format!("TENANTRY_AUDIT_KEY: {e}")));
+    }
+    let path = g.audit_key_file.clone().unwrap_or_else(|| g.data_dir.join("audit-signing.key"));
+    let (key, created) = AuditKey::load_or_create(&path, true).map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+    if created {
+        eprintln!(
+            "generated the audit signing key {} (key id {}, public key {}); every process writing to this store must use it",
+            path.display(),
+            key.key_id(),
+            key.public_hex()
+        );
+    }
+    Ok(Arc::new(key))
+}
+
+async fn open_store(g: &Global, key: &Arc<AuditKey>) -> Result<Arc<dyn Store>> {
+    let signer: Arc<dyn EntrySigner> = key.clone();
     match &g.database_url {
         Some(url) if !url.is_empty() => {
             let store = PgStore::connect(&pg_config(g, url)).await.map_err(CliError::Failed)?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_signer(signer)))
         }
         _ => {
             let store = SqliteStore::open(&g.data_dir).await.map_err(CliError::Failed)?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_signer(signer)))
         }
     }
 }
@@ -134,13 +158,20 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
         init_logging(&args.log)?;
     }
-    let store = open_store(&cli.global).await?;
+    let key = audit_key(&cli.global)?;
+    if let Command::Audit(AuditCmd::PublicKey) = cli.command {
+        out.public_key(key.key_id(), &key.public_hex());
+        return Ok(());
+    }
+    let store = open_store(&cli.global, &key).await?;
     let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
     let registry = Registry::new(store.clone(), clock.clone());
-    let directory = Directory::new(store, clock);
+    let directory = Directory::new(store.clone(), clock.clone());
     let admin = operator();
+    let auditor = |trusted: TrustedKeys| Auditor::new(store.clone(), clock.clone(), Some(key.clone()), trusted);
     match cli.command {
-        Command::Serve(args) => serve(registry, directory, args).await,
+        Command::Serve(args) => serve(registry, directory, auditor(key.trusted()), args).await,
+        Command::Audit(cmd) => audit(&key, auditor, &admin, cmd, &out).await,
         Command::Keys(cmd) => keys(&directory, &admin, cmd, &out).await,
         Command::Users(cmd) => users(&directory, &admin, cmd, &out).await,
         Command::Members(cmd) => members(&directory, &admin, cmd, &out).await,
@@ -176,7 +207,69 @@ fn init_logging(level: &str) -> Result<()> {
         .map_err(|e| CliError::Failed(anyhow::anyhow!("set up logging: {e}")))
 }
 
-async fn serve(registry: Registry, directory: Directory, args: ServeArgs) -> Result<()> {
+async fn audit(
+    key: &AuditKey,
+    auditor: impl Fn(TrustedKeys) -> Auditor,
+    admin: &PlatformScope,
+    cmd: AuditCmd,
+    out: &Out,
+) -> Result<()> {
+    match cmd {
+        AuditCmd::Verify { from, public_keys } => {
+            let mut trusted = TrustedKeys::default();
+            for k in public_keys.iter().filter(|k| !k.trim().is_empty()) {
+                trusted.add_hex(k).map_err(|e| usage(format!("--public-key {k:?}: {e}")))?;
+            }
+            if trusted.is_empty() {
+                trusted = key.trusted();
+            }
+            let report = auditor(trusted).verify(admin, from).await?;
+            out.verify_report(&report);
+            match report.fault {
+                None => Ok(()),
+                Some(fault) => Err(CliError::ChecksFailed(format!(
+                    "audit log verification failed at entry {} ({}): {fault}",
+                    fault.seq(),
+                    fault.kind()
+                ))),
+            }
+        }
+        AuditCmd::Export { since, tenant, after_seq } => {
+            let since = since
+                .as_deref()
+                .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+                .transpose()
+                .map_err(|e| usage(format!("--since must be an RFC 3339 time: {e}")))?;
+            let tenant = tenant.as_deref().map(tenant_id).transpose()?;
+            let auditor = auditor(TrustedKeys::default());
+            let mut filter = AuditFilter { after_seq, tenant, since, limit: tenantry_app::audit::VERIFY_PAGE };
+            loop {
+                // each page read is itself recorded, as the last entry of the log
+                let page = auditor.entries(admin, filter.clone()).await?;
+                for entry in &page {
+                    out.json_line(&entry_json(entry));
+                }
+                match page.last() {
+                    Some(last) if page.len() == filter.limit as usize => filter.after_seq = last.seq,
+                    _ => break,
+                }
+            }
+            Ok(())
+        }
+        AuditCmd::Checkpoint => {
+            let cp = auditor(key.trusted()).checkpoint(admin).await?;
+            out.checkpoint(&cp);
+            Ok(())
+        }
+        AuditCmd::PublicKey => unreachable!("handled before the store is opened"),
+    }
+}
+
+fn entry_json(entry: &tenantry_app::AuditEntry) -> serde_json::Value {
+    serde_json::to_value(tenantry_http::dto::AuditEntryView::from(entry)).unwrap_or(serde_json::Value::Null)
+}
+
+async fn serve(registry: Registry, directory: Directory, auditor: Auditor, args: ServeArgs) -> Result<()> {
     if let Some(token) = args.bootstrap_admin_key.as_deref().filter(|t| !t.is_empty())
         && directory.bootstrap_admin_key(token).await?
     {
@@ -187,8 +280,32 @@ async fn serve(registry: Registry, directory: Directory, args: ServeArgs) -> Res
         request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
         max_tenant_metric_labels: args.max_tenant_metric_labels,
     };
-    let app = tenantry_http::router(registry, directory, &config);
+    if args.audit_checkpoint_interval_secs > 0 {
+        spawn_checkpoints(auditor.clone(), std::time::Duration::from_secs(args.audit_checkpoint_interval_secs));
+    }
+    let app = tenantry_http::router(registry, directory, auditor, &config);
     tenantry_http::serve(app, args.bind).await.map_err(CliError::Failed)
+}
+
+/// Signs the chain head periodically, when it has moved since the last checkpoint.
+fn spawn_checkpoints(auditor: Auditor, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let access = PlatformScope::operator("checkpointer");
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match auditor.checkpoint_if_moved(&access).await {
+                Ok(Some(cp)) => {
+                    eprintln!("{}", serde_json::json!({"message": "audit checkpoint signed", "seq": cp.seq}))
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("{}", serde_json::json!({"message": "audit checkpoint failed", "error": e.to_string()}))
+                }
+            }
+        }
+    });
 }
 
 fn user_id(s: &str) -> Result<UserId> {

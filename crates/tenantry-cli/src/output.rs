@@ -8,7 +8,7 @@ use tenantry_domain::tenant::format_time;
 use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, Tenant, TenantId, Tier};
 use tenantry_store_postgres::probes::Probe;
 
-use tenantry_app::{ApiKey, AppError, IssuedKey};
+use tenantry_app::{ApiKey, AppError, Checkpoint, IssuedKey, VerifyReport};
 use tenantry_domain::{Membership, User};
 use tenantry_http::dto::{
     AuditEntryView, EvaluationView, HealthView, KeyView, MembershipView, StatisticsView, TenantView, UserView,
@@ -113,6 +113,58 @@ impl Out {
         let rows: Vec<Vec<String>> =
             views.iter().map(|m| vec![m.tenant_id.clone(), m.user_id.clone(), m.role.clone()]).collect();
         table(&["tenant_id", "user_id", "role"], &rows);
+    }
+
+    pub fn public_key(&self, key_id: &str, public_hex: &str) {
+        if self.json {
+            return print_json(&json!({"key_id": key_id, "public_key": public_hex, "algorithm": "ed25519"}));
+        }
+        println!("{public_hex}");
+        eprintln!(
+            "Ed25519 public key, key id {key_id}: give it to whoever verifies exports (`audit verify --public-key`)"
+        );
+    }
+
+    /// One JSON object per line, whatever `--json` says (the export format).
+    pub fn json_line(&self, v: &Value) {
+        println!("{v}");
+    }
+
+    pub fn checkpoint(&self, cp: &Checkpoint) {
+        let v = json!({
+            "seq": cp.seq, "head_hash": cp.head_hash, "at": format_time(cp.at), "key_id": cp.key_id,
+            "signature": cp.signature,
+        });
+        if self.json {
+            return print_json(&v);
+        }
+        println!("signed the audit chain head at entry {} ({}) with key {}", cp.seq, cp.head_hash, cp.key_id);
+    }
+
+    pub fn verify_report(&self, r: &VerifyReport) {
+        if self.json {
+            return print_json(&json!({
+                "ok": r.fault.is_none(), "verified_entries": r.verified, "legacy_entries": r.legacy,
+                "signatures_checked": r.signatures_checked, "checkpoints_checked": r.checkpoints_checked,
+                "head_seq": r.head.as_ref().map(|h| h.0), "head_hash": r.head.as_ref().map(|h| h.1.clone()),
+                "fault": r.fault.as_ref().map(|f| json!({"seq": f.seq(), "kind": f.kind(), "detail": f.to_string()})),
+            }));
+        }
+        let head = r.head.as_ref().map(|(seq, hash)| format!("entry {seq} ({hash})")).unwrap_or_else(|| "empty".into());
+        match &r.fault {
+            None => println!(
+                "audit log intact: {} entries verified{}, {} checkpoints, signatures {}; head {head}",
+                r.verified,
+                if r.legacy > 0 {
+                    format!(" ({} older unsealed entries before the chain)", r.legacy)
+                } else {
+                    String::new()
+                },
+                r.checkpoints_checked,
+                if r.signatures_checked { "checked" } else { "NOT checked (no trusted public key)" },
+            ),
+            Some(f) => println!("audit log BROKEN at entry {} ({}): {f}", f.seq(), f.kind()),
+        }
     }
 
     pub fn message(&self, msg: &str) {

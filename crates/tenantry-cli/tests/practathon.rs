@@ -20,7 +20,8 @@ fn run(backend: &Backend, args: &[&str]) -> Output {
     cmd.env_remove("DATABASE_URL").env_remove("TENANTRY_DATA_DIR").env("USER", "practathon");
     match backend {
         Backend::Embedded(dir) => cmd.arg("--data-dir").arg(dir),
-        Backend::Postgres(url) => cmd.arg("--database-url").arg(url),
+        // a fixed signing key, so the restarted process signs with the same key
+        Backend::Postgres(url) => cmd.arg("--database-url").arg(url).env("TENANTRY_AUDIT_KEY", "42".repeat(32)),
     };
     cmd.args(args).output().expect("run tenantry")
 }

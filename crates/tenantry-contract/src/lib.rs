@@ -4,6 +4,8 @@
 //! Use [`contract_suite!`] in a backend's integration tests with an expression that builds a
 //! fresh, empty, migrated store.
 
+pub mod tamper;
+
 use std::sync::{Arc, Mutex};
 
 use time::{Duration, OffsetDateTime};
@@ -217,6 +219,7 @@ pub async fn update_uses_optimistic_concurrency(store: Arc<dyn Store>) {
         before: None,
         after: None,
         reason: None,
+        request_id: None,
     };
     let (audit_a, audit_b) = (audit("a"), audit("b"));
     let (ra, rb) = tokio::join!(
@@ -377,6 +380,7 @@ pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) 
         before: None,
         after: None,
         reason: None,
+        request_id: None,
     };
     let r = ctx.store().update_tenant(&b, &forged, 1, &audit).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
@@ -433,6 +437,7 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
         before: None,
         after: None,
         reason: None,
+        request_id: None,
     };
     let mut bad_sla = current.clone();
     bad_sla.limits.sla_target = 1.5;

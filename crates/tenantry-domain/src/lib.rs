@@ -4,6 +4,7 @@
 //! (`now: OffsetDateTime`), so every rule is deterministic and testable by table and by property.
 
 pub mod actor;
+pub mod audit;
 pub mod flags;
 pub mod health;
 pub mod identity;

@@ -354,12 +354,18 @@ impl From<&Statistics> for StatisticsView {
     }
 }
 
+/// One audit entry, with everything an outside verifier needs to recompute its hash and check its
+/// signature (see `tenantry_domain::audit` for the canonical encoding).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntryView {
     pub seq: i64,
     pub at: String,
+    /// `at` as microseconds since the Unix epoch (the hashed form).
+    pub at_micros: i64,
     /// `<kind>:<id>`, e.g. `platform_admin:ops` or `user:alice.johnson`
     pub actor: String,
+    pub actor_kind: String,
+    pub actor_id: String,
     pub tenant_id: Option<String>,
     pub operation: String,
     pub reason: Option<String>,
@@ -367,21 +373,58 @@ pub struct AuditEntryView {
     pub before: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+    /// Hash of the previous entry (hex); absent for entries older than the chain.
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+    pub key_id: Option<String>,
+    /// Ed25519 signature (hex) over `"tenantry-entry-v1" || hash`.
+    pub signature: Option<String>,
 }
 
 impl From<&AuditEntry> for AuditEntryView {
     fn from(e: &AuditEntry) -> Self {
+        let seal = e.seal.as_ref();
         AuditEntryView {
             seq: e.seq,
             at: format_time(e.record.at),
+            at_micros: tenantry_app::audit::micros(e.record.at),
             actor: e.record.actor.to_string(),
+            actor_kind: e.record.actor.kind.as_str().to_owned(),
+            actor_id: e.record.actor.id.clone(),
             tenant_id: e.record.tenant.as_ref().map(|t| t.to_string()),
             operation: e.record.operation.clone(),
             reason: e.record.reason.clone(),
             before: e.record.before.clone(),
             after: e.record.after.clone(),
+            request_id: e.record.request_id.clone(),
+            prev_hash: seal.map(|s| s.prev_hash.clone()),
+            hash: seal.map(|s| s.hash.clone()),
+            key_id: seal.and_then(|s| s.key_id.clone()),
+            signature: seal.and_then(|s| s.signature.clone()),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this tenant's entries (required for tenant users: a tenant they review or administer).
+    pub tenant_id: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only entries after this sequence number (the `next_after_seq` of the previous page).
+    pub after_seq: Option<i64>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditPageView {
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `after_seq` for the next page; absent on the last page.
+    pub next_after_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]

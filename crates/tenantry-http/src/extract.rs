@@ -143,7 +143,8 @@ impl FromRequestParts<AppState> for Auth {
             .to_str()
             .map_err(|_| ApiError::new("unauthenticated", "the Authorization header must be printable ASCII"))?;
         let token = bearer_token(header)?;
-        let principal = state.directory.authenticate(token).await?;
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let principal = state.directory.authenticate(token).await?.with_request_id(request_id);
         tracing::Span::current().record("principal", tracing::field::display(principal.actor()));
         Ok(Auth(principal))
     }

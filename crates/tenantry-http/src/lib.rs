@@ -29,7 +29,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
-use tenantry_app::{Directory, Registry};
+use tenantry_app::{Auditor, Directory, Registry};
 
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, code_for_status};
@@ -52,14 +52,16 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub registry: Registry,
     pub directory: Directory,
+    pub auditor: Auditor,
     pub metrics: Arc<Metrics>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application: every route, with every layer.
-pub fn router(registry: Registry, directory: Directory, config: &ServerConfig) -> Router {
-    let state = AppState { registry, directory, metrics: Arc::new(Metrics::new(config.max_tenant_metric_labels)) };
+pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config: &ServerConfig) -> Router {
+    let metrics = Arc::new(Metrics::new(config.max_tenant_metric_labels));
+    let state = AppState { registry, directory, auditor, metrics };
     let timeout = config.request_timeout;
     let api = Router::new()
         .route("/healthz", get(routes::healthz))
@@ -88,6 +90,7 @@ pub fn router(registry: Registry, directory: Directory, config: &ServerConfig) -
         .route("/users", post(routes::create_user).get(routes::list_users))
         .route("/keys", post(routes::create_key).get(routes::list_keys))
         .route("/keys/{key_id}", axum::routing::delete(routes::revoke_key))
+        .route("/audit", get(routes::audit))
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))

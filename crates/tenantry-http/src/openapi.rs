@@ -23,13 +23,13 @@ use crate::routes;
         routes::set_flag, routes::delete_flag, routes::list_flags, routes::evaluate_all, routes::evaluate_flag,
         routes::list_tiers, routes::get_tier,
         routes::whoami, routes::create_user, routes::list_users, routes::list_members, routes::put_member,
-        routes::remove_member, routes::create_key, routes::list_keys, routes::revoke_key,
+        routes::remove_member, routes::create_key, routes::list_keys, routes::revoke_key, routes::audit,
     ),
     components(schemas(
         Problem, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
         TenantListView, HealthBody, HealthView, PenaltiesView, StatisticsView, AuditEntryView, SetFlagBody, FlagView,
         EvaluationView, EvaluationsView, TierView, CreateUserBody, UserView, WhoAmIView, RoleView, PutMemberBody,
-        MembershipView, CreateKeyBody, KeyView, IssuedKeyView, StatusView,
+        MembershipView, CreateKeyBody, KeyView, IssuedKeyView, StatusView, AuditPageView,
     )),
     modifiers(&BearerAuth),
 )]

@@ -597,3 +597,39 @@ pub async fn revoke_key(
     state.directory.revoke_key(&access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+// ---- audit -------------------------------------------------------------------------------------
+
+/// Audit entries in sequence order, with their hashes and signatures. Platform administrators read
+/// every entry (optionally one tenant's); a tenant's reviewers and admins read that tenant's.
+#[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = AuditPageView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Q(query): Q<AuditQuery>,
+) -> ApiResult<axum::Json<AuditPageView>> {
+    let since = query
+        .since
+        .as_deref()
+        .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+        .transpose()
+        .map_err(|e| ApiError::new("invalid_input", format!("since must be an RFC 3339 time: {e}")))?;
+    let limit = bounded_limit(query.limit)?;
+    let after_seq = query.after_seq.unwrap_or(0).max(0);
+    let tenant = query.tenant_id.as_deref().map(parse_tenant).transpose()?;
+    let filter = tenantry_app::AuditFilter { after_seq, tenant: tenant.clone(), since, limit };
+    let entries = match (&tenant, principal.is_platform_admin()) {
+        (_, true) => state.auditor.entries(&principal.platform()?, filter).await?,
+        (Some(t), false) => {
+            let scope = scope_in(&state, &principal, t.as_str())?;
+            state.auditor.tenant_entries(&scope, filter).await?
+        }
+        (None, false) => {
+            return Err(ApiError::new("forbidden", "give tenant_id: you may read the audit log of your own tenants"));
+        }
+    };
+    let next_after_seq = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.seq)).flatten();
+    Ok(axum::Json(AuditPageView { entries: entries.iter().map(AuditEntryView::from).collect(), next_after_seq }))
+}

@@ -13,6 +13,7 @@ mod migrate;
 pub mod probes;
 pub mod testing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,8 +23,8 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
 use tenantry_app::ports::{
-    ApiKey, AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, IdentityStore, PoolStats, Statistics, Store,
-    TenantFilter, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, Checkpoint, EntrySigner, FlagRow, FlagStore, IdentityStore,
+    PoolStats, Statistics, Store, TenantFilter, TenantStore, TierStore,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{
@@ -45,6 +46,7 @@ pub use migrate::migrate;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    signer: Option<Arc<dyn EntrySigner>>,
 }
 
 impl PgStore {
@@ -54,12 +56,22 @@ impl PgStore {
             migrate(config).await?;
         }
         let pool = app_pool(config).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, signer: None })
     }
 
     /// Connects as the application role without migrating.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, signer: None }
+    }
+
+    /// Signs every audit entry this store appends from now on.
+    pub fn with_signer(mut self, signer: Arc<dyn EntrySigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    async fn seal(&self, tx: &mut Transaction<'_, Postgres>, record: &AuditRecord) -> Result<(), StoreError> {
+        append_audit(tx, record, self.signer.as_deref()).await
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -104,11 +116,26 @@ pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
         .with_context(|| format!("connect to PostgreSQL as the application role {}", config.app_role))
 }
 
-async fn append_audit(tx: &mut Transaction<'_, Postgres>, a: &AuditRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation, before, after, reason)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
+/// Appends `a` as the next entry of the chain. Updating `audit_head` first takes its row lock until
+/// commit, so concurrent appends are serialized, the chain stays linear and sequence numbers have
+/// no gaps (a rolled-back append rolls the head back too).
+async fn append_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    a: &AuditRecord,
+    signer: Option<&dyn EntrySigner>,
+) -> Result<(), StoreError> {
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("update audit_head set seq = seq + 1 where id = 1 returning seq, hash")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "advance audit chain head"))?;
+    let seal = tenantry_store_sql::seal(a, seq, &prev, signer)?;
+    sqlx::query(concat!(
+        "insert into audit_log (",
+        audit_columns!(),
+        ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(seq)
     .bind(a.at)
     .bind(a.actor.kind.as_str())
     .bind(&a.actor.id)
@@ -117,9 +144,19 @@ async fn append_audit(tx: &mut Transaction<'_, Postgres>, a: &AuditRecord) -> Re
     .bind(a.before.as_ref().map(Json))
     .bind(a.after.as_ref().map(Json))
     .bind(&a.reason)
+    .bind(&a.request_id)
+    .bind(&seal.prev_hash)
+    .bind(&seal.hash)
+    .bind(&seal.key_id)
+    .bind(&seal.signature)
     .execute(&mut **tx)
     .await
     .map_err(|e| store_error(e, "append audit entry"))?;
+    sqlx::query("update audit_head set hash = $1 where id = 1")
+        .bind(&seal.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| store_error(e, "record audit chain head"))?;
     Ok(())
 }
 
@@ -167,7 +204,7 @@ impl TierStore for PgStore {
     async fn insert_tier(&self, access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.platform_tx(access).await?;
         insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tier"))
     }
 }
@@ -192,7 +229,7 @@ impl TenantStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("tenant {}", r.tenant_id), "insert tenant"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tenant"))
     }
 
@@ -267,7 +304,7 @@ impl TenantStore for PgStore {
                 None => StoreError::NotFound,
             });
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tenant update"))
     }
 
@@ -328,7 +365,7 @@ impl FlagStore for PgStore {
             .bind(audit.at),
         };
         query.execute(&mut *tx).await.map_err(|e| store_error(e, "set flag"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
@@ -355,7 +392,7 @@ impl FlagStore for PgStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
@@ -378,7 +415,7 @@ impl FlagStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| store_error(e, "set tenant flag"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
@@ -398,7 +435,7 @@ impl FlagStore for PgStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
@@ -449,7 +486,7 @@ impl FlagStore for PgStore {
 impl AuditLog for PgStore {
     async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        append_audit(&mut tx, record).await?;
+        self.seal(&mut tx, record).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
@@ -459,7 +496,7 @@ impl AuditLog for PgStore {
             return Err(StoreError::ConstraintViolated("an audit entry must name the scope's tenant".to_owned()));
         }
         let mut tx = self.tenant_tx(scope).await?;
-        append_audit(&mut tx, record).await?;
+        self.seal(&mut tx, record).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
@@ -480,15 +517,18 @@ impl AuditLog for PgStore {
             .collect()
     }
 
-    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         let rows = sqlx::query(concat!(
             "select ",
             audit_columns!(),
-            " from audit_log where tenant_id = $1 order by seq limit $2"
+            " from audit_log where tenant_id = $1 and seq > $2 and ($3::timestamptz is null or at >= $3)
+             order by seq limit $4"
         ))
         .bind(scope.tenant().as_str())
-        .bind(i64::from(limit))
+        .bind(filter.after_seq)
+        .bind(filter.since)
+        .bind(i64::from(filter.limit))
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| store_error(e, "read audit"))?;
@@ -496,6 +536,59 @@ impl AuditLog for PgStore {
         rows.iter()
             .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
+    }
+
+    async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query(concat!(
+            "select ",
+            audit_columns!(),
+            " from audit_log where seq > $1 and ($2::text is null or tenant_id = $2)
+               and ($3::timestamptz is null or at >= $3)
+             order by seq limit $4"
+        ))
+        .bind(filter.after_seq)
+        .bind(filter.tenant.as_ref().map(|t| t.as_str()))
+        .bind(filter.since)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "read audit"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.iter()
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
+            .collect()
+    }
+
+    async fn insert_checkpoint(&self, access: &PlatformScope, cp: &Checkpoint) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        sqlx::query(
+            "insert into audit_checkpoints (seq, head_hash, at, key_id, signature) values ($1, $2, $3, $4, $5)",
+        )
+        .bind(cp.seq)
+        .bind(&cp.head_hash)
+        .bind(cp.at)
+        .bind(&cp.key_id)
+        .bind(&cp.signature)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "insert checkpoint"))?;
+        tx.commit().await.map_err(|e| store_error(e, "commit checkpoint"))
+    }
+
+    async fn checkpoints(&self, access: &PlatformScope) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query_as::<_, (i64, String, time::OffsetDateTime, String, String)>(
+            "select seq, head_hash, at, key_id, signature from audit_checkpoints order by id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "read checkpoints"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, head_hash, at, key_id, signature)| Checkpoint { seq, head_hash, at, key_id, signature })
+            .collect())
     }
 }
 
@@ -510,7 +603,7 @@ impl IdentityStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("user {}", user.id), "insert user"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit user"))
     }
 
@@ -558,7 +651,7 @@ impl IdentityStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| reference_error(e, "put membership"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit membership"))
     }
 
@@ -578,7 +671,7 @@ impl IdentityStore for PgStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
     }
 
@@ -626,7 +719,7 @@ impl IdentityStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("API key {}", key.id), "insert key"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit key"))
     }
 
@@ -674,7 +767,7 @@ impl IdentityStore for PgStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))
     }
 }

@@ -14,6 +14,7 @@ use crate::config::PgConfig;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
+    (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
@@ -93,7 +94,10 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant usage on sequence audit_log_seq_seq to {role};
          grant select, insert on users to {role};
          grant select, insert, update, delete on memberships to {role};
-         grant select, insert, update on api_keys to {role};"
+         grant select, insert, update on api_keys to {role};
+         grant select, update on audit_head to {role};
+         grant select, insert on audit_checkpoints to {role};
+         grant usage on sequence audit_checkpoints_id_seq to {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

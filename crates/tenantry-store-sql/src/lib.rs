@@ -18,12 +18,36 @@ pub fn store_error(e: sqlx::Error, what: &'static str) -> StoreError {
         sqlx::Error::Database(db) if db.is_check_violation() => {
             StoreError::ConstraintViolated(format!("the store refused the values: {}", db.message()))
         }
+        // PostgreSQL 22P05 / 22021: text PostgreSQL cannot store (a NUL character, invalid encoding)
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22P05" | "22021")) => {
+            StoreError::ConstraintViolated(format!("the store refused a text value: {}", db.message()))
+        }
         // PostgreSQL 57014: the statement timeout fired
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
             StoreError::Unavailable(anyhow::anyhow!("statement timed out: {}", db.message()).context(what))
         }
         other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
     }
+}
+
+/// Seals `record` as entry `seq` after the entry whose hash is `prev_hex`: its chain hash and,
+/// with a signer, its signature.
+pub fn seal(
+    record: &tenantry_app::AuditRecord,
+    seq: i64,
+    prev_hex: &str,
+    signer: Option<&dyn tenantry_app::EntrySigner>,
+) -> Result<tenantry_app::ChainSeal, StoreError> {
+    use tenantry_domain::audit::{entry_hash, entry_message, from_hex, to_hex};
+    let prev = from_hex::<32>(prev_hex)
+        .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("the stored audit chain head is not a hash")))?;
+    let hash = entry_hash(&prev, &record.chain_fields(seq));
+    Ok(tenantry_app::ChainSeal {
+        prev_hash: prev_hex.to_owned(),
+        hash: to_hex(&hash),
+        key_id: signer.map(|s| s.key_id().to_owned()),
+        signature: signer.map(|s| s.sign(&entry_message(&hash))),
+    })
 }
 
 /// `store_error`, except that a unique violation means `already` exists.
@@ -59,7 +83,7 @@ where
 #[macro_export]
 macro_rules! audit_columns {
     () => {
-        "seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason"
+        "seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason, request_id, prev_hash, hash, key_id, signature"
     };
 }
 

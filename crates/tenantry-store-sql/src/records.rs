@@ -372,6 +372,33 @@ macro_rules! audit_entry_from_row {
                 before: json("before")?,
                 after: json("after")?,
                 reason: row.try_get("reason").map_err($err)?,
+                request_id: row.try_get("request_id").map_err($err)?,
+            },
+            seal: {
+                let prev_hash: Option<String> = row.try_get("prev_hash").map_err($err)?;
+                let hash: Option<String> = row.try_get("hash").map_err($err)?;
+                match (prev_hash, hash) {
+                    (Some(prev_hash), Some(hash)) => Some(::tenantry_app::ChainSeal {
+                        prev_hash,
+                        hash,
+                        key_id: row.try_get("key_id").map_err($err)?,
+                        signature: row.try_get("signature").map_err($err)?,
+                    }),
+                    // a half-sealed row is what tampering leaves: keep what is there so verify reports it
+                    (Some(prev_hash), None) => Some(::tenantry_app::ChainSeal {
+                        prev_hash,
+                        hash: String::new(),
+                        key_id: None,
+                        signature: None,
+                    }),
+                    (None, Some(hash)) => Some(::tenantry_app::ChainSeal {
+                        prev_hash: String::new(),
+                        hash,
+                        key_id: None,
+                        signature: None,
+                    }),
+                    (None, None) => None,
+                }
             },
         }
     }};

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,8 +18,8 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, Transaction};
 
 use tenantry_app::ports::{
-    ApiKey, AuditEntry, AuditLog, AuditRecord, FlagRow, FlagStore, IdentityStore, PoolStats, Statistics, Store,
-    TenantFilter, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, Checkpoint, EntrySigner, FlagRow, FlagStore, IdentityStore,
+    PoolStats, Statistics, Store, TenantFilter, TenantStore, TierStore,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{
@@ -38,6 +39,7 @@ use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
+    (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
 ];
 
 pub const DB_FILE: &str = "tenantry.db";
@@ -45,6 +47,7 @@ pub const DB_FILE: &str = "tenantry.db";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    signer: Option<Arc<dyn EntrySigner>>,
 }
 
 impl SqliteStore {
@@ -74,7 +77,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .context("open sqlite database")?;
-        let store = Self { pool };
+        let store = Self { pool, signer: None };
         store.migrate().await?;
         Ok(store)
     }
@@ -120,6 +123,16 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// Signs every audit entry this store appends from now on.
+    pub fn with_signer(mut self, signer: Arc<dyn EntrySigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    async fn seal(&self, tx: &mut Transaction<'_, Sqlite>, record: &AuditRecord) -> Result<(), StoreError> {
+        append_audit(tx, record, self.signer.as_deref()).await
+    }
 }
 
 async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Result<(), StoreError> {
@@ -135,11 +148,25 @@ async fn insert_tier_row(tx: &mut Transaction<'_, Sqlite>, r: &TierRecord) -> Re
     Ok(())
 }
 
-async fn append_audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation, before, after, reason)
-         values (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+/// Appends `a` as the next entry of the chain. Updating `audit_head` first takes SQLite's write
+/// lock, so concurrent appends are serialized and the chain stays linear.
+async fn append_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    a: &AuditRecord,
+    signer: Option<&dyn EntrySigner>,
+) -> Result<(), StoreError> {
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("update audit_head set seq = seq + 1 where id = 1 returning seq, hash")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "advance audit chain head"))?;
+    let seal = tenantry_store_sql::seal(a, seq, &prev, signer)?;
+    sqlx::query(concat!(
+        "insert into audit_log (",
+        audit_columns!(),
+        ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(seq)
     .bind(a.at)
     .bind(a.actor.kind.as_str())
     .bind(&a.actor.id)
@@ -148,9 +175,19 @@ async fn append_audit(tx: &mut Transaction<'_, Sqlite>, a: &AuditRecord) -> Resu
     .bind(a.before.as_ref().map(Json))
     .bind(a.after.as_ref().map(Json))
     .bind(&a.reason)
+    .bind(&a.request_id)
+    .bind(&seal.prev_hash)
+    .bind(&seal.hash)
+    .bind(&seal.key_id)
+    .bind(&seal.signature)
     .execute(&mut **tx)
     .await
     .map_err(|e| store_error(e, "append audit entry"))?;
+    sqlx::query("update audit_head set hash = ? where id = 1")
+        .bind(&seal.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| store_error(e, "record audit chain head"))?;
     Ok(())
 }
 
@@ -185,7 +222,7 @@ impl TierStore for SqliteStore {
     async fn insert_tier(&self, _access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tier"))
     }
 }
@@ -209,7 +246,7 @@ impl TenantStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("tenant {}", r.tenant_id), "insert tenant"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tenant"))
     }
 
@@ -277,7 +314,7 @@ impl TenantStore for SqliteStore {
                 None => StoreError::NotFound,
             });
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit tenant update"))
     }
 
@@ -327,7 +364,7 @@ impl FlagStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| store_error(e, "set flag"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
@@ -349,7 +386,7 @@ impl FlagStore for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
@@ -372,7 +409,7 @@ impl FlagStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| store_error(e, "set tenant flag"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
@@ -392,7 +429,7 @@ impl FlagStore for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
 
@@ -434,7 +471,7 @@ impl FlagStore for SqliteStore {
 impl AuditLog for SqliteStore {
     async fn append_audit(&self, _access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        append_audit(&mut tx, record).await?;
+        self.seal(&mut tx, record).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
@@ -443,7 +480,7 @@ impl AuditLog for SqliteStore {
             return Err(StoreError::ConstraintViolated("an audit entry must name the scope's tenant".to_owned()));
         }
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        append_audit(&mut tx, record).await?;
+        self.seal(&mut tx, record).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
     }
 
@@ -462,20 +499,74 @@ impl AuditLog for SqliteStore {
             .collect()
     }
 
-    async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(concat!(
             "select ",
             audit_columns!(),
-            " from audit_log where tenant_id = ? order by seq limit ?"
+            " from audit_log where tenant_id = ? and seq > ? and (? is null or at >= ?) order by seq limit ?"
         ))
         .bind(scope.tenant().as_str())
-        .bind(i64::from(limit))
+        .bind(filter.after_seq)
+        .bind(filter.since)
+        .bind(filter.since)
+        .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "read audit"))?;
         rows.iter()
             .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
             .collect()
+    }
+
+    async fn audit_entries(
+        &self,
+        _access: &PlatformScope,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "select ",
+            audit_columns!(),
+            " from audit_log where seq > ? and (? is null or tenant_id = ?) and (? is null or at >= ?)
+             order by seq limit ?"
+        ))
+        .bind(filter.after_seq)
+        .bind(filter.tenant.as_ref().map(|t| t.as_str()))
+        .bind(filter.tenant.as_ref().map(|t| t.as_str()))
+        .bind(filter.since)
+        .bind(filter.since)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "read audit"))?;
+        rows.iter()
+            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
+            .collect()
+    }
+
+    async fn insert_checkpoint(&self, _access: &PlatformScope, cp: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query("insert into audit_checkpoints (seq, head_hash, at, key_id, signature) values (?, ?, ?, ?, ?)")
+            .bind(cp.seq)
+            .bind(&cp.head_hash)
+            .bind(cp.at)
+            .bind(&cp.key_id)
+            .bind(&cp.signature)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error(e, "insert checkpoint"))?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, _access: &PlatformScope) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, String, time::OffsetDateTime, String, String)>(
+            "select seq, head_hash, at, key_id, signature from audit_checkpoints order by id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "read checkpoints"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, head_hash, at, key_id, signature)| Checkpoint { seq, head_hash, at, key_id, signature })
+            .collect())
     }
 }
 
@@ -490,7 +581,7 @@ impl IdentityStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("user {}", user.id), "insert user"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit user"))
     }
 
@@ -534,7 +625,7 @@ impl IdentityStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| reference_error(e, "put membership"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit membership"))
     }
 
@@ -554,7 +645,7 @@ impl IdentityStore for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
     }
 
@@ -598,7 +689,7 @@ impl IdentityStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| insert_error(e, || format!("API key {}", key.id), "insert key"))?;
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit key"))
     }
 
@@ -642,7 +733,7 @@ impl IdentityStore for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        append_audit(&mut tx, audit).await?;
+        self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))
     }
 }

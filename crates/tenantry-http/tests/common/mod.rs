@@ -14,7 +14,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use tenantry_app::ports::Store;
-use tenantry_app::{Directory, KeyOwner, PlatformScope, Registry};
+use tenantry_app::{AuditKey, Auditor, Directory, KeyOwner, PlatformScope, Registry};
 use tenantry_contract::ManualClock;
 use tenantry_domain::{NewTenant, Role, TenantId, TierName, UserId};
 use tenantry_http::ServerConfig;
@@ -95,7 +95,7 @@ impl World {
     pub async fn with_config(store: Arc<dyn Store>, config: &ServerConfig) -> World {
         let clock = Arc::new(ManualClock::new());
         let registry = Registry::new(store.clone(), clock.clone());
-        let directory = Directory::new(store, clock.clone());
+        let directory = Directory::new(store.clone(), clock.clone());
         let operator = PlatformScope::operator("test-setup");
         let admin = directory
             .create_key(&operator, KeyOwner::PlatformAdmin(UserId::parse("ops-admin").unwrap()), "tests", None)
@@ -119,7 +119,13 @@ impl World {
             .unwrap();
         directory.put_member(&operator.act_in(other), &outsider_id, Role::Admin).await.unwrap();
         let outsider = directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
-        let app = tenantry_http::router(registry.clone(), directory.clone(), config);
+        let auditor = Auditor::new(
+            store.clone(),
+            clock.clone(),
+            Some(Arc::new(AuditKey::from_seed([3; 32]))),
+            Default::default(),
+        );
+        let app = tenantry_http::router(registry.clone(), directory.clone(), auditor, config);
         World { app, registry, directory, clock, operator, admin, role_tokens, outsider, counter: AtomicU32::new(0) }
     }
 

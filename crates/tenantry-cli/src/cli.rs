@@ -96,6 +96,10 @@ pub enum AuditCmd {
         /// Trust this Ed25519 public key (64 hex digits; repeatable). Default: this installation's key.
         #[arg(long = "public-key", env = "TENANTRY_AUDIT_PUBLIC_KEYS", value_delimiter = ',')]
         public_keys: Vec<String>,
+        /// Verify an export file (JSON lines from `audit export`) instead of the store: no database
+        /// access needed, only the public key.
+        #[arg(long, conflicts_with = "from")]
+        file: Option<PathBuf>,
     },
     /// Print entries as JSON lines (for shipping to a separate read-only system).
     Export {

@@ -158,6 +158,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
         init_logging(&args.log)?;
     }
+    if let Command::Audit(AuditCmd::Verify { file: Some(path), public_keys, .. }) = &cli.command {
+        return verify_export_file(path, public_keys, &out);
+    }
     let key = audit_key(&cli.global)?;
     if let Command::Audit(AuditCmd::PublicKey) = cli.command {
         out.public_key(key.key_id(), &key.public_hex());
@@ -207,6 +210,31 @@ fn init_logging(level: &str) -> Result<()> {
         .map_err(|e| CliError::Failed(anyhow::anyhow!("set up logging: {e}")))
 }
 
+/// A third party's check of an export: no store, no signing key, only trusted public keys.
+fn verify_export_file(path: &std::path::Path, public_keys: &[String], out: &Out) -> Result<()> {
+    let mut trusted = TrustedKeys::default();
+    for k in public_keys.iter().filter(|k| !k.trim().is_empty()) {
+        trusted.add_hex(k).map_err(|e| usage(format!("--public-key {k:?}: {e}")))?;
+    }
+    if trusted.is_empty() {
+        return Err(usage("verifying an export needs the signer's public key: --public-key <hex>"));
+    }
+    let report = tenantry_app::audit::verify_exported(&read_export(path)?, &trusted);
+    out.verify_report(&report);
+    verdict(report)
+}
+
+fn verdict(report: tenantry_app::VerifyReport) -> Result<()> {
+    match report.fault {
+        None => Ok(()),
+        Some(fault) => Err(CliError::ChecksFailed(format!(
+            "audit log verification failed at entry {} ({}): {fault}",
+            fault.seq(),
+            fault.kind()
+        ))),
+    }
+}
+
 async fn audit(
     key: &AuditKey,
     auditor: impl Fn(TrustedKeys) -> Auditor,
@@ -215,7 +243,7 @@ async fn audit(
     out: &Out,
 ) -> Result<()> {
     match cmd {
-        AuditCmd::Verify { from, public_keys } => {
+        AuditCmd::Verify { from, public_keys, file } => {
             let mut trusted = TrustedKeys::default();
             for k in public_keys.iter().filter(|k| !k.trim().is_empty()) {
                 trusted.add_hex(k).map_err(|e| usage(format!("--public-key {k:?}: {e}")))?;
@@ -223,16 +251,12 @@ async fn audit(
             if trusted.is_empty() {
                 trusted = key.trusted();
             }
-            let report = auditor(trusted).verify(admin, from).await?;
+            let report = match file {
+                Some(path) => tenantry_app::audit::verify_exported(&read_export(&path)?, &trusted),
+                None => auditor(trusted).verify(admin, from).await?,
+            };
             out.verify_report(&report);
-            match report.fault {
-                None => Ok(()),
-                Some(fault) => Err(CliError::ChecksFailed(format!(
-                    "audit log verification failed at entry {} ({}): {fault}",
-                    fault.seq(),
-                    fault.kind()
-                ))),
-            }
+            verdict(report)
         }
         AuditCmd::Export { since, tenant, after_seq } => {
             let since = since
@@ -263,6 +287,35 @@ async fn audit(
         }
         AuditCmd::PublicKey => unreachable!("handled before the store is opened"),
     }
+}
+
+/// Reads an export file (JSON lines of `audit export`).
+fn read_export(path: &std::path::Path) -> Result<Vec<tenantry_app::audit::ExportedEntry>> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("read {}: {e}", path.display())))?;
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |what: &str| usage(format!("{} line {}: {what}", path.display(), n + 1));
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&format!("not JSON: {e}")))?;
+        let text = |k: &str| v[k].as_str().map(str::to_owned);
+        let json = |k: &str| Some(v[k].clone()).filter(|j| !j.is_null());
+        entries.push(tenantry_app::audit::ExportedEntry {
+            seq: v["seq"].as_i64().ok_or_else(|| bad("no seq"))?,
+            at_micros: v["at_micros"].as_i64().ok_or_else(|| bad("no at_micros"))?,
+            actor_kind: text("actor_kind").ok_or_else(|| bad("no actor_kind"))?,
+            actor_id: text("actor_id").ok_or_else(|| bad("no actor_id"))?,
+            tenant_id: text("tenant_id"),
+            operation: text("operation").ok_or_else(|| bad("no operation"))?,
+            before: json("before"),
+            after: json("after"),
+            reason: text("reason"),
+            request_id: text("request_id"),
+            prev_hash: text("prev_hash"),
+            hash: text("hash"),
+            key_id: text("key_id"),
+            signature: text("signature"),
+        });
+    }
+    Ok(entries)
 }
 
 fn entry_json(entry: &tenantry_app::AuditEntry) -> serde_json::Value {

@@ -141,6 +141,8 @@ fn cases() -> Vec<Case> {
         case("list keys", Method::GET, "/keys", None, Platform, 200),
         case("revoke key", Method::DELETE, "/keys/{k}", None, Platform, 204),
         case("metrics", Method::GET, "/metrics", None, Platform, 200),
+        case("audit of a tenant", Method::GET, "/audit?tenant_id={t}", None, Member(Reviewer), 200),
+        case("audit of everything", Method::GET, "/audit", None, Platform, 200),
     ];
     let mut activate = case("activate", Method::POST, "/tenants/{t}/activate", None, Platform, 200);
     activate.setup = Setup::Suspended;

@@ -63,6 +63,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/keys", None),
         (Method::DELETE, "/keys/somekey", None),
         (Method::GET, "/metrics", None),
+        (Method::GET, "/audit", None),
         (Method::GET, "/healthz", None),
         (Method::GET, "/readyz", None),
     ]

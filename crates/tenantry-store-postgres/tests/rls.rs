@@ -186,7 +186,14 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
 #[tokio::test]
 async fn audit_log_is_append_only_for_the_app_role() {
     let Some((_, pool)) = two_tenants(2).await else { return };
-    for sql in ["update audit_log set reason = 'edited'", "delete from audit_log", "truncate audit_log"] {
+    for sql in [
+        "update audit_log set reason = 'edited'",
+        "delete from audit_log",
+        "truncate audit_log",
+        "update audit_checkpoints set head_hash = repeat('0', 64)",
+        "delete from audit_checkpoints",
+        "truncate audit_checkpoints",
+    ] {
         let mut tx = pool.begin().await.unwrap();
         sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
         let err = sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect_err(sql);

@@ -66,7 +66,7 @@ fn serve_end_to_end_with_cli_keys_json_logs_and_graceful_shutdown() {
     let port = free_port();
     let bootstrap = "bootstrap-key-for-the-serve-test-0123456789";
     let mut child = tenantry(&dir)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--audit-checkpoint-interval-secs", "1"])
         .env("TENANTRY_BOOTSTRAP_ADMIN_KEY", bootstrap)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -85,6 +85,20 @@ fn serve_end_to_end_with_cli_keys_json_logs_and_graceful_shutdown() {
     );
     assert_eq!(status, 201, "{body}");
     assert_eq!(http(port, "GET", "/tenants/finance_dept", Some(bootstrap), None).0, 200, "bootstrap key works");
+
+    // the server signs the audit chain head periodically; the CLI verifies it next to the server
+    let mut checkpoints = 0;
+    for _ in 0..100 {
+        let out = tenantry(&dir).args(["--json", "audit", "verify"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        checkpoints = report["checkpoints_checked"].as_u64().unwrap();
+        if checkpoints > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(checkpoints > 0, "no periodic checkpoint was signed");
 
     // SIGTERM: clean exit
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

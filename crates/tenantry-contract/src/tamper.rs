@@ -76,6 +76,12 @@ pub async fn tamper_modify_a_middle_entry(store: Arc<dyn Store>, raw: Arc<dyn Ra
     let middle = h.last_seq / 2;
     raw.exec_unprotected(&format!("update audit_log set reason = 'nothing happened' where seq = {middle}")).await;
     assert_fault(&verify(&h).await, middle, &["hash_mismatch"]);
+    // `--from`: starting at the edited entry finds it; starting after it trusts it and passes
+    let from_middle = h.auditor.verify(&h.ctx.admin, Some(middle)).await.unwrap();
+    assert_fault(&from_middle, middle, &["hash_mismatch"]);
+    let after = h.auditor.verify(&h.ctx.admin, Some(middle + 1)).await.unwrap();
+    assert_eq!(after.fault, None);
+    assert!(after.verified >= 1 && after.verified < h.last_seq as u64);
 }
 
 pub async fn tamper_modify_the_actor_of_an_entry(store: Arc<dyn Store>, raw: Arc<dyn RawAccess>) {

@@ -299,7 +299,7 @@ impl Out {
             return print_json(&evaluation_json(tenant, key, e));
         }
         match e {
-            Evaluation::Resolved { value, level } => println!("{key} = {value} for {tenant} ({})", level.reason()),
+            Evaluation::Resolved { value, level, .. } => println!("{key} = {value} for {tenant} ({})", level.reason()),
             Evaluation::Unknown => println!("{key} is not defined at any level (unknown_flag) for {tenant}"),
         }
     }
@@ -314,7 +314,7 @@ impl Out {
         let rows: Vec<Vec<String>> = all
             .iter()
             .map(|(k, e)| match e {
-                Evaluation::Resolved { value, level } => {
+                Evaluation::Resolved { value, level, .. } => {
                     vec![k.to_string(), value.to_string(), level.reason().to_owned()]
                 }
                 Evaluation::Unknown => vec![k.to_string(), "-".to_owned(), "unknown_flag".to_owned()],

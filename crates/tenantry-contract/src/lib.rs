@@ -310,12 +310,18 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         let scope = ctx.admin.act_in(tid(id));
         async move { r.evaluate_flag(&scope, &key("advanced_analytics")).await.unwrap() }
     };
-    assert_eq!(eval("finance").await, Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier });
+    assert_eq!(
+        eval("finance").await,
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: false, version: 0 }
+    );
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant }
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant, split: false, version: 0 }
     );
-    assert_eq!(eval("hr").await, Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global });
+    assert_eq!(
+        eval("hr").await,
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 0 }
+    );
     let unknown = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("no_such_flag")).await.unwrap();
     assert_eq!(unknown, Evaluation::Unknown);
 
@@ -326,12 +332,12 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant, split: false, version: 0 }
     );
     ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await.unwrap();
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 0 }
     );
     let gone =
         ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
@@ -339,7 +345,7 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     let json = FlagValue::Json(serde_json::json!({"model": "small", "top_k": 5}));
     ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("silver")), key("rag.config"), json.clone()).await.unwrap();
     let got = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("rag.config")).await.unwrap();
-    assert_eq!(got, Evaluation::Resolved { value: json, level: FlagLevel::Tier });
+    assert_eq!(got, Evaluation::Resolved { value: json, level: FlagLevel::Tier, split: false, version: 0 });
 
     // scopes must name something that exists
     let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("diamond")), key("x"), FlagValue::Bool(true)).await;

@@ -2,6 +2,10 @@
 //!
 //! Evaluation is total: every (flag, tenant, tier) gets an [`Evaluation`] — a value with the level
 //! that decided it, or an explicit [`Evaluation::Unknown`] (never a silent `false`).
+//!
+//! A value at any level may be a **percentage rollout**: it applies to the tenants whose stable
+//! bucket (a hash of flag key and tenant id, in 0..10,000) is below `percent × 100`; the others
+//! fall through to the next level. Raising the percentage only adds tenants.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -170,9 +174,10 @@ impl fmt::Display for FlagScope {
 /// The outcome of evaluating one flag for one tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evaluation {
-    /// A value was found; `level` says which level decided it.
-    Resolved { value: FlagValue, level: FlagLevel },
-    /// No level defines this flag.
+    /// A value was found; `level` says which level decided it, `split` whether a percentage
+    /// rollout selected the tenant, `version` which version of the flag was evaluated.
+    Resolved { value: FlagValue, level: FlagLevel, split: bool, version: i64 },
+    /// No level defines this flag for this tenant (or every rule's rollout left it out).
     Unknown,
 }
 
@@ -183,14 +188,59 @@ impl Evaluation {
             Evaluation::Unknown => "unknown_flag",
         }
     }
+
+    /// The OpenFeature reason: `SPLIT` for a rollout, `TARGETING_MATCH` for a tenant or tier
+    /// value, `STATIC` for the global value, `DEFAULT` when nothing applied.
+    pub fn openfeature_reason(&self) -> &'static str {
+        match self {
+            Evaluation::Resolved { split: true, .. } => "SPLIT",
+            Evaluation::Resolved { level: FlagLevel::Global, .. } => "STATIC",
+            Evaluation::Resolved { .. } => "TARGETING_MATCH",
+            Evaluation::Unknown => "DEFAULT",
+        }
+    }
+}
+
+/// A value set at one scope, optionally for a percentage of tenants only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagRule {
+    pub value: FlagValue,
+    /// `Some(p)`: only tenants in the first `p` percent of buckets get `value` (0..=100).
+    pub rollout: Option<u8>,
+}
+
+impl FlagRule {
+    pub fn all(value: FlagValue) -> Self {
+        Self { value, rollout: None }
+    }
+}
+
+/// The stable bucket of a tenant for a flag, in `0..10_000`: FNV-1a over `key 0xFF tenant`,
+/// finished with the SplitMix64 mixer. Fixed forever: changing it would reshuffle rollouts.
+pub fn rollout_bucket(key: &FlagKey, tenant: &TenantId) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_str().bytes().chain(std::iter::once(0xFF)).chain(tenant.as_str().bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h % 10_000) as u32
+}
+
+/// Whether `tenant` is inside a rollout of `percent` for `key`.
+pub fn in_rollout(key: &FlagKey, tenant: &TenantId, percent: u8) -> bool {
+    rollout_bucket(key, tenant) < u32::from(percent.min(100)) * 100
 }
 
 /// Every flag value at every level, indexed for evaluation without allocation.
 #[derive(Debug, Clone, Default)]
 pub struct FlagSet {
-    global: HashMap<FlagKey, FlagValue>,
-    tier: HashMap<TierName, HashMap<FlagKey, FlagValue>>,
-    tenant: HashMap<TenantId, HashMap<FlagKey, FlagValue>>,
+    global: HashMap<FlagKey, FlagRule>,
+    tier: HashMap<TierName, HashMap<FlagKey, FlagRule>>,
+    tenant: HashMap<TenantId, HashMap<FlagKey, FlagRule>>,
+    versions: HashMap<FlagKey, i64>,
 }
 
 impl FlagSet {
@@ -198,34 +248,66 @@ impl FlagSet {
         Self::default()
     }
 
-    /// Sets (or replaces) the value of `key` at `scope`.
+    /// Sets (or replaces) the value of `key` at `scope`, for every tenant of the scope.
     pub fn set(&mut self, scope: FlagScope, key: FlagKey, value: FlagValue) {
+        self.set_rule(scope, key, FlagRule::all(value));
+    }
+
+    /// Sets (or replaces) the rule of `key` at `scope`.
+    pub fn set_rule(&mut self, scope: FlagScope, key: FlagKey, rule: FlagRule) {
         match scope {
             FlagScope::Global => {
-                self.global.insert(key, value);
+                self.global.insert(key, rule);
             }
             FlagScope::Tier(t) => {
-                self.tier.entry(t).or_default().insert(key, value);
+                self.tier.entry(t).or_default().insert(key, rule);
             }
             FlagScope::Tenant(t) => {
-                self.tenant.entry(t).or_default().insert(key, value);
+                self.tenant.entry(t).or_default().insert(key, rule);
             }
         }
     }
 
-    /// Evaluates `key` for a tenant of `tier`: tenant override, then tier default, then global default.
+    /// Records the flag's version (it grows with every change of any of its values).
+    pub fn set_version(&mut self, key: FlagKey, version: i64) {
+        self.versions.insert(key, version);
+    }
+
+    pub fn version(&self, key: &FlagKey) -> i64 {
+        self.versions.get(key).copied().unwrap_or(0)
+    }
+
+    /// Evaluates `key` for a tenant of `tier`: tenant override, then tier default, then global
+    /// default; at each level a rollout the tenant is outside of falls through to the next.
     pub fn evaluate(&self, key: &FlagKey, tenant: &TenantId, tier: &TierName) -> Evaluation {
-        let found = self
-            .tenant
-            .get(tenant)
-            .and_then(|m| m.get(key))
-            .map(|v| (v, FlagLevel::Tenant))
-            .or_else(|| self.tier.get(tier).and_then(|m| m.get(key)).map(|v| (v, FlagLevel::Tier)))
-            .or_else(|| self.global.get(key).map(|v| (v, FlagLevel::Global)));
-        match found {
-            Some((value, level)) => Evaluation::Resolved { value: value.clone(), level },
-            None => Evaluation::Unknown,
+        let levels = [
+            (self.tenant.get(tenant).and_then(|m| m.get(key)), FlagLevel::Tenant),
+            (self.tier.get(tier).and_then(|m| m.get(key)), FlagLevel::Tier),
+            (self.global.get(key), FlagLevel::Global),
+        ];
+        for (rule, level) in levels {
+            let Some(rule) = rule else { continue };
+            match rule.rollout {
+                None => {
+                    return Evaluation::Resolved {
+                        value: rule.value.clone(),
+                        level,
+                        split: false,
+                        version: self.version(key),
+                    };
+                }
+                Some(p) if in_rollout(key, tenant, p) => {
+                    return Evaluation::Resolved {
+                        value: rule.value.clone(),
+                        level,
+                        split: true,
+                        version: self.version(key),
+                    };
+                }
+                Some(_) => {}
+            }
         }
+        Evaluation::Unknown
     }
 
     /// Every key defined at any level, sorted.
@@ -283,7 +365,7 @@ mod tests {
     fn check(flags: &FlagSet, t: &str, tr: &str, k: &str, expected: Option<(bool, FlagLevel)>) {
         let got = flags.evaluate(&key(k), &tenant(t), &tier(tr));
         let got = match got {
-            Evaluation::Resolved { value, level } => Some((value.as_bool().unwrap(), level)),
+            Evaluation::Resolved { value, level, .. } => Some((value.as_bool().unwrap(), level)),
             Evaluation::Unknown => None,
         };
         assert_eq!(got, expected, "{t}/{tr}/{k}");
@@ -335,6 +417,112 @@ mod tests {
         assert_eq!(FlagScope::from_parts(FlagLevel::Tier, Some("gold")), Ok(FlagScope::Tier(tier("gold"))));
     }
 
+    fn many_tenants(n: usize) -> Vec<TenantId> {
+        (0..n).map(|i| tenant(&format!("tenant-{i:05}"))).collect()
+    }
+
+    #[test]
+    fn rollout_falls_through_to_the_next_level() {
+        let mut f = FlagSet::new();
+        f.set(FlagScope::Global, key("new_ui"), FlagValue::Bool(false));
+        f.set_rule(
+            FlagScope::Tier(tier("gold")),
+            key("new_ui"),
+            FlagRule { value: FlagValue::Bool(true), rollout: Some(50) },
+        );
+        f.set_version(key("new_ui"), 7);
+        let (mut inside, mut outside) = (0, 0);
+        for t in many_tenants(400) {
+            match f.evaluate(&key("new_ui"), &t, &tier("gold")) {
+                Evaluation::Resolved {
+                    value: FlagValue::Bool(true),
+                    level: FlagLevel::Tier,
+                    split: true,
+                    version: 7,
+                } => inside += 1,
+                Evaluation::Resolved {
+                    value: FlagValue::Bool(false),
+                    level: FlagLevel::Global,
+                    split: false,
+                    version: 7,
+                } => outside += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(inside > 150 && outside > 150, "{inside} / {outside}");
+        // 0% selects nobody, 100% everybody
+        f.set_rule(FlagScope::Global, key("x"), FlagRule { value: FlagValue::Bool(true), rollout: Some(0) });
+        assert_eq!(f.evaluate(&key("x"), &tenant("a1"), &tier("gold")), Evaluation::Unknown);
+        f.set_rule(FlagScope::Global, key("x"), FlagRule { value: FlagValue::Bool(true), rollout: Some(100) });
+        assert!(matches!(
+            f.evaluate(&key("x"), &tenant("a1"), &tier("gold")),
+            Evaluation::Resolved { split: true, .. }
+        ));
+    }
+
+    #[test]
+    fn openfeature_reasons() {
+        let f = seed_flags();
+        assert_eq!(
+            f.evaluate(&key("advanced_analytics"), &tenant("finance"), &tier("platinum")).openfeature_reason(),
+            "TARGETING_MATCH"
+        );
+        assert_eq!(f.evaluate(&key("basic_search"), &tenant("hr"), &tier("silver")).openfeature_reason(), "STATIC");
+        assert_eq!(f.evaluate(&key("nope"), &tenant("hr"), &tier("silver")).openfeature_reason(), "DEFAULT");
+    }
+
+    proptest! {
+        /// Raising a rollout only adds tenants: everyone inside at p is inside at every q >= p.
+        #[test]
+        fn rollout_is_monotone(flag in "[a-z][a-z0-9_]{0,20}", t in "[a-z][a-z0-9-]{1,30}", p in 0u8..=100, q in 0u8..=100) {
+            let (k, t) = (key(&flag), tenant(&t));
+            let (lo, hi) = (p.min(q), p.max(q));
+            prop_assert!(!in_rollout(&k, &t, lo) || in_rollout(&k, &t, hi));
+        }
+
+    }
+
+    proptest! {
+        // Fixed seed: the cases are random but reproducible, so a failure is a change of the hash,
+        // never bad luck.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e4a_4e77),
+            ..ProptestConfig::default()
+        })]
+
+        /// At 1,000 tenants a rollout of p% selects p% ± 7 points for every flag key. (A hash that
+        /// behaves like chance has a binomial spread: σ = 1.6 points at 50%, so ±3 points holds for
+        /// ~94% of keys, not all — `rollout_shares_are_within_3_points_for_almost_every_key`.)
+        #[test]
+        fn rollout_distribution_is_bounded_for_every_key(flag in "[a-z][a-z0-9_.-]{0,30}", p in 0u8..=100) {
+            let k = key(&flag);
+            let tenants = many_tenants(1000);
+            let selected = tenants.iter().filter(|t| in_rollout(&k, t, p)).count();
+            let share = selected as f64 / 10.0;
+            prop_assert!((share - f64::from(p)).abs() <= 7.0, "{}% selected for a {}% rollout", share, p);
+        }
+    }
+
+    /// Over 2,000 flag keys and 1,000 tenants: the mean share is within 0.3 points of the target,
+    /// and at least 94% of keys are within ±3 points at the worst percentage (50%).
+    #[test]
+    fn rollout_shares_are_within_3_points_for_almost_every_key() {
+        let tenants = many_tenants(1000);
+        for p in [1u8, 10, 25, 50, 75, 90, 99] {
+            let shares: Vec<f64> = (0..2000)
+                .map(|i| {
+                    let k = key(&format!("flag-{i}"));
+                    tenants.iter().filter(|t| in_rollout(&k, t, p)).count() as f64 / 10.0
+                })
+                .collect();
+            let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+            assert!((mean - f64::from(p)).abs() <= 0.3, "mean share {mean} for {p}%");
+            let within = shares.iter().filter(|s| (*s - f64::from(p)).abs() <= 3.0).count();
+            assert!(within as f64 >= 0.94 * shares.len() as f64, "{within}/2000 keys within ±3 points at {p}%");
+        }
+    }
+
     const TENANTS: [&str; 4] = ["t0", "t1", "t2", "t3"];
     const TIERS: [&str; 3] = ["bronze", "silver", "gold"];
     const KEYS: [&str; 3] = ["f0", "f1", "f2"];
@@ -368,7 +556,7 @@ mod tests {
                             .or_else(|| last_at(&FlagScope::Tier(tier(tr))).map(|v| (v, FlagLevel::Tier)))
                             .or_else(|| last_at(&FlagScope::Global).map(|v| (v, FlagLevel::Global)));
                         let got = match flags.evaluate(&key(k), &tenant(t), &tier(tr)) {
-                            Evaluation::Resolved { value, level } => Some((value.as_bool().unwrap(), level)),
+                            Evaluation::Resolved { value, level, .. } => Some((value.as_bool().unwrap(), level)),
                             Evaluation::Unknown => None,
                         };
                         prop_assert_eq!(got, expected);

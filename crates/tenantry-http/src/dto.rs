@@ -488,15 +488,19 @@ pub struct EvaluationView {
     pub reason: String,
     /// tenant | tier | global
     pub level: Option<String>,
+    /// The OpenFeature reason: TARGETING_MATCH, SPLIT (percentage rollout), STATIC, DEFAULT.
+    pub openfeature_reason: String,
+    /// The flag's version (grows with every change to any of its values).
+    pub version: Option<i64>,
 }
 
 impl EvaluationView {
     pub fn new(tenant: &TenantId, key: &FlagKey, e: &Evaluation) -> Self {
-        let (known, value, enabled, level) = match e {
-            Evaluation::Resolved { value, level } => {
-                (true, Some(value.to_json()), value.as_bool(), Some(level.as_str().to_owned()))
+        let (known, value, enabled, level, version) = match e {
+            Evaluation::Resolved { value, level, version, .. } => {
+                (true, Some(value.to_json()), value.as_bool(), Some(level.as_str().to_owned()), Some(*version))
             }
-            Evaluation::Unknown => (false, None, None, None),
+            Evaluation::Unknown => (false, None, None, None, None),
         };
         EvaluationView {
             tenant_id: tenant.to_string(),
@@ -506,6 +510,8 @@ impl EvaluationView {
             enabled,
             reason: e.reason().to_owned(),
             level,
+            openfeature_reason: e.openfeature_reason().to_owned(),
+            version,
         }
     }
 }

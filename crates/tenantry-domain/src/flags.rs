@@ -7,7 +7,7 @@
 //! bucket (a hash of flag key and tenant id, in 0..10,000) is below `percent × 100`; the others
 //! fall through to the next level. Raising the percentage only adds tenants.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use crate::ids::{FlagKey, TenantId, TierName};
@@ -241,6 +241,8 @@ pub struct FlagSet {
     tier: HashMap<TierName, HashMap<FlagKey, FlagRule>>,
     tenant: HashMap<TenantId, HashMap<FlagKey, FlagRule>>,
     versions: HashMap<FlagKey, i64>,
+    /// Keys defined globally or for a tier (not secret to any tenant), kept sorted.
+    shared_keys: std::collections::BTreeSet<FlagKey>,
 }
 
 impl FlagSet {
@@ -255,6 +257,9 @@ impl FlagSet {
 
     /// Sets (or replaces) the rule of `key` at `scope`.
     pub fn set_rule(&mut self, scope: FlagScope, key: FlagKey, rule: FlagRule) {
+        if !matches!(scope, FlagScope::Tenant(_)) && !self.shared_keys.contains(&key) {
+            self.shared_keys.insert(key.clone());
+        }
         match scope {
             FlagScope::Global => {
                 self.global.insert(key, rule);
@@ -280,9 +285,19 @@ impl FlagSet {
     /// Evaluates `key` for a tenant of `tier`: tenant override, then tier default, then global
     /// default; at each level a rollout the tenant is outside of falls through to the next.
     pub fn evaluate(&self, key: &FlagKey, tenant: &TenantId, tier: &TierName) -> Evaluation {
+        self.evaluate_in(key, tenant, self.tenant.get(tenant), self.tier.get(tier))
+    }
+
+    fn evaluate_in(
+        &self,
+        key: &FlagKey,
+        tenant: &TenantId,
+        tenant_rules: Option<&HashMap<FlagKey, FlagRule>>,
+        tier_rules: Option<&HashMap<FlagKey, FlagRule>>,
+    ) -> Evaluation {
         let levels = [
-            (self.tenant.get(tenant).and_then(|m| m.get(key)), FlagLevel::Tenant),
-            (self.tier.get(tier).and_then(|m| m.get(key)), FlagLevel::Tier),
+            (tenant_rules.and_then(|m| m.get(key)), FlagLevel::Tenant),
+            (tier_rules.and_then(|m| m.get(key)), FlagLevel::Tier),
             (self.global.get(key), FlagLevel::Global),
         ];
         for (rule, level) in levels {
@@ -310,22 +325,36 @@ impl FlagSet {
         Evaluation::Unknown
     }
 
-    /// Every key defined at any level, sorted.
+    /// Every key defined at any level, sorted (a platform view: includes every tenant's overrides).
     pub fn keys(&self) -> Vec<&FlagKey> {
-        let mut keys: Vec<&FlagKey> = self
-            .global
-            .keys()
-            .chain(self.tier.values().flat_map(|m| m.keys()))
-            .chain(self.tenant.values().flat_map(|m| m.keys()))
-            .collect();
+        let mut keys: Vec<&FlagKey> =
+            self.shared_keys.iter().chain(self.tenant.values().flat_map(|m| m.keys())).collect();
         keys.sort();
         keys.dedup();
         keys
     }
 
-    /// Evaluates every defined flag for one tenant, sorted by key.
+    /// Evaluates, for one tenant, every flag defined globally, for any tier, or for this tenant —
+    /// never the names of other tenants' overrides. Sorted by key.
     pub fn evaluate_all(&self, tenant: &TenantId, tier: &TierName) -> Vec<(FlagKey, Evaluation)> {
-        self.keys().into_iter().map(|k| (k.clone(), self.evaluate(k, tenant, tier))).collect()
+        let tenant_rules = self.tenant.get(tenant);
+        let tier_rules = self.tier.get(tier);
+        let eval = |k: &FlagKey| self.evaluate_in(k, tenant, tenant_rules, tier_rules);
+        let mut own: Vec<&FlagKey> =
+            tenant_rules.map(|m| m.keys().filter(|k| !self.shared_keys.contains(*k)).collect()).unwrap_or_default();
+        own.sort_unstable();
+        let mut out = Vec::with_capacity(self.shared_keys.len() + own.len());
+        let mut own = own.into_iter().peekable();
+        for k in &self.shared_keys {
+            while let Some(o) = own.next_if(|o| *o < k) {
+                out.push((o.clone(), eval(o)));
+            }
+            out.push((k.clone(), eval(k)));
+        }
+        for o in own {
+            out.push((o.clone(), eval(o)));
+        }
+        out
     }
 }
 
@@ -407,6 +436,20 @@ mod tests {
             ]
         );
         assert_eq!(all[3].1, Evaluation::Unknown);
+    }
+
+    #[test]
+    fn evaluate_all_never_names_another_tenants_overrides() {
+        let mut f = seed_flags();
+        f.set(FlagScope::Tenant(tenant("acme")), key("acme_secret_project"), FlagValue::Bool(true));
+        f.set(FlagScope::Tenant(tenant("hr")), key("hr_only"), FlagValue::Bool(true));
+        let hr: Vec<String> =
+            f.evaluate_all(&tenant("hr"), &tier("silver")).into_iter().map(|(k, _)| k.to_string()).collect();
+        assert!(!hr.iter().any(|k| k == "acme_secret_project"), "{hr:?}");
+        assert!(hr.iter().any(|k| k == "hr_only"));
+        let mut sorted = hr.clone();
+        sorted.sort();
+        assert_eq!(hr, sorted);
     }
 
     #[test]

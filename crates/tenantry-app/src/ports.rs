@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use tenantry_domain::{
-    Actor, FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, TenantId, TenantStatus, Tier,
-    TierName, User, UserId,
+    Actor, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant,
+    TenantId, TenantStatus, Tier, TierName, User, UserId,
 };
 
 use crate::access::{PlatformScope, TenantScope};
@@ -134,6 +134,8 @@ pub struct FlagRow {
     pub scope: FlagScope,
     pub key: FlagKey,
     pub value: FlagValue,
+    /// A percentage rollout (0..=100) at this scope, if any.
+    pub rollout: Option<u8>,
     pub updated_at: OffsetDateTime,
 }
 
@@ -170,16 +172,19 @@ pub trait TenantStore: Send + Sync {
 
 #[async_trait]
 pub trait FlagStore: Send + Sync {
-    /// Sets a flag value at a scope (insert or replace), with its audit entry.
+    /// Sets a global or tier rule (insert or replace), defines the flag if new (typed by the value)
+    /// or bumps its version, applies `meta`, and records `audit` — one transaction.
+    /// `ConstraintViolated` if the value's type differs from the flag's.
     async fn set_flag(
         &self,
         access: &PlatformScope,
         scope: &FlagScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
-    /// Removes a flag value at a scope; `NotFound` if there was none.
+    /// Removes a global or tier value and bumps the flag's version; `NotFound` if there was none.
     async fn delete_flag(
         &self,
         access: &PlatformScope,
@@ -187,12 +192,13 @@ pub trait FlagStore: Send + Sync {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
-    /// Sets a tenant-level override inside the tenant's own scope (a tenant admin's path).
+    /// `set_flag` for the scope's own tenant-level override (a tenant admin's path).
     async fn set_tenant_flag(
         &self,
         scope: &TenantScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     /// Removes a tenant-level override inside the tenant's own scope; `NotFound` if there was none.
@@ -202,10 +208,13 @@ pub trait FlagStore: Send + Sync {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
-    /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only.
+    /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only,
+    /// with rollouts and versions.
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError>;
     /// Every flag value at every scope.
     async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError>;
+    /// Every flag definition, by key.
+    async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, StoreError>;
 }
 
 #[async_trait]

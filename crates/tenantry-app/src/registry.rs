@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use tenantry_domain::flags::{StaleReason, stale_flags};
 use tenantry_domain::{
-    Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, HealthSignals, NewTenant, Permission, Tenant, TenantPatch,
-    TenantStatus, Tier, TierName,
+    Evaluation, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue, HealthReport,
+    HealthSignals, NewTenant, Permission, Tenant, TenantPatch, TenantStatus, Tier, TierName,
 };
 
 use crate::access::{PlatformScope, TenantScope};
@@ -300,14 +301,26 @@ impl Registry {
         request_id: Option<&str>,
         scope: &FlagScope,
         key: &FlagKey,
-        value: Option<&FlagValue>,
+        value: Option<(&FlagRule, &FlagMeta)>,
     ) -> AuditRecord {
         let address =
             serde_json::json!({"scope": scope.level().as_str(), "scope_id": scope.scope_id(), "key": key.as_str()});
         let (operation, before, after) = match value {
-            Some(v) => {
+            Some((rule, meta)) => {
                 let mut after = address;
-                after["value"] = v.to_json();
+                after["value"] = rule.value.to_json();
+                if let Some(p) = rule.rollout {
+                    after["rollout_percent"] = p.into();
+                }
+                if let Some(d) = &meta.description {
+                    after["description"] = d.as_str().into();
+                }
+                if let Some(o) = &meta.owner {
+                    after["owner"] = o.as_str().into();
+                }
+                if let Some(e) = meta.expires_at {
+                    after["expires_at"] = e.map(tenantry_domain::tenant::format_time).into();
+                }
                 ("flag.set", None, Some(after))
             }
             None => ("flag.delete", Some(address), None),
@@ -324,6 +337,7 @@ impl Registry {
         }
     }
 
+    /// Sets `value` for every tenant of `scope`.
     pub async fn set_flag(
         &self,
         access: &PlatformScope,
@@ -331,12 +345,53 @@ impl Registry {
         key: FlagKey,
         value: FlagValue,
     ) -> Result<(), AppError> {
+        self.set_flag_rule(access, scope, key, FlagRule::all(value), FlagMeta::default()).await
+    }
+
+    /// Sets a rule (value, optional rollout) at `scope`, defining the flag if new; `meta` updates
+    /// its description, owner and expiry.
+    pub async fn set_flag_rule(
+        &self,
+        access: &PlatformScope,
+        scope: FlagScope,
+        key: FlagKey,
+        rule: FlagRule,
+        meta: FlagMeta,
+    ) -> Result<(), AppError> {
         if let FlagScope::Tenant(t) = &scope {
-            return self.set_tenant_flag(&access.act_in(t.clone()), key, value).await;
+            return self.set_tenant_flag_rule(&access.act_in(t.clone()), key, rule, meta).await;
         }
+        check_rule(&rule, &meta)?;
         self.check_scope(access, &scope).await?;
-        let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, Some(&value));
-        Ok(self.store.set_flag(access, &scope, &key, &value, &audit).await?)
+        let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, Some((&rule, &meta)));
+        Ok(self.store.set_flag(access, &scope, &key, &rule, &meta, &audit).await?)
+    }
+
+    /// Every flag definition (type, description, owner, expiry, version).
+    pub async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, AppError> {
+        let defs = self.store.flag_definitions(access).await?;
+        self.audit_platform_read(access, "platform.read.flag_definitions", serde_json::json!({"returned": defs.len()}))
+            .await?;
+        Ok(defs)
+    }
+
+    /// Flags older than `max_age`, past their expiry, or evaluating the same for every tenant.
+    pub async fn stale_flags(
+        &self,
+        access: &PlatformScope,
+        max_age: time::Duration,
+    ) -> Result<Vec<(FlagDefinition, Vec<StaleReason>)>, AppError> {
+        let defs = self.store.flag_definitions(access).await?;
+        let rows = self.store.list_flags(access).await?;
+        let mut set = FlagSet::new();
+        for r in rows {
+            set.set_rule(r.scope, r.key, FlagRule { value: r.value, rollout: r.rollout });
+        }
+        let tiers: Vec<TierName> = self.store.list_tiers().await?.into_iter().map(|t| t.name).collect();
+        let report = stale_flags(&defs, &set, &tiers, self.clock.now(), max_age);
+        self.audit_platform_read(access, "platform.read.stale_flags", serde_json::json!({"returned": report.len()}))
+            .await?;
+        Ok(report)
     }
 
     pub async fn delete_flag(&self, access: &PlatformScope, scope: FlagScope, key: FlagKey) -> Result<(), AppError> {
@@ -352,11 +407,22 @@ impl Registry {
 
     /// Sets a tenant-level override, inside the tenant's own scope (platform or the tenant's admin).
     pub async fn set_tenant_flag(&self, scope: &TenantScope, key: FlagKey, value: FlagValue) -> Result<(), AppError> {
+        self.set_tenant_flag_rule(scope, key, FlagRule::all(value), FlagMeta::default()).await
+    }
+
+    pub async fn set_tenant_flag_rule(
+        &self,
+        scope: &TenantScope,
+        key: FlagKey,
+        rule: FlagRule,
+        meta: FlagMeta,
+    ) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
+        check_rule(&rule, &meta)?;
         self.load(scope).await?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
-        let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some(&value));
-        Ok(self.store.set_tenant_flag(scope, &key, &value, &audit).await?)
+        let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some((&rule, &meta)));
+        Ok(self.store.set_tenant_flag(scope, &key, &rule, &meta, &audit).await?)
     }
 
     pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
@@ -399,4 +465,11 @@ impl Registry {
         self.audit_platform_read(access, "platform.read.flags", serde_json::json!({"returned": rows.len()})).await?;
         Ok(rows)
     }
+}
+
+fn check_rule(rule: &FlagRule, meta: &FlagMeta) -> Result<(), AppError> {
+    if rule.rollout.is_some_and(|p| p > 100) {
+        return Err(AppError::Invalid("a rollout percentage is between 0 and 100".to_owned()));
+    }
+    meta.validate().map_err(AppError::Invalid)
 }

@@ -310,17 +310,18 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         let scope = ctx.admin.act_in(tid(id));
         async move { r.evaluate_flag(&scope, &key("advanced_analytics")).await.unwrap() }
     };
+    // three writes to advanced_analytics: version 3
     assert_eq!(
         eval("finance").await,
-        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: false, version: 0 }
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: false, version: 3 }
     );
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant, split: false, version: 0 }
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant, split: false, version: 3 }
     );
     assert_eq!(
         eval("hr").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 0 }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 3 }
     );
     let unknown = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("no_such_flag")).await.unwrap();
     assert_eq!(unknown, Evaluation::Unknown);
@@ -332,12 +333,12 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant, split: false, version: 0 }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant, split: false, version: 4 }
     );
     ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await.unwrap();
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 0 }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Global, split: false, version: 5 }
     );
     let gone =
         ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
@@ -345,7 +346,38 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     let json = FlagValue::Json(serde_json::json!({"model": "small", "top_k": 5}));
     ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("silver")), key("rag.config"), json.clone()).await.unwrap();
     let got = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("rag.config")).await.unwrap();
-    assert_eq!(got, Evaluation::Resolved { value: json, level: FlagLevel::Tier, split: false, version: 0 });
+    assert_eq!(got, Evaluation::Resolved { value: json, level: FlagLevel::Tier, split: false, version: 1 });
+    // a flag keeps its type at every level
+    let mismatch = ctx
+        .registry
+        .set_flag(&ctx.admin, FlagScope::Tenant(tid("hr")), key("advanced_analytics"), FlagValue::String("yes".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(mismatch.code(), "invalid_input");
+    assert!(mismatch.to_string().contains("boolean"), "{mismatch}");
+    // rollouts and metadata persist; definitions carry them
+    let meta = tenantry_domain::FlagMeta {
+        description: Some("new search ranking".into()),
+        owner: Some("search-team".into()),
+        expires_at: Some(Some(time::macros::datetime!(2027-01-01 00:00 UTC))),
+    };
+    let rule = tenantry_domain::FlagRule { value: FlagValue::Bool(true), rollout: Some(100) };
+    ctx.registry
+        .set_flag_rule(&ctx.admin, FlagScope::Tier(tier("silver")), key("ranking_v2"), rule, meta)
+        .await
+        .unwrap();
+    let got = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("ranking_v2")).await.unwrap();
+    assert_eq!(
+        got,
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: true, version: 1 }
+    );
+    let defs = ctx.registry.flag_definitions(&ctx.admin).await.unwrap();
+    let ranking = defs.iter().find(|d| d.key.as_str() == "ranking_v2").unwrap();
+    assert_eq!((ranking.kind, ranking.owner.as_deref()), (tenantry_domain::FlagKind::Boolean, Some("search-team")));
+    assert_eq!(ranking.expires_at, Some(time::macros::datetime!(2027-01-01 00:00 UTC)));
+    assert_eq!(defs.iter().find(|d| d.key.as_str() == "advanced_analytics").unwrap().version, 5);
+    let rows = ctx.registry.list_flags(&ctx.admin).await.unwrap();
+    assert_eq!(rows.iter().find(|r| r.key.as_str() == "ranking_v2").unwrap().rollout, Some(100));
 
     // scopes must name something that exists
     let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("diamond")), key("x"), FlagValue::Bool(true)).await;
@@ -354,7 +386,7 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     assert_eq!(e.unwrap_err().code(), "tenant_not_found");
 
     let rows = ctx.registry.list_flags(&ctx.admin).await.unwrap();
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 5);
 }
 
 /// Adversarial: through every scoped port method, tenant B's scope never reaches tenant A's data.

@@ -77,6 +77,128 @@ impl fmt::Display for FlagValue {
     }
 }
 
+/// A flag's type, fixed when it is first defined: every value of the flag at any level has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlagKind {
+    Boolean,
+    String,
+    Number,
+    Object,
+}
+
+impl FlagKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagKind::Boolean => "boolean",
+            FlagKind::String => "string",
+            FlagKind::Number => "number",
+            FlagKind::Object => "object",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "boolean" => Ok(FlagKind::Boolean),
+            "string" => Ok(FlagKind::String),
+            "number" => Ok(FlagKind::Number),
+            "object" => Ok(FlagKind::Object),
+            other => Err(format!("flag type {other:?} is not one of boolean, string, number, object")),
+        }
+    }
+
+    pub fn of(value: &FlagValue) -> Self {
+        match value {
+            FlagValue::Bool(_) => FlagKind::Boolean,
+            FlagValue::String(_) => FlagKind::String,
+            FlagValue::Number(_) => FlagKind::Number,
+            FlagValue::Json(_) => FlagKind::Object,
+        }
+    }
+}
+
+/// A flag's definition: its type and what people need to know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagDefinition {
+    pub key: FlagKey,
+    pub kind: FlagKind,
+    pub description: String,
+    pub owner: Option<String>,
+    pub created_at: time::OffsetDateTime,
+    /// After this time the flag is reported stale (it should have been removed by then).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// Grows with every change to the definition or any of the flag's values.
+    pub version: i64,
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// Metadata given with a flag change; `None` keeps what is stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagMeta {
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    /// `Some(None)` clears the expiry.
+    pub expires_at: Option<Option<time::OffsetDateTime>>,
+}
+
+impl FlagMeta {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
+            return Err("a flag description must be at most 1000 characters".to_owned());
+        }
+        if self.owner.as_ref().is_some_and(|o| o.trim().is_empty() || o.chars().count() > 200) {
+            return Err("a flag owner must be 1 to 200 characters".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Why a flag is on the stale report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    /// Older than the configured age (90 days by default: long-lived flags are configuration).
+    Old,
+    /// Past its expiry date.
+    Expired,
+    /// Evaluates to the same value for every tenant: it switches nothing.
+    Uniform,
+}
+
+impl StaleReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaleReason::Old => "older_than_max_age",
+            StaleReason::Expired => "past_expiry",
+            StaleReason::Uniform => "same_for_every_tenant",
+        }
+    }
+}
+
+/// The stale report: each definition with the reasons it is stale, skipping fresh ones.
+pub fn stale_flags(
+    definitions: &[FlagDefinition],
+    flags: &FlagSet,
+    tiers: &[TierName],
+    now: time::OffsetDateTime,
+    max_age: time::Duration,
+) -> Vec<(FlagDefinition, Vec<StaleReason>)> {
+    definitions
+        .iter()
+        .filter_map(|d| {
+            let mut reasons = Vec::new();
+            if now - d.created_at > max_age {
+                reasons.push(StaleReason::Old);
+            }
+            if d.expires_at.is_some_and(|e| e <= now) {
+                reasons.push(StaleReason::Expired);
+            }
+            if flags.is_uniform(&d.key, tiers) {
+                reasons.push(StaleReason::Uniform);
+            }
+            (!reasons.is_empty()).then(|| (d.clone(), reasons))
+        })
+        .collect()
+}
+
 /// The level of the hierarchy a value was set at, and so the reason an evaluation came out as it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FlagLevel {
@@ -325,6 +447,26 @@ impl FlagSet {
         Evaluation::Unknown
     }
 
+    /// Whether `key` comes out the same for every tenant of every tier in `tiers`: no tenant
+    /// overrides, no rollouts, and every tier's outcome equal (a platform view: needs every
+    /// tenant's overrides loaded).
+    pub fn is_uniform(&self, key: &FlagKey, tiers: &[TierName]) -> bool {
+        if self.tenant.values().any(|m| m.contains_key(key)) {
+            return false;
+        }
+        let global = self.global.get(key);
+        if global.is_some_and(|r| r.rollout.is_some()) {
+            return false;
+        }
+        let mut outcomes = tiers.iter().map(|t| match self.tier.get(t).and_then(|m| m.get(key)) {
+            Some(rule) if rule.rollout.is_some() => None,
+            Some(rule) => Some(Some(&rule.value)),
+            None => Some(global.map(|g| &g.value)),
+        });
+        let Some(Some(first)) = outcomes.next() else { return false };
+        outcomes.all(|o| o == Some(first))
+    }
+
     /// Every key defined at any level, sorted (a platform view: includes every tenant's overrides).
     pub fn keys(&self) -> Vec<&FlagKey> {
         let mut keys: Vec<&FlagKey> =
@@ -450,6 +592,67 @@ mod tests {
         let mut sorted = hr.clone();
         sorted.sort();
         assert_eq!(hr, sorted);
+    }
+
+    #[test]
+    fn uniform_flags_are_found() {
+        let tiers: Vec<TierName> = ["bronze", "silver", "gold", "platinum"].iter().map(|t| tier(t)).collect();
+        let mut f = FlagSet::new();
+        f.set(FlagScope::Global, key("everyone"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("tiered"), FlagValue::Bool(false));
+        f.set(FlagScope::Tier(tier("gold")), key("tiered"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("same_everywhere"), FlagValue::Bool(true));
+        f.set(FlagScope::Tier(tier("gold")), key("same_everywhere"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("one_tenant"), FlagValue::Bool(false));
+        f.set(FlagScope::Tenant(tenant("acme")), key("one_tenant"), FlagValue::Bool(true));
+        f.set_rule(FlagScope::Global, key("rolling"), FlagRule { value: FlagValue::Bool(true), rollout: Some(30) });
+        f.set(FlagScope::Tier(tier("gold")), key("gold_only"), FlagValue::Bool(true));
+        for (k, uniform) in [
+            ("everyone", true),
+            ("same_everywhere", true),
+            ("tiered", false),
+            ("one_tenant", false),
+            ("rolling", false),
+            ("gold_only", false),
+        ] {
+            assert_eq!(f.is_uniform(&key(k), &tiers), uniform, "{k}");
+        }
+    }
+
+    #[test]
+    fn stale_report_names_its_reasons() {
+        let now = time::macros::datetime!(2026-11-23 00:00 UTC);
+        let def = |k: &str, age_days: i64, expires: Option<i64>| FlagDefinition {
+            key: key(k),
+            kind: FlagKind::Boolean,
+            description: String::new(),
+            owner: None,
+            created_at: now - time::Duration::days(age_days),
+            expires_at: expires.map(|d| now + time::Duration::days(d)),
+            version: 1,
+            updated_at: now,
+        };
+        let mut f = FlagSet::new();
+        f.set(FlagScope::Global, key("fresh"), FlagValue::Bool(false));
+        f.set(FlagScope::Tier(tier("gold")), key("fresh"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("old"), FlagValue::Bool(false));
+        f.set(FlagScope::Tier(tier("gold")), key("old"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("expired"), FlagValue::Bool(false));
+        f.set(FlagScope::Tier(tier("gold")), key("expired"), FlagValue::Bool(true));
+        f.set(FlagScope::Global, key("flat"), FlagValue::Bool(true));
+        let defs =
+            [def("fresh", 10, Some(30)), def("old", 120, None), def("expired", 10, Some(-1)), def("flat", 5, None)];
+        let report = stale_flags(&defs, &f, &[tier("silver"), tier("gold")], now, time::Duration::days(90));
+        let got: Vec<(&str, Vec<&str>)> =
+            report.iter().map(|(d, r)| (d.key.as_str(), r.iter().map(|x| x.as_str()).collect())).collect();
+        assert_eq!(
+            got,
+            [
+                ("old", vec!["older_than_max_age"]),
+                ("expired", vec!["past_expiry"]),
+                ("flat", vec!["same_for_every_tenant"])
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod tenant;
 pub mod tier;
 
 pub use actor::{Actor, ActorKind};
-pub use flags::{Evaluation, FlagLevel, FlagScope, FlagSet, FlagValue};
+pub use flags::{Evaluation, FlagDefinition, FlagKind, FlagLevel, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue};
 pub use health::{HealthClass, HealthReport, HealthSignals};
 pub use identity::{Membership, Permission, Role, User};
 pub use ids::{FlagKey, IdError, KeyId, Label, TenantId, TierName, UserId};

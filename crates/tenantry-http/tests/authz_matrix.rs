@@ -118,7 +118,7 @@ fn cases() -> Vec<Case> {
             "set global flag",
             Method::POST,
             "/feature-flags",
-            Some(json!({"feature_name": "beta", "value": "on", "scope": "global"})),
+            Some(json!({"feature_name": "beta_label", "value": "on", "scope": "global"})),
             Platform,
             200,
         ),

@@ -28,15 +28,17 @@ use tenantry_app::ports::{
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{
-    FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, Tier, TierName, User, UserId,
+    FlagDefinition, FlagKey, FlagKind, FlagMeta, FlagRule, FlagScope, FlagSet, KeyId, Membership, Role, Tenant, Tier,
+    TierName, User, UserId,
 };
 use tenantry_store_sql::identity::{
     KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns, reference_error,
     user_from_columns,
 };
 use tenantry_store_sql::{
-    TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
-    tenant_columns,
+    FlagDefinitionColumns, TenantRecord, TierRecord, audit_columns, flag_definition_columns,
+    flag_definition_from_columns, flag_from_columns, health_class_query, insert_error, rollout_from_column,
+    store_error, tenant_columns, type_mismatch,
 };
 use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 
@@ -333,6 +335,115 @@ impl TenantStore for PgStore {
     }
 }
 
+/// Defines `key` if new (typed by `kind`) or bumps its version, applying `meta`; refuses a type change.
+async fn define_flag(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &FlagKey,
+    kind: FlagKind,
+    meta: &FlagMeta,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "insert into flag_definitions (flag_key, kind, description, owner, created_at, expires_at, version, updated_at)
+         values ($1, $2, coalesce($3, ''), $4, $5, $6, 1, $5)
+         on conflict (flag_key) do update set version = flag_definitions.version + 1,
+             description = coalesce($3, flag_definitions.description), owner = coalesce($4, flag_definitions.owner),
+             expires_at = case when $7 then $6 else flag_definitions.expires_at end, updated_at = $5
+         where flag_definitions.kind = excluded.kind
+         returning version",
+    )
+    .bind(key.as_str())
+    .bind(kind.as_str())
+    .bind(meta.description.as_deref())
+    .bind(meta.owner.as_deref())
+    .bind(at)
+    .bind(meta.expires_at.flatten())
+    .bind(meta.expires_at.is_some())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| store_error(e, "define flag"))?;
+    if version.is_none() {
+        let stored: Option<String> = sqlx::query_scalar("select kind from flag_definitions where flag_key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "read flag kind"))?;
+        return Err(type_mismatch(key, stored, kind));
+    }
+    Ok(())
+}
+
+async fn bump_flag(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &FlagKey,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("update flag_definitions set version = version + 1, updated_at = $1 where flag_key = $2")
+        .bind(at)
+        .bind(key.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| store_error(e, "bump flag version"))?;
+    Ok(())
+}
+
+/// Writes a rule at `scope` inside `tx` (tenant rules go to `tenant_flags`, under RLS).
+async fn put_rule(
+    tx: &mut Transaction<'_, Postgres>,
+    scope: &FlagScope,
+    key: &FlagKey,
+    rule: &FlagRule,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let value = Json(rule.value.to_json());
+    let rollout = rule.rollout.map(i16::from);
+    let query = match scope {
+        FlagScope::Tenant(t) => sqlx::query(
+            "insert into tenant_flags (tenant_id, flag_key, value, rollout_percent, updated_at) values ($1, $2, $3, $4, $5)
+             on conflict (tenant_id, flag_key) do update set value = excluded.value,
+                 rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
+        )
+        .bind(t.as_str())
+        .bind(key.as_str())
+        .bind(value)
+        .bind(rollout)
+        .bind(at),
+        other => sqlx::query(
+            "insert into flag_defaults (scope, scope_id, flag_key, value, rollout_percent, updated_at)
+             values ($1, $2, $3, $4, $5, $6)
+             on conflict (scope, scope_id, flag_key) do update set value = excluded.value,
+                 rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
+        )
+        .bind(other.level().as_str())
+        .bind(other.scope_id())
+        .bind(key.as_str())
+        .bind(value)
+        .bind(rollout)
+        .bind(at),
+    };
+    query.execute(&mut **tx).await.map_err(|e| store_error(e, "set flag"))?;
+    Ok(())
+}
+
+async fn remove_rule(tx: &mut Transaction<'_, Postgres>, scope: &FlagScope, key: &FlagKey) -> Result<(), StoreError> {
+    let result = match scope {
+        FlagScope::Tenant(t) => sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
+            .bind(t.as_str())
+            .bind(key.as_str()),
+        other => sqlx::query("delete from flag_defaults where scope = $1 and scope_id = $2 and flag_key = $3")
+            .bind(other.level().as_str())
+            .bind(other.scope_id())
+            .bind(key.as_str()),
+    }
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| store_error(e, "delete flag"))?;
+    if result.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl FlagStore for PgStore {
     async fn set_flag(
@@ -340,31 +451,13 @@ impl FlagStore for PgStore {
         access: &PlatformScope,
         scope: &FlagScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        let value = Json(value.to_json());
-        let query = match scope {
-            FlagScope::Tenant(t) => sqlx::query(
-                "insert into tenant_flags (tenant_id, flag_key, value, updated_at) values ($1, $2, $3, $4)
-                 on conflict (tenant_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .bind(t.as_str())
-            .bind(key.as_str())
-            .bind(value)
-            .bind(audit.at),
-            other => sqlx::query(
-                "insert into flag_defaults (scope, scope_id, flag_key, value, updated_at) values ($1, $2, $3, $4, $5)
-                 on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .bind(other.level().as_str())
-            .bind(other.scope_id())
-            .bind(key.as_str())
-            .bind(value)
-            .bind(audit.at),
-        };
-        query.execute(&mut *tx).await.map_err(|e| store_error(e, "set flag"))?;
+        define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
+        put_rule(&mut tx, scope, key, rule, audit.at).await?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
@@ -377,21 +470,8 @@ impl FlagStore for PgStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        let result = match scope {
-            FlagScope::Tenant(t) => sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
-                .bind(t.as_str())
-                .bind(key.as_str()),
-            other => sqlx::query("delete from flag_defaults where scope = $1 and scope_id = $2 and flag_key = $3")
-                .bind(other.level().as_str())
-                .bind(other.scope_id())
-                .bind(key.as_str()),
-        }
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "delete flag"))?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        remove_rule(&mut tx, scope, key).await?;
+        bump_flag(&mut tx, key, audit.at).await?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
@@ -400,21 +480,13 @@ impl FlagStore for PgStore {
         &self,
         scope: &TenantScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        sqlx::query(
-            "insert into tenant_flags (tenant_id, flag_key, value, updated_at) values ($1, $2, $3, $4)
-             on conflict (tenant_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(scope.tenant().as_str())
-        .bind(key.as_str())
-        .bind(Json(value.to_json()))
-        .bind(audit.at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "set tenant flag"))?;
+        define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
+        put_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key, rule, audit.at).await?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
@@ -426,15 +498,8 @@ impl FlagStore for PgStore {
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        let result = sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
-            .bind(scope.tenant().as_str())
-            .bind(key.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "delete tenant flag"))?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        remove_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key).await?;
+        bump_flag(&mut tx, key, audit.at).await?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
     }
@@ -442,10 +507,12 @@ impl FlagStore for PgStore {
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>)>(
-            "select scope, scope_id, flag_key, value from flag_defaults
-             union all
-             select 'tenant', tenant_id, flag_key, value from tenant_flags where tenant_id = $1",
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i16>, Option<i64>)>(
+            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version from (
+                 select scope, scope_id, flag_key, value, rollout_percent from flag_defaults
+                 union all
+                 select 'tenant', tenant_id, flag_key, value, rollout_percent from tenant_flags where tenant_id = $1
+             ) v left join flag_definitions d on d.flag_key = v.flag_key",
         )
         .bind(scope.tenant().as_str())
         .fetch_all(&mut *tx)
@@ -453,32 +520,48 @@ impl FlagStore for PgStore {
         .map_err(|e| store_error(e, "load flags"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         let mut set = FlagSet::new();
-        for (s, id, key, value) in rows {
+        for (s, id, key, value, rollout, version) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
-            set.set(scope, key, value);
+            set.set_version(key.clone(), version.unwrap_or(0));
+            set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout.map(i64::from))? });
         }
         Ok(set)
     }
 
     async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError> {
         let mut tx = self.platform_tx(access).await?;
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, time::OffsetDateTime)>(
-            "select scope, scope_id, flag_key, value, updated_at from (
-                 select scope, scope_id, flag_key, value, updated_at from flag_defaults
+        let rows =
+            sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i16>, time::OffsetDateTime)>(
+                "select scope, scope_id, flag_key, value, rollout_percent, updated_at from (
+                 select scope, scope_id, flag_key, value, rollout_percent, updated_at from flag_defaults
                  union all
-                 select 'tenant', tenant_id, flag_key, value, updated_at from tenant_flags) f
+                 select 'tenant', tenant_id, flag_key, value, rollout_percent, updated_at from tenant_flags) f
              order by flag_key, case scope when 'global' then 0 when 'tier' then 1 else 2 end, scope_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "list flags"))?;
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, "list flags"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.into_iter()
-            .map(|(s, id, key, value, updated_at)| {
+            .map(|(s, id, key, value, rollout, updated_at)| {
                 let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
-                Ok(FlagRow { scope, key, value, updated_at })
+                Ok(FlagRow { scope, key, value, rollout: rollout_from_column(rollout.map(i64::from))?, updated_at })
             })
             .collect()
+    }
+
+    async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let rows = sqlx::query_as::<_, FlagDefinitionColumns>(concat!(
+            "select ",
+            flag_definition_columns!(),
+            " from flag_definitions order by flag_key"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "list flag definitions"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end read"))?;
+        rows.into_iter().map(flag_definition_from_columns).collect()
     }
 }
 

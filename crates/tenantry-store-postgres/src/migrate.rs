@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
+    (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
@@ -96,6 +97,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on memberships to {role};
          grant select, insert, update on api_keys to {role};
          grant select, update on audit_head to {role};
+         grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};"
     );

@@ -7,7 +7,10 @@ pub mod records;
 
 use tenantry_app::StoreError;
 
-pub use records::{TenantRecord, TierRecord, flag_from_columns};
+pub use records::{
+    FlagDefinitionColumns, TenantRecord, TierRecord, flag_definition_from_columns, flag_from_columns,
+    rollout_from_column, type_mismatch,
+};
 
 /// Maps a `sqlx` error onto the port's error, with `what` as context for the log.
 pub fn store_error(e: sqlx::Error, what: &'static str) -> StoreError {

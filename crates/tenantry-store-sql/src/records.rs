@@ -403,3 +403,43 @@ macro_rules! audit_entry_from_row {
         }
     }};
 }
+
+/// The columns of `flag_definitions` in [`FlagDefinitionColumns`] order.
+#[macro_export]
+macro_rules! flag_definition_columns {
+    () => {
+        "flag_key, kind, description, owner, created_at, expires_at, version, updated_at"
+    };
+}
+
+pub type FlagDefinitionColumns =
+    (String, String, String, Option<String>, OffsetDateTime, Option<OffsetDateTime>, i64, OffsetDateTime);
+
+pub fn flag_definition_from_columns(
+    (key, kind, description, owner, created_at, expires_at, version, updated_at): FlagDefinitionColumns,
+) -> Result<tenantry_domain::FlagDefinition, StoreError> {
+    Ok(tenantry_domain::FlagDefinition {
+        key: FlagKey::parse(&key).map_err(|e| corrupt("flag key", e))?,
+        kind: tenantry_domain::FlagKind::parse(&kind).map_err(|e| corrupt("flag kind", e))?,
+        description,
+        owner,
+        created_at,
+        expires_at,
+        version,
+        updated_at,
+    })
+}
+
+/// The refusal when a value's type differs from the flag's.
+pub fn type_mismatch(key: &FlagKey, stored: Option<String>, given: tenantry_domain::FlagKind) -> StoreError {
+    StoreError::ConstraintViolated(format!(
+        "flag {key} is a {} flag; a {} value does not fit (remove the flag everywhere to redefine it)",
+        stored.as_deref().unwrap_or("differently typed"),
+        given.as_str()
+    ))
+}
+
+/// Reads a stored rollout percentage.
+pub fn rollout_from_column(value: Option<i64>) -> Result<Option<u8>, StoreError> {
+    value.map(|p| u8::try_from(p).ok().filter(|p| *p <= 100).ok_or_else(|| corrupt("rollout", p))).transpose()
+}

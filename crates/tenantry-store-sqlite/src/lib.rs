@@ -23,15 +23,17 @@ use tenantry_app::ports::{
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_domain::{
-    FlagKey, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant, Tier, TierName, User, UserId,
+    FlagDefinition, FlagKey, FlagKind, FlagMeta, FlagRule, FlagScope, FlagSet, KeyId, Membership, Role, Tenant, Tier,
+    TierName, User, UserId,
 };
 use tenantry_store_sql::identity::{
     KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns, reference_error,
     user_from_columns,
 };
 use tenantry_store_sql::{
-    TenantRecord, TierRecord, audit_columns, flag_from_columns, health_class_query, insert_error, store_error,
-    tenant_columns,
+    FlagDefinitionColumns, TenantRecord, TierRecord, audit_columns, flag_definition_columns,
+    flag_definition_from_columns, flag_from_columns, health_class_query, insert_error, rollout_from_column,
+    store_error, tenant_columns, type_mismatch,
 };
 use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 
@@ -40,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "registry", include_str!("../migrations/0001_registry.sql")),
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
+    (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
 ];
 
 pub const DB_FILE: &str = "tenantry.db";
@@ -341,25 +344,79 @@ impl TenantStore for SqliteStore {
     }
 }
 
-#[async_trait]
-impl FlagStore for SqliteStore {
-    async fn set_flag(
+/// Defines `key` if new (typed by `kind`) or bumps its version, applying `meta`; refuses a type change.
+async fn define_flag(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &FlagKey,
+    kind: FlagKind,
+    meta: &FlagMeta,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "insert into flag_definitions (flag_key, kind, description, owner, created_at, expires_at, version, updated_at)
+         values (?1, ?2, coalesce(?3, ''), ?4, ?5, ?6, 1, ?5)
+         on conflict (flag_key) do update set version = flag_definitions.version + 1,
+             description = coalesce(?3, flag_definitions.description), owner = coalesce(?4, flag_definitions.owner),
+             expires_at = case when ?7 then ?6 else flag_definitions.expires_at end, updated_at = ?5
+         where flag_definitions.kind = excluded.kind
+         returning version",
+    )
+    .bind(key.as_str())
+    .bind(kind.as_str())
+    .bind(meta.description.as_deref())
+    .bind(meta.owner.as_deref())
+    .bind(at)
+    .bind(meta.expires_at.flatten())
+    .bind(meta.expires_at.is_some())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| store_error(e, "define flag"))?;
+    if version.is_none() {
+        let stored: Option<String> = sqlx::query_scalar("select kind from flag_definitions where flag_key = ?")
+            .bind(key.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "read flag kind"))?;
+        return Err(type_mismatch(key, stored, kind));
+    }
+    Ok(())
+}
+
+async fn bump_flag(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &FlagKey,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("update flag_definitions set version = version + 1, updated_at = ? where flag_key = ?")
+        .bind(at)
+        .bind(key.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| store_error(e, "bump flag version"))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn put_flag(
         &self,
-        _access: &PlatformScope,
         scope: &FlagScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
         sqlx::query(
-            "insert into flag_values (scope, scope_id, flag_key, value, updated_at) values (?, ?, ?, ?, ?)
-             on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
+            "insert into flag_values (scope, scope_id, flag_key, value, rollout_percent, updated_at) values (?, ?, ?, ?, ?, ?)
+             on conflict (scope, scope_id, flag_key) do update set value = excluded.value,
+                 rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
         )
         .bind(scope.level().as_str())
         .bind(scope.scope_id())
         .bind(key.as_str())
-        .bind(Json(value.to_json()))
+        .bind(Json(rule.value.to_json()))
+        .bind(rule.rollout.map(i64::from))
         .bind(audit.at)
         .execute(&mut *tx)
         .await
@@ -368,13 +425,7 @@ impl FlagStore for SqliteStore {
         tx.commit().await.map_err(|e| store_error(e, "commit flag"))
     }
 
-    async fn delete_flag(
-        &self,
-        _access: &PlatformScope,
-        scope: &FlagScope,
-        key: &FlagKey,
-        audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
+    async fn remove_flag(&self, scope: &FlagScope, key: &FlagKey, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         let result = sqlx::query("delete from flag_values where scope = ? and scope_id = ? and flag_key = ?")
             .bind(scope.level().as_str())
@@ -386,31 +437,45 @@ impl FlagStore for SqliteStore {
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        bump_flag(&mut tx, key, audit.at).await?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+    }
+}
+
+#[async_trait]
+impl FlagStore for SqliteStore {
+    async fn set_flag(
+        &self,
+        _access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        rule: &FlagRule,
+        meta: &FlagMeta,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.put_flag(scope, key, rule, meta, audit).await
+    }
+
+    async fn delete_flag(
+        &self,
+        _access: &PlatformScope,
+        scope: &FlagScope,
+        key: &FlagKey,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.remove_flag(scope, key, audit).await
     }
 
     async fn set_tenant_flag(
         &self,
         scope: &TenantScope,
         key: &FlagKey,
-        value: &FlagValue,
+        rule: &FlagRule,
+        meta: &FlagMeta,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        sqlx::query(
-            "insert into flag_values (scope, scope_id, flag_key, value, updated_at) values ('tenant', ?, ?, ?, ?)
-             on conflict (scope, scope_id, flag_key) do update set value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(scope.tenant().as_str())
-        .bind(key.as_str())
-        .bind(Json(value.to_json()))
-        .bind(audit.at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "set tenant flag"))?;
-        self.seal(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+        self.put_flag(&FlagScope::Tenant(scope.tenant().clone()), key, rule, meta, audit).await
     }
 
     async fn delete_tenant_flag(
@@ -419,51 +484,57 @@ impl FlagStore for SqliteStore {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        let result = sqlx::query("delete from flag_values where scope = 'tenant' and scope_id = ? and flag_key = ?")
-            .bind(scope.tenant().as_str())
-            .bind(key.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "delete tenant flag"))?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        self.seal(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+        self.remove_flag(&FlagScope::Tenant(scope.tenant().clone()), key, audit).await
     }
 
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>)>(
-            "select scope, scope_id, flag_key, value from flag_values
-             where scope in ('global', 'tier') or (scope = 'tenant' and scope_id = ?)",
+        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>)>(
+            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version
+             from flag_values v left join flag_definitions d on d.flag_key = v.flag_key
+             where v.scope in ('global', 'tier') or (v.scope = 'tenant' and v.scope_id = ?)",
         )
         .bind(scope.tenant().as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "load flags"))?;
         let mut set = FlagSet::new();
-        for (s, id, key, value) in rows {
+        for (s, id, key, value, rollout, version) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
-            set.set(scope, key, value);
+            set.set_version(key.clone(), version.unwrap_or(0));
+            set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout)? });
         }
         Ok(set)
     }
 
     async fn list_flags(&self, _access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError> {
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, time::OffsetDateTime)>(
-            "select scope, scope_id, flag_key, value, updated_at from flag_values order by flag_key,
+        let rows = sqlx::query_as::<
+            _,
+            (String, String, String, Json<serde_json::Value>, Option<i64>, time::OffsetDateTime),
+        >(
+            "select scope, scope_id, flag_key, value, rollout_percent, updated_at from flag_values order by flag_key,
                  case scope when 'global' then 0 when 'tier' then 1 else 2 end, scope_id",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "list flags"))?;
         rows.into_iter()
-            .map(|(s, id, key, value, updated_at)| {
+            .map(|(s, id, key, value, rollout, updated_at)| {
                 let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
-                Ok(FlagRow { scope, key, value, updated_at })
+                Ok(FlagRow { scope, key, value, rollout: rollout_from_column(rollout)?, updated_at })
             })
             .collect()
+    }
+
+    async fn flag_definitions(&self, _access: &PlatformScope) -> Result<Vec<FlagDefinition>, StoreError> {
+        let rows = sqlx::query_as::<_, FlagDefinitionColumns>(concat!(
+            "select ",
+            flag_definition_columns!(),
+            " from flag_definitions order by flag_key"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| store_error(e, "list flag definitions"))?;
+        rows.into_iter().map(flag_definition_from_columns).collect()
     }
 }
 

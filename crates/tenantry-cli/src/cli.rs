@@ -371,6 +371,18 @@ pub enum FlagCmd {
         /// The tier name or tenant id for tier and tenant scope.
         #[arg(long)]
         scope_id: Option<String>,
+        /// Apply to this percentage (0..=100) of the scope's tenants, by a stable hash.
+        #[arg(long)]
+        rollout: Option<u8>,
+        /// What the flag is for (kept with its definition).
+        #[arg(long)]
+        description: Option<String>,
+        /// Who owns the flag.
+        #[arg(long)]
+        owner: Option<String>,
+        /// RFC 3339 time after which the flag is reported stale.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// Remove a flag value at a scope.
     Unset {
@@ -384,6 +396,13 @@ pub enum FlagCmd {
     Eval { tenant: String, feature: Option<String> },
     /// List every flag value at every scope.
     List,
+    /// Flag definitions: type, description, owner, expiry, version.
+    Defs,
+    /// Flags older than --max-age-days, past their expiry, or the same for every tenant.
+    Stale {
+        #[arg(long, default_value_t = 90)]
+        max_age_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -547,7 +547,7 @@ async fn tenant(registry: &Registry, admin: &PlatformScope, cmd: TenantCmd, out:
 
 async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Out) -> Result<()> {
     match cmd {
-        FlagCmd::Set { feature, enabled, value, scope, scope_id } => {
+        FlagCmd::Set { feature, enabled, value, scope, scope_id, rollout, description, owner, expires_at } => {
             let key = FlagKey::parse(&feature).map_err(usage)?;
             let scope = flag_scope(&scope, scope_id.as_deref())?;
             let value = match (enabled, value) {
@@ -559,7 +559,14 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
                 }
                 (None, None) => return Err(usage("give --enabled true|false or --value <json>")),
             };
-            registry.set_flag(admin, scope.clone(), key.clone(), value.clone()).await?;
+            let expires_at = expires_at
+                .as_deref()
+                .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+                .transpose()
+                .map_err(|e| usage(format!("--expires-at must be an RFC 3339 time: {e}")))?;
+            let meta = tenantry_domain::FlagMeta { description, owner, expires_at: expires_at.map(Some) };
+            let rule = tenantry_domain::FlagRule { value: value.clone(), rollout };
+            registry.set_flag_rule(admin, scope.clone(), key.clone(), rule, meta).await?;
             out.flag_set(&key, &scope, &value);
         }
         FlagCmd::Unset { feature, scope, scope_id } => {
@@ -580,6 +587,11 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
             }
         }
         FlagCmd::List => out.flag_rows(&registry.list_flags(admin).await?),
+        FlagCmd::Defs => out.flag_definitions(&registry.flag_definitions(admin).await?),
+        FlagCmd::Stale { max_age_days } => {
+            let report = registry.stale_flags(admin, time::Duration::days(i64::from(max_age_days))).await?;
+            out.stale_flags(&report);
+        }
     }
     Ok(())
 }

@@ -9,9 +9,12 @@ use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, T
 use tenantry_store_postgres::probes::Probe;
 
 use tenantry_app::{ApiKey, AppError, Checkpoint, IssuedKey, VerifyReport};
+use tenantry_domain::FlagDefinition;
+use tenantry_domain::flags::StaleReason;
 use tenantry_domain::{Membership, User};
 use tenantry_http::dto::{
-    AuditEntryView, EvaluationView, HealthView, KeyView, MembershipView, StatisticsView, TenantView, UserView,
+    AuditEntryView, EvaluationView, FlagDefinitionView, HealthView, KeyView, MembershipView, StaleFlagView,
+    StatisticsView, TenantView, UserView,
 };
 
 use crate::commands::CliError;
@@ -330,16 +333,67 @@ impl Out {
                     .map(|r| json!({
                         "feature_name": r.key.as_str(), "scope": r.scope.level().as_str(),
                         "scope_id": if r.scope.scope_id().is_empty() { None } else { Some(r.scope.scope_id()) },
-                        "value": r.value.to_json(), "updated_at": format_time(r.updated_at),
+                        "value": r.value.to_json(), "rollout_percentage": r.rollout,
+                        "updated_at": format_time(r.updated_at),
                     }))
                     .collect::<Vec<_>>()
             ));
         }
         let table_rows: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| vec![r.key.to_string(), r.scope.to_string(), r.value.to_string(), format_time(r.updated_at)])
+            .map(|r| {
+                vec![
+                    r.key.to_string(),
+                    r.scope.to_string(),
+                    r.value.to_string(),
+                    r.rollout.map(|p| format!("{p}%")).unwrap_or_else(|| "all".into()),
+                    format_time(r.updated_at),
+                ]
+            })
             .collect();
-        table(&["feature", "scope", "value", "updated_at"], &table_rows);
+        table(&["feature", "scope", "value", "rollout", "updated_at"], &table_rows);
+    }
+
+    pub fn flag_definitions(&self, defs: &[FlagDefinition]) {
+        let views: Vec<FlagDefinitionView> = defs.iter().map(FlagDefinitionView::from).collect();
+        if self.json {
+            return print_json(&json!(views));
+        }
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|d| {
+                vec![
+                    d.feature_name.clone(),
+                    d.kind.clone(),
+                    d.version.to_string(),
+                    opt(&d.owner),
+                    opt(&d.expires_at),
+                    d.description.clone(),
+                ]
+            })
+            .collect();
+        table(&["feature", "type", "version", "owner", "expires", "description"], &rows);
+    }
+
+    pub fn stale_flags(&self, report: &[(FlagDefinition, Vec<StaleReason>)]) {
+        let views: Vec<StaleFlagView> = report
+            .iter()
+            .map(|(d, r)| StaleFlagView {
+                definition: FlagDefinitionView::from(d),
+                reasons: r.iter().map(|x| x.as_str().to_owned()).collect(),
+            })
+            .collect();
+        if self.json {
+            return print_json(&json!(views));
+        }
+        if views.is_empty() {
+            return println!("no stale flags");
+        }
+        let rows: Vec<Vec<String>> = views
+            .iter()
+            .map(|v| vec![v.definition.feature_name.clone(), v.definition.created_at.clone(), v.reasons.join(", ")])
+            .collect();
+        table(&["feature", "created", "why it is stale"], &rows);
     }
 
     /// Tiers with their default flags (the flag values set at tier scope).

@@ -450,6 +450,76 @@ pub struct SetFlagBody {
     pub scope: String,
     /// The tier name or tenant id; absent for global.
     pub scope_id: Option<String>,
+    /// Apply the value to this percentage of the scope's tenants only (0..=100), chosen by a
+    /// stable hash of (flag, tenant): raising it only adds tenants.
+    pub rollout_percentage: Option<u8>,
+    /// Kept with the flag's definition (absent: unchanged).
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    /// RFC 3339; past it the flag shows in the stale report. `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+}
+
+impl SetFlagBody {
+    pub fn meta(&self) -> Result<tenantry_domain::FlagMeta, ApiError> {
+        let expires_at = match &self.expires_at {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(t)) => Some(Some(
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| ApiError::new("invalid_input", format!("expires_at must be an RFC 3339 time: {e}")))?,
+            )),
+        };
+        Ok(tenantry_domain::FlagMeta { description: self.description.clone(), owner: self.owner.clone(), expires_at })
+    }
+}
+
+/// A flag's definition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FlagDefinitionView {
+    pub feature_name: String,
+    /// boolean | string | number | object
+    pub kind: String,
+    pub description: String,
+    pub owner: Option<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+impl From<&tenantry_domain::FlagDefinition> for FlagDefinitionView {
+    fn from(d: &tenantry_domain::FlagDefinition) -> Self {
+        FlagDefinitionView {
+            feature_name: d.key.to_string(),
+            kind: d.kind.as_str().to_owned(),
+            description: d.description.clone(),
+            owner: d.owner.clone(),
+            created_at: format_time(d.created_at),
+            expires_at: d.expires_at.map(format_time),
+            version: d.version,
+            updated_at: format_time(d.updated_at),
+        }
+    }
+}
+
+/// A flag on the stale report, with why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StaleFlagView {
+    #[serde(flatten)]
+    pub definition: FlagDefinitionView,
+    /// older_than_max_age | past_expiry | same_for_every_tenant
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StaleQuery {
+    /// Flags older than this many days are stale (default 90).
+    pub max_age_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -470,6 +540,7 @@ pub struct FlagView {
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
     pub enabled: Option<bool>,
+    pub rollout_percentage: Option<u8>,
     pub updated_at: Option<String>,
 }
 

@@ -83,6 +83,8 @@ pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config
         .route("/statistics", get(routes::statistics))
         .route("/feature-flags", post(routes::set_flag).get(routes::list_flags).delete(routes::delete_flag))
         .route("/feature-flags/{tenant_id}", get(routes::evaluate_all))
+        .route("/flag-definitions", get(routes::flag_definitions))
+        .route("/flag-definitions/stale", get(routes::stale_flags))
         .route("/feature-flags/{tenant_id}/{feature}", get(routes::evaluate_flag))
         .route("/tiers", get(routes::list_tiers))
         .route("/tiers/{name}", get(routes::get_tier))

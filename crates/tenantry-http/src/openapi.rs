@@ -20,7 +20,7 @@ use crate::routes;
         routes::create_tenant, routes::list_tenants, routes::get_tenant, routes::patch_tenant,
         routes::suspend_tenant, routes::activate_tenant, routes::archive_tenant, routes::migrate_tenant,
         routes::delete_tenant, routes::record_health, routes::tenant_history, routes::statistics,
-        routes::set_flag, routes::delete_flag, routes::list_flags, routes::evaluate_all, routes::evaluate_flag,
+        routes::set_flag, routes::delete_flag, routes::list_flags, routes::flag_definitions, routes::stale_flags, routes::evaluate_all, routes::evaluate_flag,
         routes::list_tiers, routes::get_tier,
         routes::whoami, routes::create_user, routes::list_users, routes::list_members, routes::put_member,
         routes::remove_member, routes::create_key, routes::list_keys, routes::revoke_key, routes::audit,
@@ -29,7 +29,7 @@ use crate::routes;
         Problem, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
         TenantListView, HealthBody, HealthView, PenaltiesView, StatisticsView, AuditEntryView, SetFlagBody, FlagView,
         EvaluationView, EvaluationsView, TierView, CreateUserBody, UserView, WhoAmIView, RoleView, PutMemberBody,
-        MembershipView, CreateKeyBody, KeyView, IssuedKeyView, StatusView, AuditPageView,
+        MembershipView, FlagDefinitionView, StaleFlagView, CreateKeyBody, KeyView, IssuedKeyView, StatusView, AuditPageView,
     )),
     modifiers(&BearerAuth),
 )]

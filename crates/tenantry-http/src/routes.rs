@@ -328,20 +328,22 @@ pub async fn set_flag(
     Body(body): Body<SetFlagBody>,
 ) -> ApiResult<axum::Json<FlagView>> {
     let key = FlagKey::parse(&body.feature_name).map_err(invalid)?;
-    let value = match (body.enabled, body.value) {
+    let value = match (body.enabled, body.value.clone()) {
         (Some(enabled), None) => FlagValue::Bool(enabled),
         (None, Some(v)) => FlagValue::from_json(v).map_err(invalid)?,
         _ => return Err(ApiError::new("invalid_input", "give exactly one of `enabled` (boolean) or `value`")),
     };
     let scope = flag_scope(&body.scope, body.scope_id.as_deref())?;
+    let meta = body.meta()?;
+    let rule = tenantry_domain::FlagRule { value: value.clone(), rollout: body.rollout_percentage };
     match &scope {
         FlagScope::Tenant(t) => {
             let tenant_scope = scope_in(&state, &principal, t.as_str())?;
-            state.registry.set_tenant_flag(&tenant_scope, key.clone(), value.clone()).await?;
+            state.registry.set_tenant_flag_rule(&tenant_scope, key.clone(), rule, meta).await?;
         }
         _ => {
             let access = principal.platform()?;
-            state.registry.set_flag(&access, scope.clone(), key.clone(), value.clone()).await?;
+            state.registry.set_flag_rule(&access, scope.clone(), key.clone(), rule, meta).await?;
         }
     }
     Ok(axum::Json(FlagView {
@@ -350,6 +352,7 @@ pub async fn set_flag(
         scope_id: (!scope.scope_id().is_empty()).then(|| scope.scope_id().to_owned()),
         enabled: value.as_bool(),
         value: value.to_json(),
+        rollout_percentage: body.rollout_percentage,
         updated_at: None,
     }))
 }
@@ -391,7 +394,45 @@ pub async fn list_flags(State(state): State<AppState>, Auth(principal): Auth) ->
                 scope_id: (!r.scope.scope_id().is_empty()).then(|| r.scope.scope_id().to_owned()),
                 enabled: r.value.as_bool(),
                 value: r.value.to_json(),
+                rollout_percentage: r.rollout,
                 updated_at: Some(tenantry_domain::tenant::format_time(r.updated_at)),
+            })
+            .collect(),
+    ))
+}
+
+/// Every flag definition: type, description, owner, expiry, version (platform administrators).
+#[utoipa::path(get, path = "/flag-definitions", tag = "flags", security(("bearer" = [])),
+    responses((status = 200, body = Vec<FlagDefinitionView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn flag_definitions(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> ApiResult<axum::Json<Vec<FlagDefinitionView>>> {
+    let access = principal.platform()?;
+    Ok(axum::Json(state.registry.flag_definitions(&access).await?.iter().map(FlagDefinitionView::from).collect()))
+}
+
+/// The stale-flag report: flags older than `max_age_days` (default 90), past their expiry, or
+/// evaluating the same for every tenant (platform administrators).
+#[utoipa::path(get, path = "/flag-definitions/stale", tag = "flags", security(("bearer" = [])), params(StaleQuery),
+    responses((status = 200, body = Vec<StaleFlagView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn stale_flags(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Q(query): Q<StaleQuery>,
+) -> ApiResult<axum::Json<Vec<StaleFlagView>>> {
+    let access = principal.platform()?;
+    let days = query.max_age_days.unwrap_or(90);
+    if days > 36_500 {
+        return Err(ApiError::new("invalid_input", "max_age_days must be at most 36500"));
+    }
+    let report = state.registry.stale_flags(&access, time::Duration::days(i64::from(days))).await?;
+    Ok(axum::Json(
+        report
+            .iter()
+            .map(|(d, reasons)| StaleFlagView {
+                definition: FlagDefinitionView::from(d),
+                reasons: reasons.iter().map(|r| r.as_str().to_owned()).collect(),
             })
             .collect(),
     ))

@@ -428,7 +428,74 @@ async fn audit_entries_carry_request_ids_and_stay_in_their_tenant(store: Arc<dyn
     assert_problem(&w.call(Method::GET, "/audit?since=yesterday", Some(&w.admin), None).await, 422, "invalid_input");
 }
 
+/// Rollouts, flag metadata, versions and the stale report over HTTP.
+async fn flags_roll_out_and_explain_themselves(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = Some(w.admin.as_str());
+    let t = w.fresh_tenant().await;
+    let body = json!({
+        "feature_name": "ranking_v2", "enabled": true, "scope": "tier", "scope_id": "silver",
+        "rollout_percentage": 100, "description": "new ranking", "owner": "search-team",
+        "expires_at": "2026-02-01T00:00:00Z"
+    });
+    let r = w.call(Method::POST, "/feature-flags", admin, Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["rollout_percentage"], 100);
+    let r = w.call(Method::GET, &format!("/feature-flags/{t}/ranking_v2"), admin, None).await;
+    assert_eq!(
+        (r.body["enabled"].as_bool(), r.body["openfeature_reason"].as_str()),
+        (Some(true), Some("SPLIT")),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["version"], 1);
+    let r = w
+        .call(
+            Method::POST,
+            "/feature-flags",
+            admin,
+            Some(json!({"feature_name": "everyone", "enabled": true, "scope": "global"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // type is fixed at first definition
+    let r = w
+        .call(
+            Method::POST,
+            "/feature-flags",
+            admin,
+            Some(json!({"feature_name": "everyone", "value": "yes", "scope": "global"})),
+        )
+        .await;
+    assert_problem(&r, 422, "invalid_input");
+    assert_problem(
+        &w.call(
+            Method::POST,
+            "/feature-flags",
+            admin,
+            Some(json!({"feature_name": "x", "enabled": true, "scope": "global", "rollout_percentage": 101})),
+        )
+        .await,
+        422,
+        "invalid_input",
+    );
+    let r = w.call(Method::GET, "/flag-definitions", admin, None).await;
+    let ranking = r.body.as_array().unwrap().iter().find(|d| d["feature_name"] == "ranking_v2").unwrap().clone();
+    assert_eq!((ranking["kind"].as_str(), ranking["owner"].as_str()), (Some("boolean"), Some("search-team")));
+    // the world's clock is 2026-03-01: ranking_v2 expired a month ago; "everyone" switches nothing
+    let r = w.call(Method::GET, "/flag-definitions/stale", admin, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reasons = |k: &str| -> Vec<String> {
+        r.body.as_array().unwrap().iter().find(|d| d["feature_name"] == k).map_or(vec![], |d| {
+            d["reasons"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+        })
+    };
+    assert_eq!(reasons("ranking_v2"), ["past_expiry"]);
+    assert_eq!(reasons("everyone"), ["same_for_every_tenant"]);
+}
+
 on_both_stores!(
+    flags_roll_out_and_explain_themselves,
     audit_entries_carry_request_ids_and_stay_in_their_tenant,
     seed_curl_sequence,
     user_lists_the_tenants_they_can_act_in,

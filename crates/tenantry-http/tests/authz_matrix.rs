@@ -123,6 +123,8 @@ fn cases() -> Vec<Case> {
             200,
         ),
         case("list flags", Method::GET, "/feature-flags", None, Platform, 200),
+        case("flag definitions", Method::GET, "/flag-definitions", None, Platform, 200),
+        case("stale flags", Method::GET, "/flag-definitions/stale", None, Platform, 200),
         case("evaluate all", Method::GET, "/feature-flags/{t}", None, Member(Viewer), 200),
         case("evaluate one", Method::GET, "/feature-flags/{t}/beta", None, Member(Viewer), 200),
         case("tiers", Method::GET, "/tiers", None, Authenticated, 200),

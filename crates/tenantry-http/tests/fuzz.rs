@@ -51,6 +51,8 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"feature_name": "f", "enabled": true, "scope": "tenant", "scope_id": "{t}"})),
         ),
         (Method::GET, "/feature-flags", None),
+        (Method::GET, "/flag-definitions", None),
+        (Method::GET, "/flag-definitions/stale", None),
         (Method::DELETE, "/feature-flags", None),
         (Method::GET, "/feature-flags/{t}", None),
         (Method::GET, "/feature-flags/{t}/f", None),

@@ -27,6 +27,8 @@ pub enum AppError {
     TierNotFound(TierName),
     #[error("flag {0} has no value at that scope")]
     FlagNotFound(FlagKey),
+    #[error("tenant {tenant} is {status}: it is refused until it is active again")]
+    TenantInactive { tenant: TenantId, status: tenantry_domain::TenantStatus },
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
     #[error("user {user} is not a member of tenant {tenant}")]
@@ -55,8 +57,9 @@ pub enum AppError {
 
 impl AppError {
     /// Every code [`AppError::code`] can return (the HTTP layer maps each to a status).
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "tenant_not_found",
+        "tenant_inactive",
         "tier_not_found",
         "flag_not_found",
         "user_not_found",
@@ -79,6 +82,7 @@ impl AppError {
             AppError::TenantNotFound(_) => "tenant_not_found",
             AppError::TierNotFound(_) => "tier_not_found",
             AppError::FlagNotFound(_) => "flag_not_found",
+            AppError::TenantInactive { .. } => "tenant_inactive",
             AppError::UserNotFound(_) => "user_not_found",
             AppError::MemberNotFound { .. } => "member_not_found",
             AppError::KeyNotFound(_) => "key_not_found",
@@ -136,6 +140,7 @@ mod tests {
             AppError::TierNotFound(TierName::parse("x").unwrap()),
             AppError::FlagNotFound(FlagKey::parse("f").unwrap()),
             AppError::UserNotFound(UserId::parse("u1").unwrap()),
+            AppError::TenantInactive { tenant: t.clone(), status: TenantStatus::Suspended },
             AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
             AppError::KeyNotFound(KeyId::parse("k1").unwrap()),
             AppError::Unauthenticated("x".into()),

@@ -450,6 +450,32 @@ impl Registry {
         Ok(evaluation)
     }
 
+    /// The runtime evaluation path (OFREP): like `evaluate_flag`/`evaluate_all_flags`, but a tenant
+    /// that is not active is refused (`tenant_inactive`). `key: None` evaluates every flag.
+    pub async fn evaluate_for_runtime(
+        &self,
+        scope: &TenantScope,
+        key: Option<&FlagKey>,
+    ) -> Result<Vec<(FlagKey, Evaluation)>, AppError> {
+        scope.require(Permission::EvaluateFlags)?;
+        let tenant = self.load(scope).await?;
+        if tenant.status != TenantStatus::Active {
+            return Err(AppError::TenantInactive { tenant: tenant.id, status: tenant.status });
+        }
+        let flags = self.store.flags_for_tenant(scope).await?;
+        let out = match key {
+            Some(k) => vec![(k.clone(), flags.evaluate(k, &tenant.id, &tenant.tier))],
+            None => flags.evaluate_all(&tenant.id, &tenant.tier),
+        };
+        self.audit_tenant_read(
+            scope,
+            "flag.evaluate",
+            serde_json::json!({"key": key.map(FlagKey::as_str), "returned": out.len(), "via": "ofrep"}),
+        )
+        .await?;
+        Ok(out)
+    }
+
     /// Evaluates every defined flag for the scope's tenant.
     pub async fn evaluate_all_flags(&self, scope: &TenantScope) -> Result<Vec<(FlagKey, Evaluation)>, AppError> {
         scope.require(Permission::EvaluateFlags)?;

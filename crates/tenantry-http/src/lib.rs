@@ -8,6 +8,7 @@
 pub mod dto;
 pub mod extract;
 pub mod metrics;
+pub mod ofrep;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -93,6 +94,9 @@ pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config
         .route("/keys", post(routes::create_key).get(routes::list_keys))
         .route("/keys/{key_id}", axum::routing::delete(routes::revoke_key))
         .route("/audit", get(routes::audit))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route("/ofrep/v1/configuration", get(ofrep::configuration))
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
@@ -141,11 +145,11 @@ async fn normalize_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // a handler's own error body (problem+json, or OFREP's JSON errors) stays as it is
+    let has_json_body = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()) || v.as_bytes().starts_with(b"application/json")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || has_json_body {
         return response;
     }
     let code = code_for_status(status);

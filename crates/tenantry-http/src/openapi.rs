@@ -24,12 +24,13 @@ use crate::routes;
         routes::list_tiers, routes::get_tier,
         routes::whoami, routes::create_user, routes::list_users, routes::list_members, routes::put_member,
         routes::remove_member, routes::create_key, routes::list_keys, routes::revoke_key, routes::audit,
+        crate::ofrep::evaluate_flag, crate::ofrep::evaluate_all, crate::ofrep::configuration,
     ),
     components(schemas(
         Problem, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
         TenantListView, HealthBody, HealthView, PenaltiesView, StatisticsView, AuditEntryView, SetFlagBody, FlagView,
         EvaluationView, EvaluationsView, TierView, CreateUserBody, UserView, WhoAmIView, RoleView, PutMemberBody,
-        MembershipView, FlagDefinitionView, StaleFlagView, CreateKeyBody, KeyView, IssuedKeyView, StatusView, AuditPageView,
+        MembershipView, FlagDefinitionView, StaleFlagView, CreateKeyBody, KeyView, IssuedKeyView, StatusView, AuditPageView, crate::ofrep::OfrepSuccess, crate::ofrep::OfrepFailure,
     )),
     modifiers(&BearerAuth),
 )]

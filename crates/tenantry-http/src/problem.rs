@@ -24,6 +24,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("member_not_found", 404, "Membership not found"),
     ("key_not_found", 404, "API key not found"),
     ("method_not_allowed", 405, "Method not allowed"),
+    ("tenant_inactive", 423, "Tenant is not active"),
     ("already_exists", 409, "Already exists"),
     ("invalid_transition", 409, "Invalid lifecycle transition"),
     ("retention_active", 409, "Retention period still running"),

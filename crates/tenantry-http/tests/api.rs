@@ -358,6 +358,11 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
         "/readyz",
         "/metrics",
         "/audit",
+        "/flag-definitions",
+        "/flag-definitions/stale",
+        "/ofrep/v1/evaluate/flags/{key}",
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/configuration",
     ] {
         assert!(paths.contains_key(path), "openapi.json lacks {path}");
     }

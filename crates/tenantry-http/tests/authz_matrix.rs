@@ -162,7 +162,25 @@ fn cases() -> Vec<Case> {
     let mut archive =
         case("archive", Method::POST, "/tenants/{t}/archive", Some(json!({"reason": "closed"})), Platform, 200);
     archive.setup = Setup::Suspended;
-    c.extend([activate, archive, delete, unset]);
+    let mut ofrep_one = case(
+        "ofrep single",
+        Method::POST,
+        "/ofrep/v1/evaluate/flags/beta",
+        Some(json!({"context": {"targetingKey": "{t}"}})),
+        Member(Viewer),
+        200,
+    );
+    ofrep_one.setup = Setup::WithTenantFlag;
+    let ofrep_bulk = case(
+        "ofrep bulk",
+        Method::POST,
+        "/ofrep/v1/evaluate/flags",
+        Some(json!({"context": {"targetingKey": "{t}"}})),
+        Member(Viewer),
+        200,
+    );
+    let ofrep_config = case("ofrep configuration", Method::GET, "/ofrep/v1/configuration", None, Authenticated, 200);
+    c.extend([activate, archive, delete, unset, ofrep_one, ofrep_bulk, ofrep_config]);
     c
 }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod directory;
 pub mod error;
 pub mod ports;
@@ -14,6 +15,7 @@ pub mod snapshot;
 pub use access::{Authority, PlatformScope, TenantScope};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
+pub use cache::{CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus};
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, StoreError};
 pub use ports::{
@@ -21,5 +23,5 @@ pub use ports::{
     FlagStore, IdentityStore, KeyOwner, Page, PoolStats, Statistics, Store, SystemClock, TenantFilter, TenantStore,
     TierStore,
 };
-pub use registry::Registry;
+pub use registry::{Registry, RuntimeEvaluation};
 pub use signing::{AuditKey, TrustedKeys};

@@ -11,11 +11,20 @@ use tenantry_domain::{
 };
 
 use crate::access::{PlatformScope, TenantScope};
+use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
 use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, Page, Statistics, Store, TenantFilter};
 use crate::snapshot::tenant_snapshot;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// What the runtime evaluation path answers.
+#[derive(Debug, Clone)]
+pub struct RuntimeEvaluation {
+    pub evaluations: Vec<(FlagKey, Evaluation)>,
+    /// Served from the last snapshot because the store is unavailable.
+    pub stale: bool,
+}
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The registry service. Cheap to clone; shells hold one per process.
@@ -23,11 +32,28 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 pub struct Registry {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    cache: Option<ConfigCache>,
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, cache: None }
+    }
+
+    /// Serves the runtime evaluation path from `cache` and invalidates it after every write.
+    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub fn cache(&self) -> Option<&ConfigCache> {
+        self.cache.as_ref()
+    }
+
+    async fn invalidate(&self, target: InvalidationTarget) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(target).await;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -92,6 +118,7 @@ impl Registry {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tier {}", tier.name)),
             other => other.into(),
         })?;
+        self.invalidate(InvalidationTarget::All).await;
         Ok(tier)
     }
 
@@ -197,7 +224,9 @@ impl Registry {
             }
             StoreError::NotFound => AppError::TenantNotFound(current.id.clone()),
             other => other.into(),
-        })
+        })?;
+        self.invalidate(InvalidationTarget::Tenant(current.id.clone())).await;
+        Ok(())
     }
 
     fn check_expected(tenant: &Tenant, expected_version: Option<i64>) -> Result<(), AppError> {
@@ -364,7 +393,9 @@ impl Registry {
         check_rule(&rule, &meta)?;
         self.check_scope(access, &scope).await?;
         let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, Some((&rule, &meta)));
-        Ok(self.store.set_flag(access, &scope, &key, &rule, &meta, &audit).await?)
+        self.store.set_flag(access, &scope, &key, &rule, &meta, &audit).await?;
+        self.invalidate(InvalidationTarget::All).await;
+        Ok(())
     }
 
     /// Every flag definition (type, description, owner, expiry, version).
@@ -402,7 +433,9 @@ impl Registry {
         self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),
-        })
+        })?;
+        self.invalidate(InvalidationTarget::All).await;
+        Ok(())
     }
 
     /// Sets a tenant-level override, inside the tenant's own scope (platform or the tenant's admin).
@@ -422,7 +455,10 @@ impl Registry {
         self.load(scope).await?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some((&rule, &meta)));
-        Ok(self.store.set_tenant_flag(scope, &key, &rule, &meta, &audit).await?)
+        self.store.set_tenant_flag(scope, &key, &rule, &meta, &audit).await?;
+        // the flag's version is shared by every tenant: their snapshots carry it too
+        self.invalidate(InvalidationTarget::All).await;
+        Ok(())
     }
 
     pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
@@ -432,7 +468,9 @@ impl Registry {
         self.store.delete_tenant_flag(scope, &key, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::FlagNotFound(key.clone()),
             other => other.into(),
-        })
+        })?;
+        self.invalidate(InvalidationTarget::All).await;
+        Ok(())
     }
 
     /// Evaluates one flag for the scope's tenant: value and the level that decided it.
@@ -452,28 +490,31 @@ impl Registry {
 
     /// The runtime evaluation path (OFREP): like `evaluate_flag`/`evaluate_all_flags`, but a tenant
     /// that is not active is refused (`tenant_inactive`). `key: None` evaluates every flag.
+    ///
+    /// With a cache this makes no store round trip (and records no audit entry per evaluation:
+    /// the runtime path is counted in metrics instead); `stale` says the snapshot was served
+    /// because the store is unavailable.
     pub async fn evaluate_for_runtime(
         &self,
         scope: &TenantScope,
         key: Option<&FlagKey>,
-    ) -> Result<Vec<(FlagKey, Evaluation)>, AppError> {
+    ) -> Result<RuntimeEvaluation, AppError> {
         scope.require(Permission::EvaluateFlags)?;
-        let tenant = self.load(scope).await?;
+        let (tenant, flags, stale) = match &self.cache {
+            Some(cache) => {
+                let cached = cache.get(scope).await?;
+                (cached.snapshot.tenant.clone(), cached.snapshot.flags.clone(), cached.stale)
+            }
+            None => (self.load(scope).await?, Arc::new(self.store.flags_for_tenant(scope).await?), false),
+        };
         if tenant.status != TenantStatus::Active {
             return Err(AppError::TenantInactive { tenant: tenant.id, status: tenant.status });
         }
-        let flags = self.store.flags_for_tenant(scope).await?;
-        let out = match key {
+        let evaluations = match key {
             Some(k) => vec![(k.clone(), flags.evaluate(k, &tenant.id, &tenant.tier))],
             None => flags.evaluate_all(&tenant.id, &tenant.tier),
         };
-        self.audit_tenant_read(
-            scope,
-            "flag.evaluate",
-            serde_json::json!({"key": key.map(FlagKey::as_str), "returned": out.len(), "via": "ofrep"}),
-        )
-        .await?;
-        Ok(out)
+        Ok(RuntimeEvaluation { evaluations, stale })
     }
 
     /// Evaluates every defined flag for the scope's tenant.

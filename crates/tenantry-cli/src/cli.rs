@@ -139,6 +139,13 @@ pub struct ServeArgs {
     /// A platform-admin API key to install on start if absent (for deployments' first key).
     #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
+    /// Safety-net TTL of the in-process tenant snapshot (status, tier, limits, flags), in
+    /// seconds; invalidation on write is what keeps it current.
+    #[arg(long, env = "TENANTRY_CACHE_TTL_SECS", default_value_t = 60)]
+    pub cache_ttl_secs: u64,
+    /// How long reads may keep serving the last snapshot while the store is down, in seconds.
+    #[arg(long, env = "TENANTRY_STALE_IF_ERROR_SECS", default_value_t = 1800)]
+    pub stale_if_error_secs: u64,
     /// Sign the audit chain head this often, in seconds, when it has moved (0: never).
     #[arg(long, env = "TENANTRY_AUDIT_CHECKPOINT_INTERVAL_SECS", default_value_t = 300)]
     pub audit_checkpoint_interval_secs: u64,

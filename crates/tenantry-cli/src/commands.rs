@@ -168,7 +168,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     let store = open_store(&cli.global, &key).await?;
     let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
-    let registry = Registry::new(store.clone(), clock.clone());
+    let mut registry = Registry::new(store.clone(), clock.clone());
+    if let Command::Serve(args) = &cli.command {
+        registry = registry.with_cache(config_cache(store.clone(), args).await?);
+    }
     let directory = Directory::new(store.clone(), clock.clone());
     let admin = operator();
     let auditor = |trusted: TrustedKeys| Auditor::new(store.clone(), clock.clone(), Some(key.clone()), trusted);
@@ -338,6 +341,29 @@ async fn serve(registry: Registry, directory: Directory, auditor: Auditor, args:
     }
     let app = tenantry_http::router(registry, directory, auditor, &config);
     tenantry_http::serve(app, args.bind).await.map_err(CliError::Failed)
+}
+
+/// The runtime snapshot cache and its invalidation bus: in-process here (one replica); Redis
+/// pub/sub when REDIS_URL is set.
+async fn config_cache(store: Arc<dyn Store>, args: &ServeArgs) -> Result<tenantry_app::ConfigCache> {
+    let config = tenantry_app::CacheConfig {
+        ttl: std::time::Duration::from_secs(args.cache_ttl_secs.max(1)),
+        stale_if_error: std::time::Duration::from_secs(args.stale_if_error_secs),
+    };
+    let bus = Arc::new(tenantry_app::LocalBus::new());
+    let cache = tenantry_app::ConfigCache::new(store, bus.clone(), config);
+    let mut messages = bus.subscribe();
+    let applier = cache.clone();
+    tokio::spawn(async move {
+        loop {
+            match messages.recv().await {
+                Ok(m) => applier.apply(&m),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => applier.resync(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    Ok(cache)
 }
 
 /// Signs the chain head periodically, when it has moved since the last checkpoint.

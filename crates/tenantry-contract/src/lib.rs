@@ -4,6 +4,7 @@
 //! Use [`contract_suite!`] in a backend's integration tests with an expression that builds a
 //! fresh, empty, migrated store.
 
+pub mod cache;
 pub mod tamper;
 
 use std::sync::{Arc, Mutex};

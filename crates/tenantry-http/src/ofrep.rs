@@ -138,10 +138,13 @@ pub async fn evaluate_flag(
     tracing::Span::current().record("tenant_id", tenant.as_str());
     state.metrics.observe_tenant(tenant.as_str());
     match state.registry.evaluate_for_runtime(&scope, Some(&flag)).await {
-        Ok(results) => match results.first().and_then(|(k, e)| success(k, e)) {
-            Some(ok) => (StatusCode::OK, axum::Json(ok)).into_response(),
-            None => (StatusCode::NOT_FOUND, axum::Json(not_found(&flag, &tenant))).into_response(),
-        },
+        Ok(result) => {
+            let response = match result.evaluations.first().and_then(|(k, e)| success(k, e)) {
+                Some(ok) => (StatusCode::OK, axum::Json(ok)).into_response(),
+                None => (StatusCode::NOT_FOUND, axum::Json(not_found(&flag, &tenant))).into_response(),
+            };
+            mark_stale(response, result.stale)
+        }
         Err(e) => app_failure(e, Some(&key)),
     }
 }
@@ -167,11 +170,12 @@ pub async fn evaluate_all(
     };
     tracing::Span::current().record("tenant_id", tenant.as_str());
     state.metrics.observe_tenant(tenant.as_str());
-    let results = match state.registry.evaluate_for_runtime(&scope, None).await {
+    let result = match state.registry.evaluate_for_runtime(&scope, None).await {
         Ok(r) => r,
         Err(e) => return app_failure(e, None),
     };
-    let flags: Vec<Value> = results
+    let flags: Vec<Value> = result
+        .evaluations
         .iter()
         .map(|(k, e)| match success(k, e) {
             Some(ok) => serde_json::to_value(ok).unwrap_or(Value::Null),
@@ -192,6 +196,16 @@ pub async fn evaluate_all(
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, v);
+    }
+    mark_stale(response, result.stale)
+}
+
+/// Marks an answer served from the last snapshot while the store is unavailable.
+pub fn mark_stale(mut response: Response, stale: bool) -> Response {
+    if stale {
+        let headers = response.headers_mut();
+        headers.insert("x-tenantry-stale", HeaderValue::from_static("true"));
+        headers.insert(header::WARNING, HeaderValue::from_static("110 tenantry \"Response is Stale\""));
     }
     response
 }

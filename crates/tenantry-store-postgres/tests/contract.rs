@@ -11,3 +11,17 @@ async fn fresh() -> Option<Arc<dyn Store>> {
 }
 
 tenantry_contract::contract_suite!(fresh().await);
+
+mod cache {
+    tenantry_contract::cache_suite!(super::fresh().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_last_snapshot_when_the_store_is_down() {
+    let Some(store) = common::fresh_store().await else { return };
+    let pool = store.pool().clone();
+    tenantry_contract::cache::serves_the_last_snapshot_when_the_store_is_down(Arc::new(store), async move {
+        pool.close().await
+    })
+    .await;
+}

@@ -28,3 +28,17 @@ async fn data_survives_reopen_and_migrations_are_idempotent() {
     assert_eq!(ctx.registry.list_tiers().await.unwrap().len(), 4, "tiers seeded once");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod cache {
+    tenantry_contract::cache_suite!(super::fresh().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_last_snapshot_when_the_store_is_down() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let pool = store.pool().clone();
+    tenantry_contract::cache::serves_the_last_snapshot_when_the_store_is_down(Arc::new(store), async move {
+        pool.close().await
+    })
+    .await;
+}

@@ -94,7 +94,10 @@ impl World {
 
     pub async fn with_config(store: Arc<dyn Store>, config: &ServerConfig) -> World {
         let clock = Arc::new(ManualClock::new());
-        let registry = Registry::new(store.clone(), clock.clone());
+        // as `serve` runs it: the runtime path reads an in-process snapshot, invalidated on write
+        let bus = Arc::new(tenantry_app::LocalBus::new());
+        let cache = tenantry_app::ConfigCache::new(store.clone(), bus, Default::default());
+        let registry = Registry::new(store.clone(), clock.clone()).with_cache(cache);
         let directory = Directory::new(store.clone(), clock.clone());
         let operator = PlatformScope::operator("test-setup");
         let admin = directory

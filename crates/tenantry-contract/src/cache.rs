@@ -1,0 +1,153 @@
+//! The runtime snapshot cache against a real store: replicas (caches on one bus) see each other's
+//! writes, a gap in the message sequence drops everything, and the cache really answers from
+//! memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_app::ports::Store;
+use tenantry_app::{AppError, CacheConfig, ConfigCache, Invalidation, InvalidationTarget, LocalBus, Registry};
+use tenantry_domain::{FlagScope, FlagValue, TenantStatus};
+
+use crate::{Ctx, ManualClock, create, key, tid};
+
+/// A replica: its own cache (and registry) on the shared store, applying every bus message.
+pub fn replica(store: &Arc<dyn Store>, bus: &Arc<LocalBus>, clock: &Arc<ManualClock>) -> (Registry, ConfigCache) {
+    let cache = ConfigCache::new(store.clone(), bus.clone(), CacheConfig::default());
+    let mut messages = bus.subscribe();
+    let applier = cache.clone();
+    tokio::spawn(async move {
+        while let Ok(m) = messages.recv().await {
+            applier.apply(&m);
+        }
+    });
+    (Registry::new(store.clone(), clock.clone()).with_cache(cache.clone()), cache)
+}
+
+async fn flag_on(r: &Registry, ctx: &Ctx, tenant: &str) -> Result<Option<bool>, AppError> {
+    let result = r.evaluate_for_runtime(&ctx.admin.act_in(tid(tenant)), Some(&key("beta"))).await?;
+    Ok(match &result.evaluations[0].1 {
+        tenantry_domain::Evaluation::Resolved { value, .. } => value.as_bool(),
+        tenantry_domain::Evaluation::Unknown => None,
+    })
+}
+
+/// Polls `check` until it holds (message delivery is asynchronous); panics after 5 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+pub async fn replicas_see_each_others_writes(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "finance", "gold").await;
+    ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
+    let bus = Arc::new(LocalBus::new());
+    let (a, _) = replica(&store, &bus, &ctx.clock);
+    let (b, b_cache) = replica(&store, &bus, &ctx.clock);
+    // a replica outside the bus shows that answers really come from memory
+    let (deaf, _) = (
+        Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(
+            store.clone(),
+            Arc::new(LocalBus::new()),
+            CacheConfig::default(),
+        )),
+        (),
+    );
+    assert_eq!(flag_on(&b, &ctx, "finance").await.unwrap(), Some(false));
+    assert_eq!(flag_on(&deaf, &ctx, "finance").await.unwrap(), Some(false));
+    assert_eq!(b_cache.len(), 1);
+
+    // a flag change through A reaches B
+    a.set_flag(&ctx.admin, FlagScope::Tenant(tid("finance")), key("beta"), FlagValue::Bool(true)).await.unwrap();
+    eventually("B sees the flag change", || async { flag_on(&b, &ctx, "finance").await.unwrap() == Some(true) }).await;
+    // a suspension through A: B refuses the tenant
+    a.transition(&ctx.admin.act_in(tid("finance")), TenantStatus::Suspended, "audit", None, None).await.unwrap();
+    eventually("B refuses the suspended tenant", || async {
+        matches!(flag_on(&b, &ctx, "finance").await, Err(AppError::TenantInactive { .. }))
+    })
+    .await;
+    // the replica that heard nothing still answers from its snapshot (until its TTL)
+    assert_eq!(flag_on(&deaf, &ctx, "finance").await.unwrap(), Some(false));
+}
+
+pub async fn a_gap_in_the_sequence_drops_every_snapshot(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "alpha", "gold").await;
+    create(&ctx, "beta", "gold").await;
+    let bus = Arc::new(LocalBus::new());
+    let cache = ConfigCache::new(store.clone(), bus, CacheConfig::default());
+    let registry = Registry::new(store, ctx.clock.clone()).with_cache(cache.clone());
+    for t in ["alpha", "beta"] {
+        registry.evaluate_for_runtime(&ctx.admin.act_in(tid(t)), None).await.unwrap();
+    }
+    assert_eq!(cache.len(), 2);
+    cache.apply(&Invalidation { seq: 1, target: InvalidationTarget::Tenant(tid("alpha")) });
+    assert_eq!(cache.len(), 1, "only alpha dropped");
+    cache.apply(&Invalidation { seq: 3, target: InvalidationTarget::Tenant(tid("alpha")) });
+    assert_eq!(cache.len(), 0, "message 2 was missed: everything dropped");
+    registry.evaluate_for_runtime(&ctx.admin.act_in(tid("beta")), None).await.unwrap();
+    // a late message only removes; it never installs anything
+    cache.apply(&Invalidation { seq: 2, target: InvalidationTarget::Tenant(tid("alpha")) });
+    assert_eq!(cache.len(), 1);
+}
+
+/// Stale-if-error: with the store down (`take_down` closes its pool), reads keep serving the last
+/// snapshot, marked stale, within the window; writes fail fast with `store_unavailable`.
+pub async fn serves_the_last_snapshot_when_the_store_is_down<F>(store: Arc<dyn Store>, take_down: F)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "finance", "gold").await;
+    ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(true)).await.unwrap();
+    let bus = Arc::new(LocalBus::new());
+    // a TTL of zero: every read tries the store first, so the fallback is what answers below
+    let fresh_only = CacheConfig { ttl: Duration::ZERO, stale_if_error: Duration::ZERO };
+    let window = CacheConfig { ttl: Duration::ZERO, stale_if_error: Duration::from_secs(1800) };
+    let within = Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(
+        store.clone(),
+        bus.clone(),
+        window,
+    ));
+    let outside =
+        Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(store.clone(), bus, fresh_only));
+    let scope = ctx.admin.act_in(tid("finance"));
+    for r in [&within, &outside] {
+        assert!(!r.evaluate_for_runtime(&scope, Some(&key("beta"))).await.unwrap().stale);
+    }
+    take_down.await;
+    let served = within.evaluate_for_runtime(&scope, Some(&key("beta"))).await.unwrap();
+    assert!(served.stale, "marked stale");
+    assert!(matches!(&served.evaluations[0].1, tenantry_domain::Evaluation::Resolved { .. }));
+    let refused = outside.evaluate_for_runtime(&scope, Some(&key("beta"))).await.unwrap_err();
+    assert_eq!(refused.code(), "store_unavailable", "past the window: {refused}");
+    let write = within.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap_err();
+    assert_eq!(write.code(), "store_unavailable", "writes fail fast: {write}");
+}
+
+/// Generates one `#[tokio::test]` per cache case.
+#[macro_export]
+macro_rules! cache_suite {
+    ($make:expr) => {
+        $crate::cache_suite!(@cases $make; replicas_see_each_others_writes, a_gap_in_the_sequence_drops_every_snapshot);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $make else { return };
+                $crate::cache::$case(store).await;
+            }
+        )*
+    };
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the real services the test suite uses are installed and running:
-# PostgreSQL 15 with pgvector, and the `tenantry_owner` role the migrations run as.
-# (Redis joins when the cache-invalidation issue first uses it.)
+# PostgreSQL 15 with pgvector, the `tenantry_owner` role the migrations run as, and Redis
+# (cache invalidation across replicas).
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 
@@ -62,5 +62,20 @@ fi
 # pgvector is not a trusted extension: a superuser installs it once in template1, so every database
 # the (non-superuser) owner creates has it and the migration's `create extension if not exists` is a no-op.
 psql -h 127.0.0.1 -U postgres -d template1 -v ON_ERROR_STOP=1 -qtA -c "create extension if not exists vector" >/dev/null
+
+
+# --- Redis -------------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+  need_root redis
+  log "installing redis"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  log "starting redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
 
 log "services ready"

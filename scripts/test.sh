@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The one test command (README "Test"; CI runs exactly this through .ci/run):
 # installs/starts the real services, then formatting, lints and every test of the workspace,
-# with PostgreSQL always enabled (DATABASE_URL), so no PostgreSQL test can silently skip.
+# with PostgreSQL and Redis always enabled (DATABASE_URL, REDIS_URL), so no such test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/ensure-services.sh
 
 export DATABASE_URL="${DATABASE_URL:-postgres://tenantry_owner@127.0.0.1:5432/postgres}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 
 # Per-test databases from earlier runs (each test creates its own); drop leftovers.
 psql -h 127.0.0.1 -U postgres -d postgres -qtA -c \

@@ -96,6 +96,8 @@ pub struct Cached {
 #[derive(Default)]
 struct State {
     entries: HashMap<TenantId, Arc<Snapshot>>,
+    /// Authenticated principals by token digest, with the key's expiry and when they were loaded.
+    principals: HashMap<String, (crate::auth::Principal, Option<time::OffsetDateTime>, Instant)>,
     /// Highest sequence number applied, to detect missed messages.
     last_seq: Option<u64>,
 }
@@ -193,8 +195,32 @@ impl ConfigCache {
             InvalidationTarget::Tenant(t) => {
                 state.entries.remove(t);
             }
-            InvalidationTarget::All => state.entries.clear(),
+            InvalidationTarget::All => {
+                state.entries.clear();
+                state.principals.clear();
+            }
         }
+    }
+
+    /// A principal authenticated within the TTL for this token digest, unless its key has
+    /// expired since (`now`). Keys, users and memberships changing invalidate `All`.
+    pub fn principal(&self, digest: &str, now: time::OffsetDateTime) -> Option<crate::auth::Principal> {
+        let state = self.lock();
+        let (principal, expires_at, loaded) = state.principals.get(digest)?;
+        (loaded.elapsed() < self.config.ttl && expires_at.is_none_or(|e| e > now)).then(|| principal.clone())
+    }
+
+    pub fn put_principal(
+        &self,
+        digest: String,
+        principal: crate::auth::Principal,
+        expires_at: Option<time::OffsetDateTime>,
+    ) {
+        let mut state = self.lock();
+        if state.principals.len() > 100_000 {
+            state.principals.clear();
+        }
+        state.principals.insert(digest, (principal, expires_at, Instant::now()));
     }
 
     /// Number of cached tenants (for tests and metrics).

@@ -10,6 +10,7 @@ use tenantry_domain::{KeyId, Membership, Permission, Role, TenantId, User, UserI
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::auth::{MIN_BOOTSTRAP_TOKEN_LEN, Principal, generate_key, token_digest};
+use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
 use crate::ports::{ApiKey, AuditRecord, Clock, KeyOwner, Store};
 
@@ -23,11 +24,25 @@ pub struct IssuedKey {
 pub struct Directory {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    cache: Option<ConfigCache>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, cache: None }
+    }
+
+    /// Remembers authenticated principals (no store round trip per request); every change to
+    /// users, memberships or keys invalidates them on every replica.
+    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    async fn changed(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(InvalidationTarget::All).await;
+        }
     }
 
     fn audit(
@@ -65,6 +80,7 @@ impl Directory {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("user {}", user.id)),
             other => other.into(),
         })?;
+        self.changed().await;
         Ok(user)
     }
 
@@ -126,6 +142,7 @@ impl Directory {
             StoreError::NotFound => AppError::UserNotFound(user.clone()),
             other => other.into(),
         })?;
+        self.changed().await;
         Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })
     }
 
@@ -141,7 +158,9 @@ impl Directory {
         self.store.delete_membership(scope, user, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::MemberNotFound { tenant: scope.tenant().clone(), user: user.clone() },
             other => other.into(),
-        })
+        })?;
+        self.changed().await;
+        Ok(())
     }
 
     pub async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, AppError> {
@@ -199,7 +218,9 @@ impl Directory {
         self.store.insert_key(access, key, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("API key {}", key.id)),
             other => other.into(),
-        })
+        })?;
+        self.changed().await;
+        Ok(())
     }
 
     /// Makes `token` a platform-admin key if no key has that token yet (deployments set the first
@@ -256,7 +277,9 @@ impl Directory {
         self.store.revoke_key(access, id, self.clock.now(), &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::KeyNotFound(id.clone()),
             other => other.into(),
-        })
+        })?;
+        self.changed().await;
+        Ok(())
     }
 
     // ---- authentication ------------------------------------------------------------------------
@@ -264,10 +287,14 @@ impl Directory {
     /// Turns a bearer token into the principal it belongs to. Unknown, revoked and expired keys
     /// are all `unauthenticated`, each with its own sentence.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let digest = token_digest(token);
+        if let Some(principal) = self.cache.as_ref().and_then(|c| c.principal(&digest, self.clock.now())) {
+            return Ok(principal);
+        }
         let access = PlatformScope::system("authenticator");
         let key = self
             .store
-            .find_key_by_digest(&access, &token_digest(token))
+            .find_key_by_digest(&access, &digest)
             .await?
             .ok_or_else(|| AppError::Unauthenticated("the API key is not valid".to_owned()))?;
         if key.revoked_at.is_some() {
@@ -276,14 +303,19 @@ impl Directory {
         if key.expires_at.is_some_and(|at| at <= self.clock.now()) {
             return Err(AppError::Unauthenticated(format!("API key {} has expired", key.id)));
         }
-        Ok(match key.owner {
+        let expires_at = key.expires_at;
+        let principal = match key.owner {
             KeyOwner::PlatformAdmin(id) => Principal::platform_admin(id, key.id),
             KeyOwner::User(id) => {
                 let memberships: BTreeMap<TenantId, Role> =
                     self.store.memberships_of(&access, &id).await?.into_iter().map(|m| (m.tenant, m.role)).collect();
                 Principal::user(id, key.id, memberships)
             }
-        })
+        };
+        if let Some(cache) = &self.cache {
+            cache.put_principal(digest, principal.clone(), expires_at);
+        }
+        Ok(principal)
     }
 }
 

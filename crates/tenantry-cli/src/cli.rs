@@ -139,6 +139,13 @@ pub struct ServeArgs {
     /// A platform-admin API key to install on start if absent (for deployments' first key).
     #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
+    /// Redis URL: its pub/sub carries cache invalidations to every replica (without it, the
+    /// invalidation bus is in-process: one replica).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis channel and keys, so deployments can share one Redis.
+    #[arg(long, env = "TENANTRY_REDIS_NAMESPACE", default_value = "")]
+    pub redis_namespace: String,
     /// Safety-net TTL of the in-process tenant snapshot (status, tier, limits, flags), in
     /// seconds; invalidation on write is what keeps it current.
     #[arg(long, env = "TENANTRY_CACHE_TTL_SECS", default_value_t = 60)]

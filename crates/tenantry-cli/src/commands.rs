@@ -169,10 +169,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     let store = open_store(&cli.global, &key).await?;
     let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
     let mut registry = Registry::new(store.clone(), clock.clone());
+    let mut directory = Directory::new(store.clone(), clock.clone());
     if let Command::Serve(args) = &cli.command {
-        registry = registry.with_cache(config_cache(store.clone(), args).await?);
+        let cache = config_cache(store.clone(), args).await?;
+        registry = registry.with_cache(cache.clone());
+        directory = directory.with_cache(cache);
     }
-    let directory = Directory::new(store.clone(), clock.clone());
     let admin = operator();
     let auditor = |trusted: TrustedKeys| Auditor::new(store.clone(), clock.clone(), Some(key.clone()), trusted);
     match cli.command {
@@ -350,6 +352,14 @@ async fn config_cache(store: Arc<dyn Store>, args: &ServeArgs) -> Result<tenantr
         ttl: std::time::Duration::from_secs(args.cache_ttl_secs.max(1)),
         stale_if_error: std::time::Duration::from_secs(args.stale_if_error_secs),
     };
+    if let Some(url) = args.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        let bus = Arc::new(
+            tenantry_bus_redis::RedisBus::connect(url, &args.redis_namespace).await.map_err(CliError::Failed)?,
+        );
+        let cache = tenantry_app::ConfigCache::new(store, bus.clone(), config);
+        bus.spawn_subscriber(cache.clone()).await.map_err(CliError::Failed)?;
+        return Ok(cache);
+    }
     let bus = Arc::new(tenantry_app::LocalBus::new());
     let cache = tenantry_app::ConfigCache::new(store, bus.clone(), config);
     let mut messages = bus.subscribe();

@@ -97,8 +97,8 @@ impl World {
         // as `serve` runs it: the runtime path reads an in-process snapshot, invalidated on write
         let bus = Arc::new(tenantry_app::LocalBus::new());
         let cache = tenantry_app::ConfigCache::new(store.clone(), bus, Default::default());
-        let registry = Registry::new(store.clone(), clock.clone()).with_cache(cache);
-        let directory = Directory::new(store.clone(), clock.clone());
+        let registry = Registry::new(store.clone(), clock.clone()).with_cache(cache.clone());
+        let directory = Directory::new(store.clone(), clock.clone()).with_cache(cache);
         let operator = PlatformScope::operator("test-setup");
         let admin = directory
             .create_key(&operator, KeyOwner::PlatformAdmin(UserId::parse("ops-admin").unwrap()), "tests", None)

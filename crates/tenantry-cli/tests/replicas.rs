@@ -1,0 +1,68 @@
+//! Two `tenantry serve` processes sharing PostgreSQL and Redis: a flag change and a suspension
+//! made through replica A are seen by replica B (correctness only; the propagation time is
+//! measured by `benches/invalidation.rs`).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Replica, http, ofrep, run_ok, tenantry};
+
+fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("REDIS_URL must be set in CI"),
+        _ => {
+            eprintln!("skipping: REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_replica_a_is_seen_by_replica_b() {
+    let Some(redis) = redis_url() else { return };
+    let Some(config) = tenantry_store_postgres::testing::fresh_config().await else { return };
+    let url = config.owner_url.clone();
+    let dir = std::env::temp_dir().join(format!("tenantry-replicas-{}", std::process::id()));
+    let token = {
+        let mut cmd = tenantry(&url, &dir);
+        cmd.args(["keys", "create", "--platform-admin", "--admin-name", "ops"]);
+        run_ok(cmd).trim().to_owned()
+    };
+    let mut cmd = tenantry(&url, &dir);
+    cmd.args(["tenant", "create", "finance", "--name", "Finance", "--tier", "gold"]);
+    run_ok(cmd);
+    let mut cmd = tenantry(&url, &dir);
+    cmd.args(["flag", "set", "beta", "--enabled", "false", "--scope", "global"]);
+    run_ok(cmd);
+
+    let namespace = format!("replicas-{}:", std::process::id());
+    let a = Replica::start(&url, &dir, &redis, &namespace);
+    let b = Replica::start(&url, &dir, &redis, &namespace);
+    let (status, body) = ofrep(b.port, &token, "finance", "beta");
+    assert_eq!((status, &body["value"]), (200, &serde_json::json!(false)), "{body}");
+
+    let change = r#"{"feature_name": "beta", "enabled": true, "scope": "tenant", "scope_id": "finance"}"#;
+    assert_eq!(http(a.port, "POST", "/feature-flags", Some(&token), Some(change)).0, 200);
+    eventually("B evaluates the new value", || ofrep(b.port, &token, "finance", "beta").1["value"] == true);
+
+    let (status, body) = http(a.port, "POST", "/tenants/finance/suspend", Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    eventually("B refuses the suspended tenant", || {
+        let (status, body) = ofrep(b.port, &token, "finance", "beta");
+        status == 403 && body["errorDetails"].as_str().is_some_and(|d| d.contains("suspended"))
+    });
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

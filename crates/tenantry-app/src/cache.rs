@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -60,30 +60,134 @@ impl Invalidation {
 /// Carries invalidations to every replica (Redis pub/sub, or in-process for the embedded store).
 #[async_trait]
 pub trait InvalidationBus: Send + Sync {
-    /// Numbers and publishes `target`; returns the message as sent.
+    /// Numbers and publishes `target`; returns the message as sent. A bus that also backs a
+    /// [`SharedCache`] removes what `target` names from it in the same atomic step.
     async fn publish(&self, target: InvalidationTarget) -> Result<Invalidation, StoreError>;
 }
 
-/// Cache timing. Defaults: 60 s for the critical snapshot (status, tier, limits, flags), 30 min
-/// of stale-if-error.
+/// What a [`SharedCache`] read returns: the stored bytes (if any) and the bus sequence number
+/// current at the moment of the read, read atomically with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedRead {
+    pub seq: u64,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A cache shared by every replica (Redis), between the in-process snapshot and the store: a
+/// replica that misses (cold start, after an `All` invalidation, after its TTL) asks here before
+/// the database. Entries are removed by the bus's `publish`, atomically with numbering.
+#[async_trait]
+pub trait SharedCache: Send + Sync {
+    async fn get(&self, tenant: &TenantId) -> Result<SharedRead, StoreError>;
+
+    /// Stores `value` unless an invalidation was published after `seen_seq` (the read that
+    /// preceded the database load): a load that raced a write never parks old data here.
+    /// Returns whether it stored.
+    async fn put(&self, tenant: &TenantId, value: &[u8], seen_seq: u64, ttl: Duration) -> Result<bool, StoreError>;
+}
+
+/// Cache timing, by class of data. TTLs are a safety net only; invalidation is what keeps data
+/// current. Defaults: critical 60 s (tenant status, tier, limits, and authenticated principals),
+/// standard 300 s (flags), 30 min of stale-if-error.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
-    pub ttl: Duration,
+    pub critical_ttl: Duration,
+    pub standard_ttl: Duration,
     pub stale_if_error: Duration,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(60), stale_if_error: Duration::from_secs(30 * 60) }
+        Self {
+            critical_ttl: Duration::from_secs(60),
+            standard_ttl: Duration::from_secs(300),
+            stale_if_error: Duration::from_secs(30 * 60),
+        }
     }
 }
 
-/// A tenant's configuration as of `loaded`.
+impl CacheConfig {
+    /// Every class with the same TTL (tests).
+    pub fn uniform(ttl: Duration, stale_if_error: Duration) -> Self {
+        Self { critical_ttl: ttl, standard_ttl: ttl, stale_if_error }
+    }
+}
+
+/// A tenant's configuration: the record (critical class) and the flags (standard class), each
+/// with the wall-clock time it was read from the store.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub tenant: Tenant,
     pub flags: Arc<FlagSet>,
-    loaded: Instant,
+    tenant_loaded: SystemTime,
+    flags_loaded: SystemTime,
+}
+
+impl Snapshot {
+    fn tenant_age(&self) -> Duration {
+        age(self.tenant_loaded)
+    }
+
+    fn flags_age(&self) -> Duration {
+        age(self.flags_loaded)
+    }
+
+    fn oldest(&self) -> Duration {
+        self.tenant_age().max(self.flags_age())
+    }
+
+    /// The shared-cache form: JSON of the record, the flags and both load times.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = Wire {
+            format: WIRE_FORMAT,
+            tenant: self.tenant.clone(),
+            tenant_loaded_ms: unix_ms(self.tenant_loaded),
+            flags: (*self.flags).clone(),
+            flags_loaded_ms: unix_ms(self.flags_loaded),
+        };
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// Reads the shared-cache form for `expected`; anything else (another format, another
+    /// tenant's record, a value breaking an invariant) is refused.
+    pub fn decode(bytes: &[u8], expected: &TenantId) -> Result<Self, String> {
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if wire.format != WIRE_FORMAT {
+            return Err(format!("unknown snapshot format {}", wire.format));
+        }
+        if &wire.tenant.id != expected {
+            return Err(format!("the entry for {expected} holds {}", wire.tenant.id));
+        }
+        Ok(Snapshot {
+            tenant: wire.tenant,
+            flags: Arc::new(wire.flags),
+            tenant_loaded: from_unix_ms(wire.tenant_loaded_ms),
+            flags_loaded: from_unix_ms(wire.flags_loaded_ms),
+        })
+    }
+}
+
+const WIRE_FORMAT: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wire {
+    format: u32,
+    tenant: Tenant,
+    tenant_loaded_ms: u64,
+    flags: FlagSet,
+    flags_loaded_ms: u64,
+}
+
+fn age(at: SystemTime) -> Duration {
+    SystemTime::now().duration_since(at).unwrap_or(Duration::ZERO)
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 /// A read from the cache: the snapshot and whether it is stale (served because the store failed).
@@ -100,40 +204,90 @@ struct State {
     principals: HashMap<String, (crate::auth::Principal, Option<time::OffsetDateTime>, Instant)>,
     /// Highest sequence number applied, to detect missed messages.
     last_seq: Option<u64>,
+    /// Bumped by every drop of a tenant (per tenant) or of everything: a load that started
+    /// before a drop must not install what it read.
+    generations: HashMap<TenantId, u64>,
+    all_generation: u64,
 }
 
-/// The in-process snapshot cache. Cheap to clone.
+impl State {
+    fn generation(&self, tenant: &TenantId) -> (u64, u64) {
+        (self.all_generation, self.generations.get(tenant).copied().unwrap_or(0))
+    }
+}
+
+/// The in-process snapshot cache, optionally backed by a [`SharedCache`]. Cheap to clone.
 #[derive(Clone)]
 pub struct ConfigCache {
     store: Arc<dyn Store>,
     bus: Arc<dyn InvalidationBus>,
+    shared: Option<Arc<dyn SharedCache>>,
     config: CacheConfig,
     state: Arc<Mutex<State>>,
 }
 
 impl ConfigCache {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn InvalidationBus>, config: CacheConfig) -> Self {
-        Self { store, bus, config, state: Arc::new(Mutex::new(State::default())) }
+        Self { store, bus, shared: None, config, state: Arc::new(Mutex::new(State::default())) }
+    }
+
+    /// Backs this cache with `shared`, whose entries `bus` must remove on publication.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedCache>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The tenant's configuration: from memory when fresh, else loaded; if loading fails because
-    /// the store is unavailable, the last snapshot (if younger than `stale_if_error`), marked stale.
+    fn is_fresh(&self, s: &Snapshot) -> bool {
+        s.tenant_age() < self.config.critical_ttl && s.flags_age() < self.config.standard_ttl
+    }
+
+    /// The tenant's configuration: from memory when fresh, else from the shared cache, else from
+    /// the store (only the part whose TTL ran out). If the store is unavailable, the last
+    /// snapshot (if younger than `stale_if_error`), marked stale.
     pub async fn get(&self, scope: &TenantScope) -> Result<Cached, AppError> {
-        let cached = self.lock().entries.get(scope.tenant()).cloned();
+        let tenant = scope.tenant();
+        let (cached, generation) = {
+            let state = self.lock();
+            (state.entries.get(tenant).cloned(), state.generation(tenant))
+        };
         if let Some(s) = &cached
-            && s.loaded.elapsed() < self.config.ttl
+            && self.is_fresh(s)
         {
             return Ok(Cached { snapshot: s.clone(), stale: false });
         }
-        match self.load(scope).await {
-            Ok(fresh) => Ok(Cached { snapshot: fresh, stale: false }),
-            Err(AppError::Unavailable(e)) => match cached {
-                Some(s) if s.loaded.elapsed() < self.config.stale_if_error => {
-                    tracing::warn!(error = %e, tenant = %scope.tenant(), "store unavailable; serving the last snapshot");
+        let (from_shared, seen_seq) = self.shared_read(tenant).await;
+        // the newer of what we hold and what the shared cache holds (a late entry never wins)
+        let candidate = match (cached, from_shared) {
+            (Some(mine), Some(theirs)) if theirs.tenant.version < mine.tenant.version => Some(mine),
+            (_, Some(theirs)) => Some(Arc::new(theirs)),
+            (mine, None) => mine,
+        };
+        if let Some(s) = &candidate
+            && self.is_fresh(s)
+        {
+            self.install(tenant, s.clone(), generation);
+            return Ok(Cached { snapshot: s.clone(), stale: false });
+        }
+        match self.load(scope, candidate.as_deref()).await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                if self.install(tenant, fresh.clone(), generation)
+                    && let (Some(shared), Some(seq)) = (&self.shared, seen_seq)
+                {
+                    let ttl = self.config.critical_ttl.max(self.config.standard_ttl);
+                    if let Err(e) = shared.put(tenant, &fresh.encode(), seq, ttl).await {
+                        tracing::warn!(error = %e, "could not fill the shared cache");
+                    }
+                }
+                Ok(Cached { snapshot: fresh, stale: false })
+            }
+            Err(AppError::Unavailable(e)) => match candidate {
+                Some(s) if s.oldest() < self.config.stale_if_error => {
+                    tracing::warn!(error = %e, tenant = %tenant, "store unavailable; serving the last snapshot");
                     Ok(Cached { snapshot: s, stale: true })
                 }
                 _ => Err(AppError::Unavailable(e)),
@@ -142,17 +296,66 @@ impl ConfigCache {
         }
     }
 
-    async fn load(&self, scope: &TenantScope) -> Result<Arc<Snapshot>, AppError> {
-        let tenant =
-            self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))?;
-        let flags = self.store.flags_for_tenant(scope).await?;
-        let snapshot = Arc::new(Snapshot { tenant, flags: Arc::new(flags), loaded: Instant::now() });
-        self.lock().entries.insert(scope.tenant().clone(), snapshot.clone());
-        Ok(snapshot)
+    /// The shared cache's entry for `tenant` (if any, and readable) and the sequence number of
+    /// the read; a shared cache that fails is skipped (the store is the source of truth).
+    async fn shared_read(&self, tenant: &TenantId) -> (Option<Snapshot>, Option<u64>) {
+        let Some(shared) = &self.shared else { return (None, None) };
+        match shared.get(tenant).await {
+            Ok(read) => {
+                let snapshot = read.value.and_then(|bytes| {
+                    Snapshot::decode(&bytes, tenant)
+                        .inspect_err(|e| tracing::warn!(error = %e, "unreadable shared cache entry; ignoring it"))
+                        .ok()
+                });
+                (snapshot, Some(read.seq))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared cache unavailable; reading the store");
+                (None, None)
+            }
+        }
     }
 
-    /// After a committed write: drop locally, then tell every replica. A failed publication is
-    /// logged, not returned — the write has committed; the TTL bounds how long other replicas lag.
+    /// Reads from the store the parts of `previous` that are no longer fresh (all of it if none).
+    async fn load(&self, scope: &TenantScope, previous: Option<&Snapshot>) -> Result<Snapshot, AppError> {
+        let reuse_tenant = previous.filter(|p| p.tenant_age() < self.config.critical_ttl);
+        let reuse_flags = previous.filter(|p| p.flags_age() < self.config.standard_ttl);
+        let (tenant, tenant_loaded) = match reuse_tenant {
+            Some(p) => (p.tenant.clone(), p.tenant_loaded),
+            None => {
+                let now = SystemTime::now();
+                let t = self
+                    .store
+                    .get_tenant(scope)
+                    .await?
+                    .ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))?;
+                (t, now)
+            }
+        };
+        let (flags, flags_loaded) = match reuse_flags {
+            Some(p) => (p.flags.clone(), p.flags_loaded),
+            None => {
+                let now = SystemTime::now();
+                (Arc::new(self.store.flags_for_tenant(scope).await?), now)
+            }
+        };
+        Ok(Snapshot { tenant, flags, tenant_loaded, flags_loaded })
+    }
+
+    /// Installs `snapshot` unless the tenant was dropped since `generation` was read (a write
+    /// committed while we were loading). Returns whether it installed.
+    fn install(&self, tenant: &TenantId, snapshot: Arc<Snapshot>, generation: (u64, u64)) -> bool {
+        let mut state = self.lock();
+        if state.generation(tenant) != generation {
+            return false;
+        }
+        state.entries.insert(tenant.clone(), snapshot);
+        true
+    }
+
+    /// After a committed write: drop locally, then tell every replica (and the shared cache). A
+    /// failed publication is logged, not returned — the write has committed; the TTLs bound how
+    /// long other replicas lag.
     pub async fn invalidate(&self, target: InvalidationTarget) {
         self.drop_local(&target);
         match self.bus.publish(target).await {
@@ -194,33 +397,51 @@ impl ConfigCache {
         match target {
             InvalidationTarget::Tenant(t) => {
                 state.entries.remove(t);
+                *state.generations.entry(t.clone()).or_default() += 1;
             }
             InvalidationTarget::All => {
                 state.entries.clear();
                 state.principals.clear();
+                state.all_generation += 1;
             }
         }
     }
 
-    /// A principal authenticated within the TTL for this token digest, unless its key has
-    /// expired since (`now`). Keys, users and memberships changing invalidate `All`.
+    /// A principal authenticated within the critical TTL for this token digest, unless its key
+    /// has expired since (`now`). Keys, users and memberships changing invalidate `All`.
     pub fn principal(&self, digest: &str, now: time::OffsetDateTime) -> Option<crate::auth::Principal> {
         let state = self.lock();
         let (principal, expires_at, loaded) = state.principals.get(digest)?;
-        (loaded.elapsed() < self.config.ttl && expires_at.is_none_or(|e| e > now)).then(|| principal.clone())
+        (loaded.elapsed() < self.config.critical_ttl && expires_at.is_none_or(|e| e > now)).then(|| principal.clone())
     }
 
+    /// Caches an authenticated principal, unless anything was dropped since `generation` (from
+    /// [`ConfigCache::principal_generation`], read before the lookup).
     pub fn put_principal(
         &self,
         digest: String,
         principal: crate::auth::Principal,
         expires_at: Option<time::OffsetDateTime>,
+        generation: u64,
     ) {
         let mut state = self.lock();
+        if state.all_generation != generation {
+            return;
+        }
         if state.principals.len() > 100_000 {
             state.principals.clear();
         }
         state.principals.insert(digest, (principal, expires_at, Instant::now()));
+    }
+
+    /// Read before looking a principal up in the store; see [`ConfigCache::put_principal`].
+    pub fn principal_generation(&self) -> u64 {
+        self.lock().all_generation
+    }
+
+    /// The highest invalidation sequence number applied (`None` right after a resync).
+    pub fn last_seq(&self) -> Option<u64> {
+        self.lock().last_seq
     }
 
     /// Number of cached tenants (for tests and metrics).

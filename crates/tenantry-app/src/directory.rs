@@ -291,6 +291,7 @@ impl Directory {
         if let Some(principal) = self.cache.as_ref().and_then(|c| c.principal(&digest, self.clock.now())) {
             return Ok(principal);
         }
+        let generation = self.cache.as_ref().map(|c| c.principal_generation());
         let access = PlatformScope::system("authenticator");
         let key = self
             .store
@@ -312,8 +313,8 @@ impl Directory {
                 Principal::user(id, key.id, memberships)
             }
         };
-        if let Some(cache) = &self.cache {
-            cache.put_principal(digest, principal.clone(), expires_at);
+        if let (Some(cache), Some(generation)) = (&self.cache, generation) {
+            cache.put_principal(digest, principal.clone(), expires_at, generation);
         }
         Ok(principal)
     }

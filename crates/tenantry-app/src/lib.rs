@@ -15,7 +15,10 @@ pub mod snapshot;
 pub use access::{Authority, PlatformScope, TenantScope};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
-pub use cache::{CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus};
+pub use cache::{
+    CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus, SharedCache, SharedRead,
+    Snapshot,
+};
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, StoreError};
 pub use ports::{

@@ -1,10 +1,17 @@
-//! Cache invalidation across replicas over Redis pub/sub.
+//! Redis as the shared cache and the invalidation channel between replicas.
 //!
-//! Publishing runs one Lua script that increments the bus-wide sequence and publishes the
-//! numbered message atomically, so every subscriber sees sequence numbers in order and a jump
-//! really means a missed message. The subscriber task applies each message to the local cache,
-//! and on every (re)connection tells the cache to resync, since messages sent while it was away
-//! are gone.
+//! **Invalidation.** Publishing runs one Lua script that removes the named snapshot from the
+//! shared cache (or, for `All`, moves every snapshot key to a new generation), increments the
+//! bus-wide sequence and publishes the numbered message — atomically, so every subscriber sees
+//! sequence numbers in order and a jump really means a missed message. The subscriber task
+//! applies each message to the local cache, and on every (re)connection tells the cache to
+//! resync, since messages sent while it was away are gone.
+//!
+//! **Shared cache.** Snapshots live under `<ns>tenantry:snapshot:<generation>:<tenant>` with a
+//! TTL. A read returns the entry together with the current sequence number; a fill is refused
+//! when the sequence has moved since that read, so a load that raced a write never parks old
+//! data in Redis. (The scripts build key names from the generation, so this targets a single
+//! Redis, not Redis Cluster.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,19 +21,42 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
-use tenantry_app::{ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, StoreError};
+use tenantry_app::{
+    ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, SharedCache, SharedRead, StoreError,
+};
+use tenantry_domain::TenantId;
 
 pub const CHANNEL: &str = "tenantry:invalidation";
 pub const SEQUENCE_KEY: &str = "tenantry:invalidation:seq";
+pub const GENERATION_KEY: &str = "tenantry:snapshot:gen";
+pub const SNAPSHOT_PREFIX: &str = "tenantry:snapshot:";
 
-const PUBLISH: &str = "local seq = redis.call('INCR', KEYS[1])
+/// KEYS: sequence, generation. ARGV: channel, message body, snapshot prefix, tenant ('' = all).
+const PUBLISH: &str = "if ARGV[4] == '' then
+  redis.call('INCR', KEYS[2])
+else
+  redis.call('DEL', ARGV[3] .. (redis.call('GET', KEYS[2]) or '0') .. ':' .. ARGV[4])
+end
+local seq = redis.call('INCR', KEYS[1])
 redis.call('PUBLISH', ARGV[1], seq .. ' ' .. ARGV[2])
 return seq";
+
+/// KEYS: sequence, generation. ARGV: snapshot prefix, tenant. Returns {sequence, entry or nil}.
+const GET: &str = "local seq = redis.call('GET', KEYS[1]) or '0'
+local value = redis.call('GET', ARGV[1] .. (redis.call('GET', KEYS[2]) or '0') .. ':' .. ARGV[2])
+return {seq, value}";
+
+/// KEYS: sequence, generation. ARGV: snapshot prefix, tenant, sequence seen, value, TTL in ms.
+const PUT: &str = "if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return 0 end
+redis.call('SET', ARGV[1] .. (redis.call('GET', KEYS[2]) or '0') .. ':' .. ARGV[2], ARGV[4], 'PX', ARGV[5])
+return 1";
 
 pub struct RedisBus {
     client: redis::Client,
     connection: ConnectionManager,
-    script: redis::Script,
+    publish: redis::Script,
+    get: redis::Script,
+    put: redis::Script,
     namespace: String,
 }
 
@@ -36,11 +66,22 @@ impl RedisBus {
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("parse REDIS_URL")?;
         let connection = ConnectionManager::new(client.clone()).await.context("connect to Redis")?;
-        Ok(Self { client, connection, script: redis::Script::new(PUBLISH), namespace: namespace.to_owned() })
+        Ok(Self {
+            client,
+            connection,
+            publish: redis::Script::new(PUBLISH),
+            get: redis::Script::new(GET),
+            put: redis::Script::new(PUT),
+            namespace: namespace.to_owned(),
+        })
     }
 
     fn channel(&self) -> String {
         format!("{}{CHANNEL}", self.namespace)
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.namespace)
     }
 
     /// Applies every message to `cache`, reconnecting after failures; runs until the task is
@@ -98,22 +139,66 @@ impl RedisBus {
     }
 }
 
+fn unavailable(e: redis::RedisError, what: &'static str) -> StoreError {
+    StoreError::Unavailable(anyhow::Error::new(e).context(what))
+}
+
 #[async_trait]
 impl InvalidationBus for RedisBus {
     async fn publish(&self, target: InvalidationTarget) -> Result<Invalidation, StoreError> {
-        let body = match &target {
-            InvalidationTarget::Tenant(t) => format!("tenant {t}"),
-            InvalidationTarget::All => "all".to_owned(),
+        let (body, tenant) = match &target {
+            InvalidationTarget::Tenant(t) => (format!("tenant {t}"), t.as_str().to_owned()),
+            InvalidationTarget::All => ("all".to_owned(), String::new()),
         };
         let mut connection = self.connection.clone();
         let seq: u64 = self
-            .script
-            .key(format!("{}{SEQUENCE_KEY}", self.namespace))
+            .publish
+            .key(self.key(SEQUENCE_KEY))
+            .key(self.key(GENERATION_KEY))
             .arg(self.channel())
             .arg(body)
+            .arg(self.key(SNAPSHOT_PREFIX))
+            .arg(tenant)
             .invoke_async(&mut connection)
             .await
-            .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context("publish an invalidation to Redis")))?;
+            .map_err(|e| unavailable(e, "publish an invalidation to Redis"))?;
         Ok(Invalidation { seq, target })
+    }
+}
+
+#[async_trait]
+impl SharedCache for RedisBus {
+    async fn get(&self, tenant: &TenantId) -> Result<SharedRead, StoreError> {
+        let mut connection = self.connection.clone();
+        let (seq, value): (String, Option<Vec<u8>>) = self
+            .get
+            .key(self.key(SEQUENCE_KEY))
+            .key(self.key(GENERATION_KEY))
+            .arg(self.key(SNAPSHOT_PREFIX))
+            .arg(tenant.as_str())
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| unavailable(e, "read the shared cache"))?;
+        let seq = seq.parse().map_err(|_| {
+            StoreError::Unavailable(anyhow::anyhow!("the invalidation sequence in Redis is not a number: {seq:?}"))
+        })?;
+        Ok(SharedRead { seq, value })
+    }
+
+    async fn put(&self, tenant: &TenantId, value: &[u8], seen_seq: u64, ttl: Duration) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let stored: i64 = self
+            .put
+            .key(self.key(SEQUENCE_KEY))
+            .key(self.key(GENERATION_KEY))
+            .arg(self.key(SNAPSHOT_PREFIX))
+            .arg(tenant.as_str())
+            .arg(seen_seq.to_string())
+            .arg(value)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| unavailable(e, "fill the shared cache"))?;
+        Ok(stored == 1)
     }
 }

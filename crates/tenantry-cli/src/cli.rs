@@ -146,10 +146,13 @@ pub struct ServeArgs {
     /// Prefix of the Redis channel and keys, so deployments can share one Redis.
     #[arg(long, env = "TENANTRY_REDIS_NAMESPACE", default_value = "")]
     pub redis_namespace: String,
-    /// Safety-net TTL of the in-process tenant snapshot (status, tier, limits, flags), in
-    /// seconds; invalidation on write is what keeps it current.
-    #[arg(long, env = "TENANTRY_CACHE_TTL_SECS", default_value_t = 60)]
-    pub cache_ttl_secs: u64,
+    /// Safety-net TTL of critical cached data (tenant status, tier, limits; authenticated API
+    /// keys), in seconds; invalidation on write is what keeps it current.
+    #[arg(long, env = "TENANTRY_CACHE_CRITICAL_TTL_SECS", default_value_t = 60)]
+    pub cache_critical_ttl_secs: u64,
+    /// Safety-net TTL of standard cached data (feature flags), in seconds.
+    #[arg(long, env = "TENANTRY_CACHE_STANDARD_TTL_SECS", default_value_t = 300)]
+    pub cache_standard_ttl_secs: u64,
     /// How long reads may keep serving the last snapshot while the store is down, in seconds.
     #[arg(long, env = "TENANTRY_STALE_IF_ERROR_SECS", default_value_t = 1800)]
     pub stale_if_error_secs: u64,

@@ -345,18 +345,19 @@ async fn serve(registry: Registry, directory: Directory, auditor: Auditor, args:
     tenantry_http::serve(app, args.bind).await.map_err(CliError::Failed)
 }
 
-/// The runtime snapshot cache and its invalidation bus: in-process here (one replica); Redis
-/// pub/sub when REDIS_URL is set.
+/// The runtime snapshot cache and its invalidation bus: in-process here (one replica); with
+/// REDIS_URL, Redis is both the shared cache behind it and the pub/sub invalidation channel.
 async fn config_cache(store: Arc<dyn Store>, args: &ServeArgs) -> Result<tenantry_app::ConfigCache> {
     let config = tenantry_app::CacheConfig {
-        ttl: std::time::Duration::from_secs(args.cache_ttl_secs.max(1)),
+        critical_ttl: std::time::Duration::from_secs(args.cache_critical_ttl_secs.max(1)),
+        standard_ttl: std::time::Duration::from_secs(args.cache_standard_ttl_secs.max(1)),
         stale_if_error: std::time::Duration::from_secs(args.stale_if_error_secs),
     };
     if let Some(url) = args.redis_url.as_deref().filter(|u| !u.is_empty()) {
         let bus = Arc::new(
             tenantry_bus_redis::RedisBus::connect(url, &args.redis_namespace).await.map_err(CliError::Failed)?,
         );
-        let cache = tenantry_app::ConfigCache::new(store, bus.clone(), config);
+        let cache = tenantry_app::ConfigCache::new(store, bus.clone(), config).with_shared(bus.clone());
         bus.spawn_subscriber(cache.clone()).await.map_err(CliError::Failed)?;
         return Ok(cache);
     }

@@ -13,7 +13,16 @@ use crate::{Ctx, ManualClock, create, key, tid};
 
 /// A replica: its own cache (and registry) on the shared store, applying every bus message.
 pub fn replica(store: &Arc<dyn Store>, bus: &Arc<LocalBus>, clock: &Arc<ManualClock>) -> (Registry, ConfigCache) {
-    let cache = ConfigCache::new(store.clone(), bus.clone(), CacheConfig::default());
+    replica_with(store, bus, clock, CacheConfig::default())
+}
+
+pub fn replica_with(
+    store: &Arc<dyn Store>,
+    bus: &Arc<LocalBus>,
+    clock: &Arc<ManualClock>,
+    config: CacheConfig,
+) -> (Registry, ConfigCache) {
+    let cache = ConfigCache::new(store.clone(), bus.clone(), config);
     let mut messages = bus.subscribe();
     let applier = cache.clone();
     tokio::spawn(async move {
@@ -112,8 +121,8 @@ where
     ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(true)).await.unwrap();
     let bus = Arc::new(LocalBus::new());
     // a TTL of zero: every read tries the store first, so the fallback is what answers below
-    let fresh_only = CacheConfig { ttl: Duration::ZERO, stale_if_error: Duration::ZERO };
-    let window = CacheConfig { ttl: Duration::ZERO, stale_if_error: Duration::from_secs(1800) };
+    let fresh_only = CacheConfig::uniform(Duration::ZERO, Duration::ZERO);
+    let window = CacheConfig::uniform(Duration::ZERO, Duration::from_secs(1800));
     let within = Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(
         store.clone(),
         bus.clone(),
@@ -135,11 +144,85 @@ where
     assert_eq!(write.code(), "store_unavailable", "writes fail fast: {write}");
 }
 
+/// Reads racing writes: a load that started before a write must not install what it read after
+/// the write's invalidation went past. Readers hammer replica B while A toggles a flag, and B
+/// must converge after every write. (A stress test: it catches a missing guard often, not
+/// always — the race needs a write to land inside a load.)
+pub async fn loads_racing_writes_never_install_old_data(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "finance", "gold").await;
+    ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
+    let bus = Arc::new(LocalBus::new());
+    let (a, _) = replica(&store, &bus, &ctx.clock);
+    // B re-reads the tenant record on every request (critical TTL zero), so loads are always in
+    // flight when A writes; the flags it reads keep the standard TTL, so a stale install sticks
+    let racy = CacheConfig { critical_ttl: Duration::ZERO, ..CacheConfig::default() };
+    let (b, _) = replica_with(&store, &bus, &ctx.clock, racy);
+    let b = Arc::new(b);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (b, stop, admin) = (b.clone(), stop.clone(), ctx.admin.clone());
+        readers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                b.evaluate_for_runtime(&admin.act_in(tid("finance")), Some(&key("beta"))).await.unwrap();
+                // a hit never awaits anything that suspends: let the writer and the bus run
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    // after every write B must converge while the readers keep loading: an old snapshot
+    // installed after the write's invalidation would stick until the TTL (60 s)
+    let mut value = false;
+    for _ in 0..100 {
+        value = !value;
+        a.set_flag(&ctx.admin, FlagScope::Tenant(tid("finance")), key("beta"), FlagValue::Bool(value)).await.unwrap();
+        eventually("B converges on the write", || async { flag_on(&b, &ctx, "finance").await.unwrap() == Some(value) })
+            .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+}
+
+/// The shared-cache form of a snapshot round-trips exactly (record and every flag decision),
+/// and is refused for another tenant or when it breaks an invariant.
+pub async fn the_shared_form_round_trips_and_refuses_what_it_must(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "finance", "gold").await;
+    create(&ctx, "legal", "gold").await;
+    let admin = &ctx.admin;
+    ctx.registry.set_flag(admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
+    ctx.registry
+        .set_flag(admin, FlagScope::Tenant(tid("finance")), key("model"), FlagValue::String("gpt".into()))
+        .await
+        .unwrap();
+    ctx.registry
+        .set_flag(admin, FlagScope::Tenant(tid("legal")), key("secret"), FlagValue::Json(serde_json::json!({"a": 1})))
+        .await
+        .unwrap();
+    let bus = Arc::new(LocalBus::new());
+    let cache = ConfigCache::new(store.clone(), bus, CacheConfig::default());
+    let snapshot = cache.get(&admin.act_in(tid("finance"))).await.unwrap().snapshot;
+    let bytes = snapshot.encode();
+    let back = tenantry_app::Snapshot::decode(&bytes, &tid("finance")).unwrap();
+    assert_eq!(back.tenant, snapshot.tenant);
+    let t = &snapshot.tenant;
+    assert_eq!(back.flags.evaluate_all(&t.id, &t.tier), snapshot.flags.evaluate_all(&t.id, &t.tier));
+    assert!(!String::from_utf8_lossy(&bytes).contains("secret"), "another tenant's override is not in the entry");
+    assert!(tenantry_app::Snapshot::decode(&bytes, &tid("legal")).is_err(), "another tenant's key");
+    assert!(tenantry_app::Snapshot::decode(b"not json", &tid("finance")).is_err());
+    let broken = String::from_utf8(bytes).unwrap().replacen("\"finance\"", "\"Finance!\"", 1);
+    assert!(tenantry_app::Snapshot::decode(broken.as_bytes(), &tid("finance")).is_err(), "an invalid id is refused");
+}
+
 /// Generates one `#[tokio::test]` per cache case.
 #[macro_export]
 macro_rules! cache_suite {
     ($make:expr) => {
-        $crate::cache_suite!(@cases $make; replicas_see_each_others_writes, a_gap_in_the_sequence_drops_every_snapshot);
+        $crate::cache_suite!(@cases $make; replicas_see_each_others_writes, a_gap_in_the_sequence_drops_every_snapshot,
+            loads_racing_writes_never_install_old_data, the_shared_form_round_trips_and_refuses_what_it_must);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

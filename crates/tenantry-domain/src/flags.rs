@@ -14,7 +14,7 @@ use crate::ids::{FlagKey, TenantId, TierName};
 
 /// A flag's value. Booleans are the common case; strings, numbers and JSON objects carry
 /// configuration (the seed's point that long-lived flags are configuration).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FlagValue {
     Bool(bool),
     String(String),
@@ -324,7 +324,7 @@ impl Evaluation {
 }
 
 /// A value set at one scope, optionally for a percentage of tenants only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlagRule {
     pub value: FlagValue,
     /// `Some(p)`: only tenants in the first `p` percent of buckets get `value` (0..=100).
@@ -357,7 +357,7 @@ pub fn in_rollout(key: &FlagKey, tenant: &TenantId, percent: u8) -> bool {
 }
 
 /// Every flag value at every level, indexed for evaluation without allocation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FlagSet {
     global: HashMap<FlagKey, FlagRule>,
     tier: HashMap<TierName, HashMap<FlagKey, FlagRule>>,

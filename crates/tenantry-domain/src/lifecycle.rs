@@ -6,7 +6,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 /// Where a tenant is in its life. Invariant: a tenant only ever moves along [`TenantStatus::allowed_targets`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum TenantStatus {
     Active,
     Suspended,

@@ -3,8 +3,22 @@
 use std::fmt;
 
 /// A three-letter uppercase ISO 4217 currency code, e.g. `USD`, `INR`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.0
+    }
+}
 
 impl Currency {
     pub fn parse(value: &str) -> Result<Self, String> {
@@ -22,7 +36,8 @@ impl Currency {
 
 /// An amount in hundredths of the currency unit. Invariant: `minor_units >= 0` (budgets are never
 /// negative).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "MoneyFields")]
 pub struct Money {
     minor_units: i64,
     currency: Currency,
@@ -103,5 +118,19 @@ mod tests {
         }
         assert_eq!(Money::parse_decimal("12.5", usd).unwrap().to_string(), "12.50 USD");
         assert!(Currency::parse("usd").is_err());
+    }
+}
+
+/// The unchecked form of [`Money`] that deserialization goes through, so the invariant holds.
+#[derive(serde::Deserialize)]
+struct MoneyFields {
+    minor_units: i64,
+    currency: Currency,
+}
+
+impl TryFrom<MoneyFields> for Money {
+    type Error = String;
+    fn try_from(f: MoneyFields) -> Result<Self, String> {
+        Money::new(f.minor_units, f.currency)
     }
 }

@@ -37,7 +37,7 @@ fn invalid(msg: impl Into<String>) -> TenantError {
 /// Effective limits of a tenant (or a tier's defaults). Invariants (checked by [`Limits::validate`]
 /// and mirrored by CHECK constraints in every store): counts ≥ 1 where a zero would lock the tenant
 /// out, `0 < sla_target ≤ 1`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub max_users: i64,
     pub max_documents: i64,
@@ -84,7 +84,7 @@ impl Limits {
 
 /// Limits given explicitly for one tenant. `None` means "follow the tier's default" — also after
 /// a tier change, so an upgraded tenant gets the new tier's limits unless it has its own.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitOverrides {
     pub max_users: Option<i64>,
     pub max_documents: Option<i64>,
@@ -269,7 +269,7 @@ impl TenantPatch {
 /// One tenant. Invariants: limits are valid; `status` was only ever reached through allowed
 /// transitions; `retention_until` is set exactly when the tenant has been archived; `version`
 /// grows by one on every change (optimistic concurrency).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,

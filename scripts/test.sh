@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README "Test"; CI runs exactly this through .ci/run):
 # installs/starts the real services, then formatting, lints and every test of the workspace,
-# with PostgreSQL and Redis always enabled (DATABASE_URL, REDIS_URL), so no such test can silently skip.
+# with PostgreSQL, Redis and the OpenFeature SDK always enabled (DATABASE_URL, REDIS_URL,
+# TENANTRY_SDK_PYTHON), so no such test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,14 @@ bash scripts/ensure-services.sh
 
 export DATABASE_URL="${DATABASE_URL:-postgres://tenantry_owner@127.0.0.1:5432/postgres}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+
+# The stock OpenFeature SDK and OFREP provider (pinned) for the interoperability test.
+venv=target/sdk-venv
+if ! "$venv/bin/python" -c "import openfeature.contrib.provider.ofrep" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q openfeature-sdk==0.10.0 openfeature-provider-ofrep==0.3.0
+fi
+export TENANTRY_SDK_PYTHON="$PWD/$venv/bin/python"
 
 # Per-test databases from earlier runs (each test creates its own); drop leftovers.
 psql -h 127.0.0.1 -U postgres -d postgres -qtA -c \

@@ -12,6 +12,9 @@ use std::fmt;
 
 use crate::ids::{FlagKey, TenantId, TierName};
 
+/// 2^53: the largest magnitude below which every integer is exactly representable as an `f64`.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
 /// A flag's value. Booleans are the common case; strings, numbers and JSON objects carry
 /// configuration (the seed's point that long-lived flags are configuration).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -44,6 +47,11 @@ impl FlagValue {
         match self {
             FlagValue::Bool(b) => serde_json::Value::Bool(*b),
             FlagValue::String(s) => serde_json::Value::String(s.clone()),
+            // integral values go out as JSON integers, so typed clients (OpenFeature's integer
+            // evaluation) accept them; others as floats
+            FlagValue::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER => {
+                serde_json::Value::Number(serde_json::Number::from(*n as i64))
+            }
             FlagValue::Number(n) => {
                 serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
             }

@@ -15,6 +15,18 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `tenantry` on the embedded store in `data_dir` (no DATABASE_URL, no REDIS_URL).
+pub fn embedded(data_dir: &PathBuf) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("TENANTRY_AUDIT_KEY", AUDIT_KEY)
+        .env("USER", "sdk-test")
+        .arg("--data-dir")
+        .arg(data_dir);
+    cmd
+}
+
 /// `tenantry` against the PostgreSQL database at `database_url`.
 pub fn tenantry(database_url: &str, data_dir: &PathBuf) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
@@ -39,11 +51,16 @@ pub struct Replica {
 
 impl Replica {
     pub fn start(database_url: &str, data_dir: &PathBuf, redis_url: &str, namespace: &str) -> Replica {
+        let mut cmd = tenantry(database_url, data_dir);
+        cmd.arg("--no-migrate").env("REDIS_URL", redis_url).env("TENANTRY_REDIS_NAMESPACE", namespace);
+        Replica::serve(cmd)
+    }
+
+    /// `tenantry serve` from `cmd` (its store options set) on a free port, once it listens.
+    pub fn serve(mut cmd: Command) -> Replica {
         let port = free_port();
-        let mut child = tenantry(database_url, data_dir)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--no-migrate", "--log", "warn"])
-            .env("REDIS_URL", redis_url)
-            .env("TENANTRY_REDIS_NAMESPACE", namespace)
+        let mut child = cmd
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--log", "warn"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

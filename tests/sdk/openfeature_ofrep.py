@@ -44,6 +44,11 @@ check("integer flag", client.get_integer_value("top_k", 0, finance), 5)
 check("float flag", client.get_float_value("temperature", 0.0, finance), 0.25)
 check("object flag", client.get_object_value("rag", {}, finance), {"rerank": True, "window": 3})
 
+d = client.get_boolean_details("killed", True, finance)
+check("disabled flag falls back to the code default", d.value, True)
+check("disabled flag reason", d.reason, Reason.DISABLED)
+check("disabled flag is no error", d.error_code, None)
+
 d = client.get_boolean_details("no_such_flag", True, finance)
 check("missing flag falls back to the default", d.value, True)
 check("missing flag error", d.error_code, ErrorCode.FLAG_NOT_FOUND)

@@ -215,6 +215,15 @@ pub trait FlagStore: Send + Sync {
     async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError>;
     /// Every flag definition, by key.
     async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, StoreError>;
+    /// Sets the flag's kill switch and bumps its version, recording `audit`; `NotFound` if the
+    /// flag is not defined.
+    async fn set_flag_enabled(
+        &self,
+        access: &PlatformScope,
+        key: &FlagKey,
+        enabled: bool,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]

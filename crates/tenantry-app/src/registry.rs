@@ -398,6 +398,34 @@ impl Registry {
         Ok(())
     }
 
+    /// The kill switch: `enabled = false` makes the flag evaluate to `Disabled` for every tenant
+    /// (clients use their code default) without touching its values; `true` restores them.
+    /// Takes effect on every replica through the invalidation bus.
+    pub async fn set_flag_enabled(
+        &self,
+        access: &PlatformScope,
+        key: FlagKey,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<(), AppError> {
+        let audit = AuditRecord {
+            at: self.clock.now(),
+            actor: access.actor().clone(),
+            tenant: None,
+            operation: if enabled { "flag.enable" } else { "flag.disable" }.to_owned(),
+            before: Some(serde_json::json!({"key": key.as_str(), "enabled": !enabled})),
+            after: Some(serde_json::json!({"key": key.as_str(), "enabled": enabled})),
+            reason,
+            request_id: access.request_id().map(str::to_owned),
+        };
+        self.store.set_flag_enabled(access, &key, enabled, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            other => other.into(),
+        })?;
+        self.invalidate(InvalidationTarget::All).await;
+        Ok(())
+    }
+
     /// Every flag definition (type, description, owner, expiry, version).
     pub async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, AppError> {
         let defs = self.store.flag_definitions(access).await?;

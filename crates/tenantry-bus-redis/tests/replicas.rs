@@ -52,7 +52,7 @@ async fn beta(r: &Replica, ctx: &Ctx) -> Result<Option<bool>, AppError> {
     let result = r.registry.evaluate_for_runtime(&ctx.admin.act_in(tid("finance")), Some(&key("beta"))).await?;
     Ok(match &result.evaluations[0].1 {
         Evaluation::Resolved { value, .. } => value.as_bool(),
-        Evaluation::Unknown => None,
+        Evaluation::Unknown | Evaluation::Disabled { .. } => None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Invalidation propagation between two `tenantry serve` replicas sharing PostgreSQL and Redis:
 //! change a flag (and suspend/activate a tenant) through replica A, poll replica B over OFREP
-//! until it answers the new state; p50/p99 over 100 trials each. Time runs from A's committed
+//! until it answers the new state; p50/p99 over 300 trials each. Time runs from A's committed
 //! write (its HTTP response) to B's first fresh answer, so it includes B's poll round trip.
 //!
 //! `DATABASE_URL=... REDIS_URL=redis://127.0.0.1:6379 cargo bench -p tenantry-cli --bench invalidation`
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::{Replica, http, ofrep, run_ok, tenantry};
 
-const TRIALS: usize = 100;
+const TRIALS: usize = 300;
 
 fn wait_until(mut check: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();

@@ -413,8 +413,21 @@ pub enum FlagCmd {
     Eval { tenant: String, feature: Option<String> },
     /// List every flag value at every scope.
     List,
-    /// Flag definitions: type, description, owner, expiry, version.
+    /// Flag definitions: type, kill switch, description, owner, expiry, version.
     Defs,
+    /// Kill switch off: the flag evaluates to DISABLED for every tenant (its values are kept).
+    Disable {
+        feature: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Kill switch on again: the flag's values apply.
+    Enable {
+        feature: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Flags older than --max-age-days, past their expiry, or the same for every tenant.
     Stale {
         #[arg(long, default_value_t = 90)]

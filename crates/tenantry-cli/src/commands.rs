@@ -582,6 +582,20 @@ async fn tenant(registry: &Registry, admin: &PlatformScope, cmd: TenantCmd, out:
     Ok(())
 }
 
+async fn kill_switch(
+    registry: &Registry,
+    admin: &PlatformScope,
+    feature: &str,
+    enabled: bool,
+    reason: Option<String>,
+    out: &Out,
+) -> Result<()> {
+    let key = FlagKey::parse(feature).map_err(usage)?;
+    registry.set_flag_enabled(admin, key.clone(), enabled, reason).await?;
+    out.kill_switch(&key, enabled);
+    Ok(())
+}
+
 async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Out) -> Result<()> {
     match cmd {
         FlagCmd::Set { feature, enabled, value, scope, scope_id, rollout, description, owner, expires_at } => {
@@ -625,6 +639,8 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
         }
         FlagCmd::List => out.flag_rows(&registry.list_flags(admin).await?),
         FlagCmd::Defs => out.flag_definitions(&registry.flag_definitions(admin).await?),
+        FlagCmd::Disable { feature, reason } => kill_switch(registry, admin, &feature, false, reason, out).await?,
+        FlagCmd::Enable { feature, reason } => kill_switch(registry, admin, &feature, true, reason, out).await?,
         FlagCmd::Stale { max_age_days } => {
             let report = registry.stale_flags(admin, time::Duration::days(i64::from(max_age_days))).await?;
             out.stale_flags(&report);

@@ -304,6 +304,7 @@ impl Out {
         match e {
             Evaluation::Resolved { value, level, .. } => println!("{key} = {value} for {tenant} ({})", level.reason()),
             Evaluation::Unknown => println!("{key} is not defined at any level (unknown_flag) for {tenant}"),
+            Evaluation::Disabled { .. } => println!("{key} is disabled for every tenant (flag_disabled)"),
         }
     }
 
@@ -321,6 +322,7 @@ impl Out {
                     vec![k.to_string(), value.to_string(), level.reason().to_owned()]
                 }
                 Evaluation::Unknown => vec![k.to_string(), "-".to_owned(), "unknown_flag".to_owned()],
+                Evaluation::Disabled { .. } => vec![k.to_string(), "-".to_owned(), "flag_disabled".to_owned()],
             })
             .collect();
         table(&["feature", "value", "reason"], &rows);
@@ -365,6 +367,7 @@ impl Out {
                 vec![
                     d.feature_name.clone(),
                     d.kind.clone(),
+                    if d.enabled { "on" } else { "DISABLED" }.to_owned(),
                     d.version.to_string(),
                     opt(&d.owner),
                     opt(&d.expires_at),
@@ -372,7 +375,18 @@ impl Out {
                 ]
             })
             .collect();
-        table(&["feature", "type", "version", "owner", "expires", "description"], &rows);
+        table(&["feature", "type", "switch", "version", "owner", "expires", "description"], &rows);
+    }
+
+    pub fn kill_switch(&self, key: &FlagKey, enabled: bool) {
+        if self.json {
+            return print_json(&json!({"feature_name": key.as_str(), "enabled": enabled}));
+        }
+        if enabled {
+            println!("flag {key} enabled: its values apply again");
+        } else {
+            println!("flag {key} disabled: it evaluates to DISABLED for every tenant");
+        }
     }
 
     pub fn stale_flags(&self, report: &[(FlagDefinition, Vec<StaleReason>)]) {

@@ -46,6 +46,8 @@ fn a_stock_openfeature_sdk_evaluates_flags_through_ofrep() {
         &["flag", "set", "top_k", "--value", "5", "--scope", "global"],
         &["flag", "set", "temperature", "--value", "0.25", "--scope", "global"],
         &["flag", "set", "rag", "--value", r#"{"rerank": true, "window": 3}"#, "--scope", "global"],
+        &["flag", "set", "killed", "--enabled", "false", "--scope", "global"],
+        &["flag", "disable", "killed", "--reason", "incident"],
     ] {
         t(args);
     }

@@ -37,7 +37,7 @@ async fn flag_on(r: &Registry, ctx: &Ctx, tenant: &str) -> Result<Option<bool>, 
     let result = r.evaluate_for_runtime(&ctx.admin.act_in(tid(tenant)), Some(&key("beta"))).await?;
     Ok(match &result.evaluations[0].1 {
         tenantry_domain::Evaluation::Resolved { value, .. } => value.as_bool(),
-        tenantry_domain::Evaluation::Unknown => None,
+        tenantry_domain::Evaluation::Unknown | tenantry_domain::Evaluation::Disabled { .. } => None,
     })
 }
 

@@ -290,6 +290,49 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
+/// The kill switch: disabling a flag makes it DISABLED for every tenant (a tenant-only flag stays
+/// unknown to other tenants), keeps its values for re-enabling, bumps its version, is audited,
+/// and an undefined flag is refused.
+pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store);
+    create(&ctx, "finance", "gold").await;
+    create(&ctx, "legal", "silver").await;
+    let admin = &ctx.admin;
+    ctx.registry.set_flag(admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
+    ctx.registry.set_flag(admin, FlagScope::Tier(tier("gold")), key("beta"), FlagValue::Bool(true)).await.unwrap();
+    ctx.registry.set_flag(admin, FlagScope::Tenant(tid("legal")), key("pilot"), FlagValue::Bool(true)).await.unwrap();
+    let eval = |t: &'static str, k: &'static str| {
+        let r = ctx.registry.clone();
+        let scope = ctx.admin.act_in(tid(t));
+        async move { r.evaluate_flag(&scope, &key(k)).await.unwrap() }
+    };
+    ctx.registry.set_flag_enabled(admin, key("beta"), false, Some("incident 42".into())).await.unwrap();
+    ctx.registry.set_flag_enabled(admin, key("pilot"), false, None).await.unwrap();
+    assert_eq!(eval("finance", "beta").await, Evaluation::Disabled { version: 3 });
+    assert_eq!(eval("legal", "beta").await, Evaluation::Disabled { version: 3 });
+    assert!(matches!(eval("legal", "pilot").await, Evaluation::Disabled { .. }));
+    assert_eq!(eval("finance", "pilot").await, Evaluation::Unknown, "another tenant's flag stays unknown");
+    let all = ctx.registry.evaluate_all_flags(&ctx.admin.act_in(tid("finance"))).await.unwrap();
+    assert_eq!(all, vec![(key("beta"), Evaluation::Disabled { version: 3 })]);
+    let defs = ctx.registry.flag_definitions(admin).await.unwrap();
+    assert!(defs.iter().all(|d| !d.enabled));
+
+    ctx.registry.set_flag_enabled(admin, key("beta"), true, None).await.unwrap();
+    assert_eq!(
+        eval("finance", "beta").await,
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: false, version: 4 },
+        "the values were kept"
+    );
+    let refused = ctx.registry.set_flag_enabled(admin, key("no_such_flag"), false, None).await.unwrap_err();
+    assert_eq!(refused.code(), "flag_not_found");
+
+    let recent = ctx.registry.recent_audit(admin, 100).await.unwrap();
+    let disable = recent.iter().find(|e| e.record.operation == "flag.disable").expect("audited");
+    assert_eq!(disable.record.reason.as_deref(), Some("incident 42"));
+    assert_eq!(disable.record.after.as_ref().unwrap()["enabled"], false);
+    assert!(recent.iter().any(|e| e.record.operation == "flag.enable"));
+}
+
 pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     let ctx = Ctx::new(store);
     for (id, t) in [("finance", "platinum"), ("marketing", "silver"), ("hr", "silver")] {
@@ -572,6 +615,7 @@ macro_rules! contract_suite {
             tier_change_applies_new_defaults,
             lifecycle_follows_the_machine_and_is_audited,
             flags_follow_the_hierarchy,
+            the_kill_switch_disables_a_flag_everywhere,
             a_tenant_scope_never_reaches_another_tenant,
             health_is_scored_and_stored,
             statistics_count_by_status_tier_and_health,

@@ -137,6 +137,9 @@ pub struct FlagDefinition {
     /// Grows with every change to the definition or any of the flag's values.
     pub version: i64,
     pub updated_at: time::OffsetDateTime,
+    /// The kill switch: a disabled flag evaluates to [`Evaluation::Disabled`] for every tenant
+    /// (clients fall back to their code default), whatever its values.
+    pub enabled: bool,
 }
 
 /// Metadata given with a flag change; `None` keeps what is stored.
@@ -169,6 +172,8 @@ pub enum StaleReason {
     Expired,
     /// Evaluates to the same value for every tenant: it switches nothing.
     Uniform,
+    /// Its kill switch is off: it serves nobody.
+    Disabled,
 }
 
 impl StaleReason {
@@ -177,6 +182,7 @@ impl StaleReason {
             StaleReason::Old => "older_than_max_age",
             StaleReason::Expired => "past_expiry",
             StaleReason::Uniform => "same_for_every_tenant",
+            StaleReason::Disabled => "disabled",
         }
     }
 }
@@ -199,7 +205,9 @@ pub fn stale_flags(
             if d.expires_at.is_some_and(|e| e <= now) {
                 reasons.push(StaleReason::Expired);
             }
-            if flags.is_uniform(&d.key, tiers) {
+            if !d.enabled {
+                reasons.push(StaleReason::Disabled);
+            } else if flags.is_uniform(&d.key, tiers) {
                 reasons.push(StaleReason::Uniform);
             }
             (!reasons.is_empty()).then(|| (d.clone(), reasons))
@@ -309,6 +317,8 @@ pub enum Evaluation {
     Resolved { value: FlagValue, level: FlagLevel, split: bool, version: i64 },
     /// No level defines this flag for this tenant (or every rule's rollout left it out).
     Unknown,
+    /// The flag's kill switch is off: no value, for every tenant.
+    Disabled { version: i64 },
 }
 
 impl Evaluation {
@@ -316,17 +326,20 @@ impl Evaluation {
         match self {
             Evaluation::Resolved { level, .. } => level.reason(),
             Evaluation::Unknown => "unknown_flag",
+            Evaluation::Disabled { .. } => "flag_disabled",
         }
     }
 
     /// The OpenFeature reason: `SPLIT` for a rollout, `TARGETING_MATCH` for a tenant or tier
-    /// value, `STATIC` for the global value, `DEFAULT` when nothing applied.
+    /// value, `STATIC` for the global value, `DEFAULT` when nothing applied, `DISABLED` for a
+    /// flag whose kill switch is off.
     pub fn openfeature_reason(&self) -> &'static str {
         match self {
             Evaluation::Resolved { split: true, .. } => "SPLIT",
             Evaluation::Resolved { level: FlagLevel::Global, .. } => "STATIC",
             Evaluation::Resolved { .. } => "TARGETING_MATCH",
             Evaluation::Unknown => "DEFAULT",
+            Evaluation::Disabled { .. } => "DISABLED",
         }
     }
 }
@@ -373,6 +386,9 @@ pub struct FlagSet {
     versions: HashMap<FlagKey, i64>,
     /// Keys defined globally or for a tier (not secret to any tenant), kept sorted.
     shared_keys: std::collections::BTreeSet<FlagKey>,
+    /// Flags whose kill switch is off.
+    #[serde(default)]
+    disabled: std::collections::BTreeSet<FlagKey>,
 }
 
 impl FlagSet {
@@ -408,6 +424,11 @@ impl FlagSet {
         self.versions.insert(key, version);
     }
 
+    /// Turns the flag's kill switch off: it evaluates to [`Evaluation::Disabled`] everywhere.
+    pub fn disable(&mut self, key: FlagKey) {
+        self.disabled.insert(key);
+    }
+
     pub fn version(&self, key: &FlagKey) -> i64 {
         self.versions.get(key).copied().unwrap_or(0)
     }
@@ -425,6 +446,10 @@ impl FlagSet {
         tenant_rules: Option<&HashMap<FlagKey, FlagRule>>,
         tier_rules: Option<&HashMap<FlagKey, FlagRule>>,
     ) -> Evaluation {
+        if !self.disabled.is_empty() && self.disabled.contains(key) {
+            let defined = tenant_rules.is_some_and(|m| m.contains_key(key)) || self.shared_keys.contains(key);
+            return if defined { Evaluation::Disabled { version: self.version(key) } } else { Evaluation::Unknown };
+        }
         let levels = [
             (tenant_rules.and_then(|m| m.get(key)), FlagLevel::Tenant),
             (tier_rules.and_then(|m| m.get(key)), FlagLevel::Tier),
@@ -545,7 +570,7 @@ mod tests {
         let got = flags.evaluate(&key(k), &tenant(t), &tier(tr));
         let got = match got {
             Evaluation::Resolved { value, level, .. } => Some((value.as_bool().unwrap(), level)),
-            Evaluation::Unknown => None,
+            Evaluation::Unknown | Evaluation::Disabled { .. } => None,
         };
         assert_eq!(got, expected, "{t}/{tr}/{k}");
     }
@@ -628,6 +653,29 @@ mod tests {
     }
 
     #[test]
+    fn a_disabled_flag_is_disabled_for_every_tenant_and_only_where_defined() {
+        let mut f = seed_flags();
+        f.set_version(key("advanced_analytics"), 4);
+        f.set(FlagScope::Tenant(tenant("legal")), key("secret_pilot"), FlagValue::Bool(true));
+        f.disable(key("advanced_analytics"));
+        f.disable(key("secret_pilot"));
+        for (t, tr) in [("marketing", "silver"), ("finance", "platinum"), ("hr", "bronze")] {
+            let e = f.evaluate(&key("advanced_analytics"), &tenant(t), &tier(tr));
+            assert_eq!(e, Evaluation::Disabled { version: 4 }, "{t}");
+            assert_eq!(e.openfeature_reason(), "DISABLED");
+            assert_eq!(e.reason(), "flag_disabled");
+        }
+        // a tenant-only flag stays unknown to other tenants even when disabled (no existence oracle)
+        assert_eq!(f.evaluate(&key("secret_pilot"), &tenant("finance"), &tier("gold")), Evaluation::Unknown);
+        assert!(matches!(
+            f.evaluate(&key("secret_pilot"), &tenant("legal"), &tier("gold")),
+            Evaluation::Disabled { .. }
+        ));
+        // other flags are untouched
+        check(&f, "hr", "bronze", "basic_search", Some((true, FlagLevel::Global)));
+    }
+
+    #[test]
     fn stale_report_names_its_reasons() {
         let now = time::macros::datetime!(2026-11-23 00:00 UTC);
         let def = |k: &str, age_days: i64, expires: Option<i64>| FlagDefinition {
@@ -639,6 +687,7 @@ mod tests {
             expires_at: expires.map(|d| now + time::Duration::days(d)),
             version: 1,
             updated_at: now,
+            enabled: true,
         };
         let mut f = FlagSet::new();
         f.set(FlagScope::Global, key("fresh"), FlagValue::Bool(false));
@@ -811,7 +860,7 @@ mod tests {
                             .or_else(|| last_at(&FlagScope::Global).map(|v| (v, FlagLevel::Global)));
                         let got = match flags.evaluate(&key(k), &tenant(t), &tier(tr)) {
                             Evaluation::Resolved { value, level, .. } => Some((value.as_bool().unwrap(), level)),
-                            Evaluation::Unknown => None,
+                            Evaluation::Unknown | Evaluation::Disabled { .. } => None,
                         };
                         prop_assert_eq!(got, expected);
                     }

@@ -488,6 +488,8 @@ pub struct FlagDefinitionView {
     pub expires_at: Option<String>,
     pub version: i64,
     pub updated_at: String,
+    /// The kill switch: `false` means the flag evaluates to DISABLED for every tenant.
+    pub enabled: bool,
 }
 
 impl From<&tenantry_domain::FlagDefinition> for FlagDefinitionView {
@@ -501,8 +503,24 @@ impl From<&tenantry_domain::FlagDefinition> for FlagDefinitionView {
             expires_at: d.expires_at.map(format_time),
             version: d.version,
             updated_at: format_time(d.updated_at),
+            enabled: d.enabled,
         }
     }
+}
+
+/// The kill switch's new state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KillSwitchView {
+    pub feature_name: String,
+    pub enabled: bool,
+}
+
+/// Optional body of the kill switch endpoints.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchBody {
+    /// Why (recorded in the audit log).
+    pub reason: Option<String>,
 }
 
 /// A flag on the stale report, with why.
@@ -555,11 +573,12 @@ pub struct EvaluationView {
     pub value: Option<serde_json::Value>,
     /// The value when it is a boolean.
     pub enabled: Option<bool>,
-    /// tenant_override | tier_default | global_default | unknown_flag
+    /// tenant_override | tier_default | global_default | unknown_flag | flag_disabled
     pub reason: String,
     /// tenant | tier | global
     pub level: Option<String>,
-    /// The OpenFeature reason: TARGETING_MATCH, SPLIT (percentage rollout), STATIC, DEFAULT.
+    /// The OpenFeature reason: TARGETING_MATCH, SPLIT (percentage rollout), STATIC, DEFAULT,
+    /// DISABLED.
     pub openfeature_reason: String,
     /// The flag's version (grows with every change to any of its values).
     pub version: Option<i64>,
@@ -572,6 +591,7 @@ impl EvaluationView {
                 (true, Some(value.to_json()), value.as_bool(), Some(level.as_str().to_owned()), Some(*version))
             }
             Evaluation::Unknown => (false, None, None, None, None),
+            Evaluation::Disabled { version } => (true, None, None, None, Some(*version)),
         };
         EvaluationView {
             tenant_id: tenant.to_string(),

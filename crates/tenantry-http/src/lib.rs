@@ -86,6 +86,8 @@ pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config
         .route("/feature-flags/{tenant_id}", get(routes::evaluate_all))
         .route("/flag-definitions", get(routes::flag_definitions))
         .route("/flag-definitions/stale", get(routes::stale_flags))
+        .route("/flag-definitions/{feature}/disable", post(routes::disable_flag))
+        .route("/flag-definitions/{feature}/enable", post(routes::enable_flag))
         .route("/feature-flags/{tenant_id}/{feature}", get(routes::evaluate_flag))
         .route("/tiers", get(routes::list_tiers))
         .route("/tiers/{name}", get(routes::get_tier))

@@ -28,10 +28,12 @@ pub struct OfrepSuccess {
     pub key: String,
     /// STATIC | TARGETING_MATCH | SPLIT | DEFAULT | DISABLED
     pub reason: String,
-    /// The level that decided: `tenant`, `tier` or `global`.
+    /// The level that decided: `tenant`, `tier` or `global` (`disabled` for a disabled flag).
     pub variant: String,
+    /// Absent for a disabled flag (OFREP: the client falls back to its default).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
-    pub value: Value,
+    pub value: Option<Value>,
     /// `version` (number), `level` and `tenantry_reason` (strings).
     #[schema(value_type = Object)]
     pub metadata: Value,
@@ -99,8 +101,15 @@ fn success(key: &FlagKey, e: &Evaluation) -> Option<OfrepSuccess> {
             key: key.to_string(),
             reason: e.openfeature_reason().to_owned(),
             variant: level.as_str().to_owned(),
-            value: value.to_json(),
+            value: Some(value.to_json()),
             metadata: json!({"version": version, "level": level.as_str(), "tenantry_reason": e.reason()}),
+        }),
+        Evaluation::Disabled { version } => Some(OfrepSuccess {
+            key: key.to_string(),
+            reason: e.openfeature_reason().to_owned(),
+            variant: "disabled".to_owned(),
+            value: None,
+            metadata: json!({"version": version, "tenantry_reason": e.reason()}),
         }),
         Evaluation::Unknown => None,
     }

@@ -412,6 +412,48 @@ pub async fn flag_definitions(
     Ok(axum::Json(state.registry.flag_definitions(&access).await?.iter().map(FlagDefinitionView::from).collect()))
 }
 
+async fn kill_switch(
+    state: AppState,
+    principal: tenantry_app::Principal,
+    feature: String,
+    body: KillSwitchBody,
+    enabled: bool,
+) -> ApiResult<axum::Json<KillSwitchView>> {
+    let access = principal.platform()?;
+    let key = FlagKey::parse(&feature).map_err(invalid)?;
+    state.registry.set_flag_enabled(&access, key.clone(), enabled, body.reason).await?;
+    Ok(axum::Json(KillSwitchView { feature_name: key.to_string(), enabled }))
+}
+
+/// Kill switch off: the flag evaluates to DISABLED for every tenant (OpenFeature clients use
+/// their code default); its values are kept (platform administrators).
+#[utoipa::path(post, path = "/flag-definitions/{feature}/disable", tag = "flags", security(("bearer" = [])),
+    params(("feature" = String, Path)), request_body(content = Option<KillSwitchBody>, description = "optional"),
+    responses((status = 200, body = KillSwitchView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn disable_flag(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    P(feature): P<String>,
+    OptionalBody(body): OptionalBody<KillSwitchBody>,
+) -> ApiResult<axum::Json<KillSwitchView>> {
+    kill_switch(state, principal, feature, body, false).await
+}
+
+/// Kill switch on again: the flag's values apply (platform administrators).
+#[utoipa::path(post, path = "/flag-definitions/{feature}/enable", tag = "flags", security(("bearer" = [])),
+    params(("feature" = String, Path)), request_body(content = Option<KillSwitchBody>, description = "optional"),
+    responses((status = 200, body = KillSwitchView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn enable_flag(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    P(feature): P<String>,
+    OptionalBody(body): OptionalBody<KillSwitchBody>,
+) -> ApiResult<axum::Json<KillSwitchView>> {
+    kill_switch(state, principal, feature, body, true).await
+}
+
 /// The stale-flag report: flags older than `max_age_days` (default 90), past their expiry, or
 /// evaluating the same for every tenant (platform administrators).
 #[utoipa::path(get, path = "/flag-definitions/stale", tag = "flags", security(("bearer" = [])), params(StaleQuery),

@@ -125,6 +125,8 @@ fn cases() -> Vec<Case> {
         case("list flags", Method::GET, "/feature-flags", None, Platform, 200),
         case("flag definitions", Method::GET, "/flag-definitions", None, Platform, 200),
         case("stale flags", Method::GET, "/flag-definitions/stale", None, Platform, 200),
+        case("disable flag", Method::POST, "/flag-definitions/beta/disable", None, Platform, 200),
+        case("enable flag", Method::POST, "/flag-definitions/beta/enable", None, Platform, 200),
         case("evaluate all", Method::GET, "/feature-flags/{t}", None, Member(Viewer), 200),
         case("evaluate one", Method::GET, "/feature-flags/{t}/beta", None, Member(Viewer), 200),
         case("tiers", Method::GET, "/tiers", None, Authenticated, 200),

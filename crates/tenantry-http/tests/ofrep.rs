@@ -29,8 +29,14 @@ fn check_success(v: &Value) {
         let m = m.as_object().unwrap_or_else(|| panic!("metadata not an object: {v}"));
         assert!(m.values().all(|x| x.is_boolean() || x.is_string() || x.is_number()), "{v}");
     }
-    let value = o.get("value").unwrap_or_else(|| panic!("value is required: {v}"));
-    assert!(value.is_boolean() || value.is_string() || value.is_number() || value.is_object(), "{v}");
+    // a value of one of the flag types, or none at all (ADR 0006's `codeDefaultFlag`: the client
+    // uses its code default) — which Tenantry sends only for a disabled flag
+    match o.get("value") {
+        Some(value) => {
+            assert!(value.is_boolean() || value.is_string() || value.is_number() || value.is_object(), "{v}")
+        }
+        None => assert_eq!(o.get("reason").and_then(Value::as_str), Some("DISABLED"), "{v}"),
+    }
     assert!(o.get("errorCode").is_none(), "{v}");
 }
 
@@ -82,7 +88,7 @@ async fn single_flag_evaluation(store: Arc<dyn Store>) {
     for (key, value, reason, variant) in [
         ("beta", json!(true), "TARGETING_MATCH", "tier"),
         ("model", json!("small"), "STATIC", "global"),
-        ("top_k", json!(5.0), "STATIC", "global"),
+        ("top_k", json!(5), "STATIC", "global"),
         ("rag", json!({"rerank": true, "top_k": 8}), "TARGETING_MATCH", "tier"),
         ("rolling", json!(true), "SPLIT", "global"),
     ] {
@@ -124,6 +130,16 @@ async fn single_flag_evaluation(store: Arc<dyn Store>) {
     let r = w.call(Method::POST, "/ofrep/v1/evaluate/flags/beta", Some(&w.outsider), Some(ctx(&t))).await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert!(!r.text.contains("small") && !r.text.contains("true"), "{}", r.text);
+    // the kill switch: DISABLED, no value (the client keeps its default), still a success
+    w.registry.set_flag_enabled(&w.operator, FlagKey::parse("model").unwrap(), false, None).await.unwrap();
+    let r = eval("model", ctx(&t)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    check_success(&r.body);
+    assert_eq!((r.body["reason"].as_str(), r.body.get("value")), (Some("DISABLED"), None), "{}", r.text);
+    let bulk = w.call(Method::POST, "/ofrep/v1/evaluate/flags", Some(&viewer), Some(ctx(&t))).await;
+    let model = bulk.body["flags"].as_array().unwrap().iter().find(|f| f["key"] == "model").cloned().unwrap();
+    check_success(&model);
+    assert_eq!(model["reason"], "DISABLED");
     // a suspended tenant is refused
     w.registry
         .transition(&w.operator.act_in(TenantId::parse(&t).unwrap()), TenantStatus::Suspended, "test", None, None)

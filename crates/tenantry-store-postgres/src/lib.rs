@@ -507,8 +507,9 @@ impl FlagStore for PgStore {
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i16>, Option<i64>)>(
-            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version from (
+        type Row = (String, String, String, Json<serde_json::Value>, Option<i16>, Option<i64>, Option<bool>);
+        let rows = sqlx::query_as::<_, Row>(
+            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version, d.enabled from (
                  select scope, scope_id, flag_key, value, rollout_percent from flag_defaults
                  union all
                  select 'tenant', tenant_id, flag_key, value, rollout_percent from tenant_flags where tenant_id = $1
@@ -520,9 +521,12 @@ impl FlagStore for PgStore {
         .map_err(|e| store_error(e, "load flags"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         let mut set = FlagSet::new();
-        for (s, id, key, value, rollout, version) in rows {
+        for (s, id, key, value, rollout, version, enabled) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
             set.set_version(key.clone(), version.unwrap_or(0));
+            if enabled == Some(false) {
+                set.disable(key.clone());
+            }
             set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout.map(i64::from))? });
         }
         Ok(set)
@@ -562,6 +566,30 @@ impl FlagStore for PgStore {
         .map_err(|e| store_error(e, "list flag definitions"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
         rows.into_iter().map(flag_definition_from_columns).collect()
+    }
+
+    async fn set_flag_enabled(
+        &self,
+        access: &PlatformScope,
+        key: &FlagKey,
+        enabled: bool,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(access).await?;
+        let result = sqlx::query(
+            "update flag_definitions set enabled = $1, version = version + 1, updated_at = $2 where flag_key = $3",
+        )
+        .bind(enabled)
+        .bind(audit.at)
+        .bind(key.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "set flag kill switch"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.seal(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag kill switch"))
     }
 }
 

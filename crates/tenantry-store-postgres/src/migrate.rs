@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
     (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
+    (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.

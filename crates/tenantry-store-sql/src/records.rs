@@ -408,15 +408,15 @@ macro_rules! audit_entry_from_row {
 #[macro_export]
 macro_rules! flag_definition_columns {
     () => {
-        "flag_key, kind, description, owner, created_at, expires_at, version, updated_at"
+        "flag_key, kind, description, owner, created_at, expires_at, version, updated_at, enabled"
     };
 }
 
 pub type FlagDefinitionColumns =
-    (String, String, String, Option<String>, OffsetDateTime, Option<OffsetDateTime>, i64, OffsetDateTime);
+    (String, String, String, Option<String>, OffsetDateTime, Option<OffsetDateTime>, i64, OffsetDateTime, bool);
 
 pub fn flag_definition_from_columns(
-    (key, kind, description, owner, created_at, expires_at, version, updated_at): FlagDefinitionColumns,
+    (key, kind, description, owner, created_at, expires_at, version, updated_at, enabled): FlagDefinitionColumns,
 ) -> Result<tenantry_domain::FlagDefinition, StoreError> {
     Ok(tenantry_domain::FlagDefinition {
         key: FlagKey::parse(&key).map_err(|e| corrupt("flag key", e))?,
@@ -427,6 +427,7 @@ pub fn flag_definition_from_columns(
         expires_at,
         version,
         updated_at,
+        enabled,
     })
 }
 

@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "identity", include_str!("../migrations/0002_identity.sql")),
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
     (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
+    (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
 ];
 
 pub const DB_FILE: &str = "tenantry.db";
@@ -488,8 +489,9 @@ impl FlagStore for SqliteStore {
     }
 
     async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
-        let rows = sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>)>(
-            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version
+        type Row = (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>, Option<bool>);
+        let rows = sqlx::query_as::<_, Row>(
+            "select v.scope, v.scope_id, v.flag_key, v.value, v.rollout_percent, d.version, d.enabled
              from flag_values v left join flag_definitions d on d.flag_key = v.flag_key
              where v.scope in ('global', 'tier') or (v.scope = 'tenant' and v.scope_id = ?)",
         )
@@ -498,9 +500,12 @@ impl FlagStore for SqliteStore {
         .await
         .map_err(|e| store_error(e, "load flags"))?;
         let mut set = FlagSet::new();
-        for (s, id, key, value, rollout, version) in rows {
+        for (s, id, key, value, rollout, version, enabled) in rows {
             let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
             set.set_version(key.clone(), version.unwrap_or(0));
+            if enabled == Some(false) {
+                set.disable(key.clone());
+            }
             set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout)? });
         }
         Ok(set)
@@ -535,6 +540,30 @@ impl FlagStore for SqliteStore {
         .await
         .map_err(|e| store_error(e, "list flag definitions"))?;
         rows.into_iter().map(flag_definition_from_columns).collect()
+    }
+
+    async fn set_flag_enabled(
+        &self,
+        _access: &PlatformScope,
+        key: &FlagKey,
+        enabled: bool,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+        let result = sqlx::query(
+            "update flag_definitions set enabled = ?, version = version + 1, updated_at = ? where flag_key = ?",
+        )
+        .bind(enabled)
+        .bind(audit.at)
+        .bind(key.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "set flag kill switch"))?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.seal(&mut tx, audit).await?;
+        tx.commit().await.map_err(|e| store_error(e, "commit flag kill switch"))
     }
 }
 

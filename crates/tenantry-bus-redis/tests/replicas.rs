@@ -9,6 +9,7 @@ use std::time::Duration;
 use tenantry_app::ports::Store;
 use tenantry_app::{AppError, CacheConfig, ConfigCache, InvalidationBus, InvalidationTarget, Registry, SharedCache};
 use tenantry_bus_redis::RedisBus;
+use tenantry_contract::cache::eventually;
 use tenantry_contract::{Ctx, create, key, tid};
 use tenantry_domain::{Evaluation, FlagScope, FlagValue, TenantStatus};
 use tenantry_store_postgres::{PgConfig, PgStore};
@@ -54,20 +55,6 @@ async fn beta(r: &Replica, ctx: &Ctx) -> Result<Option<bool>, AppError> {
         Evaluation::Resolved { value, .. } => value.as_bool(),
         Evaluation::Unknown | Evaluation::Disabled { .. } => None,
     })
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 async fn setup() -> Option<(Arc<dyn Store>, Ctx, String)> {

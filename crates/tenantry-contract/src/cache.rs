@@ -42,7 +42,7 @@ async fn flag_on(r: &Registry, ctx: &Ctx, tenant: &str) -> Result<Option<bool>, 
 }
 
 /// Polls `check` until it holds (message delivery is asynchronous); panics after 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -5,6 +5,8 @@
 
 pub mod actor;
 pub mod audit;
+pub mod chunking;
+pub mod embedding;
 pub mod flags;
 pub mod health;
 pub mod identity;

@@ -121,6 +121,17 @@ token_type!(
 );
 
 token_type!(
+    /// A physical vector index's name (`shared-3`, `dedicated-finance`). Invariant:
+    /// `[a-z0-9][a-z0-9_-]{1,79}` — safe as a table or index name suffix without quoting.
+    IndexName,
+    "index name",
+    2,
+    80,
+    b"_-",
+    "use 2 to 80 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+);
+
+token_type!(
     /// A user's identifier (a person who belongs to tenants). Invariant: `[a-z0-9][a-z0-9_.@-]{1,127}`,
     /// so an e-mail-like id works.
     UserId,

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod money;
+pub mod placement;
 pub mod tenant;
 pub mod tier;
 
@@ -20,7 +21,7 @@ pub use actor::{Actor, ActorKind};
 pub use flags::{Evaluation, FlagDefinition, FlagKind, FlagLevel, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue};
 pub use health::{HealthClass, HealthReport, HealthSignals};
 pub use identity::{Membership, Permission, Role, User};
-pub use ids::{FlagKey, IdError, KeyId, Label, TenantId, TierName, UserId};
+pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, UserId};
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use money::{Currency, Money};
 pub use tenant::{LimitOverrides, Limits, NewTenant, Tenant, TenantError, TenantPatch};

@@ -209,16 +209,8 @@ impl Auditor {
         scope.require(tenantry_domain::Permission::ReadAudit)?;
         let filter = bounded(filter)?;
         let entries = self.store.tenant_audit(scope, &filter).await?;
-        let record = AuditRecord {
-            at: self.clock.now(),
-            actor: scope.actor().clone(),
-            tenant: Some(scope.tenant().clone()),
-            operation: "audit.read".to_owned(),
-            before: None,
-            after: Some(serde_json::json!({"after_seq": filter.after_seq, "returned": entries.len()})),
-            reason: None,
-            request_id: scope.request_id().map(str::to_owned),
-        };
+        let record = AuditRecord::tenant(scope, self.clock.now(), "audit.read")
+            .change(None, Some(serde_json::json!({"after_seq": filter.after_seq, "returned": entries.len()})));
         self.store.append_tenant_audit(scope, &record).await?;
         Ok(entries)
     }
@@ -228,16 +220,7 @@ impl Auditor {
     }
 
     async fn record(&self, access: &PlatformScope, operation: &str, detail: serde_json::Value) -> Result<(), AppError> {
-        let record = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant: None,
-            operation: operation.to_owned(),
-            before: None,
-            after: Some(detail),
-            reason: None,
-            request_id: access.request_id().map(str::to_owned),
-        };
+        let record = AuditRecord::platform_read(access, self.clock.now(), operation, detail);
         Ok(self.store.append_audit(access, &record).await?)
     }
 }

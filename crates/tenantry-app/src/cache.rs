@@ -137,7 +137,7 @@ impl Snapshot {
     }
 
     /// The shared-cache form: JSON of the record, the flags and both load times.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
         let wire = Wire {
             format: WIRE_FORMAT,
             tenant: self.tenant.clone(),
@@ -145,7 +145,7 @@ impl Snapshot {
             flags: (*self.flags).clone(),
             flags_loaded_ms: unix_ms(self.flags_loaded),
         };
-        serde_json::to_vec(&wire).unwrap_or_default()
+        serde_json::to_vec(&wire).map_err(|e| e.to_string())
     }
 
     /// Reads the shared-cache form for `expected`; anything else (another format, another
@@ -279,7 +279,11 @@ impl ConfigCache {
                     && let (Some(shared), Some(seq)) = (&self.shared, seen_seq)
                 {
                     let ttl = self.config.critical_ttl.max(self.config.standard_ttl);
-                    if let Err(e) = shared.put(tenant, &fresh.encode(), seq, ttl).await {
+                    let filled = match fresh.encode() {
+                        Ok(bytes) => shared.put(tenant, &bytes, seq, ttl).await.map(drop).map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = filled {
                         tracing::warn!(error = %e, "could not fill the shared cache");
                     }
                 }

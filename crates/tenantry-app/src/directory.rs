@@ -53,16 +53,7 @@ impl Directory {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> AuditRecord {
-        AuditRecord {
-            at: self.clock.now(),
-            actor: actor.clone(),
-            tenant: tenant.cloned(),
-            operation: operation.to_owned(),
-            before,
-            after,
-            reason: None,
-            request_id: request_id.map(str::to_owned),
-        }
+        AuditRecord::by(actor, request_id, tenant, self.clock.now(), operation).change(before, after)
     }
 
     // ---- users ---------------------------------------------------------------------------------

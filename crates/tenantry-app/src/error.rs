@@ -25,8 +25,9 @@ pub enum AppError {
     TenantNotFound(TenantId),
     #[error("tier {0} does not exist: list tiers with `tenantry tier list`")]
     TierNotFound(TierName),
-    #[error("flag {0} has no value at that scope")]
-    FlagNotFound(FlagKey),
+    /// The flag, and where it was looked for ("at that scope", "at any level").
+    #[error("flag {0} has no value {1}")]
+    FlagNotFound(FlagKey, &'static str),
     #[error("tenant {tenant} is {status}: it is refused until it is active again")]
     TenantInactive { tenant: TenantId, status: tenantry_domain::TenantStatus },
     #[error("user {0} does not exist")]
@@ -81,7 +82,7 @@ impl AppError {
         match self {
             AppError::TenantNotFound(_) => "tenant_not_found",
             AppError::TierNotFound(_) => "tier_not_found",
-            AppError::FlagNotFound(_) => "flag_not_found",
+            AppError::FlagNotFound(..) => "flag_not_found",
             AppError::TenantInactive { .. } => "tenant_inactive",
             AppError::UserNotFound(_) => "user_not_found",
             AppError::MemberNotFound { .. } => "member_not_found",
@@ -138,7 +139,7 @@ mod tests {
         let samples = [
             AppError::TenantNotFound(t.clone()),
             AppError::TierNotFound(TierName::parse("x").unwrap()),
-            AppError::FlagNotFound(FlagKey::parse("f").unwrap()),
+            AppError::FlagNotFound(FlagKey::parse("f").unwrap(), "at that scope"),
             AppError::UserNotFound(UserId::parse("u1").unwrap()),
             AppError::TenantInactive { tenant: t.clone(), status: TenantStatus::Suspended },
             AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },

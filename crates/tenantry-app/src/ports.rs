@@ -47,6 +47,57 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// A platform-level entry (no tenant) by the scope's actor, for its request.
+    pub fn platform(access: &crate::PlatformScope, at: OffsetDateTime, operation: &str) -> Self {
+        Self::by(access.actor(), access.request_id(), None, at, operation)
+    }
+
+    /// An entry in the scope's tenant, by the scope's actor, for its request.
+    pub fn tenant(scope: &crate::TenantScope, at: OffsetDateTime, operation: &str) -> Self {
+        Self::by(scope.actor(), scope.request_id(), Some(scope.tenant()), at, operation)
+    }
+
+    /// A platform-level read: `detail` says what was read.
+    pub fn platform_read(
+        access: &crate::PlatformScope,
+        at: OffsetDateTime,
+        operation: &str,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self::platform(access, at, operation).change(None, Some(detail))
+    }
+
+    pub fn by(
+        actor: &Actor,
+        request_id: Option<&str>,
+        tenant: Option<&TenantId>,
+        at: OffsetDateTime,
+        operation: &str,
+    ) -> Self {
+        AuditRecord {
+            at,
+            actor: actor.clone(),
+            tenant: tenant.cloned(),
+            operation: operation.to_owned(),
+            before: None,
+            after: None,
+            reason: None,
+            request_id: request_id.map(str::to_owned),
+        }
+    }
+
+    /// The state before and after the change (`None`: there was none / there is none).
+    pub fn change(mut self, before: Option<serde_json::Value>, after: Option<serde_json::Value>) -> Self {
+        self.before = before;
+        self.after = after;
+        self
+    }
+
+    pub fn because(mut self, reason: Option<String>) -> Self {
+        self.reason = reason;
+        self
+    }
+
     /// The fields the hash chain covers, for entry `seq`.
     pub fn chain_fields(&self, seq: i64) -> tenantry_domain::audit::ChainFields<'_> {
         tenantry_domain::audit::ChainFields {

@@ -68,16 +68,7 @@ impl Registry {
         operation: &str,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
-        let record = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant: None,
-            operation: operation.to_owned(),
-            before: None,
-            after: Some(detail),
-            reason: None,
-            request_id: access.request_id().map(str::to_owned),
-        };
+        let record = AuditRecord::platform_read(access, self.clock.now(), operation, detail);
         Ok(self.store.append_audit(access, &record).await?)
     }
 
@@ -101,19 +92,13 @@ impl Registry {
     }
 
     pub async fn create_tier(&self, access: &PlatformScope, tier: Tier) -> Result<Tier, AppError> {
-        let audit = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant: None,
-            operation: "tier.create".to_owned(),
-            before: None,
-            after: Some(serde_json::json!({
+        let audit = AuditRecord::platform(access, self.clock.now(), "tier.create").change(
+            None,
+            Some(serde_json::json!({
                 "name": tier.name.as_str(), "rank": tier.rank, "isolation": tier.isolation.as_str(),
                 "retention_days": tier.retention_days,
             })),
-            reason: None,
-            request_id: access.request_id().map(str::to_owned),
-        };
+        );
         self.store.insert_tier(access, &tier, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tier {}", tier.name)),
             other => other.into(),
@@ -128,16 +113,8 @@ impl Registry {
         let tier = self.tier(&new.tier).await?;
         let now = self.clock.now();
         let tenant = Tenant::create(new, &tier, now)?;
-        let audit = AuditRecord {
-            at: now,
-            actor: access.actor().clone(),
-            tenant: Some(tenant.id.clone()),
-            operation: "tenant.create".to_owned(),
-            before: None,
-            after: Some(tenant_snapshot(&tenant)),
-            reason: None,
-            request_id: access.request_id().map(str::to_owned),
-        };
+        let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&tenant.id), now, "tenant.create")
+            .change(None, Some(tenant_snapshot(&tenant)));
         self.store.insert_tenant(access, &tenant, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tenant {}", tenant.id)),
             other => other.into(),
@@ -164,16 +141,7 @@ impl Registry {
         operation: &str,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
-        let record = AuditRecord {
-            at: self.clock.now(),
-            actor: scope.actor().clone(),
-            tenant: Some(scope.tenant().clone()),
-            operation: operation.to_owned(),
-            before: None,
-            after: Some(detail),
-            reason: None,
-            request_id: scope.request_id().map(str::to_owned),
-        };
+        let record = AuditRecord::tenant(scope, self.clock.now(), operation).change(None, Some(detail));
         Ok(self.store.append_tenant_audit(scope, &record).await?)
     }
 
@@ -208,16 +176,9 @@ impl Registry {
         operation: &str,
         reason: Option<String>,
     ) -> Result<(), AppError> {
-        let audit = AuditRecord {
-            at: next.updated_at,
-            actor: scope.actor().clone(),
-            tenant: Some(current.id.clone()),
-            operation: operation.to_owned(),
-            before: Some(tenant_snapshot(current)),
-            after: Some(tenant_snapshot(next)),
-            reason,
-            request_id: scope.request_id().map(str::to_owned),
-        };
+        let audit = AuditRecord::by(scope.actor(), scope.request_id(), Some(&current.id), next.updated_at, operation)
+            .change(Some(tenant_snapshot(current)), Some(tenant_snapshot(next)))
+            .because(reason);
         self.store.update_tenant(scope, next, current.version, &audit).await.map_err(|e| match e {
             StoreError::VersionConflict { current: stored } => {
                 AppError::VersionConflict { tenant: current.id.clone(), expected: current.version, current: stored }
@@ -354,16 +315,7 @@ impl Registry {
             }
             None => ("flag.delete", Some(address), None),
         };
-        AuditRecord {
-            at: self.clock.now(),
-            actor: actor.clone(),
-            tenant: scope.tenant().cloned(),
-            operation: operation.to_owned(),
-            before,
-            after,
-            reason: None,
-            request_id: request_id.map(str::to_owned),
-        }
+        AuditRecord::by(actor, request_id, scope.tenant(), self.clock.now(), operation).change(before, after)
     }
 
     /// Sets `value` for every tenant of `scope`.
@@ -408,18 +360,15 @@ impl Registry {
         enabled: bool,
         reason: Option<String>,
     ) -> Result<(), AppError> {
-        let audit = AuditRecord {
-            at: self.clock.now(),
-            actor: access.actor().clone(),
-            tenant: None,
-            operation: if enabled { "flag.enable" } else { "flag.disable" }.to_owned(),
-            before: Some(serde_json::json!({"key": key.as_str(), "enabled": !enabled})),
-            after: Some(serde_json::json!({"key": key.as_str(), "enabled": enabled})),
-            reason,
-            request_id: access.request_id().map(str::to_owned),
-        };
+        let operation = if enabled { "flag.enable" } else { "flag.disable" };
+        let audit = AuditRecord::platform(access, self.clock.now(), operation)
+            .change(
+                Some(serde_json::json!({"key": key.as_str(), "enabled": !enabled})),
+                Some(serde_json::json!({"key": key.as_str(), "enabled": enabled})),
+            )
+            .because(reason);
         self.store.set_flag_enabled(access, &key, enabled, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at any level: define it with a value first"),
             other => other.into(),
         })?;
         self.invalidate(InvalidationTarget::All).await;
@@ -459,7 +408,7 @@ impl Registry {
         }
         let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, None);
         self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at that scope"),
             other => other.into(),
         })?;
         self.invalidate(InvalidationTarget::All).await;
@@ -494,7 +443,7 @@ impl Registry {
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, None);
         self.store.delete_tenant_flag(scope, &key, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone()),
+            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at that scope"),
             other => other.into(),
         })?;
         self.invalidate(InvalidationTarget::All).await;

@@ -12,6 +12,7 @@ use tenantry_bus_redis::RedisBus;
 use tenantry_contract::cache::eventually;
 use tenantry_contract::{Ctx, create, key, tid};
 use tenantry_domain::{Evaluation, FlagScope, FlagValue, TenantStatus};
+use tenantry_store_postgres::testing::required_env;
 use tenantry_store_postgres::{PgConfig, PgStore};
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -19,17 +20,6 @@ static N: AtomicU32 = AtomicU32::new(0);
 /// `CLIENT KILL TYPE pubsub` hits every subscriber in this Redis, so the test that does it runs
 /// alone (write) while the others share (read); test binaries themselves run one at a time.
 static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("REDIS_URL must be set in CI"),
-        _ => {
-            eprintln!("skipping: REDIS_URL is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
 
 fn namespace() -> String {
     format!("test-{}-{}:", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
@@ -63,7 +53,7 @@ async fn setup() -> Option<(Arc<dyn Store>, Ctx, String)> {
 }
 
 async fn setup_with_config() -> Option<(Arc<dyn Store>, Ctx, String, PgConfig)> {
-    let url = redis_url()?;
+    let url = required_env("REDIS_URL")?;
     let mut config = tenantry_store_postgres::testing::fresh_config().await?;
     config.migrate = false;
     config.pool_size = 4;
@@ -119,7 +109,7 @@ async fn a_cold_replica_reads_the_shared_cache_and_a_write_removes_the_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fill_that_raced_a_write_is_refused_and_all_drops_every_entry() {
     let _gate = GATE.read().await;
-    let Some(url) = redis_url() else { return };
+    let Some(url) = required_env("REDIS_URL") else { return };
     let ns = namespace();
     let bus = RedisBus::connect(&url, &ns).await.expect("connect to Redis");
     let (finance, legal) = (tid("finance"), tid("legal"));

@@ -9,23 +9,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use support::{Replica, embedded, run_ok};
-
-fn sdk_python() -> Option<String> {
-    match std::env::var("TENANTRY_SDK_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("TENANTRY_SDK_PYTHON must be set in CI (scripts/test.sh installs the OpenFeature SDK)")
-        }
-        _ => {
-            eprintln!("skipping: TENANTRY_SDK_PYTHON is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
+use tenantry_store_postgres::testing::required_env;
 
 #[test]
 fn a_stock_openfeature_sdk_evaluates_flags_through_ofrep() {
-    let Some(python) = sdk_python() else { return };
+    let Some(python) = required_env("TENANTRY_SDK_PYTHON") else { return };
     let dir = std::env::temp_dir().join(format!("tenantry-sdk-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let t = |args: &[&str]| {

@@ -7,17 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::{Replica, http, ofrep, run_ok, tenantry};
-
-fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("REDIS_URL must be set in CI"),
-        _ => {
-            eprintln!("skipping: REDIS_URL is not set");
-            None
-        }
-    }
-}
+use tenantry_store_postgres::testing::required_env;
 
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {
@@ -31,7 +21,7 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_replica_a_is_seen_by_replica_b() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = required_env("REDIS_URL") else { return };
     let Some(config) = tenantry_store_postgres::testing::fresh_config().await else { return };
     let url = config.owner_url.clone();
     let dir = std::env::temp_dir().join(format!("tenantry-replicas-{}", std::process::id()));

@@ -205,7 +205,7 @@ pub async fn the_shared_form_round_trips_and_refuses_what_it_must(store: Arc<dyn
     let bus = Arc::new(LocalBus::new());
     let cache = ConfigCache::new(store.clone(), bus, CacheConfig::default());
     let snapshot = cache.get(&admin.act_in(tid("finance"))).await.unwrap().snapshot;
-    let bytes = snapshot.encode();
+    let bytes = snapshot.encode().unwrap();
     let back = tenantry_app::Snapshot::decode(&bytes, &tid("finance")).unwrap();
     assert_eq!(back.tenant, snapshot.tenant);
     let t = &snapshot.tenant;

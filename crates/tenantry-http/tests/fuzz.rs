@@ -53,6 +53,8 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/feature-flags", None),
         (Method::GET, "/flag-definitions", None),
         (Method::GET, "/flag-definitions/stale", None),
+        (Method::POST, "/flag-definitions/f/disable", Some(json!({"reason": "r"}))),
+        (Method::POST, "/flag-definitions/f/enable", Some(json!({"reason": "r"}))),
         (Method::DELETE, "/feature-flags", None),
         (Method::GET, "/feature-flags/{t}", None),
         (Method::GET, "/feature-flags/{t}/f", None),

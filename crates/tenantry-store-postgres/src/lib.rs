@@ -623,9 +623,7 @@ impl AuditLog for PgStore {
         .await
         .map_err(|e| store_error(e, "read audit"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -644,9 +642,7 @@ impl AuditLog for PgStore {
         .await
         .map_err(|e| store_error(e, "read audit"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -666,9 +662,7 @@ impl AuditLog for PgStore {
         .await
         .map_err(|e| store_error(e, "read audit"))?;
         tx.commit().await.map_err(|e| store_error(e, "end read"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn insert_checkpoint(&self, access: &PlatformScope, cp: &Checkpoint) -> Result<(), StoreError> {
@@ -901,4 +895,11 @@ impl Store for PgStore {
             max: self.pool.options().get_max_connections(),
         }
     }
+}
+
+/// Audit entries from rows of `audit_log` (selected with `audit_columns!`).
+fn audit_entries(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<AuditEntry>, StoreError> {
+    rows.iter()
+        .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
+        .collect()
 }

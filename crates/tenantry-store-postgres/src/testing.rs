@@ -10,17 +10,23 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-pub fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+/// The value of `var`, which a test needs to reach a real service (set by scripts/test.sh). Outside
+/// CI a missing value skips the test (`None`, with a message); under `CI=true` it fails.
+pub fn required_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("DATABASE_URL is not set: in CI every PostgreSQL test must run (scripts/test.sh sets it)")
+            panic!("{var} is not set: in CI every test against a real service must run (scripts/test.sh sets it)")
         }
         _ => {
-            eprintln!("skipping: DATABASE_URL is not set (run scripts/test.sh to test against PostgreSQL)");
+            eprintln!("skipping: {var} is not set (run scripts/test.sh to run this test)");
             None
         }
     }
+}
+
+pub fn database_url() -> Option<String> {
+    required_env("DATABASE_URL")
 }
 
 /// A fresh database; returns its owner-level config (migrated) or `None` when skipping.

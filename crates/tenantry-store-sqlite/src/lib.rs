@@ -594,9 +594,7 @@ impl AuditLog for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "read audit"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
@@ -613,9 +611,7 @@ impl AuditLog for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "read audit"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn audit_entries(
@@ -638,9 +634,7 @@ impl AuditLog for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "read audit"))?;
-        rows.iter()
-            .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
-            .collect()
+        audit_entries(&rows)
     }
 
     async fn insert_checkpoint(&self, _access: &PlatformScope, cp: &Checkpoint) -> Result<(), StoreError> {
@@ -856,4 +850,11 @@ impl Store for SqliteStore {
             max: self.pool.options().get_max_connections(),
         }
     }
+}
+
+/// Audit entries from rows of `audit_log` (selected with `audit_columns!`).
+fn audit_entries(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<AuditEntry>, StoreError> {
+    rows.iter()
+        .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
+        .collect()
 }

@@ -13,6 +13,8 @@ pub enum StoreError {
     NotFound,
     #[error("{0}")]
     ConstraintViolated(String),
+    #[error(transparent)]
+    QuotaExceeded(tenantry_domain::QuotaExceeded),
     #[error("the store is unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("unexpected store failure")]
@@ -36,6 +38,13 @@ pub enum AppError {
     MemberNotFound { tenant: TenantId, user: UserId },
     #[error("API key {0} does not exist")]
     KeyNotFound(KeyId),
+    #[error("document {0} does not exist")]
+    DocumentNotFound(tenantry_domain::DocumentId),
+    #[error(transparent)]
+    QuotaExceeded(tenantry_domain::QuotaExceeded),
+    /// Too many requests: try again after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -58,8 +67,11 @@ pub enum AppError {
 
 impl AppError {
     /// Every code [`AppError::code`] can return (the HTTP layer maps each to a status).
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 19] = [
         "tenant_not_found",
+        "document_not_found",
+        "quota_exceeded",
+        "rate_limited",
         "tenant_inactive",
         "tier_not_found",
         "flag_not_found",
@@ -85,6 +97,9 @@ impl AppError {
             AppError::FlagNotFound(..) => "flag_not_found",
             AppError::TenantInactive { .. } => "tenant_inactive",
             AppError::UserNotFound(_) => "user_not_found",
+            AppError::DocumentNotFound(_) => "document_not_found",
+            AppError::QuotaExceeded(_) => "quota_exceeded",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::MemberNotFound { .. } => "member_not_found",
             AppError::KeyNotFound(_) => "key_not_found",
             AppError::Unauthenticated(_) => "unauthenticated",
@@ -117,6 +132,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
             StoreError::ConstraintViolated(msg) => AppError::Invalid(msg),
+            StoreError::QuotaExceeded(q) => AppError::QuotaExceeded(q),
             StoreError::Unavailable(e) => AppError::Unavailable(e),
             StoreError::Unexpected(e) => AppError::Unexpected(e),
             // callers translate these two with their context; reaching here is a bug in a caller
@@ -144,6 +160,14 @@ mod tests {
             AppError::TenantInactive { tenant: t.clone(), status: TenantStatus::Suspended },
             AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
             AppError::KeyNotFound(KeyId::parse("k1").unwrap()),
+            AppError::DocumentNotFound(tenantry_domain::DocumentId::from_random(1)),
+            AppError::QuotaExceeded(tenantry_domain::QuotaExceeded {
+                resource: tenantry_domain::QuotaResource::Documents,
+                limit: 1,
+                current: 1,
+                requested: 1,
+            }),
+            AppError::RateLimited { message: "x".into(), retry_after_secs: 1 },
             AppError::Unauthenticated("x".into()),
             AppError::Forbidden("x".into()),
             AppError::AlreadyExists("x".into()),

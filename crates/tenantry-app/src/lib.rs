@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod dataplane;
 pub mod directory;
 pub mod error;
 pub mod ports;
@@ -19,12 +20,15 @@ pub use cache::{
     CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus, SharedCache, SharedRead,
     Snapshot,
 };
+pub use dataplane::{
+    AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, LocalEmbedder, LogAlerts, QueryAnswer,
+};
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, StoreError};
 pub use ports::{
-    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, Clock, EntrySigner, FlagRow,
-    FlagStore, IdentityStore, KeyOwner, Page, PoolStats, Statistics, Store, SystemClock, TenantFilter, TenantStore,
-    TierStore,
+    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, ChunkHit, Clock, DocumentStore,
+    DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page, PoolStats, Statistics,
+    Store, StoredChunk, StoredDocument, SystemClock, TenantFilter, TenantPlacement, TenantStore, TierStore,
 };
 pub use registry::{Registry, RuntimeEvaluation};
 pub use signing::{AuditKey, TrustedKeys};

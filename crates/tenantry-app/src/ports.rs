@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use tenantry_domain::{
-    Actor, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue, KeyId, Membership, Role, Tenant,
-    TenantId, TenantStatus, Tier, TierName, User, UserId,
+    Actor, DataUsage, DocumentId, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue,
+    IngestQuota, KeyId, Membership, Metadata, PhysicalIndex, Placement, PlacementPlan, Role, Tenant, TenantId,
+    TenantStatus, Tier, TierName, User, UserId,
 };
 
 use crate::access::{PlatformScope, TenantScope};
@@ -379,9 +380,135 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// A document as stored (its text lives in object storage under `object_key`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub id: DocumentId,
+    pub client_id: Option<String>,
+    pub title: String,
+    pub metadata: Metadata,
+    /// Bytes of text (what the storage quota counts).
+    pub bytes: i64,
+    pub chunk_count: i64,
+    /// Tokens the embedding provider counted (for cost attribution).
+    pub token_count: i64,
+    pub embedding_model: String,
+    pub object_key: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// One chunk of a document with its embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChunk {
+    pub index: i32,
+    pub text: String,
+    /// Byte offsets of the chunk in the document's text.
+    pub start: i64,
+    pub end: i64,
+    pub embedding: Vec<f32>,
+}
+
+/// A document and its chunks, with the audit entry that records its ingest.
+#[derive(Debug, Clone)]
+pub struct DocumentWrite {
+    pub document: StoredDocument,
+    pub chunks: Vec<StoredChunk>,
+    pub audit: AuditRecord,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkHit {
+    pub document_id: DocumentId,
+    pub chunk_index: i32,
+    pub text: String,
+    /// Cosine similarity in [-1, 1]; higher is closer.
+    pub score: f32,
+    pub title: String,
+    pub metadata: Metadata,
+}
+
+/// A physical index with what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexUsage {
+    pub index: PhysicalIndex,
+    pub dimensions: u32,
+    /// Chunks stored in it, over every tenant.
+    pub chunks: i64,
+    pub created_at: OffsetDateTime,
+}
+
+/// Where one tenant's vectors are, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantPlacement {
+    pub placement: Placement,
+    pub dimensions: u32,
+    pub placed_at: OffsetDateTime,
+}
+
+/// Decides a placement from the current pool (the domain's `place`) and the audit entry that
+/// records it. Called by the store while it holds the pool's lock.
+pub type PlacementDecision<'a> = &'a (dyn Fn(&[PhysicalIndex]) -> (PlacementPlan, AuditRecord) + Send + Sync);
+
+/// Documents, chunks, vectors and index placement. Every tenant-data method takes the tenant's
+/// scope; the store finds the tenant's index from its recorded placement (inside the same
+/// transaction) and still filters by tenant id, so a placement mistake cannot leak another
+/// tenant's chunks. There is no method that searches across tenants.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// Every physical index with its namespace count.
+    async fn index_pool(&self, access: &PlatformScope) -> Result<Vec<IndexUsage>, StoreError>;
+    async fn tenant_placement(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, StoreError>;
+    /// Places `tenant` unless it is placed already (`Ok(None)`): under the pool's lock, reads the
+    /// pool, asks `decide`, provisions the indexes the plan names (each with `dimensions`), and
+    /// records the placement and the audit entry — one transaction.
+    async fn place_tenant(
+        &self,
+        access: &PlatformScope,
+        tenant: &TenantId,
+        dimensions: u32,
+        decide: PlacementDecision<'_>,
+    ) -> Result<Option<PlacementPlan>, StoreError>;
+    /// Stores documents with their chunks and audit entries, all or nothing, if the tenant's
+    /// usage stays within `quota` (`QuotaExceeded` otherwise, checked exactly under concurrent
+    /// ingests); `AlreadyExists` if a client id is taken; `NotFound` if the tenant has no placement.
+    async fn insert_documents(
+        &self,
+        scope: &TenantScope,
+        writes: &[DocumentWrite],
+        quota: IngestQuota,
+    ) -> Result<(), StoreError>;
+    /// Documents in id order, after the cursor.
+    async fn list_documents(
+        &self,
+        scope: &TenantScope,
+        after: Option<&DocumentId>,
+        limit: u32,
+    ) -> Result<Vec<StoredDocument>, StoreError>;
+    async fn get_document(&self, scope: &TenantScope, id: &DocumentId) -> Result<Option<StoredDocument>, StoreError>;
+    /// Removes the document and its chunks and vectors, recording `audit`; `NotFound` if absent.
+    async fn delete_document(
+        &self,
+        scope: &TenantScope,
+        id: &DocumentId,
+        audit: &AuditRecord,
+    ) -> Result<StoredDocument, StoreError>;
+    async fn data_usage(&self, scope: &TenantScope) -> Result<DataUsage, StoreError>;
+    /// The `top_k` chunks of the scope's tenant closest to `vector` (cosine) whose metadata
+    /// matches `filter`; fewer only if the tenant has fewer matching chunks. `NotFound` if the
+    /// tenant has no placement.
+    async fn search(
+        &self,
+        scope: &TenantScope,
+        vector: &[f32],
+        top_k: u32,
+        filter: &Metadata,
+    ) -> Result<Vec<ChunkHit>, StoreError>;
+}
+
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore {
+pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A short name for logs and `doctor`: "sqlite" or "postgres".

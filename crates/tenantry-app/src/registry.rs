@@ -33,11 +33,19 @@ pub struct Registry {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     cache: Option<ConfigCache>,
+    data_plane: Option<crate::dataplane::DataPlane>,
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, cache: None }
+        Self { store, clock, cache: None, data_plane: None }
+    }
+
+    /// Places every new tenant on the vector index pool as it is registered (capacity alerts
+    /// fire then, so the next signup never waits for an index).
+    pub fn with_data_plane(mut self, data_plane: crate::dataplane::DataPlane) -> Self {
+        self.data_plane = Some(data_plane);
+        self
     }
 
     /// Serves the runtime evaluation path from `cache` and invalidates it after every write.
@@ -119,6 +127,12 @@ impl Registry {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tenant {}", tenant.id)),
             other => other.into(),
         })?;
+        if let Some(data_plane) = &self.data_plane {
+            // The tenant is committed; a failed placement is retried on its first data request.
+            if let Err(e) = data_plane.place(access, &tenant).await {
+                tracing::warn!(tenant = tenant.id.as_str(), error = %e, "placement failed; it will be retried on first use");
+            }
+        }
         Ok(tenant)
     }
 

@@ -5,6 +5,7 @@
 //! fresh, empty, migrated store.
 
 pub mod cache;
+pub mod data;
 pub mod tamper;
 
 use std::sync::{Arc, Mutex};

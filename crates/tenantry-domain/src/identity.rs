@@ -34,10 +34,14 @@ pub enum Permission {
     ManageTenantFlags,
     /// List, add and remove the tenant's members.
     ManageMembers,
+    /// Query the tenant's documents and list them.
+    QueryDocuments,
+    /// Ingest and delete the tenant's documents.
+    ManageDocuments,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 9] = [
         Permission::ReadTenant,
         Permission::EvaluateFlags,
         Permission::RecordHealth,
@@ -45,6 +49,8 @@ impl Permission {
         Permission::UpdateProfile,
         Permission::ManageTenantFlags,
         Permission::ManageMembers,
+        Permission::QueryDocuments,
+        Permission::ManageDocuments,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,8 @@ impl Permission {
             Permission::UpdateProfile => "update_profile",
             Permission::ManageTenantFlags => "manage_tenant_flags",
             Permission::ManageMembers => "manage_members",
+            Permission::QueryDocuments => "query_documents",
+            Permission::ManageDocuments => "manage_documents",
         }
     }
 }
@@ -79,15 +87,18 @@ impl Role {
             .ok_or_else(|| format!("role {value:?} is not one of admin, analyst, reviewer, viewer"))
     }
 
-    /// The permission table. Viewers read; analysts also report health; reviewers also read the
-    /// audit trail; admins do everything a tenant may do for itself.
+    /// The permission table. Viewers read and query; analysts also report health and ingest or
+    /// delete documents; reviewers also read the audit trail; admins do everything a tenant may do
+    /// for itself.
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Reviewer => matches!(permission, ReadTenant | EvaluateFlags | ReadAudit),
-            Role::Analyst => matches!(permission, ReadTenant | EvaluateFlags | RecordHealth),
-            Role::Viewer => matches!(permission, ReadTenant | EvaluateFlags),
+            Role::Reviewer => matches!(permission, ReadTenant | EvaluateFlags | ReadAudit | QueryDocuments),
+            Role::Analyst => {
+                matches!(permission, ReadTenant | EvaluateFlags | RecordHealth | QueryDocuments | ManageDocuments)
+            }
+            Role::Viewer => matches!(permission, ReadTenant | EvaluateFlags | QueryDocuments),
         }
     }
 }
@@ -141,6 +152,8 @@ mod tests {
             (UpdateProfile, false, false, false, true),
             (ManageTenantFlags, false, false, false, true),
             (ManageMembers, false, false, false, true),
+            (QueryDocuments, true, true, true, true),
+            (ManageDocuments, false, true, false, true),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, viewer, analyst, reviewer, admin) in table {

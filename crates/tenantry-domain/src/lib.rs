@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod audit;
 pub mod chunking;
+pub mod documents;
 pub mod embedding;
 pub mod flags;
 pub mod health;
@@ -18,11 +19,16 @@ pub mod tenant;
 pub mod tier;
 
 pub use actor::{Actor, ActorKind};
+pub use documents::{
+    DataAccess, DataError, DataUsage, DocumentId, IngestQuota, Metadata, NewDocument, QueryInput, QuerySpec,
+    QuotaExceeded, QuotaResource,
+};
 pub use flags::{Evaluation, FlagDefinition, FlagKind, FlagLevel, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue};
 pub use health::{HealthClass, HealthReport, HealthSignals};
 pub use identity::{Membership, Permission, Role, User};
 pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, UserId};
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use money::{Currency, Money};
+pub use placement::{CapacityAlert, CapacityPolicy, IndexKind, PhysicalIndex, Placement, PlacementPlan};
 pub use tenant::{LimitOverrides, Limits, NewTenant, Tenant, TenantError, TenantPatch};
 pub use tier::{IsolationMode, Tier, TierError};

@@ -9,6 +9,7 @@
 //! never carries one request's context into the next.
 
 pub mod config;
+mod documents;
 mod migrate;
 pub mod probes;
 pub mod testing;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
     (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
     (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
+    (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
@@ -100,7 +101,13 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, update on audit_head to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
-         grant usage on sequence audit_checkpoints_id_seq to {role};"
+         grant usage on sequence audit_checkpoints_id_seq to {role};
+         grant select on vector_indexes to {role};
+         grant select, insert, update on tenant_placements to {role};
+         grant select, insert, update, delete on documents to {role};
+         grant select, insert, update, delete on chunks to {role};
+         grant select, insert, update on tenant_usage to {role};
+         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

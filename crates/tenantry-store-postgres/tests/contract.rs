@@ -12,6 +12,10 @@ async fn fresh() -> Option<Arc<dyn Store>> {
 
 tenantry_contract::contract_suite!(fresh().await);
 
+mod data {
+    tenantry_contract::data_suite!(super::fresh().await);
+}
+
 mod cache {
     tenantry_contract::cache_suite!(super::fresh().await);
 }

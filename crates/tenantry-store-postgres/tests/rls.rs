@@ -22,7 +22,7 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
     let pool = store.pool().clone();
     let store: Arc<dyn Store> = Arc::new(store);
     let ctx = Ctx::new(store.clone());
-    let directory = Directory::new(store, ctx.clock.clone());
+    let directory = Directory::new(store.clone(), ctx.clock.clone());
     for id in ["tenant_a", "tenant_b"] {
         create(&ctx, id, "gold").await;
         ctx.registry
@@ -34,6 +34,12 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
         directory.put_member(&ctx.admin.act_in(tid(id)), &user, Role::Admin).await.unwrap();
         directory.create_key(&ctx.admin, KeyOwner::User(user), "k", None).await.unwrap();
     }
+    // documents, chunks (partition chunks_i1 of the shared index), placements and usage
+    let data = tenantry_contract::data::DataCtx::new(store);
+    for id in ["tenant_a", "tenant_b"] {
+        let text = (0..100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+        data.ingest(id, &format!("doc of {id}"), &text).await;
+    }
     Some((config, pool))
 }
 
@@ -41,7 +47,17 @@ async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
 }
 
-const TENANT_TABLES: [&str; 4] = ["tenants", "tenant_flags", "audit_log", "memberships"];
+const TENANT_TABLES: [&str; 9] = [
+    "tenants",
+    "tenant_flags",
+    "audit_log",
+    "memberships",
+    "tenant_placements",
+    "documents",
+    "chunks",
+    "chunks_i1",
+    "tenant_usage",
+];
 
 /// Users and API keys are read and written only on the platform path (authentication, admins).
 #[tokio::test]
@@ -126,6 +142,11 @@ async fn probe3_writing_another_tenants_id_is_rejected_by_with_check() {
         "insert into audit_log (at, actor_kind, actor_id, tenant_id, operation) values (now(), 'user', 'x', 'tenant_b', 'forged')",
         "update tenants set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
         "update tenant_flags set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "update documents set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "update chunks set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "update tenant_usage set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "insert into tenant_placements (tenant_id, index_name, kind, placed_at) values ('tenant_b', 'shared-1', 'namespace', now())",
+        "select tenantry_provision_index('shared-9', 'shared', 10, 64)",
     ];
     for sql in attempts {
         let mut tx = pool.begin().await.unwrap();
@@ -170,7 +191,20 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
     assert_eq!(user, "tenantry_app");
 
     let tables = probes::tables_with_tenant_id(&pool).await.unwrap();
-    assert_eq!(tables, ["audit_log", "memberships", "tenant_flags", "tenants"]);
+    assert_eq!(
+        tables,
+        [
+            "audit_log",
+            "chunks",
+            "chunks_i1",
+            "documents",
+            "memberships",
+            "tenant_flags",
+            "tenant_placements",
+            "tenant_usage",
+            "tenants"
+        ]
+    );
     let unforced: Vec<String> = sqlx::query_scalar(
         "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where n.nspname = 'public' and c.relkind in ('r', 'p')

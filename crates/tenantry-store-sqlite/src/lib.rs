@@ -4,6 +4,8 @@
 //! SQLite has no row-level security: isolation here is the application layer's (every query
 //! filters by the scope's tenant). PostgreSQL adds RLS underneath the same queries.
 
+mod documents;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -44,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
     (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
     (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
+    (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
 ];
 
 pub const DB_FILE: &str = "tenantry.db";

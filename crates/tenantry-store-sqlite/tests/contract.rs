@@ -29,6 +29,10 @@ async fn data_survives_reopen_and_migrations_are_idempotent() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+mod data {
+    tenantry_contract::data_suite!(super::fresh().await);
+}
+
 mod cache {
     tenantry_contract::cache_suite!(super::fresh().await);
 }

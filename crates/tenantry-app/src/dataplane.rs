@@ -1,0 +1,523 @@
+//! The data plane's use-cases: place a tenant on a physical index, ingest documents (chunk, embed,
+//! keep the raw text in object storage, store chunks and vectors), list and delete them, and query
+//! them — always inside one tenant's scope, gated by its lifecycle status, its role permissions
+//! and its quotas.
+//!
+//! Ports used besides the `Store`: [`Embedder`] (the built-in [`LocalEmbedder`] or an HTTP
+//! provider), [`BlobStore`] (object storage for raw documents) and [`AlertSink`] (capacity alerts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use tenantry_domain::chunking::{ChunkConfig, chunk};
+use tenantry_domain::documents::{data_access_allowed, object_key};
+use tenantry_domain::embedding::local_embedding;
+use tenantry_domain::placement::place;
+use tenantry_domain::{
+    CapacityAlert, CapacityPolicy, DataAccess, DataUsage, DocumentId, IngestQuota, NewDocument, Permission,
+    PlacementPlan, QueryInput, QuerySpec, Tenant, TenantId,
+};
+
+use crate::access::{PlatformScope, TenantScope};
+use crate::cache::ConfigCache;
+use crate::error::{AppError, StoreError};
+use crate::ports::{
+    AuditRecord, ChunkHit, Clock, DocumentWrite, IndexUsage, Store, StoredChunk, StoredDocument, TenantPlacement,
+};
+
+/// Most documents accepted in one ingest request.
+pub const MAX_BATCH: usize = 100;
+
+/// One embedded text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vector: Vec<f32>,
+    /// Tokens the provider counted (what it bills).
+    pub tokens: u32,
+}
+
+/// An embedding provider.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// The model name recorded with every document.
+    fn model(&self) -> &str;
+    fn dimensions(&self) -> usize;
+    /// One embedding per text, in order.
+    async fn embed(&self, texts: &[&str]) -> Result<Vec<Embedded>, anyhow::Error>;
+}
+
+/// The offline embedder (`tenantry_domain::embedding`): lexical, deterministic, no network.
+/// Tokens are counted as words.
+pub struct LocalEmbedder {
+    dimensions: usize,
+}
+
+impl LocalEmbedder {
+    pub const MODEL: &'static str = "tenantry-local-hash-v1";
+
+    pub fn new(dimensions: usize) -> Self {
+        Self { dimensions: dimensions.max(1) }
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model(&self) -> &str {
+        Self::MODEL
+    }
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+    async fn embed(&self, texts: &[&str]) -> Result<Vec<Embedded>, anyhow::Error> {
+        Ok(texts
+            .iter()
+            .map(|t| Embedded {
+                vector: local_embedding(t, self.dimensions),
+                tokens: t.split_whitespace().count() as u32,
+            })
+            .collect())
+    }
+}
+
+/// Object storage for raw documents. Keys come only from `tenantry_domain::documents::object_key`.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes the object; an absent object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every key under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// Where capacity alerts go (log line, metric, webhook: the shell composes them).
+pub trait AlertSink: Send + Sync {
+    fn capacity_alert(&self, alert: &CapacityAlert);
+}
+
+/// Logs alerts as warnings and counts them (for `/metrics`).
+#[derive(Default)]
+pub struct LogAlerts {
+    fired: std::sync::atomic::AtomicU64,
+}
+
+impl LogAlerts {
+    pub fn fired(&self) -> u64 {
+        self.fired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl AlertSink for LogAlerts {
+    fn capacity_alert(&self, alert: &CapacityAlert) {
+        self.fired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            index = alert.index.as_str(),
+            used = alert.used,
+            capacity = alert.capacity,
+            "shared index reached its capacity alert threshold; a standby index was provisioned"
+        );
+    }
+}
+
+/// Settings of the data plane.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DataPlaneConfig {
+    pub chunking: ChunkConfig,
+    pub capacity: CapacityPolicy,
+}
+
+
+/// What a query answers.
+#[derive(Debug, Clone)]
+pub struct QueryAnswer {
+    pub hits: Vec<ChunkHit>,
+    /// Tokens the query text cost to embed (0 for a vector query).
+    pub tokens: u32,
+    pub model: String,
+}
+
+/// The document's object: what was submitted, kept verbatim.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RawDocument {
+    id: String,
+    title: String,
+    text: String,
+    metadata: serde_json::Value,
+    client_id: Option<String>,
+}
+
+/// The data-plane service. Cheap to clone.
+#[derive(Clone)]
+pub struct DataPlane {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    embedder: Arc<dyn Embedder>,
+    blobs: Arc<dyn BlobStore>,
+    alerts: Arc<dyn AlertSink>,
+    cache: Option<ConfigCache>,
+    config: DataPlaneConfig,
+    limiter: Arc<QueryLimiter>,
+}
+
+impl DataPlane {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        embedder: Arc<dyn Embedder>,
+        blobs: Arc<dyn BlobStore>,
+        alerts: Arc<dyn AlertSink>,
+        config: DataPlaneConfig,
+    ) -> Self {
+        Self { store, clock, embedder, blobs, alerts, cache: None, config, limiter: Arc::default() }
+    }
+
+    /// Reads the tenant record (status, limits) from `cache` on every request, so a suspension or
+    /// a raised limit takes effect on the next request on every replica.
+    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    /// The tenant, if `access` is allowed in its current status.
+    async fn tenant_for(&self, scope: &TenantScope, access: DataAccess) -> Result<Tenant, AppError> {
+        let tenant = match &self.cache {
+            Some(cache) => cache.get(scope).await?.snapshot.tenant.clone(),
+            None => {
+                self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))?
+            }
+        };
+        if !data_access_allowed(tenant.status, access) {
+            return Err(AppError::TenantInactive { tenant: tenant.id, status: tenant.status });
+        }
+        Ok(tenant)
+    }
+
+    // ---- placement ------------------------------------------------------------------------------
+
+    /// Places `tenant` on the index pool by its tier's isolation mode, unless it is placed
+    /// already (`None`). Raises the plan's capacity alerts.
+    pub async fn place(&self, access: &PlatformScope, tenant: &Tenant) -> Result<Option<PlacementPlan>, AppError> {
+        let tier =
+            self.store.get_tier(&tenant.tier).await?.ok_or_else(|| AppError::TierNotFound(tenant.tier.clone()))?;
+        let now = self.clock.now();
+        let policy = self.config.capacity;
+        let id = tenant.id.clone();
+        let decide = move |pool: &[tenantry_domain::PhysicalIndex]| {
+            let plan = place(&id, tier.isolation, pool, policy);
+            let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&id), now, "tenant.place").change(
+                None,
+                Some(serde_json::json!({
+                    "index": plan.placement.index().as_str(),
+                    "isolation": tier.isolation.as_str(),
+                    "provisioned": plan.provision.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+                })),
+            );
+            (plan, audit)
+        };
+        let dimensions = self.embedder.dimensions() as u32;
+        let plan = self.store.place_tenant(access, &tenant.id, dimensions, &decide).await?;
+        if let Some(plan) = &plan {
+            for alert in &plan.alerts {
+                self.alerts.capacity_alert(alert);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Every physical index with its usage.
+    pub async fn index_pool(&self, access: &PlatformScope) -> Result<Vec<IndexUsage>, AppError> {
+        Ok(self.store.index_pool(access).await?)
+    }
+
+    pub async fn placement(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, AppError> {
+        scope.require(Permission::ReadTenant)?;
+        Ok(self.store.tenant_placement(scope).await?)
+    }
+
+    /// The tenant's placement, placing it now if registration did not (a tenant created before
+    /// the data plane existed, or whose placement failed after it was created).
+    async fn ensure_placed(&self, scope: &TenantScope, tenant: &Tenant) -> Result<TenantPlacement, AppError> {
+        if let Some(p) = self.store.tenant_placement(scope).await? {
+            return Ok(p);
+        }
+        self.place(&PlatformScope::system("placement"), tenant).await?;
+        self.store
+            .tenant_placement(scope)
+            .await?
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("tenant {} has no placement after placing", tenant.id)))
+    }
+
+    // ---- documents ------------------------------------------------------------------------------
+
+    /// Chunks, embeds and stores `docs` (1 to 100) — all of them or none.
+    pub async fn ingest(&self, scope: &TenantScope, docs: Vec<NewDocument>) -> Result<Vec<StoredDocument>, AppError> {
+        scope.require(Permission::ManageDocuments)?;
+        if docs.is_empty() || docs.len() > MAX_BATCH {
+            return Err(AppError::Invalid(format!("send 1 to {MAX_BATCH} documents per request")));
+        }
+        let tenant = self.tenant_for(scope, DataAccess::Write).await?;
+        let placement = self.ensure_placed(scope, &tenant).await?;
+        if placement.dimensions as usize != self.embedder.dimensions() {
+            return Err(AppError::Invalid(format!(
+                "tenant {}'s index holds {}-dimensional vectors but the embedding model {} makes {}",
+                tenant.id,
+                placement.dimensions,
+                self.embedder.model(),
+                self.embedder.dimensions()
+            )));
+        }
+        let quota = IngestQuota::from_limits(&tenant.limits);
+        // Refuse early (before embedding) what cannot fit; the store re-checks exactly.
+        let usage = self.store.data_usage(scope).await?;
+        let bytes: i64 = docs.iter().map(NewDocument::bytes).sum();
+        quota.check(usage, docs.len() as i64, bytes).map_err(AppError::QuotaExceeded)?;
+
+        let now = self.clock.now();
+        let mut writes = Vec::with_capacity(docs.len());
+        let mut objects = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = new_document_id()?;
+            let pieces = chunk(&doc.text, self.config.chunking);
+            let texts: Vec<&str> = pieces.iter().map(|c| c.text).collect();
+            let embedded = self.embedder.embed(&texts).await.map_err(AppError::Unavailable)?;
+            if embedded.len() != texts.len() {
+                return Err(AppError::Unexpected(anyhow::anyhow!(
+                    "the embedder returned {} vectors for {} chunks",
+                    embedded.len(),
+                    texts.len()
+                )));
+            }
+            let chunks: Vec<StoredChunk> = pieces
+                .iter()
+                .zip(&embedded)
+                .map(|(c, e)| StoredChunk {
+                    index: c.index as i32,
+                    text: c.text.to_owned(),
+                    start: c.start as i64,
+                    end: c.end as i64,
+                    embedding: e.vector.clone(),
+                })
+                .collect();
+            let key = object_key(&tenant.id, &id);
+            let document = StoredDocument {
+                id: id.clone(),
+                client_id: doc.client_id.clone(),
+                title: doc.title.clone(),
+                metadata: doc.metadata.clone(),
+                bytes: doc.bytes(),
+                chunk_count: chunks.len() as i64,
+                token_count: embedded.iter().map(|e| i64::from(e.tokens)).sum(),
+                embedding_model: self.embedder.model().to_owned(),
+                object_key: key.clone(),
+                created_at: now,
+            };
+            let audit =
+                AuditRecord::tenant(scope, now, "document.ingest").change(None, Some(document_summary(&document)));
+            let raw = RawDocument {
+                id: id.to_string(),
+                title: doc.title,
+                text: doc.text,
+                metadata: doc.metadata.to_value(),
+                client_id: doc.client_id,
+            };
+            let bytes = serde_json::to_vec(&raw).map_err(|e| AppError::Unexpected(e.into()))?;
+            objects.push((key, bytes));
+            writes.push(DocumentWrite { document, chunks, audit });
+        }
+
+        // Objects first: a stored row always has its object. If the rows do not commit, the
+        // objects are removed again.
+        let mut written = Vec::with_capacity(objects.len());
+        for (key, bytes) in objects {
+            if let Err(e) = self.blobs.put(&key, bytes).await {
+                self.remove_objects(&written).await;
+                return Err(e.into());
+            }
+            written.push(key);
+        }
+        if let Err(e) = self.store.insert_documents(scope, &writes, quota).await {
+            self.remove_objects(&written).await;
+            return Err(match e {
+                StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
+                StoreError::NotFound => AppError::Unexpected(anyhow::anyhow!("placement vanished during ingest")),
+                other => other.into(),
+            });
+        }
+        Ok(writes.into_iter().map(|w| w.document).collect())
+    }
+
+    async fn remove_objects(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(e) = self.blobs.delete(key).await {
+                tracing::error!(key = key.as_str(), error = %e, "could not remove an object after a failed ingest");
+            }
+        }
+    }
+
+    pub async fn list_documents(
+        &self,
+        scope: &TenantScope,
+        after: Option<&DocumentId>,
+        limit: u32,
+    ) -> Result<Vec<StoredDocument>, AppError> {
+        scope.require(Permission::QueryDocuments)?;
+        self.tenant_for(scope, DataAccess::Read).await?;
+        let limit = limit.clamp(1, crate::registry::MAX_PAGE_SIZE);
+        Ok(self.store.list_documents(scope, after, limit).await?)
+    }
+
+    pub async fn get_document(&self, scope: &TenantScope, id: &DocumentId) -> Result<StoredDocument, AppError> {
+        scope.require(Permission::QueryDocuments)?;
+        self.tenant_for(scope, DataAccess::Read).await?;
+        self.store.get_document(scope, id).await?.ok_or_else(|| AppError::DocumentNotFound(id.clone()))
+    }
+
+    /// The document's text as ingested, from object storage.
+    pub async fn document_text(&self, scope: &TenantScope, id: &DocumentId) -> Result<String, AppError> {
+        let doc = self.get_document(scope, id).await?;
+        let bytes = self.blobs.get(&doc.object_key).await?.ok_or_else(|| {
+            AppError::Unexpected(anyhow::anyhow!("document {id} has no object at {}", doc.object_key))
+        })?;
+        let raw: RawDocument = serde_json::from_slice(&bytes).map_err(|e| AppError::Unexpected(e.into()))?;
+        if raw.id != id.as_str() {
+            return Err(AppError::Unexpected(anyhow::anyhow!("object {} holds document {}", doc.object_key, raw.id)));
+        }
+        Ok(raw.text)
+    }
+
+    /// Removes the document, its chunks and vectors (one transaction with the audit entry), then
+    /// its object.
+    pub async fn delete_document(&self, scope: &TenantScope, id: &DocumentId) -> Result<StoredDocument, AppError> {
+        scope.require(Permission::ManageDocuments)?;
+        self.tenant_for(scope, DataAccess::Write).await?;
+        let before = self.store.get_document(scope, id).await?.ok_or_else(|| AppError::DocumentNotFound(id.clone()))?;
+        let audit = AuditRecord::tenant(scope, self.clock.now(), "document.delete")
+            .change(Some(document_summary(&before)), None);
+        let deleted = self.store.delete_document(scope, id, &audit).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::DocumentNotFound(id.clone()),
+            other => other.into(),
+        })?;
+        if let Err(e) = self.blobs.delete(&deleted.object_key).await {
+            tracing::error!(key = deleted.object_key.as_str(), error = %e, "document deleted but its object was not");
+        }
+        Ok(deleted)
+    }
+
+    pub async fn usage(&self, scope: &TenantScope) -> Result<DataUsage, AppError> {
+        scope.require(Permission::ReadTenant)?;
+        Ok(self.store.data_usage(scope).await?)
+    }
+
+    // ---- query ----------------------------------------------------------------------------------
+
+    /// The tenant's `top_k` closest chunks. Counted against the tenant's rate limit and daily
+    /// query quota before any work is done.
+    pub async fn query(&self, scope: &TenantScope, spec: QuerySpec) -> Result<QueryAnswer, AppError> {
+        scope.require(Permission::QueryDocuments)?;
+        let tenant = self.tenant_for(scope, DataAccess::Read).await?;
+        self.limiter.admit(&tenant, self.clock.now())?;
+        let (vector, tokens) = match spec.input {
+            QueryInput::Vector(v) => (v, 0),
+            QueryInput::Text(t) => {
+                let mut e = self.embedder.embed(&[t.as_str()]).await.map_err(AppError::Unavailable)?;
+                let e =
+                    e.pop().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the embedder returned nothing")))?;
+                (e.vector, e.tokens)
+            }
+        };
+        if vector.len() != self.embedder.dimensions() {
+            return Err(AppError::Invalid(format!(
+                "vector has {} dimensions; this deployment uses {}",
+                vector.len(),
+                self.embedder.dimensions()
+            )));
+        }
+        let hits = match self.store.search(scope, &vector, spec.top_k, &spec.filter).await {
+            Ok(hits) => hits,
+            // Not placed yet: nothing was ever ingested.
+            Err(StoreError::NotFound) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(QueryAnswer { hits, tokens, model: self.embedder.model().to_owned() })
+    }
+}
+
+fn new_document_id() -> Result<DocumentId, AppError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("the OS random source failed: {e}")))?;
+    Ok(DocumentId::from_random(u128::from_be_bytes(bytes)))
+}
+
+/// What the audit log records of a document (never its text).
+pub fn document_summary(d: &StoredDocument) -> serde_json::Value {
+    serde_json::json!({
+        "document_id": d.id.as_str(), "title": d.title, "client_id": d.client_id, "bytes": d.bytes,
+        "chunks": d.chunk_count, "tokens": d.token_count, "model": d.embedding_model,
+    })
+}
+
+/// Per-tenant query admission: a token bucket of `rate_limit_per_minute` (refilled evenly over
+/// the minute, bursting up to a minute's worth) and a counter of queries per UTC day against
+/// `max_queries_per_day`. Limits are read from the tenant record on every call, so a raised limit
+/// applies to the next query. Counts are per process (see ARCHITECTURE: one replica's view).
+#[derive(Default)]
+pub struct QueryLimiter {
+    meters: Mutex<HashMap<TenantId, Meter>>,
+}
+
+struct Meter {
+    tokens: f64,
+    refilled_at: OffsetDateTime,
+    day: time::Date,
+    today: i64,
+}
+
+impl QueryLimiter {
+    pub fn admit(&self, tenant: &Tenant, now: OffsetDateTime) -> Result<(), AppError> {
+        let per_minute = tenant.limits.rate_limit_per_minute.max(0) as f64;
+        let per_day = tenant.limits.max_queries_per_day;
+        let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+        let m = meters.entry(tenant.id.clone()).or_insert(Meter {
+            tokens: per_minute,
+            refilled_at: now,
+            day: now.date(),
+            today: 0,
+        });
+        if m.day != now.date() {
+            m.day = now.date();
+            m.today = 0;
+        }
+        let elapsed = (now - m.refilled_at).as_seconds_f64().max(0.0);
+        m.tokens = (m.tokens + elapsed * per_minute / 60.0).min(per_minute);
+        m.refilled_at = now;
+        if m.today >= per_day {
+            let midnight = now.date().next_day().map(|d| d.midnight().assume_utc());
+            let wait = midnight.map_or(86_400, |t| (t - now).whole_seconds().max(1) as u64);
+            return Err(AppError::RateLimited {
+                message: format!(
+                    "tenant {} used its {per_day} queries for today (UTC); the quota resets at midnight UTC",
+                    tenant.id
+                ),
+                retry_after_secs: wait,
+            });
+        }
+        if m.tokens < 1.0 {
+            let wait = if per_minute > 0.0 { ((1.0 - m.tokens) * 60.0 / per_minute).ceil() as u64 } else { 60 };
+            return Err(AppError::RateLimited {
+                message: format!("tenant {} is limited to {per_minute} queries per minute", tenant.id),
+                retry_after_secs: wait.max(1),
+            });
+        }
+        m.tokens -= 1.0;
+        m.today += 1;
+        Ok(())
+    }
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README "Test"; CI runs exactly this through .ci/run):
 # installs/starts the real services, then formatting, lints and every test of the workspace,
-# with PostgreSQL, Redis and the OpenFeature SDK always enabled (DATABASE_URL, REDIS_URL,
-# TENANTRY_SDK_PYTHON), so no such test can silently skip.
+# with PostgreSQL, Redis, the OpenFeature SDK and a real S3 server always enabled (DATABASE_URL,
+# REDIS_URL, TENANTRY_SDK_PYTHON, TENANTRY_S3FS_BIN), so no such test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,14 @@ if ! "$venv/bin/python" -c "import openfeature.contrib.provider.ofrep" 2>/dev/nu
   "$venv/bin/pip" install -q openfeature-sdk==0.10.0 openfeature-provider-ofrep==0.3.0
 fi
 export TENANTRY_SDK_PYTHON="$PWD/$venv/bin/python"
+
+# A real S3 server (s3s-fs checks SigV4 signatures) for the object-storage tests; pinned, built once
+# into target/tools (about 3 minutes the first time).
+tools=target/tools
+if [ ! -x "$tools/bin/s3s-fs" ]; then
+  cargo install -q s3s-fs@0.14.1 --locked --features binary --root "$tools"
+fi
+export TENANTRY_S3FS_BIN="$PWD/$tools/bin/s3s-fs"
 
 # Per-test databases from earlier runs (each test creates its own); drop leftovers.
 psql -h 127.0.0.1 -U postgres -d postgres -qtA -c \

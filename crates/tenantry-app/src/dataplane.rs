@@ -129,7 +129,6 @@ pub struct DataPlaneConfig {
     pub capacity: CapacityPolicy,
 }
 
-
 /// What a query answers.
 #[derive(Debug, Clone)]
 pub struct QueryAnswer {
@@ -286,7 +285,7 @@ impl DataPlane {
             let id = new_document_id()?;
             let pieces = chunk(&doc.text, self.config.chunking);
             let texts: Vec<&str> = pieces.iter().map(|c| c.text).collect();
-            let embedded = self.embedder.embed(&texts).await.map_err(AppError::Unavailable)?;
+            let embedded = self.embedder.embed(&texts).await.map_err(AppError::EmbeddingUnavailable)?;
             if embedded.len() != texts.len() {
                 return Err(AppError::Unexpected(anyhow::anyhow!(
                     "the embedder returned {} vectors for {} chunks",
@@ -426,7 +425,7 @@ impl DataPlane {
         let (vector, tokens) = match spec.input {
             QueryInput::Vector(v) => (v, 0),
             QueryInput::Text(t) => {
-                let mut e = self.embedder.embed(&[t.as_str()]).await.map_err(AppError::Unavailable)?;
+                let mut e = self.embedder.embed(&[t.as_str()]).await.map_err(AppError::EmbeddingUnavailable)?;
                 let e =
                     e.pop().ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the embedder returned nothing")))?;
                 (e.vector, e.tokens)

@@ -61,13 +61,15 @@ pub enum AppError {
     Invalid(String),
     #[error("the store is unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
+    #[error("the embedding provider is unavailable: {0:#}")]
+    EmbeddingUnavailable(anyhow::Error),
     #[error("unexpected internal error")]
     Unexpected(#[source] anyhow::Error),
 }
 
 impl AppError {
     /// Every code [`AppError::code`] can return (the HTTP layer maps each to a status).
-    pub const CODES: [&'static str; 19] = [
+    pub const CODES: [&'static str; 20] = [
         "tenant_not_found",
         "document_not_found",
         "quota_exceeded",
@@ -86,6 +88,7 @@ impl AppError {
         "invalid_transition",
         "invalid_input",
         "store_unavailable",
+        "embedding_unavailable",
         "internal",
     ];
 
@@ -110,6 +113,7 @@ impl AppError {
             AppError::InvalidTransition(_) => "invalid_transition",
             AppError::Invalid(_) => "invalid_input",
             AppError::Unavailable(_) => "store_unavailable",
+            AppError::EmbeddingUnavailable(_) => "embedding_unavailable",
             AppError::Unexpected(_) => "internal",
         }
     }
@@ -181,6 +185,7 @@ mod tests {
             }),
             AppError::Invalid("x".into()),
             AppError::Unavailable(anyhow::anyhow!("x")),
+            AppError::EmbeddingUnavailable(anyhow::anyhow!("x")),
             AppError::Unexpected(anyhow::anyhow!("x")),
         ];
         let mut seen: Vec<&str> = samples.iter().map(AppError::code).collect();

@@ -47,6 +47,53 @@ pub struct Global {
     /// hex seed itself) takes precedence; every replica must use the same key.
     #[arg(long, global = true, env = "TENANTRY_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// The data plane's settings: object storage, embedding provider, chunking, index capacity.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Keep raw documents in this S3 bucket (default: the directory `<data-dir>/objects`).
+    /// Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, global = true, env = "TENANTRY_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint for S3-compatible servers, e.g. http://127.0.0.1:9000 (default: AWS).
+    #[arg(long, global = true, env = "TENANTRY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, global = true, env = "TENANTRY_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Embedding provider: `local` (offline feature hashing, lexical) or `openai` (any
+    /// OpenAI-compatible /v1/embeddings endpoint).
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_PROVIDER", default_value = "local")]
+    pub embedding_provider: String,
+    /// Base URL of the OpenAI-compatible provider (…/v1).
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_URL", default_value = "https://api.openai.com/v1")]
+    pub embedding_url: String,
+    /// Model name sent to the provider.
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_MODEL", default_value = "text-embedding-3-small")]
+    pub embedding_model: String,
+    /// API key of the provider.
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_API_KEY", hide_env_values = true)]
+    pub embedding_api_key: Option<String>,
+    /// Vector dimensions (the local embedder's size; for a provider, its model's output size).
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_DIMENSIONS", default_value_t = 384)]
+    pub embedding_dimensions: usize,
+    /// Words per chunk.
+    #[arg(long, global = true, env = "TENANTRY_CHUNK_SIZE", default_value_t = 200)]
+    pub chunk_size: usize,
+    /// Words shared by consecutive chunks.
+    #[arg(long, global = true, env = "TENANTRY_CHUNK_OVERLAP", default_value_t = 40)]
+    pub chunk_overlap: usize,
+    /// Namespaces (tenants) per shared index (the seed's Pinecone limit is 100).
+    #[arg(long, global = true, env = "TENANTRY_INDEX_CAPACITY", default_value_t = 100)]
+    pub index_capacity: u32,
+    /// Fraction of capacity at which an alert fires and a standby index is provisioned.
+    #[arg(long, global = true, env = "TENANTRY_INDEX_ALERT_THRESHOLD", default_value_t = 0.8)]
+    pub index_alert_threshold: f64,
+    /// POST capacity alerts (JSON) to this URL as well as logging and counting them.
+    #[arg(long, global = true, env = "TENANTRY_CAPACITY_WEBHOOK_URL")]
+    pub capacity_webhook_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +131,68 @@ pub enum Command {
     /// Verify, export and checkpoint the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Ingest, list and delete a tenant's documents.
+    #[command(subcommand)]
+    Docs(DocsCmd),
+    /// Search a tenant's documents.
+    Query {
+        tenant: String,
+        text: String,
+        /// 1 to 100.
+        #[arg(long, default_value_t = 5)]
+        top_k: u32,
+        /// Metadata equality filter as a JSON object, e.g. '{"lang":"en"}'.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// The physical vector index pool.
+    #[command(subcommand)]
+    Index(IndexCmd),
+    /// Create the seed's benchmark tenants D (1,000 docs of ~150 words), E (50 of ~5,200) and
+    /// F (200 of ~800) with generated text.
+    SeedData {
+        /// Multiply every document count by this (e.g. 0.1 for a quick run).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Tier of the created tenants.
+        #[arg(long, default_value = "gold")]
+        tier: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsCmd {
+    /// Ingest a file, or every file of a directory (recursively); each file is one document titled
+    /// by its name, with its path as client id (re-ingesting skips files already stored).
+    Ingest {
+        tenant: String,
+        path: PathBuf,
+        /// Metadata for every document, as a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Documents per request (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        batch_size: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List a tenant's documents.
+    List {
+        tenant: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Delete a document with its chunks, vectors and stored object.
+    Delete { tenant: String, document_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCmd {
+    /// Every physical index with its usage.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

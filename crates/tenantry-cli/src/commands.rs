@@ -170,15 +170,24 @@ pub async fn run(cli: Cli) -> Result<()> {
     let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
     let mut registry = Registry::new(store.clone(), clock.clone());
     let mut directory = Directory::new(store.clone(), clock.clone());
+    let mut data = crate::data::data_plane(&cli.global, store.clone(), clock.clone())?;
     if let Command::Serve(args) = &cli.command {
         let cache = config_cache(store.clone(), args).await?;
         registry = registry.with_cache(cache.clone());
-        directory = directory.with_cache(cache);
+        directory = directory.with_cache(cache.clone());
+        data = data.with_cache(cache);
     }
+    let registry = registry.with_data_plane(data.clone());
     let admin = operator();
     let auditor = |trusted: TrustedKeys| Auditor::new(store.clone(), clock.clone(), Some(key.clone()), trusted);
     match cli.command {
-        Command::Serve(args) => serve(registry, directory, auditor(key.trusted()), args).await,
+        Command::Serve(args) => serve(registry, directory, auditor(key.trusted()), data, args).await,
+        Command::Docs(cmd) => crate::data::docs(&data, &admin, cmd, &out).await,
+        Command::Query { tenant, text, top_k, filter } => {
+            crate::data::query(&data, &admin, &tenant, text, top_k, filter, &out).await
+        }
+        Command::Index(cmd) => crate::data::index(&data, &admin, cmd, &out).await,
+        Command::SeedData { scale, tier } => crate::data::seed_data(&registry, &data, &admin, scale, &tier, &out).await,
         Command::Audit(cmd) => audit(&key, auditor, &admin, cmd, &out).await,
         Command::Keys(cmd) => keys(&directory, &admin, cmd, &out).await,
         Command::Users(cmd) => users(&directory, &admin, cmd, &out).await,
@@ -327,7 +336,13 @@ fn entry_json(entry: &tenantry_app::AuditEntry) -> serde_json::Value {
     serde_json::to_value(tenantry_http::dto::AuditEntryView::from(entry)).unwrap_or(serde_json::Value::Null)
 }
 
-async fn serve(registry: Registry, directory: Directory, auditor: Auditor, args: ServeArgs) -> Result<()> {
+async fn serve(
+    registry: Registry,
+    directory: Directory,
+    auditor: Auditor,
+    data: tenantry_app::DataPlane,
+    args: ServeArgs,
+) -> Result<()> {
     if let Some(token) = args.bootstrap_admin_key.as_deref().filter(|t| !t.is_empty())
         && directory.bootstrap_admin_key(token).await?
     {
@@ -341,7 +356,7 @@ async fn serve(registry: Registry, directory: Directory, auditor: Auditor, args:
     if args.audit_checkpoint_interval_secs > 0 {
         spawn_checkpoints(auditor.clone(), std::time::Duration::from_secs(args.audit_checkpoint_interval_secs));
     }
-    let app = tenantry_http::router(registry, directory, auditor, &config);
+    let app = tenantry_http::router(registry, directory, auditor, data, &config);
     tenantry_http::serve(app, args.bind).await.map_err(CliError::Failed)
 }
 

@@ -203,6 +203,7 @@ fn practathon(b: &Backend) {
         ops,
         [
             ("tenant.create", "operator:practathon", "-"),
+            ("tenant.place", "operator:practathon", "-"),
             ("tenant.health", "operator:practathon", "-"),
             ("tenant.transition.suspended", "operator:practathon", "matter on hold"),
             ("tenant.transition.archived", "operator:practathon", "matter closed"),

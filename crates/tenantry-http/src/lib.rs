@@ -5,6 +5,7 @@
 //! problem normalizer (any bare 4xx/5xx from routing or limits becomes problem+json) → timeout →
 //! body size limit → handlers.
 
+pub mod documents;
 pub mod dto;
 pub mod extract;
 pub mod metrics;
@@ -30,7 +31,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
-use tenantry_app::{Auditor, Directory, Registry};
+use tenantry_app::{Auditor, DataPlane, Directory, Registry};
 
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, code_for_status};
@@ -54,15 +55,22 @@ pub struct AppState {
     pub registry: Registry,
     pub directory: Directory,
     pub auditor: Auditor,
+    pub data: DataPlane,
     pub metrics: Arc<Metrics>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application: every route, with every layer.
-pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config: &ServerConfig) -> Router {
+pub fn router(
+    registry: Registry,
+    directory: Directory,
+    auditor: Auditor,
+    data: DataPlane,
+    config: &ServerConfig,
+) -> Router {
     let metrics = Arc::new(Metrics::new(config.max_tenant_metric_labels));
-    let state = AppState { registry, directory, auditor, metrics };
+    let state = AppState { registry, directory, auditor, data, metrics };
     let timeout = config.request_timeout;
     let api = Router::new()
         .route("/healthz", get(routes::healthz))
@@ -81,6 +89,13 @@ pub fn router(registry: Registry, directory: Directory, auditor: Auditor, config
         .route("/tenants/{tenant_id}/history", get(routes::tenant_history))
         .route("/tenants/{tenant_id}/members", get(routes::list_members).post(routes::put_member))
         .route("/tenants/{tenant_id}/members/{user_id}", axum::routing::delete(routes::remove_member))
+        .route("/tenants/{tenant_id}/documents", post(documents::ingest).get(documents::list))
+        .route("/tenants/{tenant_id}/documents/{document_id}", get(documents::get).delete(documents::delete))
+        .route("/tenants/{tenant_id}/documents/{document_id}/text", get(documents::text))
+        .route("/tenants/{tenant_id}/query", post(documents::query))
+        .route("/tenants/{tenant_id}/usage", get(documents::usage))
+        .route("/tenants/{tenant_id}/placement", get(documents::placement))
+        .route("/indexes", get(documents::indexes))
         .route("/statistics", get(routes::statistics))
         .route("/feature-flags", post(routes::set_flag).get(routes::list_flags).delete(routes::delete_flag))
         .route("/feature-flags/{tenant_id}", get(routes::evaluate_all))

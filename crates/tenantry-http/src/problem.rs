@@ -18,6 +18,9 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("forbidden", 403, "Not allowed"),
     ("route_not_found", 404, "No such route"),
     ("tenant_not_found", 404, "Tenant not found"),
+    ("document_not_found", 404, "Document not found"),
+    ("quota_exceeded", 403, "Quota exceeded"),
+    ("rate_limited", 429, "Too many requests"),
     ("tier_not_found", 404, "Tier not found"),
     ("flag_not_found", 404, "Flag not found"),
     ("user_not_found", 404, "User not found"),
@@ -34,6 +37,7 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("invalid_input", 422, "Invalid input"),
     ("internal", 500, "Internal error"),
     ("store_unavailable", 503, "Store unavailable"),
+    ("embedding_unavailable", 503, "Embedding provider unavailable"),
     ("request_timeout", 503, "Request timed out"),
 ];
 
@@ -57,6 +61,21 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine code (see the table in the README).
     pub code: String,
+    /// `quota_exceeded`: which limit (`documents`, `storage_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// `quota_exceeded`: the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// `quota_exceeded`: current usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    /// `quota_exceeded`: what the request would add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<i64>,
+    /// `rate_limited`: seconds to wait (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// An error response. Build one from an [`AppError`] or with [`ApiError::new`].
@@ -64,11 +83,13 @@ pub struct Problem {
 pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
+    quota: Option<tenantry_domain::QuotaExceeded>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self { code, detail: detail.into(), quota: None, retry_after: None }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -83,6 +104,11 @@ impl ApiError {
             status: status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
+            resource: self.quota.map(|q| q.resource.as_str().to_owned()),
+            limit: self.quota.map(|q| q.limit),
+            current: self.quota.map(|q| q.current),
+            requested: self.quota.map(|q| q.requested),
+            retry_after_seconds: self.retry_after,
         }
     }
 }
@@ -92,9 +118,16 @@ impl From<AppError> for ApiError {
         match &e {
             AppError::Unexpected(source) => tracing::error!(error = ?source, "unexpected error"),
             AppError::Unavailable(source) => tracing::warn!(error = ?source, "store unavailable"),
+            AppError::EmbeddingUnavailable(source) => tracing::warn!(error = ?source, "embedding provider unavailable"),
             _ => {}
         }
-        ApiError::new(e.code(), e.to_string())
+        let mut error = ApiError::new(e.code(), e.to_string());
+        match e {
+            AppError::QuotaExceeded(q) => error.quota = Some(q),
+            AppError::RateLimited { retry_after_secs, .. } => error.retry_after = Some(retry_after_secs),
+            _ => {}
+        }
+        error
     }
 }
 
@@ -106,6 +139,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tenantry\""));
         }

@@ -27,7 +27,7 @@ fn parse_user(raw: &str) -> ApiResult<UserId> {
 
 /// The principal's scope in `raw` (refused for non-members), noted on the request's log span and
 /// in the per-tenant request metric.
-fn scope_in(state: &AppState, principal: &Principal, raw: &str) -> ApiResult<TenantScope> {
+pub(crate) fn scope_in(state: &AppState, principal: &Principal, raw: &str) -> ApiResult<TenantScope> {
     let tenant = parse_tenant(raw)?;
     let scope = principal.tenant(&tenant)?;
     tracing::Span::current().record("tenant_id", tenant.as_str());

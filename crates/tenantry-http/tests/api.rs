@@ -363,6 +363,13 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
         "/ofrep/v1/evaluate/flags/{key}",
         "/ofrep/v1/evaluate/flags",
         "/ofrep/v1/configuration",
+        "/tenants/{tenant_id}/documents",
+        "/tenants/{tenant_id}/documents/{document_id}",
+        "/tenants/{tenant_id}/documents/{document_id}/text",
+        "/tenants/{tenant_id}/query",
+        "/tenants/{tenant_id}/usage",
+        "/tenants/{tenant_id}/placement",
+        "/indexes",
     ] {
         assert!(paths.contains_key(path), "openapi.json lacks {path}");
     }
@@ -499,7 +506,132 @@ async fn flags_roll_out_and_explain_themselves(store: Arc<dyn Store>) {
     assert_eq!(reasons("everyone"), ["same_for_every_tenant"]);
 }
 
+/// The data plane over HTTP: ingest (single, batch), list with a cursor, read, text, query with a
+/// filter, delete; another tenant's member and another tenant's document id get nothing; quotas
+/// answer 403 with the numbers; the query limit answers 429 with `Retry-After`.
+async fn documents_over_http(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = w.fresh_tenant().await;
+    let analyst = Some(w.token_of(tenantry_domain::Role::Analyst));
+    let viewer = Some(w.token_of(tenantry_domain::Role::Viewer));
+    let admin = Some(w.admin.as_str());
+    let path = |p: &str| format!("/tenants/{t}{p}");
+
+    let r = w
+        .call(
+            Method::POST,
+            &path("/documents"),
+            analyst,
+            Some(json!({"title": "Invoices", "text": "invoice payment terms", "metadata": {"lang": "en"}, "client_id": "inv-1"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let first = r.body["documents"][0]["document_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.headers["location"].to_str().unwrap(), path(&format!("/documents/{first}")));
+    assert_eq!(r.body["documents"][0]["embedding_model"], "tenantry-local-hash-v1");
+    let batch = json!({"documents": [
+        {"title": "Privacy", "text": "privacy policy for records", "metadata": {"lang": "de"}},
+        {"title": "Payroll", "text": "payroll budget ledger"}]});
+    let r = w.call(Method::POST, &path("/documents"), analyst, Some(batch)).await;
+    assert_eq!((r.status.as_u16(), r.body["documents"].as_array().unwrap().len()), (201, 2), "{}", r.text);
+    // a viewer may read and query but not ingest; a repeated client id is a conflict
+    let r = w.call(Method::POST, &path("/documents"), viewer, Some(json!({"title": "x", "text": "y"}))).await;
+    assert_problem(&r, 403, "forbidden");
+    let r = w
+        .call(
+            Method::POST,
+            &path("/documents"),
+            analyst,
+            Some(json!({"title": "x", "text": "y", "client_id": "inv-1"})),
+        )
+        .await;
+    assert_problem(&r, 409, "already_exists");
+    let r =
+        w.call(Method::POST, &path("/documents"), analyst, Some(json!({"title": "x", "text": "y", "extra": 1}))).await;
+    assert_problem(&r, 422, "invalid_input");
+
+    let r = w.call(Method::GET, &format!("{}?limit=2", path("/documents")), viewer, None).await;
+    assert_eq!(r.body["documents"].as_array().unwrap().len(), 2, "{}", r.text);
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+    let r = w.call(Method::GET, &format!("{}?limit=2&after={cursor}", path("/documents")), viewer, None).await;
+    assert_eq!(r.body["documents"].as_array().unwrap().len(), 1, "{}", r.text);
+    assert!(r.body.get("next_cursor").is_none());
+
+    let r = w.call(Method::POST, &path("/query"), viewer, Some(json!({"text": "invoice payment", "top_k": 2}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["results"][0]["document_id"], first.as_str());
+    assert_eq!(r.body["results"][0]["title"], "Invoices");
+    let r =
+        w.call(Method::POST, &path("/query"), viewer, Some(json!({"text": "invoice", "filter": {"lang": "de"}}))).await;
+    assert!(r.body["results"].as_array().unwrap().iter().all(|h| h["metadata"]["lang"] == "de"), "{}", r.text);
+    let r = w.call(Method::POST, &path("/query"), viewer, Some(json!({"text": "x", "top_k": 500}))).await;
+    assert_problem(&r, 422, "invalid_input");
+    let r = w.call(Method::POST, &path("/query"), viewer, Some(json!({"vector": [0.5, 0.5]}))).await;
+    assert_problem(&r, 422, "invalid_input");
+
+    let r = w.call(Method::GET, &path(&format!("/documents/{first}/text")), viewer, None).await;
+    assert_eq!((r.status.as_u16(), r.text.as_str()), (200, "invoice payment terms"));
+    let r = w.call(Method::GET, &path("/placement"), viewer, None).await;
+    assert_eq!(
+        (r.body["index"].as_str(), r.body["kind"].as_str()),
+        (Some("shared-1"), Some("namespace")),
+        "{}",
+        r.text
+    );
+    let r = w.call(Method::GET, "/indexes", admin, None).await;
+    assert!(r.body["indexes"].as_array().unwrap().iter().any(|i| i["name"] == "shared-1"), "{}", r.text);
+
+    // another tenant: its admin cannot reach t; t's document id through the other tenant is absent
+    let r = w.call(Method::GET, &path("/documents"), Some(&w.outsider), None).await;
+    assert_problem(&r, 403, "forbidden");
+    let r = w.call(Method::GET, &format!("/tenants/other-co/documents/{first}"), Some(&w.outsider), None).await;
+    assert_problem(&r, 404, "document_not_found");
+    let r = w.call(Method::DELETE, &format!("/tenants/other-co/documents/{first}"), Some(&w.outsider), None).await;
+    assert_problem(&r, 404, "document_not_found");
+    let r = w
+        .call(Method::POST, "/tenants/other-co/query", Some(&w.outsider), Some(json!({"text": "invoice payment"})))
+        .await;
+    assert_eq!(r.body["results"].as_array().map(Vec::len), Some(0), "{}", r.text);
+
+    let r = w.call(Method::DELETE, &path(&format!("/documents/{first}")), analyst, None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = w.call(Method::GET, &path(&format!("/documents/{first}")), viewer, None).await;
+    assert_problem(&r, 404, "document_not_found");
+
+    // quota: 403 quota_exceeded with the numbers
+    let r = w.call(Method::PATCH, &format!("/tenants/{t}"), admin, Some(json!({"max_documents": 2}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = w.call(Method::POST, &path("/documents"), analyst, Some(json!({"title": "x", "text": "y"}))).await;
+    assert_problem(&r, 403, "quota_exceeded");
+    assert_eq!(
+        (r.body["limit"].as_i64(), r.body["current"].as_i64(), r.body["resource"].as_str()),
+        (Some(2), Some(2), Some("documents"))
+    );
+    let r = w.call(Method::GET, &path("/usage"), viewer, None).await;
+    assert_eq!((r.body["documents"].as_i64(), r.body["max_documents"].as_i64()), (Some(2), Some(2)), "{}", r.text);
+
+    // rate limit: 429 with Retry-After
+    let r = w.call(Method::PATCH, &format!("/tenants/{t}"), admin, Some(json!({"rate_limit_per_minute": 1}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let q = || Some(json!({"text": "payroll"}));
+    let mut last = w.call(Method::POST, &path("/query"), viewer, q()).await;
+    for _ in 0..3 {
+        last = w.call(Method::POST, &path("/query"), viewer, q()).await;
+    }
+    assert_problem(&last, 429, "rate_limited");
+    let wait: u64 = last.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(last.body["retry_after_seconds"].as_u64(), Some(wait));
+
+    // a suspended tenant is refused with its own code
+    let r = w.call(Method::POST, &format!("/tenants/{t}/suspend"), admin, Some(json!({"reason": "unpaid"}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = w.call(Method::GET, &path("/documents"), viewer, None).await;
+    assert_problem(&r, 423, "tenant_inactive");
+}
+
 on_both_stores!(
+    documents_over_http,
     flags_roll_out_and_explain_themselves,
     audit_entries_carry_request_ids_and_stay_in_their_tenant,
     seed_curl_sequence,

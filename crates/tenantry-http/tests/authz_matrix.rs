@@ -33,6 +33,8 @@ enum Setup {
     ArchivedExpired,
     /// Has a tenant-level override of flag `beta`.
     WithTenantFlag,
+    /// Has one document, whose id is the `{n}` placeholder.
+    WithDocument,
 }
 
 struct Case {
@@ -183,6 +185,30 @@ fn cases() -> Vec<Case> {
     );
     let ofrep_config = case("ofrep configuration", Method::GET, "/ofrep/v1/configuration", None, Authenticated, 200);
     c.extend([activate, archive, delete, unset, ofrep_one, ofrep_bulk, ofrep_config]);
+    c.extend([
+        case(
+            "ingest",
+            Method::POST,
+            "/tenants/{t}/documents",
+            Some(json!({"title": "Plan", "text": "revenue plan"})),
+            Member(Analyst),
+            201,
+        ),
+        case("list documents", Method::GET, "/tenants/{t}/documents", None, Member(Viewer), 200),
+        case("query", Method::POST, "/tenants/{t}/query", Some(json!({"text": "revenue"})), Member(Viewer), 200),
+        case("usage", Method::GET, "/tenants/{t}/usage", None, Member(Viewer), 200),
+        case("placement", Method::GET, "/tenants/{t}/placement", None, Member(Viewer), 200),
+        case("indexes", Method::GET, "/indexes", None, Platform, 200),
+    ]);
+    for (name, method, path, need, ok) in [
+        ("get document", Method::GET, "/tenants/{t}/documents/{n}", Member(Viewer), 200),
+        ("document text", Method::GET, "/tenants/{t}/documents/{n}/text", Member(Viewer), 200),
+        ("delete document", Method::DELETE, "/tenants/{t}/documents/{n}", Member(Analyst), 204),
+    ] {
+        let mut with_doc = case(name, method, path, None, need, ok);
+        with_doc.setup = Setup::WithDocument;
+        c.push(with_doc);
+    }
     c
 }
 
@@ -216,13 +242,19 @@ async fn prepare(w: &World, case: &Case) -> (String, String, String) {
                 .await
                 .unwrap();
         }
+        Setup::WithDocument => {}
+    }
+    let mut n = w.next_id("");
+    if let Setup::WithDocument = case.setup {
+        let doc = tenantry_domain::NewDocument::new("Secret plan", "merger plan".into(), &Value::Null, None).unwrap();
+        n = w.data.ingest(&scope, vec![doc]).await.unwrap().remove(0).id.to_string();
     }
     let key = w
         .directory
         .create_key(&w.operator, KeyOwner::User(UserId::parse("u-spare").unwrap()), "to revoke", None)
         .await
         .unwrap();
-    (tenant, key.key.id.to_string(), w.next_id(""))
+    (tenant, key.key.id.to_string(), n)
 }
 
 trait ParseKey {
@@ -242,11 +274,12 @@ fn fill_json(v: &Value, t: &str, k: &str, n: &str) -> Value {
     serde_json::from_str(&fill(&v.to_string(), t, k, n)).unwrap()
 }
 
-async fn version_of(w: &World, tenant: &str) -> (i64, usize) {
+async fn version_of(w: &World, tenant: &str) -> (i64, usize, i64) {
     let scope = w.operator.act_in(TenantId::parse(tenant).unwrap());
     let t = w.registry.get_tenant(&scope).await.unwrap();
     let members = w.directory.list_members(&scope).await.unwrap().len();
-    (t.version, members)
+    let documents = w.data.usage(&scope).await.unwrap().documents;
+    (t.version, members, documents)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -73,6 +73,20 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/ofrep/v1/configuration", None),
         (Method::GET, "/healthz", None),
         (Method::GET, "/readyz", None),
+        (
+            Method::POST,
+            "/tenants/{t}/documents",
+            Some(json!({"title": "T", "text": "some words here", "metadata": {"lang": "en"}, "client_id": "c1"})),
+        ),
+        (Method::POST, "/tenants/{t}/documents", Some(json!({"documents": [{"title": "T", "text": "batch text"}]}))),
+        (Method::GET, "/tenants/{t}/documents", None),
+        (Method::GET, "/tenants/{t}/documents/d-0123", None),
+        (Method::GET, "/tenants/{t}/documents/d-0123/text", None),
+        (Method::DELETE, "/tenants/{t}/documents/d-0123", None),
+        (Method::POST, "/tenants/{t}/query", Some(json!({"text": "words", "top_k": 3, "filter": {"lang": "en"}}))),
+        (Method::GET, "/tenants/{t}/usage", None),
+        (Method::GET, "/tenants/{t}/placement", None),
+        (Method::GET, "/indexes", None),
     ]
 }
 

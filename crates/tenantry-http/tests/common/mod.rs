@@ -52,6 +52,8 @@ macro_rules! on_both_stores {
     };
 }
 
+static WORLDS: AtomicU32 = AtomicU32::new(0);
+
 pub const ROLE_USERS: [(Role, &str); 4] = [
     (Role::Viewer, "u-viewer"),
     (Role::Analyst, "u-analyst"),
@@ -62,6 +64,7 @@ pub const ROLE_USERS: [(Role, &str); 4] = [
 pub struct World {
     pub app: Router,
     pub registry: Registry,
+    pub data: tenantry_app::DataPlane,
     pub directory: Directory,
     pub clock: Arc<ManualClock>,
     pub operator: PlatformScope,
@@ -97,7 +100,23 @@ impl World {
         // as `serve` runs it: the runtime path reads an in-process snapshot, invalidated on write
         let bus = Arc::new(tenantry_app::LocalBus::new());
         let cache = tenantry_app::ConfigCache::new(store.clone(), bus, Default::default());
-        let registry = Registry::new(store.clone(), clock.clone()).with_cache(cache.clone());
+        let dir = std::env::temp_dir().join(format!(
+            "tenantry-http-objects-{}-{}",
+            std::process::id(),
+            WORLDS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let blobs = Arc::new(tenantry_blob::ObjectBlobStore::open(&tenantry_blob::BlobConfig::Local(dir)).unwrap());
+        let data = tenantry_app::DataPlane::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(tenantry_app::LocalEmbedder::new(64)),
+            blobs,
+            Arc::new(tenantry_app::LogAlerts::default()),
+            Default::default(),
+        )
+        .with_cache(cache.clone());
+        let registry =
+            Registry::new(store.clone(), clock.clone()).with_cache(cache.clone()).with_data_plane(data.clone());
         let directory = Directory::new(store.clone(), clock.clone()).with_cache(cache);
         let operator = PlatformScope::operator("test-setup");
         let admin = directory
@@ -128,8 +147,20 @@ impl World {
             Some(Arc::new(AuditKey::from_seed([3; 32]))),
             Default::default(),
         );
-        let app = tenantry_http::router(registry.clone(), directory.clone(), auditor, config);
-        World { app, registry, directory, clock, operator, admin, role_tokens, outsider, counter: AtomicU32::new(0) }
+        let data_for_world = data.clone();
+        let app = tenantry_http::router(registry.clone(), directory.clone(), auditor, data, config);
+        World {
+            app,
+            registry,
+            data: data_for_world,
+            directory,
+            clock,
+            operator,
+            admin,
+            role_tokens,
+            outsider,
+            counter: AtomicU32::new(0),
+        }
     }
 
     pub fn token_of(&self, role: Role) -> &str {

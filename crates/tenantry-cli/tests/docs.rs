@@ -5,7 +5,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn status(mut cmd: Command, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn scenario(make: &dyn Fn() -> Command, dir: &PathBuf) {
+fn scenario(make: &dyn Fn() -> Command, dir: &Path) {
     let docs = dir.join("input");
     std::fs::create_dir_all(docs.join("sub")).unwrap();
     std::fs::write(docs.join("invoice.txt"), "The invoice payment terms are net thirty days.").unwrap();

@@ -96,6 +96,8 @@ pub trait BlobStore: Send + Sync {
 /// Where capacity alerts go (log line, metric, webhook: the shell composes them).
 pub trait AlertSink: Send + Sync {
     fn capacity_alert(&self, alert: &CapacityAlert);
+    /// Alerts raised by this process so far (the metric).
+    fn fired(&self) -> u64;
 }
 
 /// Logs alerts as warnings and counts them (for `/metrics`).
@@ -104,13 +106,11 @@ pub struct LogAlerts {
     fired: std::sync::atomic::AtomicU64,
 }
 
-impl LogAlerts {
-    pub fn fired(&self) -> u64 {
+impl AlertSink for LogAlerts {
+    fn fired(&self) -> u64 {
         self.fired.load(std::sync::atomic::Ordering::Relaxed)
     }
-}
 
-impl AlertSink for LogAlerts {
     fn capacity_alert(&self, alert: &CapacityAlert) {
         self.fired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(
@@ -159,6 +159,9 @@ pub struct DataPlane {
     cache: Option<ConfigCache>,
     config: DataPlaneConfig,
     limiter: Arc<QueryLimiter>,
+    /// Recorded placements: written once when a tenant is placed, so safe to keep (moving a
+    /// tenant between indexes must drop its entry — see ARCHITECTURE, "Data plane").
+    placements: Arc<Mutex<HashMap<TenantId, TenantPlacement>>>,
 }
 
 impl DataPlane {
@@ -170,7 +173,17 @@ impl DataPlane {
         alerts: Arc<dyn AlertSink>,
         config: DataPlaneConfig,
     ) -> Self {
-        Self { store, clock, embedder, blobs, alerts, cache: None, config, limiter: Arc::default() }
+        Self {
+            store,
+            clock,
+            embedder,
+            blobs,
+            alerts,
+            cache: None,
+            config,
+            limiter: Arc::default(),
+            placements: Arc::default(),
+        }
     }
 
     /// Reads the tenant record (status, limits) from `cache` on every request, so a suspension or
@@ -182,6 +195,11 @@ impl DataPlane {
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
+    }
+
+    /// Capacity alerts raised by this process.
+    pub fn alerts_fired(&self) -> u64 {
+        self.alerts.fired()
     }
 
     /// The tenant, if `access` is allowed in its current status.
@@ -240,15 +258,27 @@ impl DataPlane {
         Ok(self.store.tenant_placement(scope).await?)
     }
 
+    /// The tenant's recorded placement, from memory once read.
+    async fn placement_of(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, AppError> {
+        let known = self.placements.lock().unwrap_or_else(|p| p.into_inner()).get(scope.tenant()).cloned();
+        if known.is_some() {
+            return Ok(known);
+        }
+        let stored = self.store.tenant_placement(scope).await?;
+        if let Some(p) = &stored {
+            self.placements.lock().unwrap_or_else(|p| p.into_inner()).insert(scope.tenant().clone(), p.clone());
+        }
+        Ok(stored)
+    }
+
     /// The tenant's placement, placing it now if registration did not (a tenant created before
     /// the data plane existed, or whose placement failed after it was created).
     async fn ensure_placed(&self, scope: &TenantScope, tenant: &Tenant) -> Result<TenantPlacement, AppError> {
-        if let Some(p) = self.store.tenant_placement(scope).await? {
+        if let Some(p) = self.placement_of(scope).await? {
             return Ok(p);
         }
         self.place(&PlatformScope::system("placement"), tenant).await?;
-        self.store
-            .tenant_placement(scope)
+        self.placement_of(scope)
             .await?
             .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("tenant {} has no placement after placing", tenant.id)))
     }
@@ -438,11 +468,10 @@ impl DataPlane {
                 self.embedder.dimensions()
             )));
         }
-        let hits = match self.store.search(scope, &vector, spec.top_k, &spec.filter).await {
-            Ok(hits) => hits,
+        let hits = match self.placement_of(scope).await? {
+            Some(placement) => self.store.search(scope, &placement, &vector, spec.top_k, &spec.filter).await?,
             // Not placed yet: nothing was ever ingested.
-            Err(StoreError::NotFound) => Vec::new(),
-            Err(e) => return Err(e.into()),
+            None => Vec::new(),
         };
         Ok(QueryAnswer { hits, tokens, model: self.embedder.model().to_owned() })
     }

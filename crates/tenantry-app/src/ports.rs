@@ -495,11 +495,13 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<StoredDocument, StoreError>;
     async fn data_usage(&self, scope: &TenantScope) -> Result<DataUsage, StoreError>;
     /// The `top_k` chunks of the scope's tenant closest to `vector` (cosine) whose metadata
-    /// matches `filter`; fewer only if the tenant has fewer matching chunks. `NotFound` if the
-    /// tenant has no placement.
+    /// matches `filter`, searched in the index `placement` names; fewer only if the tenant has
+    /// fewer matching chunks there. The tenant filter (and RLS) still applies, so a wrong
+    /// placement can only find nothing, never another tenant's chunks.
     async fn search(
         &self,
         scope: &TenantScope,
+        placement: &TenantPlacement,
         vector: &[f32],
         top_k: u32,
         filter: &Metadata,

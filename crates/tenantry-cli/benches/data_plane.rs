@@ -22,6 +22,7 @@ use tenantry_app::{
 use tenantry_blob::{BlobConfig, ObjectBlobStore};
 use tenantry_domain::embedding::local_embedding;
 use tenantry_domain::{LimitOverrides, NewDocument, NewTenant, QuerySpec, TenantId, TenantPatch, TierName};
+use tenantry_store_postgres::pgvector::PgVector;
 
 const DIMS: usize = 384;
 const TENANTS: usize = 4;
@@ -106,11 +107,19 @@ impl Stats {
 
 struct Setup {
     plane: DataPlane,
-    scope: TenantScope,
+    admin: PlatformScope,
     queries: Vec<Vec<f32>>,
 }
 
-async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize) -> Setup {
+impl Setup {
+    fn scope(&self, tenant: &str) -> TenantScope {
+        self.admin.act_in(TenantId::parse(tenant).unwrap())
+    }
+}
+
+/// `TENANTS` gold tenants (`bench-0`…, one shared index) with `docs_per_tenant` documents each,
+/// plus `bench-vip` (platinum: a dedicated index) with `vip_docs`.
+async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize, vip_docs: usize) -> Setup {
     let dir = std::env::temp_dir().join(format!("tenantry-bench-objects-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let blobs = Arc::new(ObjectBlobStore::open(&BlobConfig::Local(dir)).unwrap());
@@ -134,13 +143,15 @@ async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize) -> Se
     let mut chunks = 0i64;
     let mut docs = 0usize;
     let started = Instant::now();
-    for t in 0..TENANTS {
-        let id = TenantId::parse(&format!("bench-{t}")).unwrap();
+    let mut plan: Vec<(String, &str, usize)> =
+        (0..TENANTS).map(|t| (format!("bench-{t}"), "gold", docs_per_tenant)).collect();
+    if vip_docs > 0 {
+        plan.push(("bench-vip".to_owned(), "platinum", vip_docs));
+    }
+    for (t, (name, tier, n_docs)) in plan.into_iter().enumerate() {
+        let id = TenantId::parse(&name).unwrap();
         registry
-            .create_tenant(
-                &admin,
-                NewTenant::minimal(id.clone(), format!("Bench {t}"), TierName::parse("gold").unwrap()),
-            )
+            .create_tenant(&admin, NewTenant::minimal(id.clone(), name.clone(), TierName::parse(tier).unwrap()))
             .await
             .unwrap();
         let scope = admin.act_in(id);
@@ -155,8 +166,8 @@ async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize) -> Se
             .update_tenant(&scope, TenantPatch { limits: unlimited, ..Default::default() }, Some(current.version))
             .await
             .unwrap();
-        for start in (0..docs_per_tenant).step_by(20) {
-            let batch: Vec<NewDocument> = (start..(start + 20).min(docs_per_tenant))
+        for start in (0..n_docs).step_by(20) {
+            let batch: Vec<NewDocument> = (start..(start + 20).min(n_docs))
                 .map(|i| {
                     let seed = (t * 1_000_000 + i) as u64;
                     NewDocument::new(&format!("doc {i}"), text(seed, 150), &Value::Null, None).unwrap()
@@ -174,23 +185,32 @@ async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize) -> Se
         chunks as f64 / secs
     );
     let queries = (0..QUERIES).map(|q| local_embedding(&text(900_000 + q as u64, 6), DIMS)).collect();
-    Setup { plane, scope: admin.act_in(TenantId::parse("bench-0").unwrap()), queries }
+    Setup { plane, admin, queries }
 }
 
-async fn scoped(s: &Setup) -> Stats {
+async fn scoped(s: &Setup, tenant: &str) -> Stats {
+    let scope = s.scope(tenant);
     let mut samples = Vec::with_capacity(s.queries.len());
     for v in &s.queries {
         let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
         let t = Instant::now();
-        let answer = s.plane.query(&s.scope, spec).await.unwrap();
+        let answer = s.plane.query(&scope, spec).await.unwrap();
         samples.push(t.elapsed());
         assert_eq!(answer.hits.len(), 10);
     }
     Stats(samples)
 }
 
-fn vector_literal(v: &[f32]) -> String {
-    format!("[{}]", v.iter().map(f32::to_string).collect::<Vec<_>>().join(","))
+fn report(label: &str, what: &str, raw: &Stats, scoped: &Stats) {
+    println!("[{label}] {what}: {}", raw.line("raw store query"));
+    println!("[{label}] {what}: {}", scoped.line("tenant-scoped DataPlane::query"));
+    println!(
+        "[{label}] {what}: scoped/raw mean {:.2}x ({:+.3} ms), p50 {:.2}x ({:+.3} ms)",
+        scoped.mean() / raw.mean(),
+        scoped.mean() - raw.mean(),
+        scoped.pct(0.5) / raw.pct(0.5),
+        scoped.pct(0.5) - raw.pct(0.5)
+    );
 }
 
 async fn postgres() {
@@ -199,81 +219,144 @@ async fn postgres() {
         return;
     };
     let docs = std::env::var("BENCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(1000);
+    let vip = std::env::var("BENCH_VIP_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(5000);
     let mut app = config.clone();
     app.migrate = false;
     app.pool_size = 4;
     let store = Arc::new(tenantry_store_postgres::PgStore::connect(&app).await.unwrap());
-    let s = setup(store, "postgres", docs).await;
-    let mut owner = sqlx::PgConnection::connect(&config.owner_url).await.unwrap();
-    sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut owner).await.unwrap();
-    sqlx::query("set hnsw.ef_search = 40").execute(&mut owner).await.unwrap();
-    let approx = format!(
-        "select document_id, chunk_index, content, metadata from chunks where index_name = 'shared-1' and tenant_id = $2
-         order by embedding::vector({DIMS}) <=> $1::text::vector({DIMS}) limit 10"
-    );
-    let exact = "select document_id, chunk_index from chunks where index_name = 'shared-1' and tenant_id = $2
-         order by (embedding <=> $1::text::vector) + 0 limit 10";
-    // warm both paths
-    scoped(&s).await;
-    let mut raw = Vec::new();
-    for _ in 0..2 {
-        raw.clear();
-        for v in &s.queries {
-            let t = Instant::now();
-            let rows: Vec<(String, i32, String, Value)> = sqlx::query_as(sqlx::AssertSqlSafe(approx.clone()))
-                .bind(vector_literal(v))
-                .bind("bench-0")
-                .fetch_all(&mut owner)
-                .await
-                .unwrap();
-            raw.push(t.elapsed());
-            assert_eq!(rows.len(), 10);
+    let s = setup(store, "postgres", docs, vip).await;
+    // raw = the store's own search statement on a superuser connection: no RLS, no transaction
+    // context, no placement lookup, no lifecycle gate or limiter
+    let mut superuser_url = url::Url::parse(&config.owner_url).unwrap();
+    superuser_url.set_username("postgres").unwrap();
+    let mut db = sqlx::PgConnection::connect(superuser_url.as_str()).await.unwrap();
+    // as autovacuum would after a bulk load: the planner needs statistics to choose between a
+    // partition's HNSW index and its (tenant_id, ...) btree
+    sqlx::query("analyze").execute(&mut db).await.unwrap();
+    sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut db).await.unwrap();
+    let ef = tenantry_store_postgres::documents::ef_search(10);
+    sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
+    println!("[postgres] hnsw.ef_search = {ef} (the store's setting for top_k 10), iterative_scan = strict_order");
+    let search = |index: &str| {
+        format!(
+            "select k.document_id, k.chunk_index, k.content, k.metadata, d.title
+             from (select c.document_id, c.chunk_index, c.content, c.metadata,
+                          c.embedding::vector({DIMS}) <=> $1 as distance
+                   from chunks c where c.index_name = '{index}' and c.tenant_id = $2 and c.metadata @> '{{}}'
+                   order by c.embedding::vector({DIMS}) <=> $1 limit 10) k
+             join documents d on d.tenant_id = $2 and d.document_id = k.document_id order by k.distance"
+        )
+    };
+    for (tenant, index) in [("bench-0", "shared-1"), ("bench-vip", "dedicated-bench-vip")] {
+        if tenant == "bench-vip" && vip == 0 {
+            continue;
         }
-    }
-    let raw = Stats(raw);
-    let scoped = scoped(&s).await;
-    println!("[postgres] {}", raw.line("raw store query (owner, no RLS)"));
-    println!("[postgres] {}", scoped.line("tenant-scoped DataPlane::query"));
-    println!(
-        "[postgres] scoped/raw: mean {:.2}x (+{:.3} ms), p50 {:.2}x (+{:.3} ms)",
-        scoped.mean() / raw.mean(),
-        scoped.mean() - raw.mean(),
-        scoped.pct(0.5) / raw.pct(0.5),
-        scoped.pct(0.5) - raw.pct(0.5)
-    );
-    let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("explain {approx}")))
-        .bind(vector_literal(&s.queries[0]))
-        .bind("bench-0")
-        .fetch_all(&mut owner)
+        let sql = search(index);
+        // the raw query gets the same planner settings as the store gives this placement
+        let dedicated = index.starts_with("dedicated-");
+        let toggles = if dedicated { "off" } else { "on" };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "set enable_sort = {toggles}; set enable_seqscan = {toggles}; set enable_bitmapscan = {toggles}"
+        )))
+        .execute(&mut db)
         .await
         .unwrap();
-    let uses_hnsw = plan.iter().any(|(l,)| l.contains("hnsw"));
-    println!("[postgres] plan uses the partition's HNSW index: {uses_hnsw}");
-
-    // recall@10 of what the tenant-scoped path returns, against the exact answer
-    let mut total = 0.0;
-    for v in &s.queries {
-        let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
-        let got: Vec<(String, i32)> = s
-            .plane
-            .query(&s.scope, spec)
+        let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("explain {sql}")))
+            .bind(PgVector(&s.queries[0]))
+            .bind(tenant)
+            .fetch_all(&mut db)
             .await
-            .unwrap()
-            .hits
-            .into_iter()
-            .map(|h| (h.document_id.to_string(), h.chunk_index))
-            .collect();
-        let truth: Vec<(String, i32)> =
-            sqlx::query_as(exact).bind(vector_literal(v)).bind("bench-0").fetch_all(&mut owner).await.unwrap();
-        // ties: count a hit as correct if its distance is within the exact 10th distance
-        let hits = got.iter().filter(|g| truth.contains(g)).count();
-        total += hits as f64 / truth.len() as f64;
+            .unwrap();
+        let uses_hnsw = plan.iter().any(|(l,)| l.contains("hnsw"));
+        scoped(&s, tenant).await; // warm
+        let mut raw = Vec::new();
+        for _ in 0..2 {
+            raw.clear();
+            for v in &s.queries {
+                let t = Instant::now();
+                let rows: Vec<(String, i32, String, Value, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(PgVector(v))
+                    .bind(tenant)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap();
+                raw.push(t.elapsed());
+                assert_eq!(rows.len(), 10);
+            }
+        }
+        let scoped = scoped(&s, tenant).await;
+        sqlx::raw_sql("reset enable_sort; reset enable_seqscan; reset enable_bitmapscan")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let what = format!("{tenant} on {index} (plan uses HNSW: {uses_hnsw})");
+        report("postgres", &what, &Stats(raw), &scoped);
     }
-    println!(
-        "[postgres] recall@10 (HNSW + tenant filter vs exact, {} queries): {:.3}",
-        s.queries.len(),
-        total / s.queries.len() as f64
-    );
+
+    // recall@10 against the exact answer (an ordering no index serves), over the queries
+    let exact = |index: &str| {
+        format!(
+            "select document_id, chunk_index from chunks where index_name = '{index}' and tenant_id = $2
+             order by (embedding <=> $1) + 0 limit 10"
+        )
+    };
+    let forced = |index: &str| {
+        format!(
+            "select document_id, chunk_index from chunks where index_name = '{index}' and tenant_id || '' = $2
+             order by embedding::vector({DIMS}) <=> $1 limit 10"
+        )
+    };
+    for (tenant, index) in [("bench-0", "shared-1"), ("bench-vip", "dedicated-bench-vip")] {
+        if tenant == "bench-vip" && vip == 0 {
+            continue;
+        }
+        let scope = s.scope(tenant);
+        let mut recall = [0.0f64; 2];
+        for v in &s.queries {
+            let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
+            let got: Vec<(String, i32)> = s
+                .plane
+                .query(&scope, spec)
+                .await
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| (h.document_id.to_string(), h.chunk_index))
+                .collect();
+            let truth: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(exact(index)))
+                .bind(PgVector(v))
+                .bind(tenant)
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+            // the HNSW index forced (no sort, no btree for the tenant filter): iterative scan
+            sqlx::raw_sql("set enable_sort = off; set enable_seqscan = off; set enable_bitmapscan = off")
+                .execute(&mut db)
+                .await
+                .unwrap();
+            let hnsw: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(forced(index)))
+                .bind(PgVector(v))
+                .bind(tenant)
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+            sqlx::raw_sql("reset enable_sort; reset enable_seqscan; reset enable_bitmapscan")
+                .execute(&mut db)
+                .await
+                .unwrap();
+            let overlap =
+                |a: &[(String, i32)]| a.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len() as f64;
+            recall[0] += overlap(&got);
+            recall[1] += overlap(&hnsw);
+        }
+        let n = s.queries.len() as f64;
+        println!(
+            "[postgres] recall@10 vs exact, {tenant} on {index}, {} queries: scoped path {:.3}, HNSW index (forced, iterative scan) {:.3}",
+            s.queries.len(),
+            recall[0] / n,
+            recall[1] / n
+        );
+    }
 }
 
 async fn sqlite() {
@@ -282,43 +365,45 @@ async fn sqlite() {
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(tenantry_store_sqlite::SqliteStore::open(&dir).await.unwrap());
     let pool = store.pool().clone();
-    let s = setup(store, "sqlite", docs).await;
-    scoped(&s).await;
-    // raw: the same exact scan, straight from the pool (no scope, no placement lookup)
+    let s = setup(store, "sqlite", docs, 0).await;
+    scoped(&s, "bench-0").await;
+    // raw: the store's own two statements (exact scan, then the winners' text and titles) straight
+    // from the pool: no scope, no placement lookup, no lifecycle gate or limiter
     let mut raw = Vec::new();
     for v in &s.queries {
         let t = Instant::now();
-        let rows: Vec<(String, i32, Vec<u8>)> = sqlx::query_as(
-            "select document_id, chunk_index, embedding from chunks where tenant_id = ? and index_name = ?",
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("select rowid, embedding from chunks where tenant_id = ? and index_name = ?")
+                .bind("bench-0")
+                .bind("shared-1")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let mut scored: Vec<(f32, i64)> = rows
+            .iter()
+            .map(|(id, b)| {
+                let e: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                (tenantry_domain::embedding::cosine(v, &e), *id)
+            })
+            .collect();
+        scored.select_nth_unstable_by(9, |a, b| b.0.total_cmp(&a.0));
+        scored.truncate(10);
+        let ids = serde_json::Value::from(scored.iter().map(|(_, id)| *id).collect::<Vec<_>>()).to_string();
+        let winners: Vec<(String, i32, String, String)> = sqlx::query_as(
+            "select c.document_id, c.chunk_index, c.content, d.title from chunks c
+             join documents d on d.tenant_id = c.tenant_id and d.document_id = c.document_id
+             where c.tenant_id = ? and c.rowid in (select value from json_each(?))",
         )
         .bind("bench-0")
-        .bind("shared-1")
+        .bind(ids)
         .fetch_all(&pool)
         .await
         .unwrap();
-        let mut scored: Vec<(f32, &str, i32)> = rows
-            .iter()
-            .map(|(d, i, b)| {
-                let e: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                (tenantry_domain::embedding::cosine(v, &e), d.as_str(), *i)
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.truncate(10);
         raw.push(t.elapsed());
-        assert_eq!(scored.len(), 10);
+        assert_eq!(winners.len(), 10);
     }
-    let raw = Stats(raw);
-    let scoped = scoped(&s).await;
-    println!("[sqlite] {}", raw.line("raw exact scan (pool, no scope)"));
-    println!("[sqlite] {}", scoped.line("tenant-scoped DataPlane::query"));
-    println!(
-        "[sqlite] scoped/raw: mean {:.2}x (+{:.3} ms), p50 {:.2}x (+{:.3} ms)",
-        scoped.mean() / raw.mean(),
-        scoped.mean() - raw.mean(),
-        scoped.pct(0.5) / raw.pct(0.5),
-        scoped.pct(0.5) - raw.pct(0.5)
-    );
+    let scoped = scoped(&s, "bench-0").await;
+    report("sqlite", "bench-0 (exact scan)", &Stats(raw), &scoped);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -36,6 +36,9 @@ pub struct Alerts {
 }
 
 impl AlertSink for Alerts {
+    fn fired(&self) -> u64 {
+        self.log.fired()
+    }
     fn capacity_alert(&self, alert: &CapacityAlert) {
         self.log.capacity_alert(alert);
         if let Some((url, client)) = &self.webhook {

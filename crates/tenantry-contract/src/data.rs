@@ -12,8 +12,8 @@ use time::Duration;
 
 use tenantry_app::ports::Store;
 use tenantry_app::{
-    AppError, BlobStore, CacheConfig, ConfigCache, DataPlane, DataPlaneConfig, LocalBus, LocalEmbedder, LogAlerts,
-    PlatformScope, Registry, TenantScope,
+    AlertSink, AppError, BlobStore, CacheConfig, ConfigCache, DataPlane, DataPlaneConfig, LocalBus, LocalEmbedder,
+    LogAlerts, PlatformScope, Registry, TenantScope,
 };
 use tenantry_blob::{BlobConfig, ObjectBlobStore};
 use tenantry_domain::documents::tenant_prefix;
@@ -242,19 +242,27 @@ pub async fn random_interleavings_never_cross_tenants(store: Arc<dyn Store>) {
     }
     let mut model: BTreeMap<&str, BTreeSet<DocumentId>> = tenants.iter().map(|t| (*t, BTreeSet::new())).collect();
     let mut all_ids: BTreeMap<DocumentId, &str> = BTreeMap::new();
-    let mut rng: u64 = 0x5eed_0001;
+    // a fresh seed each run (explores new interleavings), printed and named in every failure;
+    // TENANTRY_INTERLEAVING_SEED replays one
+    let seed: u64 =
+        std::env::var("TENANTRY_INTERLEAVING_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+        });
+    eprintln!("interleaving seed {seed} (replay with TENANTRY_INTERLEAVING_SEED={seed})");
+    let mut rng: u64 = seed;
     let mut next = |n: u64| {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         rng % n
     };
-    for step in 0..60 {
+    for n in 0..100u64 {
+        let step = format!("seed {seed} step {n}");
         let t = tenants[next(3) as usize];
         let scope = d.scope(t);
         match next(4) {
             0 | 1 => {
-                let id = d.ingest(t, &format!("doc {step}"), &words(step, 30)).await;
+                let id = d.ingest(t, &format!("doc {n}"), &words(next(1 << 40), 30)).await;
                 model.get_mut(t).unwrap().insert(id.clone());
                 all_ids.insert(id, t);
             }

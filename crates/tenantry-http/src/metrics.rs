@@ -35,6 +35,14 @@ struct Inner {
     other_tenants: u64,
 }
 
+/// What `/metrics` reports of the data plane: alerts raised, and per index (name, kind, used,
+/// capacity).
+#[derive(Debug, Clone, Default)]
+pub struct DataMetrics {
+    pub alerts_fired: u64,
+    pub indexes: Vec<(String, String, u32, u32)>,
+}
+
 pub struct Metrics {
     inner: Mutex<Inner>,
     max_tenant_labels: usize,
@@ -77,9 +85,21 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, pool: PoolStats, backend: &str) -> String {
+    pub fn render(&self, pool: PoolStats, backend: &str, data: &DataMetrics) -> String {
         let inner = self.lock();
         let mut out = String::new();
+        out.push_str("# HELP tenantry_index_capacity_alerts_total Shared indexes that reached their alert threshold (this process).\n");
+        out.push_str("# TYPE tenantry_index_capacity_alerts_total counter\n");
+        let _ = writeln!(out, "tenantry_index_capacity_alerts_total {}", data.alerts_fired);
+        out.push_str(
+            "# HELP tenantry_index_namespaces Namespaces (tenants) placed on each physical index, and its capacity.\n",
+        );
+        out.push_str("# TYPE tenantry_index_namespaces gauge\n");
+        for (index, kind, used, capacity) in &data.indexes {
+            let labels = format!("index=\"{}\",kind=\"{kind}\"", escape(index));
+            let _ = writeln!(out, "tenantry_index_namespaces{{{labels},state=\"used\"}} {used}");
+            let _ = writeln!(out, "tenantry_index_namespaces{{{labels},state=\"capacity\"}} {capacity}");
+        }
         out.push_str("# HELP tenantry_http_requests_total HTTP requests by method, route template and status.\n");
         out.push_str("# TYPE tenantry_http_requests_total counter\n");
         for ((method, route, status), n) in &inner.requests {
@@ -140,7 +160,7 @@ mod tests {
         for t in ["a", "b", "c", "d", "a"] {
             m.observe_tenant(t);
         }
-        let text = m.render(PoolStats::default(), "sqlite");
+        let text = m.render(PoolStats::default(), "sqlite", &DataMetrics::default());
         assert!(text.contains("tenantry_tenant_requests_total{tenant=\"a\"} 2"), "{text}");
         assert!(text.contains("tenantry_tenant_requests_total{tenant=\"b\"} 1"), "{text}");
         assert!(!text.contains("tenant=\"c\""), "{text}");
@@ -152,7 +172,13 @@ mod tests {
         let m = Metrics::new(10);
         m.observe_request("GET", "/x", 200, Duration::from_millis(3));
         m.observe_request("GET", "/x", 404, Duration::from_secs(20));
-        let text = m.render(PoolStats { size: 3, idle: 1, max: 10 }, "postgres");
+        let data = DataMetrics { alerts_fired: 2, indexes: vec![("shared-1".into(), "shared".into(), 80, 100)] };
+        let text = m.render(PoolStats { size: 3, idle: 1, max: 10 }, "postgres", &data);
+        assert!(text.contains("tenantry_index_capacity_alerts_total 2"), "{text}");
+        assert!(
+            text.contains("tenantry_index_namespaces{index=\"shared-1\",kind=\"shared\",state=\"used\"} 80"),
+            "{text}"
+        );
         assert!(text.contains("le=\"0.0025\"} 0"), "{text}");
         assert!(text.contains("le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("le=\"10\"} 1"), "{text}");

@@ -65,9 +65,20 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Statu
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
               (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn metrics(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<Response> {
-    principal.platform()?;
+    let access = principal.platform()?;
     let store = state.registry.store();
-    let text = state.metrics.render(store.pool_stats(), store.backend());
+    let indexes = state.data.index_pool(&access).await?;
+    let data = crate::metrics::DataMetrics {
+        alerts_fired: state.data.alerts_fired(),
+        indexes: indexes
+            .iter()
+            .map(|u| {
+                let view = crate::documents::IndexView::from(u);
+                (view.name, view.kind, view.used, view.capacity)
+            })
+            .collect(),
+    };
+    let text = state.metrics.render(store.pool_stats(), store.backend(), &data);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 

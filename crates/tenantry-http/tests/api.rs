@@ -580,6 +580,13 @@ async fn documents_over_http(store: Arc<dyn Store>) {
     );
     let r = w.call(Method::GET, "/indexes", admin, None).await;
     assert!(r.body["indexes"].as_array().unwrap().iter().any(|i| i["name"] == "shared-1"), "{}", r.text);
+    let r = w.call(Method::GET, "/metrics", admin, None).await;
+    assert!(
+        r.text.contains("tenantry_index_namespaces{index=\"shared-1\",kind=\"shared\",state=\"capacity\"} 100"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("tenantry_index_capacity_alerts_total 0"), "{}", r.text);
 
     // another tenant: its admin cannot reach t; t's document id through the other tenant is absent
     let r = w.call(Method::GET, &path("/documents"), Some(&w.outsider), None).await;

@@ -108,3 +108,73 @@ begin
 end
 $$;
 revoke all on function tenantry_provision_index(text, text, bigint, integer) from public;
+
+-- One tenant's top-k search in one round trip: sets the tenant's RLS context and the search
+-- settings (transaction-local, so in autocommit they end with the statement), asks the
+-- partition's HNSW index, and if that comes back with fewer than k rows, answers exactly from the
+-- tenant's rows instead. SECURITY INVOKER: it runs as the caller (the app role), under RLS.
+-- `p_steer` keeps the planner on the HNSW index (dedicated indexes, where the tenant filter
+-- selects every row and the cost model would rather sort the whole partition); the steering is
+-- lifted again before the exact fallback is planned.
+create function tenantry_search(p_tenant text, p_index text, p_dims integer, p_query vector, p_filter jsonb,
+                                p_k integer, p_ef integer, p_steer boolean)
+returns table (document_id text, chunk_index integer, content text, metadata jsonb, title text, score real)
+language plpgsql security invoker set search_path = public, pg_temp as $$
+declare
+    v_docs text[] := '{}';
+    v_idx integer[] := '{}';
+    v_content text[] := '{}';
+    v_meta jsonb[] := '{}';
+    v_dist double precision[] := '{}';
+    r record;
+begin
+    if p_index !~ '^[a-z0-9][a-z0-9_-]{1,79}$' or p_dims not between 1 and 16000 or p_k not between 1 and 1000 then
+        raise exception 'tenantry_search: invalid index, dimensions or k' using errcode = '22023';
+    end if;
+    perform set_config('tenantry.tenant_id', p_tenant, true);
+    perform set_config('hnsw.iterative_scan', 'strict_order', true);
+    perform set_config('hnsw.ef_search', p_ef::text, true);
+    if p_steer then
+        perform set_config('enable_sort', 'off', true);
+        perform set_config('enable_seqscan', 'off', true);
+        perform set_config('enable_bitmapscan', 'off', true);
+    end if;
+    for r in execute format(
+        'select c.document_id, c.chunk_index, c.content, c.metadata, c.embedding::vector(%s) <=> $1 as distance
+         from chunks c where c.index_name = %L and c.tenant_id = $2 and c.metadata @> $3
+         order by c.embedding::vector(%s) <=> $1 limit $4', p_dims, p_index, p_dims)
+        using p_query, p_tenant, p_filter, p_k
+    loop
+        v_docs := v_docs || r.document_id;
+        v_idx := v_idx || r.chunk_index;
+        v_content := v_content || r.content;
+        v_meta := v_meta || r.metadata;
+        v_dist := v_dist || r.distance;
+    end loop;
+    if p_steer then
+        perform set_config('enable_sort', 'on', true);
+        perform set_config('enable_seqscan', 'on', true);
+        perform set_config('enable_bitmapscan', 'on', true);
+    end if;
+    if coalesce(array_length(v_docs, 1), 0) < p_k then
+        v_docs := '{}'; v_idx := '{}'; v_content := '{}'; v_meta := '{}'; v_dist := '{}';
+        for r in execute format(
+            'select c.document_id, c.chunk_index, c.content, c.metadata, (c.embedding <=> $1) + 0 as distance
+             from chunks c where c.index_name = %L and c.tenant_id = $2 and c.metadata @> $3
+             order by (c.embedding <=> $1) + 0, c.document_id, c.chunk_index limit $4', p_index)
+            using p_query, p_tenant, p_filter, p_k
+        loop
+            v_docs := v_docs || r.document_id;
+            v_idx := v_idx || r.chunk_index;
+            v_content := v_content || r.content;
+            v_meta := v_meta || r.metadata;
+            v_dist := v_dist || r.distance;
+        end loop;
+    end if;
+    return query
+        select u.d, u.i, u.c, u.m, doc.title, (1 - u.dist)::real
+        from unnest(v_docs, v_idx, v_content, v_meta, v_dist) with ordinality as u(d, i, c, m, dist, ord)
+        join documents doc on doc.tenant_id = p_tenant and doc.document_id = u.d
+        order by u.ord;
+end
+$$;

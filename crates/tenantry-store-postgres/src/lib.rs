@@ -9,8 +9,9 @@
 //! never carries one request's context into the next.
 
 pub mod config;
-mod documents;
+pub mod documents;
 mod migrate;
+pub mod pgvector;
 pub mod probes;
 pub mod testing;
 
@@ -83,13 +84,21 @@ impl PgStore {
 
     /// Begins a transaction confined to one tenant by RLS.
     async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin tenant transaction"))?;
-        sqlx::query("select set_config('tenantry.tenant_id', $1, true)")
-            .bind(scope.tenant().as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "set tenant context"))?;
-        Ok(tx)
+        self.tenant_tx_with(scope, "").await
+    }
+
+    /// `tenant_tx`, also running `extra` (a fixed statement) — all in one round trip: `BEGIN`
+    /// and the context are sent as one simple query. The tenant id is spliced as a literal: a
+    /// `TenantId` matches `[a-z0-9][a-z0-9_-]*`, so it holds no quote to escape.
+    async fn tenant_tx_with(
+        &self,
+        scope: &TenantScope,
+        extra: &str,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let tenant = scope.tenant().as_str();
+        debug_assert!(tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        let begin = format!("BEGIN; SELECT set_config('tenantry.tenant_id', '{tenant}', true); {extra}");
+        self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await.map_err(|e| store_error(e, "begin tenant transaction"))
     }
 
     /// Begins a transaction on the platform path (RLS policy `platform_access`). Only a

@@ -107,7 +107,8 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on documents to {role};
          grant select, insert, update, delete on chunks to {role};
          grant select, insert, update on tenant_usage to {role};
-         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};"
+         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};
+         grant execute on function tenantry_search(text, text, integer, vector, jsonb, integer, integer, boolean) to {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

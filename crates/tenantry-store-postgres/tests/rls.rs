@@ -345,3 +345,25 @@ async fn schema_is_citus_distributable_by_tenant_id() {
     assert!(classes.iter().any(|(_, c)| c.as_deref() == Some("tenantry:tenant")));
     assert!(problems.is_empty(), "not distributable by tenant_id:\n{}", problems.join("\n"));
 }
+
+/// `tenantry_search` sets the tenant context for its own statement only: on the same pooled
+/// connection, the next statement has no context and sees nothing.
+#[tokio::test]
+async fn the_search_function_leaves_no_context_behind() {
+    let Some((_, pool)) = two_tenants(1).await else { return };
+    let mut conn = pool.acquire().await.unwrap();
+    let hits: i64 = sqlx::query_scalar(
+        "select count(*) from tenantry_search('tenant_a', 'shared-1', 64, array_fill(0.1::real, array[64])::vector,
+                                              '{}'::jsonb, 5, 100, false)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(hits, 3, "tenant_a's three chunks");
+    let setting: Option<String> =
+        sqlx::query_scalar("select current_setting('tenantry.tenant_id', true)").fetch_one(&mut *conn).await.unwrap();
+    assert!(setting.unwrap_or_default().is_empty(), "context leaked out of the search");
+    for t in ["documents", "chunks"] {
+        assert_eq!(count(&mut conn, t).await, 0, "{t} after a search");
+    }
+}

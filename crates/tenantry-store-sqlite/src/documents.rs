@@ -302,55 +302,60 @@ impl DocumentStore for SqliteStore {
     async fn search(
         &self,
         scope: &TenantScope,
+        place: &TenantPlacement,
         vector: &[f32],
         top_k: u32,
         filter: &Metadata,
     ) -> Result<Vec<ChunkHit>, StoreError> {
         let tenant = scope.tenant();
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        let place = placement(&mut tx, tenant).await?.ok_or(StoreError::NotFound)?;
-        // Score every chunk of the tenant in its index (exact), keep the best `top_k`.
-        let rows: Vec<(String, i32, Vec<u8>, Json<serde_json::Value>)> = sqlx::query_as(
-            "select document_id, chunk_index, embedding, metadata from chunks where tenant_id = ? and index_name = ?",
-        )
+        // Score every chunk of the tenant in its index (exact), keep the best `top_k`, then read
+        // the winners' text and titles in one statement.
+        let rows: Vec<(i64, Vec<u8>, Option<Json<serde_json::Value>>)> = sqlx::query_as(if filter.is_empty() {
+            "select rowid, embedding, null from chunks where tenant_id = ? and index_name = ?"
+        } else {
+            "select rowid, embedding, metadata from chunks where tenant_id = ? and index_name = ?"
+        })
         .bind(tenant.as_str())
         .bind(place.placement.index().as_str())
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| store_error(e, "scan chunks"))?;
-        let mut scored: Vec<(f32, String, i32, serde_json::Value)> = Vec::new();
-        for (doc, index, bytes, metadata) in rows {
-            if !filter.is_empty() {
+        let mut scored: Vec<(f32, i64)> = Vec::with_capacity(rows.len());
+        for (rowid, bytes, metadata) in rows {
+            if let Some(metadata) = metadata {
                 let m = Metadata::parse(&metadata.0).map_err(|e| StoreError::Unexpected(e.into()))?;
                 if !m.matches(filter) {
                     continue;
                 }
             }
-            scored.push((cosine(vector, &vector_from_bytes(&bytes)), doc, index, metadata.0));
+            scored.push((cosine(vector, &vector_from_bytes(&bytes)), rowid));
         }
+        let by_score = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let k = (top_k as usize).min(scored.len());
-        let by_score = |a: &(f32, String, i32, serde_json::Value), b: &(f32, String, i32, serde_json::Value)| {
-            b.0.total_cmp(&a.0).then_with(|| (&a.1, a.2).cmp(&(&b.1, b.2)))
-        };
-        if k < scored.len() && k > 0 {
+        if k > 0 && k < scored.len() {
             scored.select_nth_unstable_by(k - 1, by_score);
         }
         scored.truncate(k);
         scored.sort_by(by_score);
+        let ids = serde_json::Value::from(scored.iter().map(|(_, id)| *id).collect::<Vec<_>>()).to_string();
+        type Winner = (i64, String, i32, String, Json<serde_json::Value>, String);
+        let winners: Vec<Winner> = sqlx::query_as(
+            "select c.rowid, c.document_id, c.chunk_index, c.content, c.metadata, d.title from chunks c
+             join documents d on d.tenant_id = c.tenant_id and d.document_id = c.document_id
+             where c.tenant_id = ? and c.rowid in (select value from json_each(?))",
+        )
+        .bind(tenant.as_str())
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "read chunks"))?;
         let mut hits = Vec::with_capacity(k);
-        for (score, doc, index, metadata) in scored {
-            let (text, title): (String, String) = sqlx::query_as(
-                "select c.content, d.title from chunks c join documents d
-                   on d.tenant_id = c.tenant_id and d.document_id = c.document_id
-                 where c.tenant_id = ? and c.document_id = ? and c.chunk_index = ?",
-            )
-            .bind(tenant.as_str())
-            .bind(&doc)
-            .bind(index)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "read chunk"))?;
-            hits.push(hit_from_columns(&doc, index, text, &metadata, title, score)?);
+        for (score, rowid) in scored {
+            let Some((_, doc, index, text, metadata, title)) = winners.iter().find(|w| w.0 == rowid) else {
+                return Err(StoreError::Unexpected(anyhow::anyhow!("chunk {rowid} vanished during the search")));
+            };
+            hits.push(hit_from_columns(doc, *index, text.clone(), &metadata.0, title.clone(), score)?);
         }
         Ok(hits)
     }

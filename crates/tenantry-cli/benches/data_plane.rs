@@ -28,60 +28,7 @@ const DIMS: usize = 384;
 const TENANTS: usize = 4;
 const QUERIES: usize = 400;
 
-fn text(seed: u64, words: usize) -> String {
-    const VOCAB: [&str; 40] = [
-        "revenue",
-        "contract",
-        "invoice",
-        "policy",
-        "patient",
-        "ledger",
-        "audit",
-        "pipeline",
-        "forecast",
-        "claim",
-        "vendor",
-        "payroll",
-        "budget",
-        "privacy",
-        "merger",
-        "quarter",
-        "compliance",
-        "retention",
-        "customer",
-        "renewal",
-        "pricing",
-        "discount",
-        "warranty",
-        "shipment",
-        "inventory",
-        "supplier",
-        "treasury",
-        "liability",
-        "insurance",
-        "benefit",
-        "onboarding",
-        "security",
-        "incident",
-        "latency",
-        "capacity",
-        "migration",
-        "backup",
-        "encryption",
-        "tenant",
-        "index",
-    ];
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..words)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            VOCAB[(x % VOCAB.len() as u64) as usize]
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use tenantry_domain::documents::synthetic_text as text;
 
 struct Stats(Vec<Duration>);
 

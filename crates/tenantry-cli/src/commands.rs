@@ -170,7 +170,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let clock: Arc<dyn tenantry_app::Clock> = Arc::new(SystemClock);
     let mut registry = Registry::new(store.clone(), clock.clone());
     let mut directory = Directory::new(store.clone(), clock.clone());
-    let mut data = crate::data::data_plane(&cli.global, store.clone(), clock.clone())?;
+    let (mut data, alerts) = crate::data::data_plane(&cli.global, store.clone(), clock.clone())?;
     if let Command::Serve(args) = &cli.command {
         let cache = config_cache(store.clone(), args).await?;
         registry = registry.with_cache(cache.clone());
@@ -180,7 +180,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let registry = registry.with_data_plane(data.clone());
     let admin = operator();
     let auditor = |trusted: TrustedKeys| Auditor::new(store.clone(), clock.clone(), Some(key.clone()), trusted);
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve(registry, directory, auditor(key.trusted()), data, args).await,
         Command::Docs(cmd) => crate::data::docs(&data, &admin, cmd, &out).await,
         Command::Query { tenant, text, top_k, filter } => {
@@ -208,7 +208,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Doctor(DoctorCmd::Rls) => doctor_rls(&cli.global, &out).await,
         Command::Migrate => unreachable!("handled above"),
-    }
+    };
+    // a command that placed a tenant may have started capacity-alert webhook deliveries
+    alerts.drain().await;
+    result
 }
 
 fn init_logging(level: &str) -> Result<()> {

@@ -33,6 +33,18 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 pub struct Alerts {
     log: LogAlerts,
     webhook: Option<(String, reqwest::Client)>,
+    /// Webhook deliveries in flight, so a short-lived command can wait for them before exiting.
+    pending: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Alerts {
+    /// Waits for every webhook delivery started so far (each has its own 10 s timeout).
+    pub async fn drain(&self) {
+        let pending: Vec<_> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in pending {
+            let _ = handle.await;
+        }
+    }
 }
 
 impl AlertSink for Alerts {
@@ -47,7 +59,7 @@ impl AlertSink for Alerts {
                 "capacity": alert.capacity,
             });
             let (url, client) = (url.clone(), client.clone());
-            tokio::spawn(async move {
+            let handle = tokio::spawn(async move {
                 let sent = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -59,6 +71,9 @@ impl AlertSink for Alerts {
                     tracing::error!(url = url.as_str(), error = %e, "capacity alert webhook failed");
                 }
             });
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|h| !h.is_finished());
+            pending.push(handle);
         }
     }
 }
@@ -98,8 +113,8 @@ fn embedder(a: &DataArgs) -> Result<Arc<dyn Embedder>> {
     }
 }
 
-/// The data plane as configured.
-pub fn data_plane(g: &Global, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<DataPlane> {
+/// The data plane as configured, and its alert sink (to drain webhook deliveries before exit).
+pub fn data_plane(g: &Global, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<(DataPlane, Arc<Alerts>)> {
     let a = &g.data;
     let chunking = ChunkConfig::new(a.chunk_size, a.chunk_overlap).map_err(usage)?;
     let capacity = CapacityPolicy::new(a.index_capacity, a.index_alert_threshold).map_err(usage)?;
@@ -113,8 +128,16 @@ pub fn data_plane(g: &Global, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> R
         }
         None => None,
     };
-    let alerts = Arc::new(Alerts { log: LogAlerts::default(), webhook });
-    Ok(DataPlane::new(store, clock, embedder(a)?, blob_store(g)?, alerts, DataPlaneConfig { chunking, capacity }))
+    let alerts = Arc::new(Alerts { log: LogAlerts::default(), webhook, pending: Default::default() });
+    let plane = DataPlane::new(
+        store,
+        clock,
+        embedder(a)?,
+        blob_store(g)?,
+        alerts.clone(),
+        DataPlaneConfig { chunking, capacity },
+    );
+    Ok((plane, alerts))
 }
 
 fn tenant_id(s: &str) -> Result<TenantId> {
@@ -328,73 +351,6 @@ pub async fn index(plane: &DataPlane, admin: &PlatformScope, cmd: IndexCmd, out:
     }
 }
 
-/// Generated text of about `words` words, deterministic in `seed`, with a topic vocabulary per
-/// tenant so queries have something to find.
-pub fn generated_text(seed: u64, words: usize) -> String {
-    const VOCAB: [&str; 48] = [
-        "revenue",
-        "contract",
-        "invoice",
-        "policy",
-        "patient",
-        "ledger",
-        "audit",
-        "pipeline",
-        "forecast",
-        "claim",
-        "vendor",
-        "payroll",
-        "budget",
-        "privacy",
-        "merger",
-        "quarter",
-        "compliance",
-        "retention",
-        "customer",
-        "renewal",
-        "pricing",
-        "discount",
-        "warranty",
-        "shipment",
-        "inventory",
-        "supplier",
-        "treasury",
-        "liability",
-        "insurance",
-        "benefit",
-        "onboarding",
-        "security",
-        "incident",
-        "latency",
-        "capacity",
-        "migration",
-        "backup",
-        "encryption",
-        "tenant",
-        "index",
-        "namespace",
-        "embedding",
-        "retrieval",
-        "ranking",
-        "prompt",
-        "model",
-        "answer",
-        "citation",
-    ];
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = String::with_capacity(words * 8);
-    for i in 0..words {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if i > 0 {
-            out.push(if i % 17 == 0 { '\n' } else { ' ' });
-        }
-        out.push_str(VOCAB[(x % VOCAB.len() as u64) as usize]);
-    }
-    out
-}
-
 /// The seed's benchmark tenants: (id, documents, words per document).
 pub const SEED_TENANTS: [(&str, usize, usize); 3] =
     [("tenant-d", 1000, 150), ("tenant-e", 50, 5200), ("tenant-f", 200, 800)];
@@ -433,7 +389,7 @@ pub async fn seed_data(
             let end = (start + batch).min(count);
             let docs: Vec<NewDocument> = (start..end)
                 .map(|i| {
-                    let text = generated_text((n as u64 + 1) * 1_000_003 + i as u64, words);
+                    let text = tenantry_domain::documents::synthetic_text((n as u64 + 1) * 1_000_003 + i as u64, words);
                     NewDocument::new(
                         &format!("{id} document {i}"),
                         text,

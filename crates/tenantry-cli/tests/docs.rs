@@ -103,3 +103,47 @@ async fn docs_and_query_on_postgres() {
     let url = config.owner_url.clone();
     tokio::task::spawn_blocking(move || scenario(&|| support::tenantry(&url, &data), &dir)).await.unwrap();
 }
+
+/// A capacity alert reaches the webhook: with capacity 2 and threshold 0.5, the first signup
+/// fills the index to its alert point; the CLI waits for the delivery before it exits.
+#[test]
+fn capacity_alerts_are_posted_to_the_webhook() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        // read until the JSON body is complete
+        while !String::from_utf8_lossy(&request).contains('}') {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let dir = std::env::temp_dir().join(format!("tenantry-webhook-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = support::embedded(&dir);
+    cmd.args(["--index-capacity", "2", "--index-alert-threshold", "0.5"])
+        .arg("--capacity-webhook-url")
+        .arg(format!("http://127.0.0.1:{port}/hooks/capacity"));
+    json(cmd, &["tenant", "create", "first", "--name", "First", "--tier", "silver"]);
+    let request = server.join().unwrap();
+    assert!(request.starts_with("POST /hooks/capacity "), "{request}");
+    let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+    let alert: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(alert["event"], "index_capacity_alert");
+    assert_eq!(
+        (alert["index"].as_str(), alert["used"].as_u64(), alert["capacity"].as_u64()),
+        (Some("shared-1"), Some(1), Some(2))
+    );
+    let r = json(support::embedded(&dir), &["index", "list"]);
+    assert_eq!(r["indexes"].as_array().unwrap().len(), 2, "a standby index was provisioned: {r}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

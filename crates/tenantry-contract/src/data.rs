@@ -118,20 +118,7 @@ impl DataCtx {
     }
 }
 
-fn words(seed: u64, n: usize) -> String {
-    const VOCAB: [&str; 16] = [
-        "revenue", "contract", "invoice", "policy", "patient", "ledger", "audit", "pipeline", "forecast", "claim",
-        "vendor", "payroll", "budget", "privacy", "merger", "quarter",
-    ];
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            VOCAB[(x >> 60) as usize]
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use tenantry_domain::documents::synthetic_text as words;
 
 pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn Store>) {
     let d = DataCtx::new(store);

@@ -158,7 +158,7 @@ pub struct DataPlane {
     alerts: Arc<dyn AlertSink>,
     cache: Option<ConfigCache>,
     config: DataPlaneConfig,
-    limiter: Arc<QueryLimiter>,
+    meter: Arc<dyn QueryMeter>,
     /// Recorded placements: written once when a tenant is placed, so safe to keep (moving a
     /// tenant between indexes must drop its entry — see ARCHITECTURE, "Data plane").
     placements: Arc<Mutex<HashMap<TenantId, TenantPlacement>>>,
@@ -181,7 +181,7 @@ impl DataPlane {
             alerts,
             cache: None,
             config,
-            limiter: Arc::default(),
+            meter: Arc::new(QueryLimiter::default()),
             placements: Arc::default(),
         }
     }
@@ -190,6 +190,12 @@ impl DataPlane {
     /// a raised limit takes effect on the next request on every replica.
     pub fn with_cache(mut self, cache: ConfigCache) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Counts queries with `meter` (e.g. Redis, shared by every replica) instead of in-process.
+    pub fn with_meter(mut self, meter: Arc<dyn QueryMeter>) -> Self {
+        self.meter = meter;
         self
     }
 
@@ -451,7 +457,7 @@ impl DataPlane {
     pub async fn query(&self, scope: &TenantScope, spec: QuerySpec) -> Result<QueryAnswer, AppError> {
         scope.require(Permission::QueryDocuments)?;
         let tenant = self.tenant_for(scope, DataAccess::Read).await?;
-        self.limiter.admit(&tenant, self.clock.now())?;
+        self.admit(&tenant).await?;
         let (vector, tokens) = match spec.input {
             QueryInput::Vector(v) => (v, 0),
             QueryInput::Text(t) => {
@@ -492,10 +498,68 @@ pub fn document_summary(d: &StoredDocument) -> serde_json::Value {
     })
 }
 
-/// Per-tenant query admission: a token bucket of `rate_limit_per_minute` (refilled evenly over
-/// the minute, bursting up to a minute's worth) and a counter of queries per UTC day against
-/// `max_queries_per_day`. Limits are read from the tenant record on every call, so a raised limit
-/// applies to the next query. Counts are per process (see ARCHITECTURE: one replica's view).
+impl DataPlane {
+    /// Counts the query against the tenant's limits (read from its record on every call, so a
+    /// raised limit applies to the next query). If the meter itself fails, the query is served
+    /// and the failure logged: limits protect capacity, they are not an isolation boundary.
+    async fn admit(&self, tenant: &Tenant) -> Result<(), AppError> {
+        let limits = &tenant.limits;
+        let now = self.clock.now();
+        match self.meter.admit(&tenant.id, limits.rate_limit_per_minute, limits.max_queries_per_day, now).await {
+            Ok(()) => Ok(()),
+            Err(Throttled::PerMinute { retry_after_secs }) => Err(AppError::RateLimited {
+                message: format!(
+                    "tenant {} is limited to {} queries per minute",
+                    tenant.id, limits.rate_limit_per_minute
+                ),
+                retry_after_secs,
+            }),
+            Err(Throttled::PerDay { retry_after_secs }) => Err(AppError::RateLimited {
+                message: format!(
+                    "tenant {} used its {} queries for today (UTC); the quota resets at midnight UTC",
+                    tenant.id, limits.max_queries_per_day
+                ),
+                retry_after_secs,
+            }),
+            Err(Throttled::MeterUnavailable(e)) => {
+                tracing::warn!(tenant = tenant.id.as_str(), error = %e, "query meter unavailable; query served unmetered");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why a query was not admitted.
+#[derive(Debug)]
+pub enum Throttled {
+    /// The per-minute token bucket is empty.
+    PerMinute { retry_after_secs: u64 },
+    /// The day's quota is used up.
+    PerDay { retry_after_secs: u64 },
+    /// The meter could not be asked (the query is served).
+    MeterUnavailable(anyhow::Error),
+}
+
+/// Counts queries per tenant: a token bucket of `per_minute` (refilled evenly over the minute,
+/// bursting up to a minute's worth) and a count per UTC day against `per_day`.
+#[async_trait]
+pub trait QueryMeter: Send + Sync {
+    async fn admit(
+        &self,
+        tenant: &TenantId,
+        per_minute: i64,
+        per_day: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), Throttled>;
+}
+
+/// Seconds from `now` to the next UTC midnight (at least 1).
+pub fn seconds_to_midnight(now: OffsetDateTime) -> u64 {
+    now.date().next_day().map_or(86_400, |d| (d.midnight().assume_utc() - now).whole_seconds().max(1) as u64)
+}
+
+/// The in-process meter: exact for one replica; with several, each counts only its own queries
+/// (use the Redis meter there).
 #[derive(Default)]
 pub struct QueryLimiter {
     meters: Mutex<HashMap<TenantId, Meter>>,
@@ -508,12 +572,18 @@ struct Meter {
     today: i64,
 }
 
-impl QueryLimiter {
-    pub fn admit(&self, tenant: &Tenant, now: OffsetDateTime) -> Result<(), AppError> {
-        let per_minute = tenant.limits.rate_limit_per_minute.max(0) as f64;
-        let per_day = tenant.limits.max_queries_per_day;
+#[async_trait]
+impl QueryMeter for QueryLimiter {
+    async fn admit(
+        &self,
+        tenant: &TenantId,
+        per_minute: i64,
+        per_day: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), Throttled> {
+        let per_minute = per_minute.max(0) as f64;
         let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
-        let m = meters.entry(tenant.id.clone()).or_insert(Meter {
+        let m = meters.entry(tenant.clone()).or_insert(Meter {
             tokens: per_minute,
             refilled_at: now,
             day: now.date(),
@@ -527,22 +597,11 @@ impl QueryLimiter {
         m.tokens = (m.tokens + elapsed * per_minute / 60.0).min(per_minute);
         m.refilled_at = now;
         if m.today >= per_day {
-            let midnight = now.date().next_day().map(|d| d.midnight().assume_utc());
-            let wait = midnight.map_or(86_400, |t| (t - now).whole_seconds().max(1) as u64);
-            return Err(AppError::RateLimited {
-                message: format!(
-                    "tenant {} used its {per_day} queries for today (UTC); the quota resets at midnight UTC",
-                    tenant.id
-                ),
-                retry_after_secs: wait,
-            });
+            return Err(Throttled::PerDay { retry_after_secs: seconds_to_midnight(now) });
         }
         if m.tokens < 1.0 {
             let wait = if per_minute > 0.0 { ((1.0 - m.tokens) * 60.0 / per_minute).ceil() as u64 } else { 60 };
-            return Err(AppError::RateLimited {
-                message: format!("tenant {} is limited to {per_minute} queries per minute", tenant.id),
-                retry_after_secs: wait.max(1),
-            });
+            return Err(Throttled::PerMinute { retry_after_secs: wait.max(1) });
         }
         m.tokens -= 1.0;
         m.today += 1;

@@ -22,6 +22,7 @@ pub use cache::{
 };
 pub use dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, LocalEmbedder, LogAlerts, QueryAnswer,
+    QueryLimiter, QueryMeter, Throttled,
 };
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, StoreError};

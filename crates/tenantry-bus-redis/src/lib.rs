@@ -13,6 +13,10 @@
 //! data in Redis. (The scripts build key names from the generation, so this targets a single
 //! Redis, not Redis Cluster.)
 
+mod meter;
+
+pub use meter::RedisQueryMeter;
+
 use std::sync::Arc;
 use std::time::Duration;
 

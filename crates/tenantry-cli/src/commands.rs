@@ -176,6 +176,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         registry = registry.with_cache(cache.clone());
         directory = directory.with_cache(cache.clone());
         data = data.with_cache(cache);
+        // with Redis, query limits are counted once for every replica together
+        if let Some(url) = args.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            let meter = tenantry_bus_redis::RedisQueryMeter::connect(url, &args.redis_namespace)
+                .await
+                .map_err(CliError::Failed)?;
+            data = data.with_meter(Arc::new(meter));
+        }
     }
     let registry = registry.with_data_plane(data.clone());
     let admin = operator();

@@ -1,6 +1,6 @@
 //! Two `tenantry serve` processes sharing PostgreSQL and Redis: a flag change and a suspension
-//! made through replica A are seen by replica B (correctness only; the propagation time is
-//! measured by `benches/invalidation.rs`).
+//! made through replica A are seen by replica B, and query limits count across both
+//! (correctness only; the propagation time is measured by `benches/invalidation.rs`).
 
 mod support;
 
@@ -36,6 +36,9 @@ async fn a_change_through_replica_a_is_seen_by_replica_b() {
     let mut cmd = tenantry(&url, &dir);
     cmd.args(["flag", "set", "beta", "--enabled", "false", "--scope", "global"]);
     run_ok(cmd);
+    let mut cmd = tenantry(&url, &dir);
+    cmd.args(["tenant", "create", "capped", "--name", "Capped", "--tier", "gold", "--rate-limit-per-minute", "3"]);
+    run_ok(cmd);
 
     let namespace = format!("replicas-{}:", std::process::id());
     let a = Replica::start(&url, &dir, &redis, &namespace);
@@ -46,6 +49,15 @@ async fn a_change_through_replica_a_is_seen_by_replica_b() {
     let change = r#"{"feature_name": "beta", "enabled": true, "scope": "tenant", "scope_id": "finance"}"#;
     assert_eq!(http(a.port, "POST", "/feature-flags", Some(&token), Some(change)).0, 200);
     eventually("B evaluates the new value", || ofrep(b.port, &token, "finance", "beta").1["value"] == true);
+
+    // query limits are counted once across replicas (Redis): 3 per minute in total
+    let query = Some(r#"{"text": "budget"}"#);
+    for port in [a.port, b.port, a.port] {
+        let (status, body) = http(port, "POST", "/tenants/capped/query", Some(&token), query);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = http(b.port, "POST", "/tenants/capped/query", Some(&token), query);
+    assert_eq!(status, 429, "the fourth query in the minute, on either replica, is refused: {body}");
 
     let (status, body) = http(a.port, "POST", "/tenants/finance/suspend", Some(&token), None);
     assert_eq!(status, 200, "{body}");

@@ -1,0 +1,89 @@
+//! Query limits shared by every replica: one Lua script per query keeps a tenant's token bucket
+//! (`<ns>tenantry:rate:<tenant>`: tokens and last refill, in ms of the caller's clock) and its
+//! count for the UTC day (`<ns>tenantry:day:<tenant>:<date>`, expiring after midnight), and
+//! admits or refuses atomically — so N replicas together admit exactly what one would.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use time::OffsetDateTime;
+
+use tenantry_app::dataplane::seconds_to_midnight;
+use tenantry_app::{QueryMeter, Throttled};
+use tenantry_domain::TenantId;
+
+/// KEYS: bucket, day counter. ARGV: per minute, per day, now (ms), seconds to midnight.
+/// Returns {0, 0} admitted, {1, wait} bucket empty, {2, wait} day used up.
+const ADMIT: &str = "local per_min = tonumber(ARGV[1])
+local per_day = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local to_midnight = tonumber(ARGV[4])
+local today = tonumber(redis.call('GET', KEYS[2]) or '0')
+if today >= per_day then return {2, to_midnight} end
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then tokens = per_min; ts = now end
+local elapsed = math.max(0, now - ts) / 1000.0
+tokens = math.min(per_min, tokens + elapsed * per_min / 60.0)
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('PEXPIRE', KEYS[1], 120000)
+  local wait = 60
+  if per_min > 0 then wait = math.ceil((1 - tokens) * 60.0 / per_min) end
+  if wait < 1 then wait = 1 end
+  return {1, wait}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], 120000)
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], to_midnight + 3600)
+return {0, 0}";
+
+pub struct RedisQueryMeter {
+    connection: ConnectionManager,
+    script: redis::Script,
+    namespace: String,
+}
+
+impl RedisQueryMeter {
+    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("parse REDIS_URL")?;
+        let connection = ConnectionManager::new(client).await.context("connect to Redis")?;
+        Ok(Self { connection, script: redis::Script::new(ADMIT), namespace: namespace.to_owned() })
+    }
+}
+
+#[async_trait]
+impl QueryMeter for RedisQueryMeter {
+    async fn admit(
+        &self,
+        tenant: &TenantId,
+        per_minute: i64,
+        per_day: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), Throttled> {
+        let ns = &self.namespace;
+        let bucket = format!("{ns}tenantry:rate:{tenant}");
+        let day = format!("{ns}tenantry:day:{tenant}:{}", now.date());
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut conn = self.connection.clone();
+        let (verdict, wait): (i64, i64) = self
+            .script
+            .key(bucket)
+            .key(day)
+            .arg(per_minute.max(0))
+            .arg(per_day)
+            .arg(now_ms)
+            .arg(seconds_to_midnight(now))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Throttled::MeterUnavailable(anyhow::Error::new(e).context("count a query in Redis")))?;
+        let retry_after_secs = wait.max(1) as u64;
+        match verdict {
+            0 => Ok(()),
+            1 => Err(Throttled::PerMinute { retry_after_secs }),
+            _ => Err(Throttled::PerDay { retry_after_secs }),
+        }
+    }
+}

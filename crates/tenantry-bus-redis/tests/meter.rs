@@ -1,0 +1,67 @@
+//! Query limits shared through Redis: two replicas' meters on one namespace admit together what
+//! one tenant's limits allow — the token bucket per minute and the count per UTC day — and one
+//! tenant's use does not limit another. Real Redis (`REDIS_URL`; required under `CI=true`).
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use tenantry_app::{QueryMeter, Throttled};
+use tenantry_bus_redis::RedisQueryMeter;
+use tenantry_domain::TenantId;
+
+fn namespace() -> String {
+    format!("test-meter-{}-{}:", std::process::id(), OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
+async fn two_replicas() -> Option<(RedisQueryMeter, RedisQueryMeter)> {
+    let url = tenantry_store_postgres::testing::required_env("REDIS_URL")?;
+    let ns = namespace();
+    Some((RedisQueryMeter::connect(&url, &ns).await.unwrap(), RedisQueryMeter::connect(&url, &ns).await.unwrap()))
+}
+
+#[tokio::test]
+async fn replicas_share_the_per_minute_bucket() {
+    let Some((a, b)) = two_replicas().await else { return };
+    let t = TenantId::parse("chatty").unwrap();
+    let now = datetime!(2026-11-23 10:00:00 UTC);
+    // 3 per minute: three queries spread over both replicas, then both refuse
+    a.admit(&t, 3, 1000, now).await.unwrap();
+    b.admit(&t, 3, 1000, now).await.unwrap();
+    a.admit(&t, 3, 1000, now).await.unwrap();
+    for meter in [&a, &b] {
+        match meter.admit(&t, 3, 1000, now).await {
+            Err(Throttled::PerMinute { retry_after_secs }) => assert_eq!(retry_after_secs, 20),
+            other => panic!("expected the bucket to be empty, got {other:?}"),
+        }
+    }
+    // another tenant is not limited by chatty's use
+    b.admit(&TenantId::parse("quiet").unwrap(), 3, 1000, now).await.unwrap();
+    // 20 s refill one token, usable from either replica once
+    let later = now + Duration::seconds(20);
+    b.admit(&t, 3, 1000, later).await.unwrap();
+    assert!(matches!(a.admit(&t, 3, 1000, later).await, Err(Throttled::PerMinute { .. })));
+}
+
+#[tokio::test]
+async fn replicas_share_the_daily_quota() {
+    let Some((a, b)) = two_replicas().await else { return };
+    let t = TenantId::parse("daily").unwrap();
+    let now = datetime!(2026-11-23 23:59:00 UTC);
+    a.admit(&t, 1000, 2, now).await.unwrap();
+    b.admit(&t, 1000, 2, now).await.unwrap();
+    match a.admit(&t, 1000, 2, now).await {
+        Err(Throttled::PerDay { retry_after_secs }) => assert_eq!(retry_after_secs, 60, "until midnight UTC"),
+        other => panic!("expected the daily quota, got {other:?}"),
+    }
+    // a new UTC day starts a new count
+    b.admit(&t, 1000, 2, now + Duration::minutes(2)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_reported_not_hidden() {
+    if tenantry_store_postgres::testing::required_env("REDIS_URL").is_none() {
+        return;
+    }
+    // a port nothing listens on: connecting fails up front
+    assert!(RedisQueryMeter::connect("redis://127.0.0.1:1", "x:").await.is_err());
+}

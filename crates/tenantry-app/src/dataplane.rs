@@ -245,7 +245,10 @@ impl DataPlane {
             (plan, audit)
         };
         let dimensions = self.embedder.dimensions() as u32;
-        let plan = self.store.place_tenant(access, &tenant.id, dimensions, &decide).await?;
+        let plan = self.store.place_tenant(access, &tenant.id, dimensions, &decide).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::TenantNotFound(tenant.id.clone()),
+            other => other.into(),
+        })?;
         if let Some(plan) = &plan {
             for alert in &plan.alerts {
                 self.alerts.capacity_alert(alert);

@@ -82,22 +82,13 @@ impl PgStore {
         &self.pool
     }
 
-    /// Begins a transaction confined to one tenant by RLS.
+    /// Begins a transaction confined to one tenant by RLS, in one round trip: `BEGIN` and the
+    /// context go as one simple query. The tenant id is spliced as a literal: a `TenantId`
+    /// matches `[a-z0-9][a-z0-9_-]*`, so it holds no quote to escape.
     async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.tenant_tx_with(scope, "").await
-    }
-
-    /// `tenant_tx`, also running `extra` (a fixed statement) — all in one round trip: `BEGIN`
-    /// and the context are sent as one simple query. The tenant id is spliced as a literal: a
-    /// `TenantId` matches `[a-z0-9][a-z0-9_-]*`, so it holds no quote to escape.
-    async fn tenant_tx_with(
-        &self,
-        scope: &TenantScope,
-        extra: &str,
-    ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let tenant = scope.tenant().as_str();
         debug_assert!(tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-        let begin = format!("BEGIN; SELECT set_config('tenantry.tenant_id', '{tenant}', true); {extra}");
+        let begin = format!("BEGIN; SELECT set_config('tenantry.tenant_id', '{tenant}', true)");
         self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await.map_err(|e| store_error(e, "begin tenant transaction"))
     }
 

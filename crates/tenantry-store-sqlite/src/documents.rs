@@ -46,13 +46,17 @@ async fn usage(tx: &mut Tx, tenant: &TenantId) -> Result<DataUsage, StoreError> 
 }
 
 /// Takes SQLite's write lock first (an upsert), so the reads that follow cannot be invalidated by
-/// a concurrent writer and the transaction never needs a lock upgrade.
+/// a concurrent writer and the transaction never needs a lock upgrade. `NotFound` if the tenant
+/// does not exist.
 async fn lock_usage(tx: &mut Tx, tenant: &TenantId) -> Result<(), StoreError> {
     sqlx::query("insert into tenant_usage (tenant_id) values (?) on conflict (tenant_id) do nothing")
         .bind(tenant.as_str())
         .execute(&mut **tx)
         .await
-        .map_err(|e| store_error(e, "lock usage"))?;
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+            _ => store_error(e, "lock usage"),
+        })?;
     Ok(())
 }
 
@@ -86,10 +90,7 @@ impl DocumentStore for SqliteStore {
         decide: PlacementDecision<'_>,
     ) -> Result<Option<PlacementPlan>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        lock_usage(&mut tx, tenant).await.map_err(|e| match e {
-            StoreError::Unexpected(_) => StoreError::NotFound,
-            other => other,
-        })?;
+        lock_usage(&mut tx, tenant).await?;
         if placement(&mut tx, tenant).await?.is_some() {
             return Ok(None);
         }

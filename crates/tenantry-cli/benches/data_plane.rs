@@ -7,7 +7,8 @@
 //!   answer for the same tenant.
 //!
 //! `DATABASE_URL=postgres://tenantry_owner@127.0.0.1:5432/postgres cargo bench -p tenantry-cli --bench data_plane`
-//! (without DATABASE_URL only the SQLite half runs). `BENCH_DOCS` sets documents per tenant.
+//! (without DATABASE_URL only the SQLite half runs). `BENCH_DOCS` sets documents per tenant,
+//! `BENCH_VIP_DOCS` the platinum tenant's, `BENCH_ONLY=sqlite|postgres` runs one half.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,17 +136,39 @@ async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize, vip_d
     Setup { plane, admin, queries }
 }
 
-async fn scoped(s: &Setup, tenant: &str) -> Stats {
-    let scope = s.scope(tenant);
-    let mut samples = Vec::with_capacity(s.queries.len());
-    for v in &s.queries {
-        let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
-        let t = Instant::now();
-        let answer = s.plane.query(&scope, spec).await.unwrap();
-        samples.push(t.elapsed());
-        assert_eq!(answer.hits.len(), 10);
-    }
-    Stats(samples)
+async fn scoped_once(s: &Setup, scope: &TenantScope, v: &[f32]) -> Duration {
+    let spec = QuerySpec::new(None, Some(v.to_vec()), Some(10), &Value::Null, DIMS).unwrap();
+    let t = Instant::now();
+    let answer = s.plane.query(scope, spec).await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(answer.hits.len(), 10);
+    took
+}
+
+/// Raw and scoped queries interleaved (the same vector through both, which one goes first
+/// alternating), so that drift on this 2-core machine (frequency, page cache, a background
+/// vacuum) lands on both sides alike instead of on whichever block ran second. Two passes over
+/// the queries; the first only warms up.
+macro_rules! interleaved {
+    ($s:expr, $tenant:expr, |$v:ident| $raw:expr) => {{
+        let scope = $s.scope($tenant);
+        let mut raw = Vec::new();
+        let mut scoped = Vec::new();
+        for _pass in 0..2 {
+            raw.clear();
+            scoped.clear();
+            for (i, $v) in $s.queries.iter().enumerate() {
+                if i % 2 == 0 {
+                    raw.push($raw);
+                    scoped.push(scoped_once(&$s, &scope, $v).await);
+                } else {
+                    scoped.push(scoped_once(&$s, &scope, $v).await);
+                    raw.push($raw);
+                }
+            }
+        }
+        (Stats(raw), Stats(scoped))
+    }};
 }
 
 fn report(label: &str, what: &str, raw: &Stats, scoped: &Stats) {
@@ -172,7 +195,7 @@ async fn postgres() {
     app.pool_size = 4;
     let store = Arc::new(tenantry_store_postgres::PgStore::connect(&app).await.unwrap());
     let s = setup(store, "postgres", docs, vip).await;
-    // raw = the store's own search statement on a superuser connection: no RLS, no transaction
+    // raw = the store's own search statement on superuser connections: no RLS, no transaction
     // context, no placement lookup, no lifecycle gate or limiter
     let mut superuser_url = url::Url::parse(&config.owner_url).unwrap();
     superuser_url.set_username("postgres").unwrap();
@@ -183,6 +206,7 @@ async fn postgres() {
     sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut db).await.unwrap();
     let ef = tenantry_store_postgres::documents::ef_search(10);
     sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
+
     println!("[postgres] hnsw.ef_search = {ef} (the store's setting for top_k 10), iterative_scan = strict_order");
     let search = |index: &str| {
         format!(
@@ -199,45 +223,46 @@ async fn postgres() {
             continue;
         }
         let sql = search(index);
-        // the raw query gets the same planner settings as the store gives this placement
+        // the raw query gets the same planner settings as the store gives this placement, and a
+        // pool like the store's (4 connections, handed out in turn), so that both sides pay the
+        // same for spreading queries over several server processes
         let dedicated = index.starts_with("dedicated-");
         let toggles = if dedicated { "off" } else { "on" };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "set enable_sort = {toggles}; set enable_seqscan = {toggles}; set enable_bitmapscan = {toggles}"
-        )))
-        .execute(&mut db)
-        .await
-        .unwrap();
+        let options = superuser_url.as_str().parse::<sqlx::postgres::PgConnectOptions>().unwrap().options([
+            ("hnsw.iterative_scan", "strict_order".to_owned()),
+            ("hnsw.ef_search", ef.to_string()),
+            ("enable_sort", toggles.to_owned()),
+            ("enable_seqscan", toggles.to_owned()),
+            ("enable_bitmapscan", toggles.to_owned()),
+        ]);
+        let raw_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(app.pool_size)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .unwrap();
         let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("explain {sql}")))
             .bind(PgVector(&s.queries[0]))
             .bind(tenant)
-            .fetch_all(&mut db)
+            .fetch_all(&raw_pool)
             .await
             .unwrap();
         let uses_hnsw = plan.iter().any(|(l,)| l.contains("hnsw"));
-        scoped(&s, tenant).await; // warm
-        let mut raw = Vec::new();
-        for _ in 0..2 {
-            raw.clear();
-            for v in &s.queries {
-                let t = Instant::now();
-                let rows: Vec<(String, i32, String, Value, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(PgVector(v))
-                    .bind(tenant)
-                    .fetch_all(&mut db)
-                    .await
-                    .unwrap();
-                raw.push(t.elapsed());
-                assert_eq!(rows.len(), 10);
-            }
-        }
-        let scoped = scoped(&s, tenant).await;
-        sqlx::raw_sql("reset enable_sort; reset enable_seqscan; reset enable_bitmapscan")
-            .execute(&mut db)
-            .await
-            .unwrap();
+        let (raw, scoped) = interleaved!(s, tenant, |v| {
+            let t = Instant::now();
+            let rows: Vec<(String, i32, String, Value, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(PgVector(v))
+                .bind(tenant)
+                .fetch_all(&raw_pool)
+                .await
+                .unwrap();
+            let took = t.elapsed();
+            assert_eq!(rows.len(), 10);
+            took
+        });
+        raw_pool.close().await;
         let what = format!("{tenant} on {index} (plan uses HNSW: {uses_hnsw})");
-        report("postgres", &what, &Stats(raw), &scoped);
+        report("postgres", &what, &raw, &scoped);
     }
 
     // recall@10 against the exact answer (an ordering no index serves), over the queries
@@ -313,11 +338,10 @@ async fn sqlite() {
     let store = Arc::new(tenantry_store_sqlite::SqliteStore::open(&dir).await.unwrap());
     let pool = store.pool().clone();
     let s = setup(store, "sqlite", docs, 0).await;
-    scoped(&s, "bench-0").await;
-    // raw: the store's own two statements (exact scan, then the winners' text and titles) straight
-    // from the pool: no scope, no placement lookup, no lifecycle gate or limiter
-    let mut raw = Vec::new();
-    for v in &s.queries {
+    // raw: the store's own two statements (exact scan, then the winners' text, titles and vectors)
+    // and its scoring, straight from the pool: no scope, no placement lookup, no lifecycle gate or
+    // limiter
+    let (raw, scoped) = interleaved!(s, "bench-0", |v| {
         let t = Instant::now();
         let rows: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("select rowid, embedding from chunks where tenant_id = ? and index_name = ?")
@@ -326,36 +350,39 @@ async fn sqlite() {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        let mut scored: Vec<(f32, i64)> = rows
-            .iter()
-            .map(|(id, b)| {
-                let e: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                (tenantry_domain::embedding::cosine(v, &e), *id)
-            })
-            .collect();
+        let mut scored: Vec<(f32, i64)> =
+            rows.iter().map(|(id, b)| (tenantry_store_sql::documents::cosine_to_bytes(v, b), *id)).collect();
         scored.select_nth_unstable_by(9, |a, b| b.0.total_cmp(&a.0));
         scored.truncate(10);
         let ids = serde_json::Value::from(scored.iter().map(|(_, id)| *id).collect::<Vec<_>>()).to_string();
-        let winners: Vec<(String, i32, String, String)> = sqlx::query_as(
-            "select c.document_id, c.chunk_index, c.content, d.title from chunks c
+        type Winner = (i64, String, i32, String, String, String, Vec<u8>);
+        let winners: Vec<Winner> = sqlx::query_as(
+            "select c.rowid, c.document_id, c.chunk_index, c.content, c.metadata, d.title, c.embedding from chunks c
              join documents d on d.tenant_id = c.tenant_id and d.document_id = c.document_id
-             where c.tenant_id = ? and c.rowid in (select value from json_each(?))",
+             where c.tenant_id = ? and c.index_name = ? and c.rowid in (select value from json_each(?))",
         )
         .bind("bench-0")
+        .bind("shared-1")
         .bind(ids)
         .fetch_all(&pool)
         .await
         .unwrap();
-        raw.push(t.elapsed());
+        let took = t.elapsed();
         assert_eq!(winners.len(), 10);
-    }
-    let scoped = scoped(&s, "bench-0").await;
-    report("sqlite", "bench-0 (exact scan)", &Stats(raw), &scoped);
+        took
+    });
+    report("sqlite", "bench-0 (exact scan)", &raw, &scoped);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    sqlite().await;
-    postgres().await;
+    // BENCH_ONLY=sqlite or BENCH_ONLY=postgres runs one half
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        sqlite().await;
+    }
+    if only != "sqlite" {
+        postgres().await;
+    }
 }

@@ -28,6 +28,39 @@ use crate::pgvector::PgVector;
 
 type Tx = Transaction<'static, Postgres>;
 
+/// A search function's row: document, chunk index, text, metadata, title, score.
+type SearchRow = (String, i32, String, Json<serde_json::Value>, String, f32);
+
+impl PgStore {
+    /// The statement that searches dedicated index `index` through its own function, if it has
+    /// one. Read once from the pool catalog, then kept.
+    async fn dedicated_search_sql(&self, index: &str) -> Result<Option<std::sync::Arc<str>>, StoreError> {
+        if let Some(known) = self.dedicated_search.read().unwrap_or_else(|p| p.into_inner()).get(index) {
+            return Ok(known.clone());
+        }
+        let partition: Option<String> =
+            sqlx::query_scalar("select partition from vector_indexes where index_name = $1 and kind = 'dedicated'")
+                .bind(index)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "read index"))?;
+        // `partition` is written only by `tenantry_provision_index` as `chunks_i<id>`; checked
+        // again here because it is spliced into the statement
+        let sql = partition
+            .filter(|p| {
+                p.strip_prefix("chunks_i").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|partition| std::sync::Arc::from(format!("select * from {partition}_search($1, $2, $3, $4, $5)")));
+        self.dedicated_search.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), sql.clone());
+        Ok(sql)
+    }
+
+    /// Sends dedicated index `index` through `tenantry_search` from now on.
+    fn without_dedicated_search(&self, index: &str) {
+        self.dedicated_search.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), None);
+    }
+}
+
 /// `hnsw.ef_search` for a query: at least 100 (pgvector's default of 40 measured recall@10 of
 /// about 0.88 here; see BENCHMARKS.md), and four times `top_k`.
 pub fn ef_search(top_k: u32) -> u32 {
@@ -332,28 +365,58 @@ impl DocumentStore for PgStore {
                 place.dimensions
             )));
         }
-        // One round trip: `tenantry_search` sets the tenant's RLS context and the search
+        // One round trip: the search function sets the tenant's RLS context and the search
         // settings for this statement only, asks the HNSW index, and falls back to an exact
-        // answer from the tenant's rows if the index came back short (migration 0006).
-        // In a dedicated index the tenant filter selects every row, and the planner's cost model
-        // overrates HNSW at this ef_search: it would sort the whole partition instead (measured:
-        // 31 ms against 2 ms on 5,000 chunks), so the function is told to steer to the index. On
-        // a shared index the planner's choice stands: the tenant's btree range sorted exactly
-        // when the tenant is small, HNSW with the tenant filter when it is large.
-        let steer = matches!(place.placement, Placement::Dedicated { .. });
-        type Row = (String, i32, String, Json<serde_json::Value>, String, f32);
-        let rows: Vec<Row> = sqlx::query_as("select * from tenantry_search($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(tenant.as_str())
-            .bind(place.placement.index().as_str())
-            .bind(place.dimensions as i32)
-            .bind(PgVector(vector))
-            .bind(Json(filter.to_value()))
-            .bind(top_k as i32)
-            .bind(ef_search(top_k) as i32)
-            .bind(steer)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error(e, "search chunks"))?;
+        // answer from the tenant's rows if the index came back short (migrations 0006, 0007).
+        //
+        // A dedicated index has a function of its own with static SQL whose plans PostgreSQL
+        // keeps for the session. In a dedicated index the tenant filter selects every row, and
+        // the planner's cost model overrates HNSW at this ef_search: it would sort the whole
+        // partition instead (measured: 31 ms against 2 ms on 5,000 chunks), so that function
+        // steers to the index. A shared index goes through `tenantry_search`, which plans each
+        // call, so the planner's choice stands per tenant: the tenant's btree range sorted
+        // exactly when the tenant is small, HNSW with the tenant filter when it is large.
+        let rows = match &place.placement {
+            Placement::Dedicated { index } => match self.dedicated_search_sql(index.as_str()).await? {
+                Some(sql) => {
+                    let rows = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+                        .bind(tenant.as_str())
+                        .bind(PgVector(vector))
+                        .bind(Json(filter.to_value()))
+                        .bind(top_k as i32)
+                        .bind(ef_search(top_k) as i32)
+                        .fetch_all(&self.pool)
+                        .await;
+                    match rows {
+                        Ok(rows) => Some(rows),
+                        // the function is missing (an index provisioned by an older build while
+                        // this one migrated): take the general path, now and from now on
+                        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42883") => {
+                            self.without_dedicated_search(index.as_str());
+                            None
+                        }
+                        Err(e) => return Err(store_error(e, "search chunks")),
+                    }
+                }
+                None => None,
+            },
+            Placement::Namespace { .. } => None,
+        };
+        let rows: Vec<SearchRow> = match rows {
+            Some(rows) => rows,
+            None => sqlx::query_as("select * from tenantry_search($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(tenant.as_str())
+                .bind(place.placement.index().as_str())
+                .bind(place.dimensions as i32)
+                .bind(PgVector(vector))
+                .bind(Json(filter.to_value()))
+                .bind(top_k as i32)
+                .bind(ef_search(top_k) as i32)
+                .bind(matches!(place.placement, Placement::Dedicated { .. }))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "search chunks"))?,
+        };
         rows.into_iter()
             .map(|(doc, index, text, metadata, title, score)| {
                 hit_from_columns(&doc, index, text, &metadata.0, title, score)

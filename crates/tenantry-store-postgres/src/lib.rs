@@ -51,6 +51,10 @@ pub use migrate::migrate;
 pub struct PgStore {
     pool: PgPool,
     signer: Option<Arc<dyn EntrySigner>>,
+    /// Each dedicated index's search statement (`select * from <partition>_search(…)`), by index
+    /// name; see `documents.rs`. Indexes are never renamed, so an entry never goes stale.
+    /// `None`: the index goes through `tenantry_search`.
+    dedicated_search: Arc<std::sync::RwLock<std::collections::HashMap<String, Option<Arc<str>>>>>,
 }
 
 impl PgStore {
@@ -60,12 +64,12 @@ impl PgStore {
             migrate(config).await?;
         }
         let pool = app_pool(config).await?;
-        Ok(Self { pool, signer: None })
+        Ok(Self { pool, signer: None, dedicated_search: Default::default() })
     }
 
     /// Connects as the application role without migrating.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, signer: None }
+        Self { pool, signer: None, dedicated_search: Default::default() }
     }
 
     /// Signs every audit entry this store appends from now on.
@@ -104,6 +108,9 @@ impl PgStore {
     }
 }
 
+/// How long a pooled connection may sit idle before it is pinged on the way out of the pool.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 /// Builds the application role's pool from the configuration.
 pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions =
@@ -114,6 +121,19 @@ pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(config.pool_size)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        // sqlx pings every connection it hands out, one extra round trip per statement (a third of
+        // a tenant's HNSW query on a dedicated index, see BENCHMARKS.md). A connection that was
+        // in use within the last few seconds is handed out as it is; one idle longer is pinged
+        // and replaced if the server went away meanwhile.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .with_context(|| format!("connect to PostgreSQL as the application role {}", config.app_role))

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
     (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
     (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
+    (7, "dedicated_search", include_str!("../migrations/0007_dedicated_search.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.

@@ -367,3 +367,46 @@ async fn the_search_function_leaves_no_context_behind() {
         assert_eq!(count(&mut conn, t).await, 0, "{t} after a search");
     }
 }
+
+/// A dedicated index's own search function (`<partition>_search`, migration 0007) is SECURITY
+/// INVOKER like `tenantry_search`: it answers its tenant, has nothing for a tenant placed
+/// elsewhere, and leaves no context behind. The app role cannot create such functions itself.
+#[tokio::test]
+async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no_context() {
+    let Some((config, pool)) = two_tenants(1).await else { return };
+    let store: Arc<dyn Store> = Arc::new(PgStore::from_pool(pool.clone()));
+    let ctx = Ctx::new(store.clone());
+    create(&ctx, "tenant_v", "platinum").await;
+    let data = tenantry_contract::data::DataCtx::new(store);
+    let text = (0..100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    data.ingest("tenant_v", "doc of tenant_v", &text).await;
+    let mut owner = common::owner_conn(&config).await;
+    let partition: String =
+        sqlx::query_scalar("select partition from vector_indexes where index_name = 'dedicated-tenant_v'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    let search = |tenant: &str| {
+        format!(
+            "select count(*) from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
+        )
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let own: i64 = sqlx::query_scalar(AssertSqlSafe(search("tenant_v"))).fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(own, 3, "tenant_v's three chunks");
+    for other in ["tenant_a", "tenant_b", "nobody"] {
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(search(other))).fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(n, 0, "{other} through tenant_v's dedicated index");
+    }
+    let setting: Option<String> =
+        sqlx::query_scalar("select current_setting('tenantry.tenant_id', true)").fetch_one(&mut *conn).await.unwrap();
+    assert!(setting.unwrap_or_default().is_empty(), "context leaked out of the search");
+    for t in ["documents", "chunks", partition.as_str()] {
+        assert_eq!(count(&mut conn, t).await, 0, "{t} after a search");
+    }
+    let forged = sqlx::query("select tenantry_create_search_function('chunks_i1', 'shared-1', 64)")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(forged.to_string().contains("permission denied"), "{forged}");
+}

@@ -9,11 +9,10 @@ use tenantry_app::ports::{
     AuditRecord, ChunkHit, DocumentStore, DocumentWrite, IndexUsage, PlacementDecision, StoredDocument, TenantPlacement,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::embedding::cosine;
 use tenantry_domain::{DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, TenantId};
 use tenantry_store_sql::documents::{
-    DocumentColumns, IndexColumns, PlacementColumns, batch_totals, document_from_columns, hit_from_columns,
-    index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal, vector_from_bytes,
+    DocumentColumns, IndexColumns, PlacementColumns, batch_totals, cosine_to_bytes, document_from_columns,
+    hit_from_columns, index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal,
     vector_to_bytes,
 };
 use tenantry_store_sql::{document_columns, insert_error, store_error};
@@ -308,29 +307,58 @@ impl DocumentStore for SqliteStore {
         top_k: u32,
         filter: &Metadata,
     ) -> Result<Vec<ChunkHit>, StoreError> {
-        let tenant = scope.tenant();
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
         // Score every chunk of the tenant in its index (exact), keep the best `top_k`, then read
-        // the winners' text and titles in one statement.
-        let rows: Vec<(i64, Vec<u8>, Option<Json<serde_json::Value>>)> = sqlx::query_as(if filter.is_empty() {
-            "select rowid, embedding, null from chunks where tenant_id = ? and index_name = ?"
+        // the winners' text and titles in one statement. The two statements run outside a
+        // transaction (BEGIN and ROLLBACK were two more trips to SQLite's worker thread, a tenth
+        // of the query); if a winner was deleted in between, the search runs again.
+        for _attempt in 0..3 {
+            if let Some(hits) = self.search_once(scope, place, vector, top_k, filter).await? {
+                return Ok(hits);
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "the tenant's chunks kept changing during the search; three attempts failed"
+        )))
+    }
+}
+
+impl SqliteStore {
+    /// One search; `None` if a winner vanished between the scan and the read of the winners.
+    async fn search_once(
+        &self,
+        scope: &TenantScope,
+        place: &TenantPlacement,
+        vector: &[f32],
+        top_k: u32,
+        filter: &Metadata,
+    ) -> Result<Option<Vec<ChunkHit>>, StoreError> {
+        let tenant = scope.tenant();
+        let index = place.placement.index().as_str();
+        let mut scored: Vec<(f32, i64)>;
+        if filter.is_empty() {
+            let rows: Vec<(i64, Vec<u8>)> =
+                sqlx::query_as("select rowid, embedding from chunks where tenant_id = ? and index_name = ?")
+                    .bind(tenant.as_str())
+                    .bind(index)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "scan chunks"))?;
+            scored = rows.iter().map(|(rowid, bytes)| (cosine_to_bytes(vector, bytes), *rowid)).collect();
         } else {
-            "select rowid, embedding, metadata from chunks where tenant_id = ? and index_name = ?"
-        })
-        .bind(tenant.as_str())
-        .bind(place.placement.index().as_str())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "scan chunks"))?;
-        let mut scored: Vec<(f32, i64)> = Vec::with_capacity(rows.len());
-        for (rowid, bytes, metadata) in rows {
-            if let Some(metadata) = metadata {
+            let rows: Vec<(i64, Vec<u8>, Json<serde_json::Value>)> =
+                sqlx::query_as("select rowid, embedding, metadata from chunks where tenant_id = ? and index_name = ?")
+                    .bind(tenant.as_str())
+                    .bind(index)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "scan chunks"))?;
+            scored = Vec::with_capacity(rows.len());
+            for (rowid, bytes, metadata) in rows {
                 let m = Metadata::parse(&metadata.0).map_err(|e| StoreError::Unexpected(e.into()))?;
-                if !m.matches(filter) {
-                    continue;
+                if m.matches(filter) {
+                    scored.push((cosine_to_bytes(vector, &bytes), rowid));
                 }
             }
-            scored.push((cosine(vector, &vector_from_bytes(&bytes)), rowid));
         }
         let by_score = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let k = (top_k as usize).min(scored.len());
@@ -340,24 +368,28 @@ impl DocumentStore for SqliteStore {
         scored.truncate(k);
         scored.sort_by(by_score);
         let ids = serde_json::Value::from(scored.iter().map(|(_, id)| *id).collect::<Vec<_>>()).to_string();
-        type Winner = (i64, String, i32, String, Json<serde_json::Value>, String);
+        type Winner = (i64, String, i32, String, Json<serde_json::Value>, String, Vec<u8>);
         let winners: Vec<Winner> = sqlx::query_as(
-            "select c.rowid, c.document_id, c.chunk_index, c.content, c.metadata, d.title from chunks c
+            "select c.rowid, c.document_id, c.chunk_index, c.content, c.metadata, d.title, c.embedding from chunks c
              join documents d on d.tenant_id = c.tenant_id and d.document_id = c.document_id
-             where c.tenant_id = ? and c.rowid in (select value from json_each(?))",
+             where c.tenant_id = ? and c.index_name = ? and c.rowid in (select value from json_each(?))",
         )
         .bind(tenant.as_str())
+        .bind(place.placement.index().as_str())
         .bind(ids)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(|e| store_error(e, "read chunks"))?;
         let mut hits = Vec::with_capacity(k);
         for (score, rowid) in scored {
-            let Some((_, doc, index, text, metadata, title)) = winners.iter().find(|w| w.0 == rowid) else {
-                return Err(StoreError::Unexpected(anyhow::anyhow!("chunk {rowid} vanished during the search")));
+            // gone, or its rowid reused by a newer chunk since the scan (its vector would differ)
+            let Some((_, doc, index, text, metadata, title, _)) =
+                winners.iter().find(|w| w.0 == rowid && cosine_to_bytes(vector, &w.6).to_bits() == score.to_bits())
+            else {
+                return Ok(None);
             };
             hits.push(hit_from_columns(doc, *index, text.clone(), &metadata.0, title.clone(), score)?);
         }
-        Ok(hits)
+        Ok(Some(hits))
     }
 }

@@ -81,6 +81,8 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // a connection to a local file does not go away behind our back: no ping per acquire
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("open sqlite database")?;

@@ -11,7 +11,12 @@
 --
 -- The function is `<partition>_search`, SECURITY INVOKER (it runs as the app role, under RLS),
 -- and behaves exactly like `tenantry_search` with the steering on: transaction-local context and
--- settings, HNSW with iterative scan, exact fallback when the index comes back short.
+-- settings, HNSW with iterative scan, exact fallback when the index comes back short — except that
+-- it answers in one statement and, when it falls back, returns the exact rows after the short
+-- ones instead of replacing them (the store merges by score; see `documents.rs`). It names
+-- its tables, type and operator with their schema instead of pinning `search_path` with a SET
+-- clause, which would save and restore the setting on every call (an invoker's function runs
+-- with the caller's rights anyway).
 
 create function tenantry_create_search_function(p_partition text, p_index text, p_dims integer)
 returns void language plpgsql set search_path = public, pg_temp as $$
@@ -21,16 +26,11 @@ begin
         raise exception 'tenantry_create_search_function: invalid partition, index or dimensions' using errcode = '22023';
     end if;
     execute format($f$
-create or replace function %1$I(p_tenant text, p_query vector, p_filter jsonb, p_k integer, p_ef integer)
+create or replace function public.%1$I(p_tenant text, p_query public.vector, p_filter jsonb, p_k integer, p_ef integer)
 returns table (document_id text, chunk_index integer, content text, metadata jsonb, title text, score real)
-language plpgsql security invoker set search_path = public, pg_temp as $body$
+language plpgsql security invoker as $body$
 declare
-    v_docs text[] := '{}';
-    v_idx integer[] := '{}';
-    v_content text[] := '{}';
-    v_meta jsonb[] := '{}';
-    v_dist double precision[] := '{}';
-    r record;
+    v_found bigint;
 begin
     if p_k not between 1 and 1000 then
         raise exception 'search: invalid k' using errcode = '22023';
@@ -41,37 +41,33 @@ begin
     perform set_config('enable_sort', 'off', true);
     perform set_config('enable_seqscan', 'off', true);
     perform set_config('enable_bitmapscan', 'off', true);
-    for r in select c.document_id, c.chunk_index, c.content, c.metadata, c.embedding::vector(%3$s) <=> p_query as distance
-             from chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
-             order by c.embedding::vector(%3$s) <=> p_query limit p_k
-    loop
-        v_docs := v_docs || r.document_id;
-        v_idx := v_idx || r.chunk_index;
-        v_content := v_content || r.content;
-        v_meta := v_meta || r.metadata;
-        v_dist := v_dist || r.distance;
-    end loop;
+    return query
+        select k.document_id, k.chunk_index, k.content, k.metadata, doc.title, (1 - k.distance)::real
+        from (select c.document_id, c.chunk_index, c.content, c.metadata,
+                     c.embedding::public.vector(%3$s) operator(public.<=>) p_query as distance
+              from public.chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
+              order by c.embedding::public.vector(%3$s) operator(public.<=>) p_query limit p_k) k
+        join public.documents doc on doc.tenant_id = p_tenant and doc.document_id = k.document_id
+        order by k.distance;
+    get diagnostics v_found = row_count;
+    -- lifted again at once: the fallback is planned without it, and a caller inside a longer
+    -- transaction does not keep it
     perform set_config('enable_sort', 'on', true);
     perform set_config('enable_seqscan', 'on', true);
     perform set_config('enable_bitmapscan', 'on', true);
-    if coalesce(array_length(v_docs, 1), 0) < p_k then
-        v_docs := '{}'; v_idx := '{}'; v_content := '{}'; v_meta := '{}'; v_dist := '{}';
-        for r in select c.document_id, c.chunk_index, c.content, c.metadata, (c.embedding <=> p_query) + 0 as distance
-                 from chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
-                 order by (c.embedding <=> p_query) + 0, c.document_id, c.chunk_index limit p_k
-        loop
-            v_docs := v_docs || r.document_id;
-            v_idx := v_idx || r.chunk_index;
-            v_content := v_content || r.content;
-            v_meta := v_meta || r.metadata;
-            v_dist := v_dist || r.distance;
-        end loop;
+    if v_found < p_k then
+        -- The index came back short: the exact top k follows the rows already returned. Every
+        -- row carries its exact distance, so the caller's top k of the union by score (ties by
+        -- document and chunk), duplicates dropped, is the exact answer.
+        return query
+            select k.document_id, k.chunk_index, k.content, k.metadata, doc.title, (1 - k.distance)::real
+            from (select c.document_id, c.chunk_index, c.content, c.metadata,
+                         (c.embedding operator(public.<=>) p_query) + 0 as distance
+                  from public.chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
+                  order by (c.embedding operator(public.<=>) p_query) + 0, c.document_id, c.chunk_index limit p_k) k
+            join public.documents doc on doc.tenant_id = p_tenant and doc.document_id = k.document_id
+            order by k.distance;
     end if;
-    return query
-        select u.d, u.i, u.c, u.m, doc.title, (1 - u.dist)::real
-        from unnest(v_docs, v_idx, v_content, v_meta, v_dist) with ordinality as u(d, i, c, m, dist, ord)
-        join documents doc on doc.tenant_id = p_tenant and doc.document_id = u.d
-        order by u.ord;
 end
 $body$
 $f$, p_partition || '_search', p_index, p_dims);
@@ -118,3 +114,68 @@ revoke all on function tenantry_provision_index(text, text, bigint, integer) fro
 -- Dedicated indexes provisioned before this migration.
 select tenantry_create_search_function(partition, index_name, dimensions)
 from vector_indexes where kind = 'dedicated';
+
+-- `tenantry_search` as in 0006, without its SET search_path clause (see above): names are
+-- schema-qualified instead. Measured: the clause cost about a tenth of a shared-index query.
+create or replace function tenantry_search(p_tenant text, p_index text, p_dims integer, p_query public.vector, p_filter jsonb,
+                                p_k integer, p_ef integer, p_steer boolean)
+returns table (document_id text, chunk_index integer, content text, metadata jsonb, title text, score real)
+language plpgsql security invoker as $$
+declare
+    v_docs text[] := '{}';
+    v_idx integer[] := '{}';
+    v_content text[] := '{}';
+    v_meta jsonb[] := '{}';
+    v_dist double precision[] := '{}';
+    r record;
+begin
+    if p_index !~ '^[a-z0-9][a-z0-9_-]{1,79}$' or p_dims not between 1 and 16000 or p_k not between 1 and 1000 then
+        raise exception 'tenantry_search: invalid index, dimensions or k' using errcode = '22023';
+    end if;
+    perform set_config('tenantry.tenant_id', p_tenant, true);
+    perform set_config('hnsw.iterative_scan', 'strict_order', true);
+    perform set_config('hnsw.ef_search', p_ef::text, true);
+    if p_steer then
+        perform set_config('enable_sort', 'off', true);
+        perform set_config('enable_seqscan', 'off', true);
+        perform set_config('enable_bitmapscan', 'off', true);
+    end if;
+    for r in execute format(
+        'select c.document_id, c.chunk_index, c.content, c.metadata, c.embedding::public.vector(%s) operator(public.<=>) $1 as distance
+         from public.chunks c where c.index_name = %L and c.tenant_id = $2 and c.metadata @> $3
+         order by c.embedding::public.vector(%s) operator(public.<=>) $1 limit $4', p_dims, p_index, p_dims)
+        using p_query, p_tenant, p_filter, p_k
+    loop
+        v_docs := v_docs || r.document_id;
+        v_idx := v_idx || r.chunk_index;
+        v_content := v_content || r.content;
+        v_meta := v_meta || r.metadata;
+        v_dist := v_dist || r.distance;
+    end loop;
+    if p_steer then
+        perform set_config('enable_sort', 'on', true);
+        perform set_config('enable_seqscan', 'on', true);
+        perform set_config('enable_bitmapscan', 'on', true);
+    end if;
+    if coalesce(array_length(v_docs, 1), 0) < p_k then
+        v_docs := '{}'; v_idx := '{}'; v_content := '{}'; v_meta := '{}'; v_dist := '{}';
+        for r in execute format(
+            'select c.document_id, c.chunk_index, c.content, c.metadata, (c.embedding operator(public.<=>) $1) + 0 as distance
+             from public.chunks c where c.index_name = %L and c.tenant_id = $2 and c.metadata @> $3
+             order by (c.embedding operator(public.<=>) $1) + 0, c.document_id, c.chunk_index limit $4', p_index)
+            using p_query, p_tenant, p_filter, p_k
+        loop
+            v_docs := v_docs || r.document_id;
+            v_idx := v_idx || r.chunk_index;
+            v_content := v_content || r.content;
+            v_meta := v_meta || r.metadata;
+            v_dist := v_dist || r.distance;
+        end loop;
+    end if;
+    return query
+        select u.d, u.i, u.c, u.m, doc.title, (1 - u.dist)::real
+        from unnest(v_docs, v_idx, v_content, v_meta, v_dist) with ordinality as u(d, i, c, m, dist, ord)
+        join public.documents doc on doc.tenant_id = p_tenant and doc.document_id = u.d
+        order by u.ord;
+end
+$$;

@@ -417,10 +417,44 @@ impl DocumentStore for PgStore {
                 .await
                 .map_err(|e| store_error(e, "search chunks"))?,
         };
-        rows.into_iter()
+        top_k_of(rows, top_k as usize)
+            .into_iter()
             .map(|(doc, index, text, metadata, title, score)| {
                 hit_from_columns(&doc, index, text, &metadata.0, title, score)
             })
             .collect()
+    }
+}
+
+/// The best `k` rows by score (ties by document and chunk), each chunk once. A dedicated index's
+/// function that fell back returns the short approximate answer followed by the exact one; every
+/// row carries its exact score, so this is the exact top k. Any other answer is already in this
+/// order, up to ties.
+fn top_k_of(mut rows: Vec<SearchRow>, k: usize) -> Vec<SearchRow> {
+    rows.sort_by(|a, b| b.5.total_cmp(&a.5).then_with(|| (&a.0, a.1).cmp(&(&b.0, b.1))));
+    rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    rows.truncate(k);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(doc: &str, chunk: i32, score: f32) -> SearchRow {
+        (doc.to_owned(), chunk, String::new(), Json(serde_json::json!({})), "t".to_owned(), score)
+    }
+
+    #[test]
+    fn a_short_answer_followed_by_the_exact_one_merges_into_the_exact_top_k() {
+        // the index found two rows, one of them not in the exact top 3 (can't happen with exact
+        // distances, but the merge must not care), then the exact top 3
+        let rows =
+            vec![row("d-1", 0, 0.9), row("d-2", 4, 0.5), row("d-1", 0, 0.9), row("d-3", 1, 0.8), row("d-3", 0, 0.8)];
+        let got: Vec<(String, i32)> = top_k_of(rows, 3).into_iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(got, [("d-1".to_owned(), 0), ("d-3".to_owned(), 0), ("d-3".to_owned(), 1)]);
+        // fewer rows than k: every chunk once
+        let rows = vec![row("d-1", 0, 0.9), row("d-1", 1, 0.2), row("d-1", 0, 0.9), row("d-1", 1, 0.2)];
+        assert_eq!(top_k_of(rows, 5).len(), 2);
     }
 }

@@ -388,7 +388,8 @@ async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no
             .unwrap();
     let search = |tenant: &str| {
         format!(
-            "select count(*) from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
+            "select count(distinct (document_id, chunk_index))
+             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
         )
     };
     let mut conn = pool.acquire().await.unwrap();

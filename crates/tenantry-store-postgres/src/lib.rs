@@ -109,7 +109,7 @@ impl PgStore {
 }
 
 /// How long a pooled connection may sit idle before it is pinged on the way out of the pool.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 /// Builds the application role's pool from the configuration.
 pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
@@ -121,9 +121,9 @@ pub async fn app_pool(config: &PgConfig) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(config.pool_size)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-        // sqlx pings every connection it hands out, one extra round trip per statement (a third of
-        // a tenant's HNSW query on a dedicated index, see BENCHMARKS.md). A connection that was
-        // in use within the last few seconds is handed out as it is; one idle longer is pinged
+        // sqlx pings every connection it hands out, one extra round trip per statement. A
+        // connection in use within the last half second is handed out as it is (HikariCP's
+        // `aliveBypassWindowMs` does the same, with the same 500 ms); one idle longer is pinged
         // and replaced if the server went away meanwhile.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {

@@ -1,8 +1,9 @@
 //! The data plane, measured on both stores:
 //! - ingest throughput (documents and chunks per second, local embedder, 384 dimensions);
 //! - a tenant-scoped query through `DataPlane::query` (cache, lifecycle gate, rate limiter,
-//!   placement, RLS context, HNSW search) against the same search issued raw to the store (one
-//!   statement on the owner's connection, partition and tenant given, no RLS);
+//!   placement, RLS context, HNSW search) against the same search issued raw to the store (its
+//!   statement on a pool of superuser connections, partition and tenant given, no RLS),
+//!   interleaved query by query;
 //! - on PostgreSQL, recall@10 of the HNSW search (iterative scan, tenant filter) against the exact
 //!   answer for the same tenant.
 //!
@@ -207,7 +208,6 @@ async fn postgres() {
     sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut db).await.unwrap();
     let ef = tenantry_store_postgres::documents::ef_search(10);
     sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
-
     println!("[postgres] hnsw.ef_search = {ef} (the store's setting for top_k 10), iterative_scan = strict_order");
     let search = |index: &str| {
         format!(

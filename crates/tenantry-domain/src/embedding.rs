@@ -45,6 +45,12 @@ pub fn local_embedding(text: &str, dimensions: usize) -> Vec<f32> {
 
 /// Cosine similarity of two vectors of equal length (0 when either is all zeros).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    cosine_with(a, b.iter().copied())
+}
+
+/// `cosine` against a vector given element by element — for a store that keeps vectors encoded
+/// and would otherwise decode each into a buffer first.
+pub fn cosine_with(a: &[f32], b: impl Iterator<Item = f32>) -> f32 {
     let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
     for (x, y) in a.iter().zip(b) {
         dot += x * y;

@@ -32,11 +32,11 @@ type Tx = Transaction<'static, Postgres>;
 type SearchRow = (String, i32, String, Json<serde_json::Value>, String, f32);
 
 impl PgStore {
-    /// The statement that searches dedicated index `index` through its own function, if it has
-    /// one. Read once from the pool catalog, then kept.
-    async fn dedicated_search_sql(&self, index: &str) -> Result<Option<std::sync::Arc<str>>, StoreError> {
-        if let Some(known) = self.dedicated_search.read().unwrap_or_else(|p| p.into_inner()).get(index) {
-            return Ok(known.clone());
+    /// The statement that searches dedicated index `index` through its own function (every
+    /// dedicated index has one: migration 0007). Its name is read once from the pool catalog.
+    async fn dedicated_search_sql(&self, index: &str) -> Result<std::sync::Arc<str>, StoreError> {
+        if let Some(sql) = self.dedicated_search.read().unwrap_or_else(|p| p.into_inner()).get(index) {
+            return Ok(sql.clone());
         }
         let partition: Option<String> =
             sqlx::query_scalar("select partition from vector_indexes where index_name = $1 and kind = 'dedicated'")
@@ -46,18 +46,14 @@ impl PgStore {
                 .map_err(|e| store_error(e, "read index"))?;
         // `partition` is written only by `tenantry_provision_index` as `chunks_i<id>`; checked
         // again here because it is spliced into the statement
-        let sql = partition
+        let partition = partition
             .filter(|p| {
                 p.strip_prefix("chunks_i").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             })
-            .map(|partition| std::sync::Arc::from(format!("select * from {partition}_search($1, $2, $3, $4, $5)")));
+            .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("no dedicated index {index} in the pool")))?;
+        let sql: std::sync::Arc<str> = format!("select * from {partition}_search($1, $2, $3, $4, $5)").into();
         self.dedicated_search.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), sql.clone());
         Ok(sql)
-    }
-
-    /// Sends dedicated index `index` through `tenantry_search` from now on.
-    fn without_dedicated_search(&self, index: &str) {
-        self.dedicated_search.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), None);
     }
 }
 
@@ -376,47 +372,34 @@ impl DocumentStore for PgStore {
         // steers to the index. A shared index goes through `tenantry_search`, which plans each
         // call, so the planner's choice stands per tenant: the tenant's btree range sorted
         // exactly when the tenant is small, HNSW with the tenant filter when it is large.
-        let rows = match &place.placement {
-            Placement::Dedicated { index } => match self.dedicated_search_sql(index.as_str()).await? {
-                Some(sql) => {
-                    let rows = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
-                        .bind(tenant.as_str())
-                        .bind(PgVector(vector))
-                        .bind(Json(filter.to_value()))
-                        .bind(top_k as i32)
-                        .bind(ef_search(top_k) as i32)
-                        .fetch_all(&self.pool)
-                        .await;
-                    match rows {
-                        Ok(rows) => Some(rows),
-                        // the function is missing (an index provisioned by an older build while
-                        // this one migrated): take the general path, now and from now on
-                        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42883") => {
-                            self.without_dedicated_search(index.as_str());
-                            None
-                        }
-                        Err(e) => return Err(store_error(e, "search chunks")),
-                    }
-                }
-                None => None,
-            },
-            Placement::Namespace { .. } => None,
+        let query = match &place.placement {
+            Placement::Dedicated { index } => {
+                let sql = self.dedicated_search_sql(index.as_str()).await?;
+                sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+                    .bind(tenant.as_str())
+                    .bind(PgVector(vector))
+                    .bind(Json(filter.to_value()))
+                    .bind(top_k as i32)
+                    .bind(ef_search(top_k) as i32)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            // the last argument, steering, is for the dedicated indexes of 0006-era binaries
+            // still running during an upgrade
+            Placement::Namespace { index } => {
+                sqlx::query_as("select * from tenantry_search($1, $2, $3, $4, $5, $6, $7, false)")
+                    .bind(tenant.as_str())
+                    .bind(index.as_str())
+                    .bind(place.dimensions as i32)
+                    .bind(PgVector(vector))
+                    .bind(Json(filter.to_value()))
+                    .bind(top_k as i32)
+                    .bind(ef_search(top_k) as i32)
+                    .fetch_all(&self.pool)
+                    .await
+            }
         };
-        let rows: Vec<SearchRow> = match rows {
-            Some(rows) => rows,
-            None => sqlx::query_as("select * from tenantry_search($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(tenant.as_str())
-                .bind(place.placement.index().as_str())
-                .bind(place.dimensions as i32)
-                .bind(PgVector(vector))
-                .bind(Json(filter.to_value()))
-                .bind(top_k as i32)
-                .bind(ef_search(top_k) as i32)
-                .bind(matches!(place.placement, Placement::Dedicated { .. }))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| store_error(e, "search chunks"))?,
-        };
+        let rows: Vec<SearchRow> = query.map_err(|e| store_error(e, "search chunks"))?;
         top_k_of(rows, top_k as usize)
             .into_iter()
             .map(|(doc, index, text, metadata, title, score)| {

@@ -53,8 +53,7 @@ pub struct PgStore {
     signer: Option<Arc<dyn EntrySigner>>,
     /// Each dedicated index's search statement (`select * from <partition>_search(…)`), by index
     /// name; see `documents.rs`. Indexes are never renamed, so an entry never goes stale.
-    /// `None`: the index goes through `tenantry_search`.
-    dedicated_search: Arc<std::sync::RwLock<std::collections::HashMap<String, Option<Arc<str>>>>>,
+    dedicated_search: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>>,
 }
 
 impl PgStore {

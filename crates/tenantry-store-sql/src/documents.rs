@@ -134,18 +134,13 @@ pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Cosine similarity of `query` and a vector stored as little-endian f32 bytes, without
-/// decoding the stored vector into a buffer first (the embedded store's exact scan calls this
-/// once per chunk). Same arithmetic, in the same order, as `tenantry_domain::embedding::cosine`.
+/// Cosine similarity of `query` and a vector stored as little-endian f32 bytes, decoded as it
+/// is read (the embedded store's exact scan calls this once per chunk).
 pub fn cosine_to_bytes(query: &[f32], bytes: &[u8]) -> f32 {
-    let (mut dot, mut nq, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, c) in query.iter().zip(bytes.chunks_exact(4)) {
-        let y = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        dot += x * y;
-        nq += x * x;
-        nb += y * y;
-    }
-    if nq == 0.0 || nb == 0.0 { 0.0 } else { dot / (nq.sqrt() * nb.sqrt()) }
+    tenantry_domain::embedding::cosine_with(
+        query,
+        bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    )
 }
 
 #[cfg(test)]
@@ -153,7 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cosine_on_stored_bytes_equals_the_domain_cosine_bit_for_bit() {
+    fn stored_bytes_decode_to_the_vector_that_was_stored() {
         let a: Vec<f32> = (0..384).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
         let b: Vec<f32> = (0..384).map(|i| ((i * 104_729) % 97) as f32 / 48.0 - 1.0).collect();
         let stored = vector_to_bytes(&b);

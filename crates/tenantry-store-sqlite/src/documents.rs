@@ -309,20 +309,33 @@ impl DocumentStore for SqliteStore {
     ) -> Result<Vec<ChunkHit>, StoreError> {
         // Score every chunk of the tenant in its index (exact), keep the best `top_k`, then read
         // the winners' text and titles in one statement. The two statements run outside a
-        // transaction (BEGIN and ROLLBACK were two more trips to SQLite's worker thread, a tenth
-        // of the query); if a winner was deleted in between, the search runs again.
+        // transaction (BEGIN and ROLLBACK would be two more trips to SQLite's worker thread per
+        // query); if a winner was deleted in between, the search runs again.
         for _attempt in 0..3 {
             if let Some(hits) = self.search_once(scope, place, vector, top_k, filter).await? {
                 return Ok(hits);
             }
         }
-        Err(StoreError::Unexpected(anyhow::anyhow!(
-            "the tenant's chunks kept changing during the search; three attempts failed"
+        Err(StoreError::Unavailable(anyhow::anyhow!(
+            "the tenant's chunks kept changing during the search; three attempts failed, retry the query"
         )))
     }
 }
 
 impl SqliteStore {
+    /// All of `scope`'s chunks in `index`, as the columns `sql` selects (it binds tenant, index).
+    async fn scan<R>(&self, sql: &'static str, scope: &TenantScope, index: &str) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        sqlx::query_as(sql)
+            .bind(scope.tenant().as_str())
+            .bind(index)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(e, "scan chunks"))
+    }
+
     /// One search; `None` if a winner vanished between the scan and the read of the winners.
     async fn search_once(
         &self,
@@ -334,32 +347,29 @@ impl SqliteStore {
     ) -> Result<Option<Vec<ChunkHit>>, StoreError> {
         let tenant = scope.tenant();
         let index = place.placement.index().as_str();
-        let mut scored: Vec<(f32, i64)>;
-        if filter.is_empty() {
-            let rows: Vec<(i64, Vec<u8>)> =
-                sqlx::query_as("select rowid, embedding from chunks where tenant_id = ? and index_name = ?")
-                    .bind(tenant.as_str())
-                    .bind(index)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| store_error(e, "scan chunks"))?;
-            scored = rows.iter().map(|(rowid, bytes)| (cosine_to_bytes(vector, bytes), *rowid)).collect();
+        // without a filter the metadata column is not read at all
+        let mut scored: Vec<(f32, i64)> = if filter.is_empty() {
+            let rows: Vec<(i64, Vec<u8>)> = self
+                .scan("select rowid, embedding from chunks where tenant_id = ? and index_name = ?", scope, index)
+                .await?;
+            rows.iter().map(|(rowid, bytes)| (cosine_to_bytes(vector, bytes), *rowid)).collect()
         } else {
-            let rows: Vec<(i64, Vec<u8>, Json<serde_json::Value>)> =
-                sqlx::query_as("select rowid, embedding, metadata from chunks where tenant_id = ? and index_name = ?")
-                    .bind(tenant.as_str())
-                    .bind(index)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| store_error(e, "scan chunks"))?;
-            scored = Vec::with_capacity(rows.len());
+            let rows: Vec<(i64, Vec<u8>, Json<serde_json::Value>)> = self
+                .scan(
+                    "select rowid, embedding, metadata from chunks where tenant_id = ? and index_name = ?",
+                    scope,
+                    index,
+                )
+                .await?;
+            let mut scored = Vec::with_capacity(rows.len());
             for (rowid, bytes, metadata) in rows {
                 let m = Metadata::parse(&metadata.0).map_err(|e| StoreError::Unexpected(e.into()))?;
                 if m.matches(filter) {
                     scored.push((cosine_to_bytes(vector, &bytes), rowid));
                 }
             }
-        }
+            scored
+        };
         let by_score = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let k = (top_k as usize).min(scored.len());
         if k > 0 && k < scored.len() {
@@ -375,7 +385,7 @@ impl SqliteStore {
              where c.tenant_id = ? and c.index_name = ? and c.rowid in (select value from json_each(?))",
         )
         .bind(tenant.as_str())
-        .bind(place.placement.index().as_str())
+        .bind(index)
         .bind(ids)
         .fetch_all(&self.pool)
         .await

@@ -372,33 +372,26 @@ impl DocumentStore for PgStore {
         // steers to the index. A shared index goes through `tenantry_search`, which plans each
         // call, so the planner's choice stands per tenant: the tenant's btree range sorted
         // exactly when the tenant is small, HNSW with the tenant filter when it is large.
-        let query = match &place.placement {
-            Placement::Dedicated { index } => {
-                let sql = self.dedicated_search_sql(index.as_str()).await?;
-                sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
-                    .bind(tenant.as_str())
-                    .bind(PgVector(vector))
-                    .bind(Json(filter.to_value()))
-                    .bind(top_k as i32)
-                    .bind(ef_search(top_k) as i32)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            // the last argument, steering, is for the dedicated indexes of 0006-era binaries
-            // still running during an upgrade
-            Placement::Namespace { index } => {
-                sqlx::query_as("select * from tenantry_search($1, $2, $3, $4, $5, $6, $7, false)")
-                    .bind(tenant.as_str())
-                    .bind(index.as_str())
-                    .bind(place.dimensions as i32)
-                    .bind(PgVector(vector))
-                    .bind(Json(filter.to_value()))
-                    .bind(top_k as i32)
-                    .bind(ef_search(top_k) as i32)
-                    .fetch_all(&self.pool)
-                    .await
-            }
+        let (sql, shared) = match &place.placement {
+            Placement::Dedicated { index } => (self.dedicated_search_sql(index.as_str()).await?, None),
+            // parameters numbered so that both functions take the same first five; the last
+            // argument, steering, is for the dedicated indexes of 0006-era binaries still running
+            // during an upgrade
+            Placement::Namespace { index } => (
+                std::sync::Arc::from("select * from tenantry_search($1, $6, $7, $2, $3, $4, $5, false)"),
+                Some((index.as_str(), place.dimensions as i32)),
+            ),
         };
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+            .bind(tenant.as_str())
+            .bind(PgVector(vector))
+            .bind(Json(filter.to_value()))
+            .bind(top_k as i32)
+            .bind(ef_search(top_k) as i32);
+        if let Some((index, dimensions)) = shared {
+            query = query.bind(index).bind(dimensions);
+        }
+        let query = query.fetch_all(&self.pool).await;
         let rows: Vec<SearchRow> = query.map_err(|e| store_error(e, "search chunks"))?;
         top_k_of(rows, top_k as usize)
             .into_iter()

@@ -1,15 +1,19 @@
 //! The data plane, measured on both stores:
 //! - ingest throughput (documents and chunks per second, local embedder, 384 dimensions);
 //! - a tenant-scoped query through `DataPlane::query` (cache, lifecycle gate, rate limiter,
-//!   placement, RLS context, HNSW search) against the same search issued raw to the store (its
-//!   statement on a pool of superuser connections, partition and tenant given, no RLS),
-//!   interleaved query by query;
-//! - on PostgreSQL, recall@10 of the HNSW search (iterative scan, tenant filter) against the exact
-//!   answer for the same tenant.
+//!   placement, RLS context, the index's search function) against the same search issued raw to
+//!   the store (on PostgreSQL the statement the search function chooses for that tenant — exact
+//!   scan or HNSW at its ef_search — on a pool of superuser connections, partition and tenant
+//!   given, no RLS), interleaved query by query;
+//! - on PostgreSQL, recall@10 of the scoped answer and of HNSW forced at the base ef_search
+//!   (iterative scan, tenant filter) against the exact answer for the same tenant;
+//!   `BENCH_EF_SWEEP=200,400` adds recall and time of the forced HNSW at other ef_search.
 //!
 //! `DATABASE_URL=postgres://tenantry_owner@127.0.0.1:5432/postgres cargo bench -p tenantry-cli --bench data_plane`
 //! (without DATABASE_URL only the SQLite half runs). `BENCH_DOCS` sets documents per tenant,
-//! `BENCH_VIP_DOCS` the platinum tenant's, `BENCH_ONLY=sqlite|postgres` runs one half.
+//! `BENCH_SHARED_DOCS=50,1000,5000` instead one shared tenant per number (tenants of different
+//! sizes on one index; the first of each size is measured), `BENCH_VIP_DOCS` the platinum
+//! tenant's, `BENCH_ONLY=sqlite|postgres` runs one half.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +32,32 @@ use tenantry_store_postgres::pgvector::PgVector;
 
 const DIMS: usize = 384;
 const TENANTS: usize = 4;
+
+/// Documents per shared-index tenant: `BENCH_SHARED_DOCS` (a comma-separated list, one tenant
+/// each — tenants of different sizes on one index), else `TENANTS` tenants of `BENCH_DOCS`.
+fn shared_docs() -> Vec<usize> {
+    if let Ok(list) = std::env::var("BENCH_SHARED_DOCS") {
+        return list.split(',').map(|n| n.trim().parse().expect("BENCH_SHARED_DOCS: numbers")).collect();
+    }
+    let docs = std::env::var("BENCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(1000);
+    vec![docs; TENANTS]
+}
+
+/// The first shared tenant of each size (the measured ones) and the index that holds them.
+fn measured(shared: &[usize], vip: usize) -> Vec<(String, &'static str)> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (t, n) in shared.iter().enumerate() {
+        if !seen.contains(n) {
+            seen.push(*n);
+            out.push((format!("bench-{t}"), "shared-1"));
+        }
+    }
+    if vip > 0 {
+        out.push(("bench-vip".to_owned(), "dedicated-bench-vip"));
+    }
+    out
+}
 const QUERIES: usize = 400;
 
 use tenantry_domain::documents::synthetic_text as text;
@@ -66,9 +96,9 @@ impl Setup {
     }
 }
 
-/// `TENANTS` gold tenants (`bench-0`…, one shared index) with `docs_per_tenant` documents each,
-/// plus `bench-vip` (platinum: a dedicated index) with `vip_docs`.
-async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize, vip_docs: usize) -> Setup {
+/// Gold tenants `bench-0`, `bench-1`… on one shared index with `shared[i]` documents each, plus
+/// `bench-vip` (platinum: a dedicated index) with `vip_docs`.
+async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: usize) -> Setup {
     let dir = std::env::temp_dir().join(format!("tenantry-bench-objects-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let blobs = Arc::new(ObjectBlobStore::open(&BlobConfig::Local(dir)).unwrap());
@@ -93,7 +123,7 @@ async fn setup(store: Arc<dyn Store>, label: &str, docs_per_tenant: usize, vip_d
     let mut docs = 0usize;
     let started = Instant::now();
     let mut plan: Vec<(String, &str, usize)> =
-        (0..TENANTS).map(|t| (format!("bench-{t}"), "gold", docs_per_tenant)).collect();
+        shared.iter().enumerate().map(|(t, &n)| (format!("bench-{t}"), "gold", n)).collect();
     if vip_docs > 0 {
         plan.push(("bench-vip".to_owned(), "platinum", vip_docs));
     }
@@ -189,13 +219,13 @@ async fn postgres() {
         println!("[postgres] skipped: set DATABASE_URL");
         return;
     };
-    let docs = std::env::var("BENCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(1000);
+    let shared = shared_docs();
     let vip = std::env::var("BENCH_VIP_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(5000);
     let mut app = config.clone();
     app.migrate = false;
     app.pool_size = 4;
     let store = Arc::new(tenantry_store_postgres::PgStore::connect(&app).await.unwrap());
-    let s = setup(store, "postgres", docs, vip).await;
+    let s = setup(store, "postgres", &shared, vip).await;
     // raw = the store's own search statement on superuser connections: no RLS, no transaction
     // context, no placement lookup, no lifecycle gate or limiter
     let mut superuser_url = url::Url::parse(&config.owner_url).unwrap();
@@ -208,33 +238,48 @@ async fn postgres() {
     sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut db).await.unwrap();
     let ef = tenantry_store_postgres::documents::ef_search(10);
     sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
-    println!("[postgres] hnsw.ef_search = {ef} (the store's setting for top_k 10), iterative_scan = strict_order");
-    let search = |index: &str| {
+    println!(
+        "[postgres] hnsw.ef_search base = {ef} (the store's for top_k 10; the search functions scale it by index size and tenant share), iterative_scan = strict_order"
+    );
+    // the search statement raw: HNSW under the tenant filter, or (`exact`) the tenant's rows in
+    // an order no index serves
+    let search = |index: &str, exact: bool| {
+        let distance =
+            if exact { "(c.embedding <=> $1) + 0".to_owned() } else { format!("c.embedding::vector({DIMS}) <=> $1") };
         format!(
             "select k.document_id, k.chunk_index, k.content, k.metadata, d.title
-             from (select c.document_id, c.chunk_index, c.content, c.metadata,
-                          c.embedding::vector({DIMS}) <=> $1 as distance
+             from (select c.document_id, c.chunk_index, c.content, c.metadata, {distance} as distance
                    from chunks c where c.index_name = '{index}' and c.tenant_id = $2 and c.metadata @> '{{}}'
-                   order by c.embedding::vector({DIMS}) <=> $1 limit 10) k
+                   order by {distance} limit 10) k
              join documents d on d.tenant_id = $2 and d.document_id = k.document_id order by k.distance"
         )
     };
-    for (tenant, index) in [("bench-0", "shared-1"), ("bench-vip", "dedicated-bench-vip")] {
-        if tenant == "bench-vip" && vip == 0 {
-            continue;
-        }
-        let sql = search(index);
-        // the raw query gets the same planner settings as the store gives this placement, and a
-        // pool like the store's (4 connections, handed out in turn), so that both sides pay the
-        // same for spreading queries over several server processes
-        let dedicated = index.starts_with("dedicated-");
-        let toggles = if dedicated { "off" } else { "on" };
+    for (tenant, index) in measured(&shared, vip) {
+        let (tenant, index) = (tenant.as_str(), index);
+        // the raw query is the statement the index's search function runs for this tenant, with
+        // the same settings: its choice (`tenantry_search_ef`: 0 = the exact scan, else HNSW at
+        // that ef_search), read here from the same inputs; and a pool like the store's (4
+        // connections, handed out in turn), so that both sides pay the same for spreading
+        // queries over several server processes
+        let tenant_ef: i32 = sqlx::query_scalar(
+            "select tenantry_search_ef(u.chunks, c.reltuples, $2) from tenant_usage u, pg_class c
+             where u.tenant_id = $1 and c.oid = (select partition from vector_indexes where index_name = $3)::regclass",
+        )
+        .bind(tenant)
+        .bind(ef as i32)
+        .bind(index)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        let exact = tenant_ef == 0;
+        let sql = search(index, exact);
+        let sort = if exact { "on" } else { "off" };
         let options = superuser_url.as_str().parse::<sqlx::postgres::PgConnectOptions>().unwrap().options([
             ("hnsw.iterative_scan", "strict_order".to_owned()),
-            ("hnsw.ef_search", ef.to_string()),
-            ("enable_sort", toggles.to_owned()),
-            ("enable_seqscan", toggles.to_owned()),
-            ("enable_bitmapscan", toggles.to_owned()),
+            ("hnsw.ef_search", tenant_ef.max(1).to_string()),
+            ("enable_sort", sort.to_owned()),
+            ("enable_seqscan", "off".to_owned()),
+            ("enable_bitmapscan", "off".to_owned()),
         ]);
         let raw_pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(app.pool_size)
@@ -248,7 +293,7 @@ async fn postgres() {
             .fetch_all(&raw_pool)
             .await
             .unwrap();
-        let uses_hnsw = plan.iter().any(|(l,)| l.contains("hnsw"));
+        assert_eq!(plan.iter().any(|(l,)| l.contains("hnsw")), !exact, "{plan:?}");
         let (raw, scoped) = interleaved!(s, tenant, |v| {
             let t = Instant::now();
             let rows: Vec<(String, i32, String, Value, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
@@ -262,11 +307,19 @@ async fn postgres() {
             took
         });
         raw_pool.close().await;
-        let what = format!("{tenant} on {index} (plan uses HNSW: {uses_hnsw})");
+        let what = if exact {
+            format!("{tenant} on {index} (exact scan)")
+        } else {
+            format!("{tenant} on {index} (HNSW, ef_search {tenant_ef})")
+        };
         report("postgres", &what, &raw, &scoped);
     }
 
     // recall@10 against the exact answer (an ordering no index serves), over the queries
+    // BENCH_EF_SWEEP=100,200,400: recall and time of the forced HNSW search at other ef_search
+    let sweep: Vec<u32> = std::env::var("BENCH_EF_SWEEP")
+        .map(|l| l.split(',').map(|n| n.trim().parse().expect("BENCH_EF_SWEEP: numbers")).collect())
+        .unwrap_or_default();
     let exact = |index: &str| {
         format!(
             "select document_id, chunk_index from chunks where index_name = '{index}' and tenant_id = $2
@@ -279,12 +332,11 @@ async fn postgres() {
              order by embedding::vector({DIMS}) <=> $1 limit 10"
         )
     };
-    for (tenant, index) in [("bench-0", "shared-1"), ("bench-vip", "dedicated-bench-vip")] {
-        if tenant == "bench-vip" && vip == 0 {
-            continue;
-        }
+    for (tenant, index) in measured(&shared, vip) {
+        let (tenant, index) = (tenant.as_str(), index);
         let scope = s.scope(tenant);
-        let mut recall = [0.0f64; 2];
+        let mut recall = [0.0f64; 1];
+        let mut swept = vec![(0.0f64, 0.0f64); 1 + sweep.len()];
         for v in &s.queries {
             let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
             let got: Vec<(String, i32)> = s
@@ -302,43 +354,56 @@ async fn postgres() {
                 .fetch_all(&mut db)
                 .await
                 .unwrap();
-            // the HNSW index forced (no sort, no btree for the tenant filter): iterative scan
+            let overlap =
+                |a: &[(String, i32)]| a.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len() as f64;
+            recall[0] += overlap(&got);
+            // the HNSW index forced (no sort, no btree for the tenant filter): iterative scan, at
+            // the store's ef_search and at each of BENCH_EF_SWEEP's
             sqlx::raw_sql("set enable_sort = off; set enable_seqscan = off; set enable_bitmapscan = off")
                 .execute(&mut db)
                 .await
                 .unwrap();
-            let hnsw: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(forced(index)))
-                .bind(PgVector(v))
-                .bind(tenant)
-                .fetch_all(&mut db)
-                .await
-                .unwrap();
+            for (i, e) in std::iter::once(ef).chain(sweep.iter().copied()).enumerate() {
+                sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {e}"))).execute(&mut db).await.unwrap();
+                let t = Instant::now();
+                let hnsw: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(forced(index)))
+                    .bind(PgVector(v))
+                    .bind(tenant)
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap();
+                swept[i].1 += t.elapsed().as_secs_f64() * 1e3;
+                swept[i].0 += overlap(&hnsw);
+            }
             sqlx::raw_sql("reset enable_sort; reset enable_seqscan; reset enable_bitmapscan")
                 .execute(&mut db)
                 .await
                 .unwrap();
-            let overlap =
-                |a: &[(String, i32)]| a.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len() as f64;
-            recall[0] += overlap(&got);
-            recall[1] += overlap(&hnsw);
+            sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
         }
         let n = s.queries.len() as f64;
         println!(
-            "[postgres] recall@10 vs exact, {tenant} on {index}, {} queries: scoped path {:.3}, HNSW index (forced, iterative scan) {:.3}",
+            "[postgres] recall@10 vs exact, {tenant} on {index}, {} queries: scoped path {:.3}, HNSW index forced at ef_search {ef} {:.3}",
             s.queries.len(),
             recall[0] / n,
-            recall[1] / n
+            swept[0].0 / n
         );
+        for (e, (r, ms)) in sweep.iter().zip(&swept[1..]) {
+            println!(
+                "[postgres]   {tenant}: HNSW forced at ef_search {e}: recall@10 {:.3}, {:.2} ms per query",
+                r / n,
+                ms / n
+            );
+        }
     }
 }
 
 async fn sqlite() {
-    let docs = std::env::var("BENCH_DOCS").ok().and_then(|d| d.parse().ok()).unwrap_or(1000);
     let dir = std::env::temp_dir().join(format!("tenantry-bench-sqlite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(tenantry_store_sqlite::SqliteStore::open(&dir).await.unwrap());
     let pool = store.pool().clone();
-    let s = setup(store, "sqlite", docs, 0).await;
+    let s = setup(store, "sqlite", &shared_docs(), 0).await;
     // raw: the store's own two statements (exact scan, then the winners' text, titles and vectors)
     // and its scoring, straight from the pool: no scope, no placement lookup, no lifecycle gate or
     // limiter

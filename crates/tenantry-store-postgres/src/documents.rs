@@ -3,10 +3,13 @@
 //! tenant inside its own data: the tenant transaction's RLS context, the partition chosen from the
 //! tenant's recorded placement, and an explicit `tenant_id` filter in every statement.
 //!
-//! Search asks the partition's HNSW index with iterative scans on (`hnsw.iterative_scan =
+//! Search goes through the partition's own function (`<partition>_search`, migrations 0007 and
+//! 0008): on a dedicated index the HNSW index, on a shared one either the exact scan of the
+//! tenant's rows or HNSW with an `ef_search` sized to the tenant's share of the index, whichever
+//! the tenant's size calls for. HNSW runs with iterative scans (`hnsw.iterative_scan =
 //! strict_order`), so the tenant filter cannot starve the result; if the index still returns
-//! fewer than `top_k` rows, an exact scan of the tenant's chunks answers instead. A tenant with
-//! at least `top_k` matching chunks therefore always gets `top_k`.
+//! fewer than `top_k` rows, the exact answer follows. A tenant with at least `top_k` matching
+//! chunks therefore always gets `top_k`.
 
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -16,7 +19,7 @@ use tenantry_app::ports::{
     AuditRecord, ChunkHit, DocumentStore, DocumentWrite, IndexUsage, PlacementDecision, StoredDocument, TenantPlacement,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{DataUsage, DocumentId, IngestQuota, Metadata, Placement, PlacementPlan, TenantId};
+use tenantry_domain::{DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, TenantId};
 use tenantry_store_sql::documents::{
     DocumentColumns, IndexColumns, PlacementColumns, batch_totals, document_from_columns, hit_from_columns,
     index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal,
@@ -32,14 +35,14 @@ type Tx = Transaction<'static, Postgres>;
 type SearchRow = (String, i32, String, Json<serde_json::Value>, String, f32);
 
 impl PgStore {
-    /// The statement that searches dedicated index `index` through its own function (every
-    /// dedicated index has one: migration 0007). Its name is read once from the pool catalog.
-    async fn dedicated_search_sql(&self, index: &str) -> Result<std::sync::Arc<str>, StoreError> {
-        if let Some(sql) = self.dedicated_search.read().unwrap_or_else(|p| p.into_inner()).get(index) {
+    /// The statement that searches index `index` through its own function (every index has one:
+    /// migrations 0007 and 0008). Its name is read once from the pool catalog.
+    async fn search_sql(&self, index: &str) -> Result<std::sync::Arc<str>, StoreError> {
+        if let Some(sql) = self.search_sql.read().unwrap_or_else(|p| p.into_inner()).get(index) {
             return Ok(sql.clone());
         }
         let partition: Option<String> =
-            sqlx::query_scalar("select partition from vector_indexes where index_name = $1 and kind = 'dedicated'")
+            sqlx::query_scalar("select partition from vector_indexes where index_name = $1")
                 .bind(index)
                 .fetch_optional(&self.pool)
                 .await
@@ -50,15 +53,16 @@ impl PgStore {
             .filter(|p| {
                 p.strip_prefix("chunks_i").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             })
-            .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("no dedicated index {index} in the pool")))?;
+            .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("no index {index} in the pool")))?;
         let sql: std::sync::Arc<str> = format!("select * from {partition}_search($1, $2, $3, $4, $5)").into();
-        self.dedicated_search.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), sql.clone());
+        self.search_sql.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), sql.clone());
         Ok(sql)
     }
 }
 
-/// `hnsw.ef_search` for a query: at least 100 (pgvector's default of 40 measured recall@10 of
-/// about 0.88 here; see BENCHMARKS.md), and four times `top_k`.
+/// The base `hnsw.ef_search` for a query, as for a tenant alone in a 5,000-row index: at least
+/// 100 (pgvector's default of 40 measured recall@10 of about 0.88 here; see BENCHMARKS.md), and
+/// four times `top_k`. The search function scales it up for larger indexes and smaller shares.
 pub fn ef_search(top_k: u32) -> u32 {
     (top_k * 4).max(100)
 }
@@ -361,36 +365,20 @@ impl DocumentStore for PgStore {
                 place.dimensions
             )));
         }
-        // One round trip: the search function sets the tenant's RLS context and the search
-        // settings for this statement only, asks the HNSW index, and falls back to an exact
-        // answer from the tenant's rows if the index came back short (migrations 0006, 0007).
-        //
-        // A dedicated index has a function of its own with static SQL whose plans PostgreSQL
-        // keeps for the session. In a dedicated index the tenant filter selects every row, and
-        // the planner's cost model overrates HNSW at this ef_search: it would sort the whole
-        // partition instead (measured: 31 ms against 2 ms on 5,000 chunks), so that function
-        // steers to the index. A shared index goes through `tenantry_search`, which plans each
-        // call, so the planner's choice stands per tenant: the tenant's btree range sorted
-        // exactly when the tenant is small, HNSW with the tenant filter when it is large.
-        let (sql, shared) = match &place.placement {
-            Placement::Dedicated { index } => (self.dedicated_search_sql(index.as_str()).await?, None),
-            // parameters numbered so that both functions take the same first five; the last
-            // argument, steering, is for the dedicated indexes of 0006-era binaries still running
-            // during an upgrade
-            Placement::Namespace { index } => (
-                std::sync::Arc::from("select * from tenantry_search($1, $6, $7, $2, $3, $4, $5, false)"),
-                Some((index.as_str(), place.dimensions as i32)),
-            ),
-        };
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
+        // One round trip: the index's search function (migration 0008) sets the tenant's RLS
+        // context and the search settings for this statement only, and answers from the HNSW
+        // index or exactly. Its statements are static SQL, planned once per connection, so the
+        // function makes the choice a cached plan could not, per tenant, from the tenant's chunk
+        // count and the index's size (`tenantry_search_ef`), and steers the planner to it (on
+        // its own the cost model would rather sort a whole partition than use HNSW at this
+        // ef_search: 31 ms against 2 ms on 5,000 chunks).
+        let sql = self.search_sql(place.placement.index().as_str()).await?;
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
             .bind(tenant.as_str())
             .bind(PgVector(vector))
             .bind(Json(filter.to_value()))
             .bind(top_k as i32)
             .bind(ef_search(top_k) as i32);
-        if let Some((index, dimensions)) = shared {
-            query = query.bind(index).bind(dimensions);
-        }
         let query = query.fetch_all(&self.pool).await;
         let rows: Vec<SearchRow> = query.map_err(|e| store_error(e, "search chunks"))?;
         top_k_of(rows, top_k as usize)
@@ -402,8 +390,8 @@ impl DocumentStore for PgStore {
     }
 }
 
-/// The best `k` rows by score (ties by document and chunk), each chunk once. A dedicated index's
-/// function that fell back returns the short approximate answer followed by the exact one; every
+/// The best `k` rows by score (ties by document and chunk), each chunk once. A search function
+/// that fell back returns the short approximate answer followed by the exact one; every
 /// row carries its exact score, so this is the exact top k. Any other answer is already in this
 /// order, up to ties.
 fn top_k_of(mut rows: Vec<SearchRow>, k: usize) -> Vec<SearchRow> {

@@ -51,9 +51,9 @@ pub use migrate::migrate;
 pub struct PgStore {
     pool: PgPool,
     signer: Option<Arc<dyn EntrySigner>>,
-    /// Each dedicated index's search statement (`select * from <partition>_search(…)`), by index
-    /// name; see `documents.rs`. Indexes are never renamed, so an entry never goes stale.
-    dedicated_search: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>>,
+    /// Each index's search statement (`select * from <partition>_search(…)`), by index name; see
+    /// `documents.rs`. Indexes are never renamed, so an entry never goes stale.
+    search_sql: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>>,
 }
 
 impl PgStore {
@@ -63,12 +63,12 @@ impl PgStore {
             migrate(config).await?;
         }
         let pool = app_pool(config).await?;
-        Ok(Self { pool, signer: None, dedicated_search: Default::default() })
+        Ok(Self { pool, signer: None, search_sql: Default::default() })
     }
 
     /// Connects as the application role without migrating.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, signer: None, dedicated_search: Default::default() }
+        Self { pool, signer: None, search_sql: Default::default() }
     }
 
     /// Signs every audit entry this store appends from now on.

@@ -411,3 +411,103 @@ async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no
         .unwrap_err();
     assert!(forged.to_string().contains("permission denied"), "{forged}");
 }
+
+/// A shared index's search function (migration 0008), run as the app role, on both of its paths:
+/// the exact scan (small tenants) and HNSW (a tenant whose chunk count says it is large). Which
+/// path ran is visible inside a transaction: only the HNSW path sets `hnsw.ef_search`. Either
+/// way the function answers its tenant only, and leaves no context behind in autocommit.
+#[tokio::test]
+async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path() {
+    let Some((config, pool)) = two_tenants(1).await else { return };
+    let mut owner = common::owner_conn(&config).await;
+    let partition: String = sqlx::query_scalar("select partition from vector_indexes where index_name = 'shared-1'")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    // the function reads the partition's analyzed size; never analyzed means exact
+    sqlx::query(AssertSqlSafe(format!("analyze {partition}"))).execute(&mut owner).await.unwrap();
+    let search = |tenant: &str| {
+        format!(
+            "select count(distinct (document_id, chunk_index))
+             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
+        )
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    for (path, usage, ef) in [("exact", None, "40"), ("hnsw", Some(5000), "100")] {
+        if let Some(chunks) = usage {
+            // as if both tenants held 5,000 chunks: a share of 1, so HNSW at the caller's ef_search
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "begin; set local tenantry.platform = 'on';
+                 update tenant_usage set chunks = {chunks} where tenant_id in ('tenant_a', 'tenant_b'); commit"
+            )))
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        }
+        for (tenant, expected) in [("tenant_a", 3), ("tenant_b", 3), ("nobody", 0)] {
+            let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
+            let n: i64 = sqlx::query_scalar(AssertSqlSafe(search(tenant))).fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(n, expected, "{tenant} through the shared index ({path})");
+            let used: String =
+                sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(&mut *tx).await.unwrap();
+            let expected_ef = if tenant == "nobody" { "40" } else { ef };
+            assert_eq!(used, expected_ef, "{tenant}: the {path} path");
+            tx.rollback().await.unwrap();
+        }
+        // the other tenant's rows are in the same partition, but never in the answer
+        let mixed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, 100)
+             where document_id in (select document_id from {partition}_search('tenant_b', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, 100))"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(mixed, 0, "a document of both tenants ({path})");
+        let setting: Option<String> = sqlx::query_scalar("select current_setting('tenantry.tenant_id', true)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert!(setting.unwrap_or_default().is_empty(), "context leaked out of the search ({path})");
+        for t in ["documents", "chunks", partition.as_str()] {
+            assert_eq!(count(&mut conn, t).await, 0, "{t} after a search ({path})");
+        }
+    }
+    let forged = sqlx::query("select tenantry_create_search_function('chunks_i1', 'shared-1', 64)")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(forged.to_string().contains("permission denied"), "{forged}");
+}
+
+/// The rule every index's search function follows (migration 0008): exact for small tenants,
+/// unknown index sizes and when HNSW would need more than 1,000; otherwise HNSW at
+/// `p_ef * max(1, N / 5000)^0.75 / sqrt(share)`.
+#[tokio::test]
+async fn the_search_rule_sizes_ef_search_by_the_index_and_the_tenants_share() {
+    let Some((_config, pool)) = two_tenants(1).await else { return };
+    let cases: [(i64, f64, i32, i32); 12] = [
+        (0, 1000.0, 100, 0),        // no chunks
+        (5000, -1.0, 100, 0),       // index never analyzed
+        (5000, 5000.0, 100, 100),   // a 5,000-row index of its own: the caller's ef_search
+        (5000, 4000.0, 100, 100),   // a stale, smaller index count: still a share of 1
+        (2000, 7550.0, 100, 265),   // 100 * 1.51^0.75 / sqrt(0.2649)
+        (5000, 7550.0, 100, 168),   // share 0.662
+        (12000, 19700.0, 100, 359), // 100 * 3.94^0.75 / sqrt(0.609)
+        (6000, 19700.0, 100, 507),  // share 0.305
+        (400, 400.0, 100, 0),       // 400 <= 4 * 100: the exact scan is as cheap
+        (401, 401.0, 100, 100),     // one more row: HNSW
+        (1500, 19700.0, 100, 0),    // share 0.076 would need 1,014: exact
+        (50, 1e6, 100, 0),          // a small tenant on a large index
+    ];
+    let mut conn = pool.acquire().await.unwrap();
+    for (rows, total, ef, expected) in cases {
+        let got: i32 = sqlx::query_scalar("select tenantry_search_ef($1, $2, $3)")
+            .bind(rows)
+            .bind(total)
+            .bind(ef)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "tenantry_search_ef({rows}, {total}, {ef})");
+    }
+}

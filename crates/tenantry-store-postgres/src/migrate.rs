@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
     (7, "dedicated_search", include_str!("../migrations/0007_dedicated_search.sql")),
     (8, "search_per_index", include_str!("../migrations/0008_search_per_index.sql")),
+    (9, "rls_once_per_statement", include_str!("../migrations/0009_rls_once_per_statement.sql")),
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.

@@ -149,7 +149,9 @@ async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: u
             let batch: Vec<NewDocument> = (start..(start + 20).min(n_docs))
                 .map(|i| {
                     let seed = (t * 1_000_000 + i) as u64;
-                    NewDocument::new(&format!("doc {i}"), text(seed, 150), &Value::Null, None).unwrap()
+                    // a tenth of the tenant's documents per kind, for the filtered queries
+                    let meta = serde_json::json!({ "kind": format!("k{}", i % 10) });
+                    NewDocument::new(&format!("doc {i}"), text(seed, 150), &meta, None).unwrap()
                 })
                 .collect();
             let stored = plane.ingest(&scope, batch).await.unwrap();
@@ -262,7 +264,7 @@ async fn postgres() {
         // connections, handed out in turn), so that both sides pay the same for spreading
         // queries over several server processes
         let tenant_ef: i32 = sqlx::query_scalar(
-            "select tenantry_search_ef(u.chunks, c.reltuples, $2) from tenant_usage u, pg_class c
+            "select tenantry_search_ef(u.chunks, c.reltuples, $2, false) from tenant_usage u, pg_class c
              where u.tenant_id = $1 and c.oid = (select partition from vector_indexes where index_name = $3)::regclass",
         )
         .bind(tenant)
@@ -323,7 +325,7 @@ async fn postgres() {
     let exact = |index: &str| {
         format!(
             "select document_id, chunk_index from chunks where index_name = '{index}' and tenant_id = $2
-             order by (embedding <=> $1) + 0 limit 10"
+             and metadata @> $3 order by (embedding <=> $1) + 0 limit 10"
         )
     };
     let forced = |index: &str| {
@@ -336,27 +338,40 @@ async fn postgres() {
         let (tenant, index) = (tenant.as_str(), index);
         let scope = s.scope(tenant);
         let mut recall = [0.0f64; 1];
+        let mut filtered = (0.0f64, 0.0f64); // recall, ms
         let mut swept = vec![(0.0f64, 0.0f64); 1 + sweep.len()];
-        for v in &s.queries {
-            let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &Value::Null, DIMS).unwrap();
-            let got: Vec<(String, i32)> = s
-                .plane
-                .query(&scope, spec)
-                .await
-                .unwrap()
-                .hits
-                .into_iter()
-                .map(|h| (h.document_id.to_string(), h.chunk_index))
-                .collect();
-            let truth: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(exact(index)))
-                .bind(PgVector(v))
-                .bind(tenant)
-                .fetch_all(&mut db)
-                .await
-                .unwrap();
+        for (q, v) in s.queries.iter().enumerate() {
+            // the query unfiltered, and filtered to one kind (a tenth of the tenant's chunks)
+            let mut answers = Vec::new();
+            for filter in [Value::Null, serde_json::json!({ "kind": format!("k{}", q % 10) })] {
+                let spec = QuerySpec::new(None, Some(v.clone()), Some(10), &filter, DIMS).unwrap();
+                let t = Instant::now();
+                let got: Vec<(String, i32)> = s
+                    .plane
+                    .query(&scope, spec)
+                    .await
+                    .unwrap()
+                    .hits
+                    .into_iter()
+                    .map(|h| (h.document_id.to_string(), h.chunk_index))
+                    .collect();
+                let took = t.elapsed().as_secs_f64() * 1e3;
+                let truth: Vec<(String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(exact(index)))
+                    .bind(PgVector(v))
+                    .bind(tenant)
+                    .bind(if filter.is_null() { serde_json::json!({}) } else { filter.clone() })
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap();
+                answers.push((got, truth, took));
+            }
+            let (got, truth, _) = &answers[0];
             let overlap =
                 |a: &[(String, i32)]| a.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len() as f64;
-            recall[0] += overlap(&got);
+            recall[0] += overlap(got);
+            let (got_f, truth_f, took_f) = &answers[1];
+            filtered.0 += got_f.iter().filter(|x| truth_f.contains(x)).count() as f64 / truth_f.len().max(1) as f64;
+            filtered.1 += took_f;
             // the HNSW index forced (no sort, no btree for the tenant filter): iterative scan, at
             // the store's ef_search and at each of BENCH_EF_SWEEP's
             sqlx::raw_sql("set enable_sort = off; set enable_seqscan = off; set enable_bitmapscan = off")
@@ -387,6 +402,11 @@ async fn postgres() {
             s.queries.len(),
             recall[0] / n,
             swept[0].0 / n
+        );
+        println!(
+            "[postgres]   {tenant}: filtered to a tenth of its chunks (metadata kind): scoped recall@10 {:.3}, {:.2} ms per query",
+            filtered.0 / n,
+            filtered.1 / n
         );
         for (e, (r, ms)) in sweep.iter().zip(&swept[1..]) {
             println!(

@@ -449,6 +449,21 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
             assert_eq!(used, expected_ef, "{tenant}: the {path} path");
             tx.rollback().await.unwrap();
         }
+        // filtered (ingest gives each document {"owner": <tenant>}): HNSW, if at all, at 1,000
+        let filtered_ef = if usage.is_some() { "1000" } else { "40" };
+        let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(distinct (document_id, chunk_index)) from {partition}_search('tenant_a',
+             array_fill(0.1::real, array[64])::vector, '{{\"owner\": \"tenant_a\"}}'::jsonb, 5, 100)"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(n, 3, "tenant_a filtered to its own owner ({path})");
+        let used: String =
+            sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(used, filtered_ef, "filtered: the {path} configuration");
+        tx.rollback().await.unwrap();
         // the other tenant's rows are in the same partition, but never in the answer
         let mixed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, 100)
@@ -474,33 +489,37 @@ async fn no_context_left(conn: &mut sqlx::PgConnection, partition: &str, what: &
 
 /// The rule every index's search function follows (migration 0008): exact for small tenants,
 /// unknown index sizes and when HNSW would need more than 1,000; otherwise HNSW at
-/// `p_ef * max(1, N / 5000)^0.75 / sqrt(share)`.
+/// `p_ef * max(1, N / 5000)^0.75 / sqrt(share)`; with a metadata filter, 1,000 or exact.
 #[tokio::test]
 async fn the_search_rule_sizes_ef_search_by_the_index_and_the_tenants_share() {
     let Some((_config, pool)) = two_tenants(1).await else { return };
-    let cases: [(i64, f64, i32, i32); 12] = [
-        (0, 1000.0, 100, 0),        // no chunks
-        (5000, -1.0, 100, 0),       // index never analyzed
-        (5000, 5000.0, 100, 100),   // a 5,000-row index of its own: the caller's ef_search
-        (5000, 4000.0, 100, 100),   // a stale, smaller index count: still a share of 1
-        (2000, 7550.0, 100, 265),   // 100 * 1.51^0.75 / sqrt(0.2649)
-        (5000, 7550.0, 100, 168),   // share 0.662
-        (12000, 19700.0, 100, 359), // 100 * 3.94^0.75 / sqrt(0.609)
-        (6000, 19700.0, 100, 507),  // share 0.305
-        (400, 400.0, 100, 0),       // 400 <= 4 * 100: the exact scan is as cheap
-        (401, 401.0, 100, 100),     // one more row: HNSW
-        (1500, 19700.0, 100, 0),    // share 0.076 would need 1,014: exact
-        (50, 1e6, 100, 0),          // a small tenant on a large index
+    let cases: [(i64, f64, i32, bool, i32); 15] = [
+        (0, 1000.0, 100, false, 0),        // no chunks
+        (5000, -1.0, 100, false, 0),       // index never analyzed
+        (5000, 5000.0, 100, false, 100),   // a 5,000-row index of its own: the caller's ef_search
+        (5000, 4000.0, 100, false, 100),   // a stale, smaller index count: still a share of 1
+        (2000, 7550.0, 100, false, 265),   // 100 * 1.51^0.75 / sqrt(0.2649)
+        (5000, 7550.0, 100, false, 168),   // share 0.662
+        (12000, 19700.0, 100, false, 359), // 100 * 3.94^0.75 / sqrt(0.609)
+        (6000, 19700.0, 100, false, 507),  // share 0.305
+        (400, 400.0, 100, false, 0),       // 400 <= 4 * 100: the exact scan is as cheap
+        (401, 401.0, 100, false, 100),     // one more row: HNSW
+        (1500, 19700.0, 100, false, 0),    // share 0.076 would need 1,014: exact
+        (50, 1e6, 100, false, 0),          // a small tenant on a large index
+        (4000, 7550.0, 100, true, 0),      // filtered, up to 4,000 chunks: exact
+        (4001, 7550.0, 100, true, 1000),   // filtered, more: HNSW at the maximum
+        (5000, -1.0, 100, true, 0),        // filtered, index never analyzed
     ];
     let mut conn = pool.acquire().await.unwrap();
-    for (rows, total, ef, expected) in cases {
-        let got: i32 = sqlx::query_scalar("select tenantry_search_ef($1, $2, $3)")
+    for (rows, total, ef, filtered, expected) in cases {
+        let got: i32 = sqlx::query_scalar("select tenantry_search_ef($1, $2, $3, $4)")
             .bind(rows)
             .bind(total)
             .bind(ef)
+            .bind(filtered)
             .fetch_one(&mut *conn)
             .await
             .unwrap();
-        assert_eq!(got, expected, "tenantry_search_ef({rows}, {total}, {ef})");
+        assert_eq!(got, expected, "tenantry_search_ef({rows}, {total}, {ef}, {filtered})");
     }
 }

@@ -3,10 +3,10 @@
 //! tenant inside its own data: the tenant transaction's RLS context, the partition chosen from the
 //! tenant's recorded placement, and an explicit `tenant_id` filter in every statement.
 //!
-//! Search goes through the partition's own function (`<partition>_search`, migrations 0007 and
-//! 0008): on a dedicated index the HNSW index, on a shared one either the exact scan of the
-//! tenant's rows or HNSW with an `ef_search` sized to the tenant's share of the index, whichever
-//! the tenant's size calls for. HNSW runs with iterative scans (`hnsw.iterative_scan =
+//! Search goes through the partition's own function (`<partition>_search`, migration 0008), the
+//! same for shared and dedicated indexes: either the exact scan of the tenant's rows or HNSW with
+//! an `ef_search` sized to the index and to the tenant's share of it, whichever the tenant's size
+//! (and a metadata filter) calls for. HNSW runs with iterative scans (`hnsw.iterative_scan =
 //! strict_order`), so the tenant filter cannot starve the result; if the index still returns
 //! fewer than `top_k` rows, the exact answer follows. A tenant with at least `top_k` matching
 //! chunks therefore always gets `top_k`.
@@ -35,8 +35,8 @@ type Tx = Transaction<'static, Postgres>;
 type SearchRow = (String, i32, String, Json<serde_json::Value>, String, f32);
 
 impl PgStore {
-    /// The statement that searches index `index` through its own function (every index has one:
-    /// migrations 0007 and 0008). Its name is read once from the pool catalog.
+    /// The statement that searches index `index` through its own function (every index has one
+    /// since migration 0008). Its name is read once from the pool catalog.
     async fn search_sql(&self, index: &str) -> Result<std::sync::Arc<str>, StoreError> {
         if let Some(sql) = self.search_sql.read().unwrap_or_else(|p| p.into_inner()).get(index) {
             return Ok(sql.clone());

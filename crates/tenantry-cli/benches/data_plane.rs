@@ -169,6 +169,11 @@ async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: u
     Setup { plane, admin, queries }
 }
 
+/// The share of `truth` (the exact top k) that `got` found.
+fn overlap(got: &[(String, i32)], truth: &[(String, i32)]) -> f64 {
+    got.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len().max(1) as f64
+}
+
 async fn scoped_once(s: &Setup, scope: &TenantScope, v: &[f32]) -> Duration {
     let spec = QuerySpec::new(None, Some(v.to_vec()), Some(10), &Value::Null, DIMS).unwrap();
     let t = Instant::now();
@@ -337,7 +342,7 @@ async fn postgres() {
     for (tenant, index) in measured(&shared, vip) {
         let (tenant, index) = (tenant.as_str(), index);
         let scope = s.scope(tenant);
-        let mut recall = [0.0f64; 1];
+        let mut recall = 0.0f64;
         let mut filtered = (0.0f64, 0.0f64); // recall, ms
         let mut swept = vec![(0.0f64, 0.0f64); 1 + sweep.len()];
         for (q, v) in s.queries.iter().enumerate() {
@@ -366,11 +371,9 @@ async fn postgres() {
                 answers.push((got, truth, took));
             }
             let (got, truth, _) = &answers[0];
-            let overlap =
-                |a: &[(String, i32)]| a.iter().filter(|x| truth.contains(x)).count() as f64 / truth.len() as f64;
-            recall[0] += overlap(got);
+            recall += overlap(got, truth);
             let (got_f, truth_f, took_f) = &answers[1];
-            filtered.0 += got_f.iter().filter(|x| truth_f.contains(x)).count() as f64 / truth_f.len().max(1) as f64;
+            filtered.0 += overlap(got_f, truth_f);
             filtered.1 += took_f;
             // the HNSW index forced (no sort, no btree for the tenant filter): iterative scan, at
             // the store's ef_search and at each of BENCH_EF_SWEEP's
@@ -388,7 +391,7 @@ async fn postgres() {
                     .await
                     .unwrap();
                 swept[i].1 += t.elapsed().as_secs_f64() * 1e3;
-                swept[i].0 += overlap(&hnsw);
+                swept[i].0 += overlap(&hnsw, truth);
             }
             sqlx::raw_sql("reset enable_sort; reset enable_seqscan; reset enable_bitmapscan")
                 .execute(&mut db)
@@ -400,7 +403,7 @@ async fn postgres() {
         println!(
             "[postgres] recall@10 vs exact, {tenant} on {index}, {} queries: scoped path {:.3}, HNSW index forced at ef_search {ef} {:.3}",
             s.queries.len(),
-            recall[0] / n,
+            recall / n,
             swept[0].0 / n
         );
         println!(

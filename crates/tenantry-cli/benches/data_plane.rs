@@ -232,7 +232,7 @@ async fn postgres() {
     app.migrate = false;
     app.pool_size = 4;
     let store = Arc::new(tenantry_store_postgres::PgStore::connect(&app).await.unwrap());
-    let s = setup(store, "postgres", &shared, vip).await;
+    let s = setup(store.clone(), "postgres", &shared, vip).await;
     // raw = the store's own search statement on superuser connections: no RLS, no transaction
     // context, no placement lookup, no lifecycle gate or limiter
     let mut superuser_url = url::Url::parse(&config.owner_url).unwrap();
@@ -243,10 +243,10 @@ async fn postgres() {
     // does not start on the freshly loaded tables halfway through the measurement
     sqlx::query("vacuum analyze").execute(&mut db).await.unwrap();
     sqlx::query("set hnsw.iterative_scan = strict_order").execute(&mut db).await.unwrap();
-    let ef = tenantry_store_postgres::documents::ef_search(10);
+    let ef = tenantry_domain::base_ef_search(10);
     sqlx::query(sqlx::AssertSqlSafe(format!("set hnsw.ef_search = {ef}"))).execute(&mut db).await.unwrap();
     println!(
-        "[postgres] hnsw.ef_search base = {ef} (the store's for top_k 10; the search functions scale it by index size and tenant share), iterative_scan = strict_order"
+        "[postgres] hnsw.ef_search base = {ef} (the store's for top_k 10; plan_search scales it by index size and tenant share), iterative_scan = strict_order"
     );
     // the search statement raw: HNSW under the tenant filter, or (`exact`) the tenant's rows in
     // an order no index serves
@@ -264,20 +264,14 @@ async fn postgres() {
     for (tenant, index) in measured(&shared, vip) {
         let (tenant, index) = (tenant.as_str(), index);
         // the raw query is the statement the index's search function runs for this tenant, with
-        // the same settings: its choice (`tenantry_search_ef`: 0 = the exact scan, else HNSW at
-        // that ef_search), read here from the same inputs; and a pool like the store's (4
+        // the same settings: the store's plan for it (`plan_search`: the exact scan, or HNSW at
+        // that ef_search), from the same counts; and a pool like the store's (4
         // connections, handed out in turn), so that both sides pay the same for spreading
         // queries over several server processes
-        let tenant_ef: i32 = sqlx::query_scalar(
-            "select tenantry_search_ef(u.chunks, c.reltuples, $2, false) from tenant_usage u, pg_class c
-             where u.tenant_id = $1 and c.oid = (select partition from vector_indexes where index_name = $3)::regclass",
-        )
-        .bind(tenant)
-        .bind(ef as i32)
-        .bind(index)
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+        let tenant_ef = match store.search_plan(&s.scope(tenant), index, 10, false).await.unwrap() {
+            tenantry_domain::SearchPlan::Exact => 0,
+            tenantry_domain::SearchPlan::Hnsw { ef_search } => ef_search,
+        };
         let exact = tenant_ef == 0;
         let sql = search(index, exact);
         let sort = if exact { "on" } else { "off" };

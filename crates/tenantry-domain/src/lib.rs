@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod money;
 pub mod placement;
+pub mod search;
 pub mod tenant;
 pub mod tier;
 
@@ -30,5 +31,6 @@ pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, Use
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use money::{Currency, Money};
 pub use placement::{CapacityAlert, CapacityPolicy, IndexKind, PhysicalIndex, Placement, PlacementPlan};
+pub use search::{SearchInputs, SearchPlan, base_ef_search, plan_search};
 pub use tenant::{LimitOverrides, Limits, NewTenant, Tenant, TenantError, TenantPatch};
 pub use tier::{IsolationMode, Tier, TierError};

@@ -3,13 +3,19 @@
 //! tenant inside its own data: the tenant transaction's RLS context, the partition chosen from the
 //! tenant's recorded placement, and an explicit `tenant_id` filter in every statement.
 //!
-//! Search goes through the partition's own function (`<partition>_search`, migration 0008), the
-//! same for shared and dedicated indexes: either the exact scan of the tenant's rows or HNSW with
-//! an `ef_search` sized to the index and to the tenant's share of it, whichever the tenant's size
-//! (and a metadata filter) calls for. HNSW runs with iterative scans (`hnsw.iterative_scan =
-//! strict_order`), so the tenant filter cannot starve the result; if the index still returns
-//! fewer than `top_k` rows, the exact answer follows. A tenant with at least `top_k` matching
-//! chunks therefore always gets `top_k`.
+//! Search goes through the partition's own function (`<partition>_search`, created with the
+//! partition): static SQL, planned once per connection, one round trip. The store chooses the
+//! path with the domain's `plan_search` — the exact scan of the tenant's rows, or HNSW at an
+//! `ef_search` sized to the index and to the tenant's share of it — from the tenant's chunk count
+//! and the partition's analyzed size, read at most every [`STATS_TTL`] per tenant (and again
+//! after this store's own ingest or delete for the tenant). HNSW runs with iterative scans
+//! (`hnsw.iterative_scan = strict_order`), so the tenant filter cannot starve the result; if the
+//! index still returns fewer than `top_k` rows, the exact answer follows. A tenant with at least
+//! `top_k` matching chunks therefore always gets `top_k`, whatever counts the plan was made from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -19,7 +25,9 @@ use tenantry_app::ports::{
     AuditRecord, ChunkHit, DocumentStore, DocumentWrite, IndexUsage, PlacementDecision, StoredDocument, TenantPlacement,
 };
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, TenantId};
+use tenantry_domain::{
+    DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, SearchInputs, SearchPlan, TenantId, plan_search,
+};
 use tenantry_store_sql::documents::{
     DocumentColumns, IndexColumns, PlacementColumns, batch_totals, document_from_columns, hit_from_columns,
     index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal,
@@ -34,12 +42,48 @@ type Tx = Transaction<'static, Postgres>;
 /// A search function's row: document, chunk index, text, metadata, title, score.
 type SearchRow = (String, i32, String, Json<serde_json::Value>, String, f32);
 
+/// How long the counts a search plan is made from are reused. Another replica's ingest reaches
+/// this one's plans at most this late; the answer is complete either way, only the path and
+/// `ef_search` may lag.
+pub const STATS_TTL: Duration = Duration::from_secs(5);
+/// Above this many tenants with cached counts, the cache starts over (bounded memory).
+const MAX_CACHED_TENANTS: usize = 100_000;
+
+/// Each index's search statement, by index name, and per tenant the counts its plan is made from.
+#[derive(Default)]
+pub struct SearchCatalog {
+    statements: RwLock<HashMap<String, IndexSearch>>,
+    counts: RwLock<HashMap<TenantId, SearchCounts>>,
+}
+
+#[derive(Clone)]
+struct IndexSearch {
+    /// `select * from public.<partition>_search($1, $2, $3, $4, $5)`
+    sql: Arc<str>,
+    /// `public.chunks_i<id>`
+    partition: Arc<str>,
+}
+
+#[derive(Clone, Copy)]
+struct SearchCounts {
+    tenant_rows: u64,
+    index_rows: Option<f64>,
+    read_at: Instant,
+}
+
+impl SearchCatalog {
+    /// Drops a tenant's counts: its next search reads them again.
+    fn forget(&self, tenant: &TenantId) {
+        self.counts.write().unwrap_or_else(|p| p.into_inner()).remove(tenant);
+    }
+}
+
 impl PgStore {
-    /// The statement that searches index `index` through its own function (every index has one
-    /// since migration 0008). Its name is read once from the pool catalog.
-    async fn search_sql(&self, index: &str) -> Result<std::sync::Arc<str>, StoreError> {
-        if let Some(sql) = self.search_sql.read().unwrap_or_else(|p| p.into_inner()).get(index) {
-            return Ok(sql.clone());
+    /// The statement that searches index `index` through its own function. Its name is read
+    /// once from the pool catalog; indexes are never renamed, so an entry never goes stale.
+    async fn index_search(&self, index: &str) -> Result<IndexSearch, StoreError> {
+        if let Some(found) = self.search.statements.read().unwrap_or_else(|p| p.into_inner()).get(index) {
+            return Ok(found.clone());
         }
         let partition: Option<String> =
             sqlx::query_scalar("select partition from vector_indexes where index_name = $1")
@@ -54,17 +98,64 @@ impl PgStore {
                 p.strip_prefix("chunks_i").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             })
             .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("no index {index} in the pool")))?;
-        let sql: std::sync::Arc<str> = format!("select * from {partition}_search($1, $2, $3, $4, $5)").into();
-        self.search_sql.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), sql.clone());
-        Ok(sql)
+        let found = IndexSearch {
+            sql: format!("select * from public.{partition}_search($1, $2, $3, $4, $5)").into(),
+            partition: format!("public.{partition}").into(),
+        };
+        self.search.statements.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), found.clone());
+        Ok(found)
     }
-}
 
-/// The base `hnsw.ef_search` for a query, as for a tenant alone in a 5,000-row index: at least
-/// 100 (pgvector's default of 40 measured recall@10 of about 0.88 here; see BENCHMARKS.md), and
-/// four times `top_k`. The search function scales it up for larger indexes and smaller shares.
-pub fn ef_search(top_k: u32) -> u32 {
-    (top_k * 4).max(100)
+    /// The tenant's chunk count (its own usage row, under RLS) and the partition's size as of its
+    /// last ANALYZE (`reltuples`, what the planner itself uses; negative when never analyzed).
+    async fn search_counts(&self, scope: &TenantScope, partition: &str) -> Result<SearchCounts, StoreError> {
+        let tenant = scope.tenant();
+        let cached = self.search.counts.read().unwrap_or_else(|p| p.into_inner()).get(tenant).copied();
+        if let Some(counts) = cached.filter(|c| c.read_at.elapsed() < STATS_TTL) {
+            return Ok(counts);
+        }
+        let mut tx = self.tenant_tx(scope).await?;
+        let (rows, reltuples): (Option<i64>, Option<f32>) = sqlx::query_as(
+            "select (select chunks from tenant_usage where tenant_id = $1),
+                    (select reltuples from pg_catalog.pg_class where oid = $2::text::regclass)",
+        )
+        .bind(tenant.as_str())
+        .bind(partition)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| store_error(e, "read search counts"))?;
+        tx.commit().await.map_err(|e| store_error(e, "end search counts"))?;
+        let counts = SearchCounts {
+            tenant_rows: rows.unwrap_or(0).max(0) as u64,
+            index_rows: reltuples.map(f64::from).filter(|n| *n >= 0.0),
+            read_at: Instant::now(),
+        };
+        let mut all = self.search.counts.write().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= MAX_CACHED_TENANTS {
+            all.clear();
+        }
+        all.insert(tenant.clone(), counts);
+        Ok(counts)
+    }
+
+    /// The plan the next search of `scope`'s tenant on `index` runs (for tests and benchmarks:
+    /// the raw side of the data-plane benchmark issues the same statement).
+    pub async fn search_plan(
+        &self,
+        scope: &TenantScope,
+        index: &str,
+        top_k: u32,
+        filtered: bool,
+    ) -> Result<SearchPlan, StoreError> {
+        let target = self.index_search(index).await?;
+        let counts = self.search_counts(scope, &target.partition).await?;
+        Ok(plan_search(SearchInputs {
+            tenant_rows: counts.tenant_rows,
+            index_rows: counts.index_rows,
+            top_k,
+            filtered,
+        }))
+    }
 }
 
 async fn placement(tx: &mut Tx, tenant: &TenantId) -> Result<Option<TenantPlacement>, StoreError> {
@@ -263,7 +354,9 @@ impl DocumentStore for PgStore {
             }
             self.seal(&mut tx, &w.audit).await?;
         }
-        tx.commit().await.map_err(|e| store_error(e, "commit documents"))
+        tx.commit().await.map_err(|e| store_error(e, "commit documents"))?;
+        self.search.forget(tenant);
+        Ok(())
     }
 
     async fn list_documents(
@@ -341,6 +434,7 @@ impl DocumentStore for PgStore {
         .map_err(|e| store_error(e, "count usage"))?;
         self.seal(&mut tx, audit).await?;
         tx.commit().await.map_err(|e| store_error(e, "commit delete"))?;
+        self.search.forget(tenant);
         Ok(doc)
     }
 
@@ -365,20 +459,21 @@ impl DocumentStore for PgStore {
                 place.dimensions
             )));
         }
-        // One round trip: the index's search function (migration 0008) sets the tenant's RLS
-        // context and the search settings for this statement only, and answers from the HNSW
-        // index or exactly. Its statements are static SQL, planned once per connection, so the
-        // function makes the choice a cached plan could not, per tenant, from the tenant's chunk
-        // count and the index's size (`tenantry_search_ef`), and steers the planner to it (on
-        // its own the cost model would rather sort a whole partition than use HNSW at this
-        // ef_search: 31 ms against 2 ms on 5,000 chunks).
-        let sql = self.search_sql(place.placement.index().as_str()).await?;
+        let index = place.placement.index().as_str();
+        let plan = self.search_plan(scope, index, top_k, !filter.is_empty()).await?;
+        let ef_search = match plan {
+            SearchPlan::Exact => 0,
+            SearchPlan::Hnsw { ef_search } => ef_search,
+        };
+        // One round trip: the function sets the tenant's RLS context and the plan's settings for
+        // this statement only, runs the plan, and falls back to the exact scan when short
+        let sql = self.index_search(index).await?.sql;
         let query = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
             .bind(tenant.as_str())
             .bind(PgVector(vector))
             .bind(Json(filter.to_value()))
             .bind(top_k as i32)
-            .bind(ef_search(top_k) as i32);
+            .bind(ef_search as i32);
         let query = query.fetch_all(&self.pool).await;
         let rows: Vec<SearchRow> = query.map_err(|e| store_error(e, "search chunks"))?;
         top_k_of(rows, top_k as usize)

@@ -51,9 +51,8 @@ pub use migrate::migrate;
 pub struct PgStore {
     pool: PgPool,
     signer: Option<Arc<dyn EntrySigner>>,
-    /// Each index's search statement (`select * from <partition>_search(…)`), by index name; see
-    /// `documents.rs`. Indexes are never renamed, so an entry never goes stale.
-    search_sql: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>>,
+    /// Each index's search statement and the counts search plans are made from; see `documents.rs`.
+    search: Arc<documents::SearchCatalog>,
 }
 
 impl PgStore {
@@ -63,12 +62,12 @@ impl PgStore {
             migrate(config).await?;
         }
         let pool = app_pool(config).await?;
-        Ok(Self { pool, signer: None, search_sql: Default::default() })
+        Ok(Self { pool, signer: None, search: Default::default() })
     }
 
     /// Connects as the application role without migrating.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, signer: None, search_sql: Default::default() }
+        Self { pool, signer: None, search: Default::default() }
     }
 
     /// Signs every audit entry this store appends from now on.

@@ -8,20 +8,13 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use tenantry_domain::Tier;
 use tenantry_store_sql::TierRecord;
+use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, pending};
 
 use crate::config::PgConfig;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "registry", include_str!("../migrations/0001_registry.sql")),
-    (2, "identity", include_str!("../migrations/0002_identity.sql")),
-    (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
-    (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
-    (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
-    (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
-    (7, "dedicated_search", include_str!("../migrations/0007_dedicated_search.sql")),
-    (8, "search_per_index", include_str!("../migrations/0008_search_per_index.sql")),
-    (9, "rls_once_per_statement", include_str!("../migrations/0009_rls_once_per_statement.sql")),
-];
+/// The schema's history; never edit one that has shipped: add a file.
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
 const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74;
@@ -38,25 +31,31 @@ pub async fn migrate(config: &PgConfig) -> anyhow::Result<()> {
 
 async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> anyhow::Result<()> {
     sqlx::raw_sql(
-        "create table if not exists schema_migrations (
-             version bigint primary key, name text not null, applied_at timestamptz not null default now())",
+        "create table if not exists schema_migrations (version bigint primary key, name text not null,
+             checksum text not null, applied_at timestamptz not null default now())",
     )
     .execute(&mut *conn)
     .await
     .context("create schema_migrations")?;
-    for (version, name, sql) in MIGRATIONS {
+    let applied: Vec<Applied> =
+        sqlx::query_as::<_, (i64, String, String)>("select version, name, checksum from schema_migrations")
+            .fetch_all(&mut *conn)
+            .await
+            .context(PRE_CHECKSUM_HISTORY)?
+            .into_iter()
+            .map(|(version, name, checksum)| Applied { version, name, checksum })
+            .collect();
+    // refused as a whole before anything runs; the advisory lock keeps the history still meanwhile
+    for m in pending(MIGRATIONS, &applied)? {
         let mut tx = conn.begin().await?;
-        let applied: Option<i64> = sqlx::query_scalar("select version from schema_migrations where version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if applied.is_some() {
-            continue;
-        }
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.with_context(|| format!("apply migration {version} {name}"))?;
-        sqlx::query("insert into schema_migrations (version, name) values ($1, $2)")
-            .bind(version)
-            .bind(name)
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("apply migration {} {}", m.version, m.name))?;
+        sqlx::query("insert into schema_migrations (version, name, checksum) values ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(m.checksum())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -110,8 +109,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on documents to {role};
          grant select, insert, update, delete on chunks to {role};
          grant select, insert, update on tenant_usage to {role};
-         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};
-         grant execute on function tenantry_search(text, text, integer, vector, jsonb, integer, integer, boolean) to {role};"
+         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

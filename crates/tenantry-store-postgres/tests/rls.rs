@@ -346,30 +346,34 @@ async fn schema_is_citus_distributable_by_tenant_id() {
     assert!(problems.is_empty(), "not distributable by tenant_id:\n{}", problems.join("\n"));
 }
 
-/// `tenantry_search` sets the tenant context for its own statement only: on the same pooled
+/// A search function sets the tenant context for its own statement only: on the same pooled
 /// connection, the next statement has no context and sees nothing.
 #[tokio::test]
 async fn the_search_function_leaves_no_context_behind() {
-    let Some((_, pool)) = two_tenants(1).await else { return };
+    let Some((config, pool)) = two_tenants(1).await else { return };
+    let partition = partition_of(&config, "shared-1").await;
     let mut conn = pool.acquire().await.unwrap();
-    let hits: i64 = sqlx::query_scalar(
-        "select count(*) from tenantry_search('tenant_a', 'shared-1', 64, array_fill(0.1::real, array[64])::vector,
-                                              '{}'::jsonb, 5, 100, false)",
-    )
+    let hits: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 0)"
+    )))
     .fetch_one(&mut *conn)
     .await
     .unwrap();
     assert_eq!(hits, 3, "tenant_a's three chunks");
-    let setting: Option<String> =
-        sqlx::query_scalar("select current_setting('tenantry.tenant_id', true)").fetch_one(&mut *conn).await.unwrap();
-    assert!(setting.unwrap_or_default().is_empty(), "context leaked out of the search");
-    for t in ["documents", "chunks"] {
-        assert_eq!(count(&mut conn, t).await, 0, "{t} after a search");
-    }
+    no_context_left(&mut conn, &partition, "exact").await;
 }
 
-/// A dedicated index's own search function (`<partition>_search`, migration 0007) is SECURITY
-/// INVOKER like `tenantry_search`: it answers its tenant, has nothing for a tenant placed
+async fn partition_of(config: &PgConfig, index: &str) -> String {
+    let mut owner = common::owner_conn(config).await;
+    sqlx::query_scalar("select partition from vector_indexes where index_name = $1")
+        .bind(index)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap()
+}
+
+/// A dedicated index's own search function (`<partition>_search`) is SECURITY INVOKER: it
+/// answers its tenant, has nothing for a tenant placed
 /// elsewhere, and leaves no context behind. The app role cannot create such functions itself.
 #[tokio::test]
 async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no_context() {
@@ -407,73 +411,58 @@ async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no
     assert!(forged.to_string().contains("permission denied"), "{forged}");
 }
 
-/// A shared index's search function (migration 0008), run as the app role, on both of its paths:
-/// the exact scan (small tenants) and HNSW (a tenant whose chunk count says it is large). Which
-/// path ran is visible inside a transaction: only the HNSW path sets `hnsw.ef_search`. Either
-/// way the function answers its tenant only, and leaves no context behind in autocommit.
+/// A shared index's search function, run as the app role, on both of the paths a plan can name:
+/// the exact scan (`p_ef` 0) and HNSW at the given `ef_search`. Which path ran is visible inside
+/// a transaction: only the HNSW path sets `hnsw.ef_search`. Either way the function answers its
+/// tenant only, filtered or not, and leaves no context behind in autocommit; an `ef_search`
+/// outside pgvector's range is refused.
 #[tokio::test]
 async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path() {
     let Some((config, pool)) = two_tenants(1).await else { return };
-    let mut owner = common::owner_conn(&config).await;
-    let partition: String = sqlx::query_scalar("select partition from vector_indexes where index_name = 'shared-1'")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
-    // the function reads the partition's analyzed size; never analyzed means exact
-    sqlx::query(AssertSqlSafe(format!("analyze {partition}"))).execute(&mut owner).await.unwrap();
-    let search = |tenant: &str| {
+    let partition = partition_of(&config, "shared-1").await;
+    let search = |tenant: &str, filter: &str, ef: i32| {
         format!(
             "select count(distinct (document_id, chunk_index))
-             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
+             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{filter}'::jsonb, 5, {ef})"
         )
     };
     let mut conn = pool.acquire().await.unwrap();
-    for (path, usage, ef) in [("exact", None, "40"), ("hnsw", Some(5000), "100")] {
-        if let Some(chunks) = usage {
-            // as if both tenants held 5,000 chunks: a share of 1, so HNSW at the caller's ef_search
-            sqlx::raw_sql(AssertSqlSafe(format!(
-                "begin; set local tenantry.platform = 'on';
-                 update tenant_usage set chunks = {chunks} where tenant_id in ('tenant_a', 'tenant_b'); commit"
-            )))
-            .execute(&mut owner)
+    for (path, ef, expected_ef) in [("exact", 0, "40"), ("hnsw", 100, "100"), ("hnsw", 1000, "1000")] {
+        for (tenant, expected) in [("tenant_a", 3), ("tenant_b", 3), ("nobody", 0)] {
+            for filter in ["{}".to_owned(), format!("{{\"owner\": \"{tenant}\"}}")] {
+                let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
+                let n: i64 =
+                    sqlx::query_scalar(AssertSqlSafe(search(tenant, &filter, ef))).fetch_one(&mut *tx).await.unwrap();
+                assert_eq!(n, expected, "{tenant} through the shared index ({path}, filter {filter})");
+                let used: String =
+                    sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(&mut *tx).await.unwrap();
+                assert_eq!(used, expected_ef, "{tenant}: the {path} path");
+                tx.rollback().await.unwrap();
+            }
+        }
+        // another tenant's filter value finds nothing of it
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(search("tenant_a", "{\"owner\": \"tenant_b\"}", ef)))
+            .fetch_one(&mut *conn)
             .await
             .unwrap();
-        }
-        for (tenant, expected) in [("tenant_a", 3), ("tenant_b", 3), ("nobody", 0)] {
-            let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
-            let n: i64 = sqlx::query_scalar(AssertSqlSafe(search(tenant))).fetch_one(&mut *tx).await.unwrap();
-            assert_eq!(n, expected, "{tenant} through the shared index ({path})");
-            let used: String =
-                sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(&mut *tx).await.unwrap();
-            let expected_ef = if tenant == "nobody" { "40" } else { ef };
-            assert_eq!(used, expected_ef, "{tenant}: the {path} path");
-            tx.rollback().await.unwrap();
-        }
-        // filtered (ingest gives each document {"owner": <tenant>}): HNSW, if at all, at 1,000
-        let filtered_ef = if usage.is_some() { "1000" } else { "40" };
-        let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
-        let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "select count(distinct (document_id, chunk_index)) from {partition}_search('tenant_a',
-             array_fill(0.1::real, array[64])::vector, '{{\"owner\": \"tenant_a\"}}'::jsonb, 5, 100)"
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        assert_eq!(n, 3, "tenant_a filtered to its own owner ({path})");
-        let used: String =
-            sqlx::query_scalar("select current_setting('hnsw.ef_search')").fetch_one(&mut *tx).await.unwrap();
-        assert_eq!(used, filtered_ef, "filtered: the {path} configuration");
-        tx.rollback().await.unwrap();
+        assert_eq!(n, 0, "tenant_a filtering for tenant_b's documents ({path})");
         // the other tenant's rows are in the same partition, but never in the answer
         let mixed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, 100)
-             where document_id in (select document_id from {partition}_search('tenant_b', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, 100))"
+            "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, {ef})
+             where document_id in (select document_id from {partition}_search('tenant_b', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, {ef}))"
         )))
         .fetch_one(&mut *conn)
         .await
         .unwrap();
         assert_eq!(mixed, 0, "a document of both tenants ({path})");
         no_context_left(&mut conn, &partition, path).await;
+    }
+    for ef in [-1, 1001] {
+        let refused = sqlx::query_scalar::<_, i64>(AssertSqlSafe(search("tenant_a", "{}", ef)))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("invalid k or ef_search"), "ef_search {ef}: {refused}");
     }
 }
 
@@ -484,42 +473,5 @@ async fn no_context_left(conn: &mut sqlx::PgConnection, partition: &str, what: &
     assert!(setting.unwrap_or_default().is_empty(), "context leaked out of the search ({what})");
     for t in ["documents", "chunks", partition] {
         assert_eq!(count(conn, t).await, 0, "{t} after a search ({what})");
-    }
-}
-
-/// The rule every index's search function follows (migration 0008): exact for small tenants,
-/// unknown index sizes and when HNSW would need more than 1,000; otherwise HNSW at
-/// `p_ef * max(1, N / 5000)^0.75 / sqrt(share)`; with a metadata filter, 1,000 or exact.
-#[tokio::test]
-async fn the_search_rule_sizes_ef_search_by_the_index_and_the_tenants_share() {
-    let Some((_config, pool)) = two_tenants(1).await else { return };
-    let cases: [(i64, f64, i32, bool, i32); 15] = [
-        (0, 1000.0, 100, false, 0),        // no chunks
-        (5000, -1.0, 100, false, 0),       // index never analyzed
-        (5000, 5000.0, 100, false, 100),   // a 5,000-row index of its own: the caller's ef_search
-        (5000, 4000.0, 100, false, 100),   // a stale, smaller index count: still a share of 1
-        (2000, 7550.0, 100, false, 265),   // 100 * 1.51^0.75 / sqrt(0.2649)
-        (5000, 7550.0, 100, false, 168),   // share 0.662
-        (12000, 19700.0, 100, false, 359), // 100 * 3.94^0.75 / sqrt(0.609)
-        (6000, 19700.0, 100, false, 507),  // share 0.305
-        (400, 400.0, 100, false, 0),       // 400 <= 4 * 100: the exact scan is as cheap
-        (401, 401.0, 100, false, 100),     // one more row: HNSW
-        (1500, 19700.0, 100, false, 0),    // share 0.076 would need 1,014: exact
-        (50, 1e6, 100, false, 0),          // a small tenant on a large index
-        (4000, 7550.0, 100, true, 0),      // filtered, up to 4,000 chunks: exact
-        (4001, 7550.0, 100, true, 1000),   // filtered, more: HNSW at the maximum
-        (5000, -1.0, 100, true, 0),        // filtered, index never analyzed
-    ];
-    let mut conn = pool.acquire().await.unwrap();
-    for (rows, total, ef, filtered, expected) in cases {
-        let got: i32 = sqlx::query_scalar("select tenantry_search_ef($1, $2, $3, $4)")
-            .bind(rows)
-            .bind(total)
-            .bind(ef)
-            .bind(filtered)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(got, expected, "tenantry_search_ef({rows}, {total}, {ef}, {filtered})");
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod documents;
 pub mod identity;
+pub mod migrations;
 pub mod records;
 
 use tenantry_app::StoreError;

@@ -32,6 +32,7 @@ use tenantry_store_sql::identity::{
     KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns, reference_error,
     user_from_columns,
 };
+use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, pending};
 use tenantry_store_sql::{
     FlagDefinitionColumns, TenantRecord, TierRecord, audit_columns, flag_definition_columns,
     flag_definition_from_columns, flag_from_columns, health_class_query, insert_error, rollout_from_column,
@@ -39,17 +40,54 @@ use tenantry_store_sql::{
 };
 use tenantry_store_sql::{key_columns, membership_columns, user_columns};
 
-/// Embedded migrations, applied in order; append-only (never edit one that has shipped).
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "registry", include_str!("../migrations/0001_registry.sql")),
-    (2, "identity", include_str!("../migrations/0002_identity.sql")),
-    (3, "audit_chain", include_str!("../migrations/0003_audit_chain.sql")),
-    (4, "flag_definitions", include_str!("../migrations/0004_flag_definitions.sql")),
-    (5, "flag_kill_switch", include_str!("../migrations/0005_flag_kill_switch.sql")),
-    (6, "data_plane", include_str!("../migrations/0006_data_plane.sql")),
-];
+/// Embedded migrations, applied in order; history (never edit one that has shipped: add a file).
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
 
 pub const DB_FILE: &str = "tenantry.db";
+
+/// Applies what [`pending`] says is missing and seeds an empty tier catalog, inside the caller's
+/// transaction; refuses a history that does not match this binary's files.
+async fn apply_migrations(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "create table if not exists schema_migrations (version integer primary key, name text not null,
+             checksum text not null, applied_at text not null)",
+    )
+    .execute(&mut **tx)
+    .await
+    .context("create schema_migrations")?;
+    let applied: Vec<Applied> =
+        sqlx::query_as::<_, (i64, String, String)>("select version, name, checksum from schema_migrations")
+            .fetch_all(&mut **tx)
+            .await
+            .context(PRE_CHECKSUM_HISTORY)?
+            .into_iter()
+            .map(|(version, name, checksum)| Applied { version, name, checksum })
+            .collect();
+    for m in pending(MIGRATIONS, &applied)? {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut **tx)
+            .await
+            .with_context(|| format!("apply migration {} {}", m.version, m.name))?;
+        sqlx::query(
+            "insert into schema_migrations (version, name, checksum, applied_at) values (?, ?, ?, datetime('now'))",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(m.checksum())
+        .execute(&mut **tx)
+        .await
+        .context("record migration")?;
+    }
+    // Seed the built-in tier catalog into an empty store (operators may change it afterwards).
+    let n_tiers: i64 = sqlx::query_scalar("select count(*) from tiers").fetch_one(&mut **tx).await?;
+    if n_tiers == 0 {
+        for tier in Tier::builtin_catalog() {
+            insert_tier_row(tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
+        }
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -92,40 +130,12 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::raw_sql(
-            "create table if not exists schema_migrations (version integer primary key, name text not null, applied_at text not null)",
-        )
-        .execute(&self.pool)
-        .await
-        .context("create schema_migrations")?;
-        for (version, name, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await.context("begin migration")?;
-            let applied: Option<i64> = sqlx::query_scalar("select version from schema_migrations where version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("read schema_migrations")?;
-            if applied.is_some() {
-                continue;
-            }
-            sqlx::raw_sql(*sql).execute(&mut *tx).await.with_context(|| format!("apply migration {version} {name}"))?;
-            sqlx::query("insert into schema_migrations (version, name, applied_at) values (?, ?, datetime('now'))")
-                .bind(version)
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .context("record migration")?;
-            tx.commit().await.context("commit migration")?;
-        }
-        // Seed the built-in tier catalog into an empty store (operators may change it afterwards).
-        let n_tiers: i64 = sqlx::query_scalar("select count(*) from tiers").fetch_one(&self.pool).await?;
-        if n_tiers == 0 {
-            let mut tx = self.pool.begin().await?;
-            for tier in Tier::builtin_catalog() {
-                insert_tier_row(&mut tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
-            }
-            tx.commit().await?;
-        }
+        // BEGIN IMMEDIATE takes the write lock at once: two processes opening one data directory
+        // together apply each migration (and seed the catalog) once; the second waits, then
+        // finds it done
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.context("lock the database to migrate")?;
+        apply_migrations(&mut tx).await?;
+        tx.commit().await.context("commit migrations")?;
         Ok(())
     }
 

@@ -1,0 +1,83 @@
+//! Migration history on SQLite: a database whose applied migration no longer matches this
+//! binary's file, that records a migration this binary does not know, or that predates checksums
+//! is refused at open, before anything runs; two stores opening one new file together migrate
+//! it once.
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+use tenantry_store_sqlite::{DB_FILE, SqliteStore};
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenantry-migrations-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+async fn tamper(dir: &std::path::Path, sql: &'static str) {
+    let url = format!("sqlite://{}", dir.join(DB_FILE).display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut db).await.unwrap();
+    db.close().await.unwrap();
+}
+
+async fn refusal(dir: &std::path::Path) -> String {
+    match SqliteStore::open(dir).await {
+        Ok(_) => panic!("the store opened a database with a broken migration history"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test]
+async fn an_applied_migration_that_changed_is_refused() {
+    let dir = fresh_dir("edited");
+    drop(SqliteStore::open(&dir).await.unwrap());
+    drop(SqliteStore::open(&dir).await.expect("a second open finds everything applied"));
+    tamper(&dir, "update schema_migrations set checksum = 'aaaa' where version = 1").await;
+    let err = refusal(&dir).await;
+    assert!(err.contains("migration 1 (baseline) was changed after it was applied"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_migration_this_binary_does_not_know_is_refused() {
+    let dir = fresh_dir("unknown");
+    drop(SqliteStore::open(&dir).await.unwrap());
+    tamper(
+        &dir,
+        "insert into schema_migrations (version, name, checksum, applied_at) values (99, 'from_the_future', 'b', 'now')",
+    )
+    .await;
+    let err = refusal(&dir).await;
+    assert!(err.contains("migration 99 (from_the_future), which this binary does not know"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_database_from_before_checksums_is_refused_with_the_reason() {
+    let dir = fresh_dir("pre-release");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join(DB_FILE)).unwrap();
+    // the shape pre-release builds wrote
+    tamper(
+        &dir,
+        "create table schema_migrations (version integer primary key, name text not null, applied_at text not null);
+         insert into schema_migrations values (1, 'registry', 'then')",
+    )
+    .await;
+    let err = refusal(&dir).await;
+    assert!(err.contains("created by a pre-release build"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn two_stores_opening_one_new_database_migrate_it_once() {
+    let dir = fresh_dir("race");
+    let (a, b) = tokio::join!(SqliteStore::open(&dir), SqliteStore::open(&dir));
+    let (a, _b) = (a.expect("first opener"), b.expect("second opener"));
+    let n: i64 = sqlx::query_scalar("select count(*) from schema_migrations").fetch_one(a.pool()).await.unwrap();
+    assert_eq!(n, 1);
+    let tiers: i64 = sqlx::query_scalar("select count(*) from tiers").fetch_one(a.pool()).await.unwrap();
+    assert_eq!(tiers, 4, "the catalog seeded once");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -151,6 +151,7 @@ pub fn bearer_token(header: &str) -> Result<&str, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCode;
 
     #[test]
     fn generated_keys_are_distinct_and_digest_stable() {
@@ -183,8 +184,8 @@ mod tests {
         let alice = Principal::user(UserId::parse("alice").unwrap(), KeyId::parse("k1").unwrap(), memberships);
         assert_eq!(alice.tenant(&finance).unwrap().authority(), crate::access::Authority::Member(Role::Analyst));
         assert_eq!(alice.tenant(&legal).unwrap().authority(), crate::access::Authority::Member(Role::Reviewer));
-        assert_eq!(alice.tenant(&hr).unwrap_err().code(), "forbidden");
-        assert_eq!(alice.platform().unwrap_err().code(), "forbidden");
+        assert_eq!(alice.tenant(&hr).unwrap_err().code(), ErrorCode::Forbidden);
+        assert_eq!(alice.platform().unwrap_err().code(), ErrorCode::Forbidden);
         let admin = Principal::platform_admin(UserId::parse("ops").unwrap(), KeyId::parse("k2").unwrap());
         assert!(admin.tenant(&hr).is_ok());
         assert!(admin.platform().is_ok());

@@ -2,6 +2,116 @@
 
 use tenantry_domain::{FlagKey, KeyId, LifecycleError, TenantError, TenantId, TierName, UserId};
 
+/// Every machine code Tenantry answers with — the application's refusals and the few the shells
+/// produce themselves (a body that does not parse, a route that does not exist, a timeout). One
+/// list: the HTTP layer maps each to one status by an exhaustive match, the CLI prints
+/// [`ErrorCode::as_str`] in `--json` errors, the README's table lists them. A code that is not
+/// here cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MalformedRequest,
+    Unauthenticated,
+    Forbidden,
+    RouteNotFound,
+    TenantNotFound,
+    DocumentNotFound,
+    TierNotFound,
+    FlagNotFound,
+    UserNotFound,
+    MemberNotFound,
+    KeyNotFound,
+    QuotaExceeded,
+    RateLimited,
+    MethodNotAllowed,
+    TenantInactive,
+    AlreadyExists,
+    InvalidTransition,
+    RetentionActive,
+    VersionConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidInput,
+    Internal,
+    StoreUnavailable,
+    EmbeddingUnavailable,
+    RequestTimeout,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the README's table.
+    pub const ALL: [ErrorCode; 26] = [
+        ErrorCode::MalformedRequest,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::RouteNotFound,
+        ErrorCode::TenantNotFound,
+        ErrorCode::DocumentNotFound,
+        ErrorCode::TierNotFound,
+        ErrorCode::FlagNotFound,
+        ErrorCode::UserNotFound,
+        ErrorCode::MemberNotFound,
+        ErrorCode::KeyNotFound,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::RateLimited,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::TenantInactive,
+        ErrorCode::AlreadyExists,
+        ErrorCode::InvalidTransition,
+        ErrorCode::RetentionActive,
+        ErrorCode::VersionConflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::InvalidInput,
+        ErrorCode::Internal,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::EmbeddingUnavailable,
+        ErrorCode::RequestTimeout,
+    ];
+
+    /// The stable wire form (snake_case); never changes once released.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedRequest => "malformed_request",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::TenantNotFound => "tenant_not_found",
+            ErrorCode::DocumentNotFound => "document_not_found",
+            ErrorCode::TierNotFound => "tier_not_found",
+            ErrorCode::FlagNotFound => "flag_not_found",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::MemberNotFound => "member_not_found",
+            ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TenantInactive => "tenant_inactive",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::RetentionActive => "retention_active",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Internal => "internal",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::EmbeddingUnavailable => "embedding_unavailable",
+            ErrorCode::RequestTimeout => "request_timeout",
+        }
+    }
+
+    /// The code with this wire form, if there is one.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a store adapter reports. Adapters map their own constraint names onto these.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,53 +178,29 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// Every code [`AppError::code`] can return (the HTTP layer maps each to a status).
-    pub const CODES: [&'static str; 20] = [
-        "tenant_not_found",
-        "document_not_found",
-        "quota_exceeded",
-        "rate_limited",
-        "tenant_inactive",
-        "tier_not_found",
-        "flag_not_found",
-        "user_not_found",
-        "member_not_found",
-        "key_not_found",
-        "unauthenticated",
-        "forbidden",
-        "already_exists",
-        "version_conflict",
-        "retention_active",
-        "invalid_transition",
-        "invalid_input",
-        "store_unavailable",
-        "embedding_unavailable",
-        "internal",
-    ];
-
     /// A stable machine code for this error, used by the CLI's `--json` errors and the HTTP API.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::TenantNotFound(_) => "tenant_not_found",
-            AppError::TierNotFound(_) => "tier_not_found",
-            AppError::FlagNotFound(..) => "flag_not_found",
-            AppError::TenantInactive { .. } => "tenant_inactive",
-            AppError::UserNotFound(_) => "user_not_found",
-            AppError::DocumentNotFound(_) => "document_not_found",
-            AppError::QuotaExceeded(_) => "quota_exceeded",
-            AppError::RateLimited { .. } => "rate_limited",
-            AppError::MemberNotFound { .. } => "member_not_found",
-            AppError::KeyNotFound(_) => "key_not_found",
-            AppError::Unauthenticated(_) => "unauthenticated",
-            AppError::Forbidden(_) => "forbidden",
-            AppError::AlreadyExists(_) => "already_exists",
-            AppError::VersionConflict { .. } => "version_conflict",
-            AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => "retention_active",
-            AppError::InvalidTransition(_) => "invalid_transition",
-            AppError::Invalid(_) => "invalid_input",
-            AppError::Unavailable(_) => "store_unavailable",
-            AppError::EmbeddingUnavailable(_) => "embedding_unavailable",
-            AppError::Unexpected(_) => "internal",
+            AppError::TenantNotFound(_) => ErrorCode::TenantNotFound,
+            AppError::TierNotFound(_) => ErrorCode::TierNotFound,
+            AppError::FlagNotFound(..) => ErrorCode::FlagNotFound,
+            AppError::TenantInactive { .. } => ErrorCode::TenantInactive,
+            AppError::UserNotFound(_) => ErrorCode::UserNotFound,
+            AppError::DocumentNotFound(_) => ErrorCode::DocumentNotFound,
+            AppError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::MemberNotFound { .. } => ErrorCode::MemberNotFound,
+            AppError::KeyNotFound(_) => ErrorCode::KeyNotFound,
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            AppError::VersionConflict { .. } => ErrorCode::VersionConflict,
+            AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => ErrorCode::RetentionActive,
+            AppError::InvalidTransition(_) => ErrorCode::InvalidTransition,
+            AppError::Invalid(_) => ErrorCode::InvalidInput,
+            AppError::Unavailable(_) => ErrorCode::StoreUnavailable,
+            AppError::EmbeddingUnavailable(_) => ErrorCode::EmbeddingUnavailable,
+            AppError::Unexpected(_) => ErrorCode::Internal,
         }
     }
 }
@@ -188,11 +274,34 @@ mod tests {
             AppError::EmbeddingUnavailable(anyhow::anyhow!("x")),
             AppError::Unexpected(anyhow::anyhow!("x")),
         ];
-        let mut seen: Vec<&str> = samples.iter().map(AppError::code).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        let mut listed = AppError::CODES.to_vec();
-        listed.sort_unstable();
-        assert_eq!(seen, listed);
+        // every application code is reachable from some error (the shells produce the rest)
+        let seen: Vec<ErrorCode> = samples.iter().map(AppError::code).collect();
+        let shells = [
+            ErrorCode::MalformedRequest,
+            ErrorCode::RouteNotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::RequestTimeout,
+        ];
+        for code in ErrorCode::ALL {
+            assert!(
+                seen.contains(&code) ^ shells.contains(&code),
+                "{code}: produced by the app or by a shell, not both"
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_has_one_distinct_wire_form_that_parses_back() {
+        let mut wire: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert!(code.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+        }
+        wire.sort_unstable();
+        wire.dedup();
+        assert_eq!(wire.len(), ErrorCode::ALL.len(), "a wire form is used twice");
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
     }
 }

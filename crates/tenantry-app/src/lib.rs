@@ -25,7 +25,7 @@ pub use dataplane::{
     QueryLimiter, QueryMeter, Throttled,
 };
 pub use directory::{Directory, IssuedKey};
-pub use error::{AppError, StoreError};
+pub use error::{AppError, ErrorCode, StoreError};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, ChunkHit, Clock, DocumentStore,
     DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page, PoolStats, Statistics,

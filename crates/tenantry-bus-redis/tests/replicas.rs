@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tenantry_app::ErrorCode;
 use tenantry_app::ports::Store;
 use tenantry_app::{AppError, CacheConfig, ConfigCache, InvalidationBus, InvalidationTarget, Registry, SharedCache};
 use tenantry_bus_redis::RedisBus;
@@ -89,7 +90,7 @@ async fn a_cold_replica_reads_the_shared_cache_and_a_write_removes_the_entry() {
     // another tenant is not in Redis: the cold replica cannot answer for it from finance's entry
     create(&ctx, "legal", "gold").await;
     let legal = cold.registry.evaluate_for_runtime(&ctx.admin.act_in(tid("legal")), None).await.unwrap_err();
-    assert_eq!(legal.code(), "store_unavailable", "{legal}");
+    assert_eq!(legal.code(), ErrorCode::StoreUnavailable, "{legal}");
 
     // a write through A removes finance's shared entry: a new replica without a database has
     // nothing to serve, rather than the old state
@@ -99,7 +100,7 @@ async fn a_cold_replica_reads_the_shared_cache_and_a_write_removes_the_entry() {
         .unwrap();
     let late = replica_without_database(&ctx, &config, &url, &ns).await;
     let refused = late.registry.evaluate_for_runtime(&ctx.admin.act_in(tid("finance")), None).await.unwrap_err();
-    assert_eq!(refused.code(), "store_unavailable", "{refused}");
+    assert_eq!(refused.code(), ErrorCode::StoreUnavailable, "{refused}");
     // and once A reloads, the shared entry says suspended
     assert!(matches!(beta(&a, &ctx).await, Err(AppError::TenantInactive { .. })));
     let later = replica_without_database(&ctx, &config, &url, &ns).await;

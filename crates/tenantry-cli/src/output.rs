@@ -482,7 +482,7 @@ fn exit_message(e: &CliError) -> (String, &'static str) {
             if let AppError::Unexpected(inner) | AppError::Unavailable(inner) = e {
                 msg = format!("{msg}: {inner:#}");
             }
-            (msg, e.code())
+            (msg, e.code().as_str())
         }
         CliError::Failed(e) => (format!("{e:#}"), "failed"),
         CliError::ChecksFailed(m) => (m.clone(), "checks_failed"),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tenantry_app::ErrorCode;
 use tenantry_app::ports::Store;
 use tenantry_app::{AppError, CacheConfig, ConfigCache, Invalidation, InvalidationTarget, LocalBus, Registry};
 use tenantry_domain::{FlagScope, FlagValue, TenantStatus};
@@ -139,9 +140,9 @@ where
     assert!(served.stale, "marked stale");
     assert!(matches!(&served.evaluations[0].1, tenantry_domain::Evaluation::Resolved { .. }));
     let refused = outside.evaluate_for_runtime(&scope, Some(&key("beta"))).await.unwrap_err();
-    assert_eq!(refused.code(), "store_unavailable", "past the window: {refused}");
+    assert_eq!(refused.code(), ErrorCode::StoreUnavailable, "past the window: {refused}");
     let write = within.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap_err();
-    assert_eq!(write.code(), "store_unavailable", "writes fail fast: {write}");
+    assert_eq!(write.code(), ErrorCode::StoreUnavailable, "writes fail fast: {write}");
 }
 
 /// Reads racing writes: a load that started before a write must not install what it read after

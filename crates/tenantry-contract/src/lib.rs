@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use time::{Duration, OffsetDateTime};
 
+use tenantry_app::ErrorCode;
 use tenantry_app::ports::{Clock, Store, TenantFilter};
 use tenantry_app::{AppError, PlatformScope, Registry, StoreError};
 use tenantry_domain::{
@@ -125,7 +126,7 @@ pub async fn operator_adds_a_tier(store: Arc<dyn Store>) {
     ctx.registry.create_tier(&ctx.admin, free.clone()).await.unwrap();
     assert_eq!(ctx.registry.get_tier(&tier("free")).await.unwrap(), free);
     let again = ctx.registry.create_tier(&ctx.admin, free).await.unwrap_err();
-    assert_eq!(again.code(), "already_exists");
+    assert_eq!(again.code(), ErrorCode::AlreadyExists);
     create(&ctx, "freebie", "free").await;
     let t = ctx.registry.get_tenant(&ctx.admin.act_in(tid("freebie"))).await.unwrap();
     assert_eq!(t.limits.max_documents, 50);
@@ -147,11 +148,11 @@ pub async fn create_refuses_duplicates_and_unknown_tiers(store: Arc<dyn Store>) 
     let ctx = Ctx::new(store);
     create(&ctx, "legal", "gold").await;
     let dup = ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid("legal"), "Again", tier("gold"))).await;
-    assert_eq!(dup.unwrap_err().code(), "already_exists");
+    assert_eq!(dup.unwrap_err().code(), ErrorCode::AlreadyExists);
     let unknown = ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid("x1"), "X", tier("diamond"))).await;
-    assert_eq!(unknown.unwrap_err().code(), "tier_not_found");
+    assert_eq!(unknown.unwrap_err().code(), ErrorCode::TierNotFound);
     let missing = ctx.registry.get_tenant(&ctx.admin.act_in(tid("nobody"))).await.unwrap_err();
-    assert_eq!(missing.code(), "tenant_not_found");
+    assert_eq!(missing.code(), ErrorCode::TenantNotFound);
 }
 
 pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
@@ -246,7 +247,7 @@ pub async fn tier_change_applies_new_defaults(store: Arc<dyn Store>) {
     assert_eq!(up.limits.max_users, 42, "explicit limit kept");
     assert_eq!(up.limits.max_queries_per_day, 10_000, "default limit follows the tier");
     let bad = TenantPatch { tier: Some(tier("diamond")), ..Default::default() };
-    assert_eq!(ctx.registry.update_tenant(&scope, bad, None).await.unwrap_err().code(), "tier_not_found");
+    assert_eq!(ctx.registry.update_tenant(&scope, bad, None).await.unwrap_err().code(), ErrorCode::TierNotFound);
 }
 
 pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>) {
@@ -257,7 +258,7 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
     let finance = ctx.admin.act_in(tid("finance"));
 
     let refused = ctx.registry.transition(&finance, TenantStatus::Deleted, "cleanup", None, None).await.unwrap_err();
-    assert_eq!(refused.code(), "invalid_transition");
+    assert_eq!(refused.code(), ErrorCode::InvalidTransition);
     assert!(refused.to_string().contains("from active to deleted"), "{refused}");
     assert_eq!(ctx.registry.get_tenant(&finance).await.unwrap().status, TenantStatus::Active);
 
@@ -265,13 +266,13 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
     let archived = ctx.registry.transition(&legal, TenantStatus::Archived, "matter closed", None, None).await.unwrap();
     assert_eq!(archived.retention_until, Some(archived.status_changed_at + Duration::days(180)), "gold retention");
     let early = ctx.registry.transition(&legal, TenantStatus::Deleted, "purge", None, None).await.unwrap_err();
-    assert_eq!(early.code(), "retention_active");
+    assert_eq!(early.code(), ErrorCode::RetentionActive);
     ctx.clock.advance(Duration::days(181));
     let deleted = ctx.registry.transition(&legal, TenantStatus::Deleted, "purge", None, None).await.unwrap();
     assert_eq!(deleted.status, TenantStatus::Deleted);
     let after =
         ctx.registry.update_tenant(&legal, TenantPatch { name: Some("x".into()), ..Default::default() }, None).await;
-    assert_eq!(after.unwrap_err().code(), "invalid_input");
+    assert_eq!(after.unwrap_err().code(), ErrorCode::InvalidInput);
 
     let entries = ctx.registry.tenant_audit(&legal, 100).await.unwrap();
     let summary: Vec<(String, Option<String>)> =
@@ -325,7 +326,7 @@ pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
         "the values were kept"
     );
     let refused = ctx.registry.set_flag_enabled(admin, key("no_such_flag"), false, None).await.unwrap_err();
-    assert_eq!(refused.code(), "flag_not_found");
+    assert_eq!(refused.code(), ErrorCode::FlagNotFound);
 
     let recent = ctx.registry.recent_audit(admin, 100).await.unwrap();
     let disable = recent.iter().find(|e| e.record.operation == "flag.disable").expect("audited");
@@ -387,7 +388,7 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     );
     let gone =
         ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await;
-    assert_eq!(gone.unwrap_err().code(), "flag_not_found");
+    assert_eq!(gone.unwrap_err().code(), ErrorCode::FlagNotFound);
     let json = FlagValue::Json(serde_json::json!({"model": "small", "top_k": 5}));
     ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("silver")), key("rag.config"), json.clone()).await.unwrap();
     let got = ctx.registry.evaluate_flag(&ctx.admin.act_in(tid("hr")), &key("rag.config")).await.unwrap();
@@ -398,7 +399,7 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         .set_flag(&ctx.admin, FlagScope::Tenant(tid("hr")), key("advanced_analytics"), FlagValue::String("yes".into()))
         .await
         .unwrap_err();
-    assert_eq!(mismatch.code(), "invalid_input");
+    assert_eq!(mismatch.code(), ErrorCode::InvalidInput);
     assert!(mismatch.to_string().contains("boolean"), "{mismatch}");
     // rollouts and metadata persist; definitions carry them
     let meta = tenantry_domain::FlagMeta {
@@ -426,9 +427,9 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
 
     // scopes must name something that exists
     let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tier(tier("diamond")), key("x"), FlagValue::Bool(true)).await;
-    assert_eq!(e.unwrap_err().code(), "tier_not_found");
+    assert_eq!(e.unwrap_err().code(), ErrorCode::TierNotFound);
     let e = ctx.registry.set_flag(&ctx.admin, FlagScope::Tenant(tid("ghost")), key("x"), FlagValue::Bool(true)).await;
-    assert_eq!(e.unwrap_err().code(), "tenant_not_found");
+    assert_eq!(e.unwrap_err().code(), ErrorCode::TenantNotFound);
 
     let rows = ctx.registry.list_flags(&ctx.admin).await.unwrap();
     assert_eq!(rows.len(), 5);
@@ -562,7 +563,7 @@ pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
     let alice = UserId::parse("alice.johnson").unwrap();
     let user = dir.create_user(&ctx.admin, alice.clone(), "Alice Johnson").await.unwrap();
     assert_eq!(dir.get_user(&ctx.admin, &alice).await.unwrap(), user);
-    assert_eq!(dir.create_user(&ctx.admin, alice.clone(), "Again").await.unwrap_err().code(), "already_exists");
+    assert_eq!(dir.create_user(&ctx.admin, alice.clone(), "Again").await.unwrap_err().code(), ErrorCode::AlreadyExists);
 
     let in_alpha = ctx.admin.act_in(tid("alpha"));
     let in_beta = ctx.admin.act_in(tid("beta"));
@@ -573,10 +574,10 @@ pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
     assert_eq!((members[0].tenant.as_str(), members[0].role), ("alpha", Role::Admin));
     assert!(dir.list_members(&in_beta).await.unwrap().is_empty(), "beta sees none of alpha's members");
     // removing from beta does not touch alpha
-    assert_eq!(dir.remove_member(&in_beta, &alice).await.unwrap_err().code(), "member_not_found");
+    assert_eq!(dir.remove_member(&in_beta, &alice).await.unwrap_err().code(), ErrorCode::MemberNotFound);
     assert_eq!(dir.memberships_of(&ctx.admin, &alice).await.unwrap().len(), 1);
     let ghost = UserId::parse("ghost").unwrap();
-    assert_eq!(dir.put_member(&in_alpha, &ghost, Role::Viewer).await.unwrap_err().code(), "user_not_found");
+    assert_eq!(dir.put_member(&in_alpha, &ghost, Role::Viewer).await.unwrap_err().code(), ErrorCode::UserNotFound);
 
     let issued = dir.create_key(&ctx.admin, KeyOwner::User(alice.clone()), "laptop", None).await.unwrap();
     let principal = dir.authenticate(&issued.token).await.unwrap();
@@ -586,9 +587,9 @@ pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
     assert_eq!(listed, std::slice::from_ref(&issued.key));
     assert_ne!(listed[0].digest, issued.token, "only the digest is stored");
     dir.revoke_key(&ctx.admin, &issued.key.id).await.unwrap();
-    assert_eq!(dir.authenticate(&issued.token).await.unwrap_err().code(), "unauthenticated");
+    assert_eq!(dir.authenticate(&issued.token).await.unwrap_err().code(), ErrorCode::Unauthenticated);
     assert!(dir.list_keys(&ctx.admin, None).await.unwrap()[0].revoked_at.is_some());
-    assert_eq!(dir.authenticate("tnt_unknown_token").await.unwrap_err().code(), "unauthenticated");
+    assert_eq!(dir.authenticate("tnt_unknown_token").await.unwrap_err().code(), ErrorCode::Unauthenticated);
     dir.remove_member(&in_alpha, &alice).await.unwrap();
     assert!(dir.memberships_of(&ctx.admin, &alice).await.unwrap().is_empty());
     // every change above is in the audit log with its actor, and no entry carries the token

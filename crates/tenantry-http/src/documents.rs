@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use tenantry_app::ErrorCode;
 use tenantry_app::{ChunkHit, IndexUsage, StoredDocument, TenantPlacement};
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::{DocumentId, IndexKind, NewDocument, Placement, QuerySpec, TenantId};
@@ -396,7 +397,10 @@ pub async fn placement(
 ) -> ApiResult<axum::Json<PlacementView>> {
     let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let placed = state.data.placement(&scope).await?.ok_or_else(|| {
-        ApiError::new("tenant_not_found", format!("tenant {} does not exist or has no placement yet", scope.tenant()))
+        ApiError::new(
+            ErrorCode::TenantNotFound,
+            format!("tenant {} does not exist or has no placement yet", scope.tenant()),
+        )
     })?;
     Ok(axum::Json(PlacementView::of(scope.tenant(), &placed)))
 }

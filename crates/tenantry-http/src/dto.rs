@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use tenantry_app::ErrorCode;
 use tenantry_app::{ApiKey, AuditEntry, Statistics};
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::{
@@ -15,7 +16,7 @@ use tenantry_domain::{
 use crate::problem::ApiError;
 
 pub(crate) fn invalid(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new("invalid_input", e.to_string())
+    ApiError::new(ErrorCode::InvalidInput, e.to_string())
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -467,10 +468,11 @@ impl SetFlagBody {
         let expires_at = match &self.expires_at {
             None => None,
             Some(None) => Some(None),
-            Some(Some(t)) => Some(Some(
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| ApiError::new("invalid_input", format!("expires_at must be an RFC 3339 time: {e}")))?,
-            )),
+            Some(Some(t)) => {
+                Some(Some(time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
+                    |e| ApiError::new(ErrorCode::InvalidInput, format!("expires_at must be an RFC 3339 time: {e}")),
+                )?))
+            }
         };
         Ok(tenantry_domain::FlagMeta { description: self.description.clone(), owner: self.owner.clone(), expires_at })
     }

@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use tenantry_app::ErrorCode;
 use tenantry_app::Principal;
 use tenantry_app::auth::bearer_token;
 
@@ -16,21 +17,22 @@ use crate::problem::ApiError;
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::new("invalid_input", body_detail(&e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::new("malformed_request", body_detail(&e.body_text())),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new("unsupported_media_type", "send the body as JSON with `Content-Type: application/json`")
-        }
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidInput, body_detail(&e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::MalformedRequest, body_detail(&e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
         JsonRejection::BytesRejection(e) => bytes_rejection(e),
-        other => ApiError::new("malformed_request", other.body_text()),
+        other => ApiError::new(ErrorCode::MalformedRequest, other.body_text()),
     }
 }
 
 fn bytes_rejection(e: BytesRejection) -> ApiError {
     if e.status().as_u16() == 413 {
-        ApiError::new("payload_too_large", "the request body is larger than this server accepts")
+        ApiError::new(ErrorCode::PayloadTooLarge, "the request body is larger than this server accepts")
     } else {
-        ApiError::new("malformed_request", format!("the request body could not be read: {}", e.body_text()))
+        ApiError::new(ErrorCode::MalformedRequest, format!("the request body could not be read: {}", e.body_text()))
     }
 }
 
@@ -77,12 +79,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
         }
         if !has_json_type {
             return Err(ApiError::new(
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
         serde_json::from_slice(&bytes).map(OptionalBody).map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() { "malformed_request" } else { "invalid_input" };
+            let code = if e.is_syntax() || e.is_eof() { ErrorCode::MalformedRequest } else { ErrorCode::InvalidInput };
             ApiError::new(code, body_detail(&e.to_string()))
         })
     }
@@ -106,7 +108,7 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     let text = e.body_text();
     let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
     ApiError::new(
-        "malformed_request",
+        ErrorCode::MalformedRequest,
         format!("the query string is not valid: {}", text.chars().take(300).collect::<String>()),
     )
 }
@@ -126,7 +128,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
 }
 
 fn path_rejection(e: PathRejection) -> ApiError {
-    ApiError::new("malformed_request", format!("the URL path is not valid: {}", e.body_text()))
+    ApiError::new(ErrorCode::MalformedRequest, format!("the URL path is not valid: {}", e.body_text()))
 }
 
 /// The authenticated principal behind `Authorization: Bearer <key>`.
@@ -137,11 +139,14 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::new("unauthenticated", "this endpoint needs an API key: send `Authorization: Bearer <key>`")
+            ApiError::new(
+                ErrorCode::Unauthenticated,
+                "this endpoint needs an API key: send `Authorization: Bearer <key>`",
+            )
         })?;
-        let header = header
-            .to_str()
-            .map_err(|_| ApiError::new("unauthenticated", "the Authorization header must be printable ASCII"))?;
+        let header = header.to_str().map_err(|_| {
+            ApiError::new(ErrorCode::Unauthenticated, "the Authorization header must be printable ASCII")
+        })?;
         let token = bearer_token(header)?;
         let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let principal = state.directory.authenticate(token).await?.with_request_id(request_id);
@@ -167,7 +172,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let inner = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
         inner.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| {
             ApiError::new(
-                "malformed_request",
+                ErrorCode::MalformedRequest,
                 "If-Match must be the tenant's ETag, a quoted version number such as \"3\"",
             )
         })

@@ -31,6 +31,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
+use tenantry_app::ErrorCode;
 use tenantry_app::{Auditor, DataPlane, Directory, Registry};
 
 use crate::metrics::Metrics;
@@ -145,14 +146,19 @@ pub fn router(
 }
 
 async fn route_not_found(req: Request) -> ApiError {
-    ApiError::new("route_not_found", format!("there is no route {} {}; see /docs", req.method(), req.uri().path()))
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("there is no route {} {}; see /docs", req.method(), req.uri().path()),
+    )
 }
 
 async fn with_timeout(timeout: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new("request_timeout", format!("the request took longer than {timeout:?}; try again"))
-            .into_response(),
+        Err(_) => {
+            ApiError::new(ErrorCode::RequestTimeout, format!("the request took longer than {timeout:?}; try again"))
+                .into_response()
+        }
     }
 }
 
@@ -199,7 +205,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
     tracing::error!(panic = message, "handler panicked");
-    ApiError::new("internal", "unexpected internal error; it has been logged").into_response()
+    ApiError::new(ErrorCode::Internal, "unexpected internal error; it has been logged").into_response()
 }
 
 /// Binds and serves until SIGTERM or Ctrl-C; in-flight requests finish before it returns.

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use tenantry_app::ErrorCode;
 use tenantry_app::{KeyOwner, Principal, TenantFilter, TenantScope};
 use tenantry_domain::{
     FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, KeyId, Role, TenantId, TenantStatus, TierName, UserId,
@@ -122,7 +123,7 @@ pub async fn list_tenants(
         } else if principal.id() == &user {
             principal.memberships()
         } else {
-            return Err(ApiError::new("forbidden", "you may list only your own tenants"));
+            return Err(ApiError::new(ErrorCode::Forbidden, "you may list only your own tenants"));
         };
         let mut tenants = Vec::new();
         for (tenant, role) in memberships {
@@ -145,7 +146,7 @@ pub async fn list_tenants(
         limit: query.limit.unwrap_or(0),
     };
     if query.limit == Some(0) {
-        return Err(ApiError::new("invalid_input", "limit must be between 1 and 1000"));
+        return Err(ApiError::new(ErrorCode::InvalidInput, "limit must be between 1 and 1000"));
     }
     let page = state.registry.list_tenants(&access, filter).await?;
     Ok(axum::Json(TenantListView {
@@ -201,7 +202,7 @@ async fn transition(
 ) -> ApiResult<Response> {
     let scope = scope_in(&state, &principal, &id)?;
     if body.retention_days.is_some() && target != TenantStatus::Archived {
-        return Err(ApiError::new("invalid_input", "retention_days applies only to archive"));
+        return Err(ApiError::new(ErrorCode::InvalidInput, "retention_days applies only to archive"));
     }
     let reason = body.reason.unwrap_or_else(|| format!("{} through the API by {}", target.as_str(), principal.actor()));
     let tenant = state.registry.transition(&scope, target, &reason, body.retention_days, expected).await?;
@@ -308,7 +309,7 @@ fn bounded_limit(limit: Option<u32>) -> ApiResult<u32> {
     match limit {
         None => Ok(100),
         Some(n @ 1..=1000) => Ok(n),
-        Some(_) => Err(ApiError::new("invalid_input", "limit must be between 1 and 1000")),
+        Some(_) => Err(ApiError::new(ErrorCode::InvalidInput, "limit must be between 1 and 1000")),
     }
 }
 
@@ -342,7 +343,7 @@ pub async fn set_flag(
     let value = match (body.enabled, body.value.clone()) {
         (Some(enabled), None) => FlagValue::Bool(enabled),
         (None, Some(v)) => FlagValue::from_json(v).map_err(invalid)?,
-        _ => return Err(ApiError::new("invalid_input", "give exactly one of `enabled` (boolean) or `value`")),
+        _ => return Err(ApiError::new(ErrorCode::InvalidInput, "give exactly one of `enabled` (boolean) or `value`")),
     };
     let scope = flag_scope(&body.scope, body.scope_id.as_deref())?;
     let meta = body.meta()?;
@@ -477,7 +478,7 @@ pub async fn stale_flags(
     let access = principal.platform()?;
     let days = query.max_age_days.unwrap_or(90);
     if days > 36_500 {
-        return Err(ApiError::new("invalid_input", "max_age_days must be at most 36500"));
+        return Err(ApiError::new(ErrorCode::InvalidInput, "max_age_days must be at most 36500"));
     }
     let report = state.registry.stale_flags(&access, time::Duration::days(i64::from(days))).await?;
     Ok(axum::Json(
@@ -646,14 +647,14 @@ pub async fn create_key(
     let owner = match (&body.user_id, &body.platform_admin) {
         (Some(user), None) => KeyOwner::User(parse_user(user)?),
         (None, Some(admin)) => KeyOwner::PlatformAdmin(parse_user(admin)?),
-        _ => return Err(ApiError::new("invalid_input", "give exactly one of `user_id` or `platform_admin`")),
+        _ => return Err(ApiError::new(ErrorCode::InvalidInput, "give exactly one of `user_id` or `platform_admin`")),
     };
     let expires_at = body
         .expires_at
         .as_deref()
         .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
         .transpose()
-        .map_err(|e| ApiError::new("invalid_input", format!("expires_at must be an RFC 3339 time: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("expires_at must be an RFC 3339 time: {e}")))?;
     let issued = state.directory.create_key(&access, owner, &body.name, expires_at).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -709,7 +710,7 @@ pub async fn audit(
         .as_deref()
         .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
         .transpose()
-        .map_err(|e| ApiError::new("invalid_input", format!("since must be an RFC 3339 time: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("since must be an RFC 3339 time: {e}")))?;
     let limit = bounded_limit(query.limit)?;
     let after_seq = query.after_seq.unwrap_or(0).max(0);
     let tenant = query.tenant_id.as_deref().map(parse_tenant).transpose()?;
@@ -721,7 +722,10 @@ pub async fn audit(
             state.auditor.tenant_entries(&scope, filter).await?
         }
         (None, false) => {
-            return Err(ApiError::new("forbidden", "give tenant_id: you may read the audit log of your own tenants"));
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "give tenant_id: you may read the audit log of your own tenants",
+            ));
         }
     };
     let next_after_seq = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.seq)).flatten();

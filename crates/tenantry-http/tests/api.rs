@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::json;
 
+use tenantry_app::ErrorCode;
 use tenantry_app::KeyOwner;
 use tenantry_app::ports::Store;
 use tenantry_domain::UserId;
@@ -249,7 +250,7 @@ async fn bootstrap_admin_key_is_installed_once(store: Arc<dyn Store>) {
     assert!(!w.directory.bootstrap_admin_key(token).await.unwrap(), "idempotent");
     let r = w.call(Method::GET, "/statistics", Some(token), None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(w.directory.bootstrap_admin_key("short").await.unwrap_err().code(), "invalid_input");
+    assert_eq!(w.directory.bootstrap_admin_key("short").await.unwrap_err().code(), ErrorCode::InvalidInput);
 }
 
 async fn malformed_requests_get_problem_documents(store: Arc<dyn Store>) {

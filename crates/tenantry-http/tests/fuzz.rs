@@ -10,9 +10,10 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::{Value, json};
 
+use tenantry_app::ErrorCode;
 use tenantry_app::ports::Store;
 use tenantry_domain::Role;
-use tenantry_http::problem::CODES;
+use tenantry_http::problem::describe;
 
 use common::World;
 
@@ -217,7 +218,8 @@ fn check(r: &Option<common::Response>, what: &str) {
     }
     if r.status.is_client_error() {
         let code = r.code();
-        assert!(CODES.iter().any(|(c, _, _)| *c == code), "unlisted code {code:?} for {what}: {}", r.text);
+        let listed = ErrorCode::parse(code).unwrap_or_else(|| panic!("unlisted code {code:?} for {what}: {}", r.text));
+        assert_eq!(describe(listed).0, r.status, "{what}: the status of {code}");
         assert_eq!(
             r.headers.get("content-type").and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),

@@ -65,7 +65,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
     if n_tiers == 0 {
         let mut tx = conn.begin().await?;
         for tier in Tier::builtin_catalog() {
-            crate::insert_tier_row(&mut tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
+            crate::shared::insert_tier_row(&mut tx, &TierRecord::from(&tier)).await.map_err(anyhow::Error::new)?;
         }
         tx.commit().await?;
     }

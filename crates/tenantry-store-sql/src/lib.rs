@@ -6,6 +6,7 @@ pub mod documents;
 pub mod identity;
 pub mod migrations;
 pub mod records;
+pub mod registry;
 
 use tenantry_app::StoreError;
 

@@ -60,8 +60,10 @@ create table tenants (
 create index tenants_status_idx on tenants (status, tenant_id);
 create index tenants_tier_idx on tenants (tier, tenant_id);
 
-create table flag_values (
-    scope      text not null check (scope in ('global', 'tier', 'tenant')),
+-- flag values: global and per-tier defaults, and tenant overrides (the same split as PostgreSQL's,
+-- where tenant_flags is under row-level security)
+create table flag_defaults (
+    scope      text not null check (scope in ('global', 'tier')),
     scope_id   text not null,
     flag_key   text not null check (length(flag_key) between 1 and 128 and flag_key not glob '*[^a-z0-9_.-]*'),
     value      text not null check (json_valid(value)),
@@ -69,6 +71,15 @@ create table flag_values (
     rollout_percent integer check (rollout_percent is null or rollout_percent between 0 and 100),
     primary key (scope, scope_id, flag_key),
     check ((scope = 'global') = (scope_id = ''))
+) strict;
+
+create table tenant_flags (
+    tenant_id  text not null references tenants (tenant_id),
+    flag_key   text not null check (length(flag_key) between 1 and 128 and flag_key not glob '*[^a-z0-9_.-]*'),
+    value      text not null check (json_valid(value)),
+    updated_at text not null,
+    rollout_percent integer check (rollout_percent is null or rollout_percent between 0 and 100),
+    primary key (tenant_id, flag_key)
 ) strict;
 
 create table audit_log (

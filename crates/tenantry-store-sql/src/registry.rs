@@ -1,0 +1,830 @@
+//! The registry's ports — tiers, tenants, flags, the audit log, users, memberships and keys —
+//! written once for both SQL backends. [`registry_store!`] expands, inside the store's crate, into
+//! a module `shared` that implements `TierStore`, `TenantStore`, `FlagStore`, `AuditLog` and
+//! `IdentityStore` for the store type, plus the audit chain's `append_audit` and the tier
+//! catalog's `insert_tier_row`. What stays per backend is how a transaction starts (on PostgreSQL
+//! with the RLS context) and how a read is made.
+//!
+//! A macro rather than a function generic over `sqlx::Database`: sqlx's bounds (an executor for
+//! every `&mut Connection`, `Encode`/`Decode`/`Type` for every bound and read type) are not
+//! implied by a trait, so a generic version would restate a dozen where-clauses on every function.
+//! Expanded, each backend gets concrete types and the compiler checks every statement's types as
+//! if written by hand; the source is written once. The SQL is the common dialect: `$n`
+//! placeholders (sqlx binds them by number on SQLite too), no casts with `::`.
+//!
+//! The store type must have, in the module that invokes the macro:
+//! - fields `pool` (the sqlx pool) and `signer: Option<Arc<dyn EntrySigner>>`;
+//! - `async fn tenant_tx(&self, &TenantScope) -> Result<Transaction<'static, DB>, StoreError>` and
+//!   `async fn platform_tx(&self, &PlatformScope) -> …`: a write transaction on the tenant's or
+//!   the platform's path;
+//! - `async fn tenant_read(&self, &TenantScope)`, `async fn platform_read(&self, &PlatformScope)`
+//!   returning something that dereferences to the connection, and `async fn end_read(that)`: a
+//!   read on that path (on PostgreSQL a transaction with the context, on SQLite a pooled
+//!   connection).
+
+/// Implements the registry's ports for `$store` over database `$db` with rows `$row`; see the
+/// module documentation for what `$store` must provide.
+#[macro_export]
+macro_rules! registry_store {
+    ($store:ident, $db:ty, $row:ty) => {
+        pub(crate) mod shared {
+            use super::*;
+            use ::sqlx::types::Json;
+            use ::tenantry_app::ports::{
+                ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, Checkpoint, EntrySigner, FlagRow, FlagStore,
+                IdentityStore, Statistics, TenantFilter, TenantStore, TierStore,
+            };
+            use ::tenantry_app::{PlatformScope, StoreError, TenantScope};
+            use ::tenantry_domain::{
+                FlagDefinition, FlagKey, FlagKind, FlagMeta, FlagRule, FlagScope, FlagSet, KeyId, Membership, Role,
+                Tenant, Tier, TierName, User, UserId,
+            };
+            use $crate::identity::{
+                KeyColumns, MembershipColumns, UserColumns, key_from_columns, membership_from_columns,
+                reference_error, user_from_columns,
+            };
+            use $crate::{
+                FlagDefinitionColumns, TenantRecord, TierRecord, audit_columns, flag_definition_columns,
+                flag_definition_from_columns, flag_from_columns, health_class_query, insert_error, key_columns,
+                membership_columns, rollout_from_column, store_error, tenant_columns, type_mismatch, user_columns,
+            };
+
+            impl $store {
+                /// Appends `record` to the audit chain inside `tx`.
+                pub(crate) async fn seal(
+                    &self,
+                    tx: &mut ::sqlx::Transaction<'_, $db>,
+                    record: &AuditRecord,
+                ) -> Result<(), StoreError> {
+                    append_audit(tx, record, self.signer.as_deref()).await
+                }
+            }
+
+        /// Appends `a` as the next entry of the chain. Updating `audit_head` first takes its row lock until
+        /// commit, so concurrent appends are serialized, the chain stays linear and sequence numbers have
+        /// no gaps (a rolled-back append rolls the head back too).
+        pub(crate) async fn append_audit(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            a: &AuditRecord,
+            signer: Option<&dyn EntrySigner>,
+        ) -> Result<(), StoreError> {
+            let (seq, prev): (i64, String) =
+                sqlx::query_as("update audit_head set seq = seq + 1 where id = 1 returning seq, hash")
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| store_error(e, "advance audit chain head"))?;
+            let seal = tenantry_store_sql::seal(a, seq, &prev, signer)?;
+            sqlx::query(concat!(
+                "insert into audit_log (",
+                audit_columns!(),
+                ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ))
+            .bind(seq)
+            .bind(a.at)
+            .bind(a.actor.kind.as_str())
+            .bind(&a.actor.id)
+            .bind(a.tenant.as_ref().map(|t| t.as_str()))
+            .bind(&a.operation)
+            .bind(a.before.as_ref().map(Json))
+            .bind(a.after.as_ref().map(Json))
+            .bind(&a.reason)
+            .bind(&a.request_id)
+            .bind(&seal.prev_hash)
+            .bind(&seal.hash)
+            .bind(&seal.key_id)
+            .bind(&seal.signature)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "append audit entry"))?;
+            sqlx::query("update audit_head set hash = $1 where id = 1")
+                .bind(&seal.hash)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| store_error(e, "record audit chain head"))?;
+            Ok(())
+        }
+
+        fn tenant_from_row(row: &$row) -> Result<Tenant, StoreError> {
+            let record = tenantry_store_sql::tenant_record_from_row!(row, |e| store_error(e, "read tenant row"));
+            Tenant::try_from(record)
+        }
+
+        fn tier_from_row(row: &$row) -> Result<Tier, StoreError> {
+            Tier::try_from(tenantry_store_sql::tier_record_from_row!(row, |e| store_error(e, "read tier row")))
+        }
+
+        pub(crate) async fn insert_tier_row(tx: &mut ::sqlx::Transaction<'_, $db>, r: &TierRecord) -> Result<(), StoreError> {
+            let insert = sqlx::query(
+                "insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
+                     rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            );
+            tenantry_store_sql::bind_tier_record!(insert, r)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| insert_error(e, || format!("tier {}", r.name), "insert tier"))?;
+            Ok(())
+        }
+
+        #[::async_trait::async_trait]
+        impl TierStore for $store {
+            async fn list_tiers(&self) -> Result<Vec<Tier>, StoreError> {
+                let rows = sqlx::query("select * from tiers order by rank, name")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "list tiers"))?;
+                rows.iter().map(tier_from_row).collect()
+            }
+
+            async fn get_tier(&self, name: &TierName) -> Result<Option<Tier>, StoreError> {
+                let row = sqlx::query("select * from tiers where name = $1")
+                    .bind(name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "get tier"))?;
+                row.as_ref().map(tier_from_row).transpose()
+            }
+
+            async fn insert_tier(&self, access: &PlatformScope, tier: &Tier, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                insert_tier_row(&mut tx, &TierRecord::from(tier)).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit tier"))
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl TenantStore for $store {
+            async fn insert_tenant(
+                &self,
+                access: &PlatformScope,
+                tenant: &Tenant,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let r = TenantRecord::from(tenant);
+                let mut tx = self.platform_tx(access).await?;
+                let insert = sqlx::query(concat!(
+                    "insert into tenants (",
+                    tenant_columns!(),
+                    ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                        $21, $22, $23, $24, $25, $26, $27, $28)"
+                ));
+                tenantry_store_sql::bind_tenant_record!(insert, &r)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| insert_error(e, || format!("tenant {}", r.tenant_id), "insert tenant"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit tenant"))
+            }
+
+            async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
+                let mut tx = self.tenant_read(scope).await?;
+                let row = sqlx::query(concat!("select ", tenant_columns!(), " from tenants where tenant_id = $1"))
+                    .bind(scope.tenant().as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "get tenant"))?;
+                $store::end_read(tx).await?;
+                row.as_ref().map(tenant_from_row).transpose()
+            }
+
+            async fn list_tenants(&self, access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query(concat!(
+                    "select ",
+                    tenant_columns!(),
+                    " from tenants
+                     where ($1 is null or status = $1) and ($2 is null or tier = $2) and ($3 is null or tenant_id > $3)
+                     order by tenant_id limit $4"
+                ))
+                .bind(filter.status.map(|s| s.as_str()))
+                .bind(filter.tier.as_ref().map(|t| t.as_str()))
+                .bind(filter.after.as_ref().map(|t| t.as_str()))
+                .bind(i64::from(filter.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list tenants"))?;
+                $store::end_read(tx).await?;
+                rows.iter().map(tenant_from_row).collect()
+            }
+
+            async fn update_tenant(
+                &self,
+                scope: &TenantScope,
+                tenant: &Tenant,
+                expected_version: i64,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                if tenant.id != *scope.tenant() {
+                    // a scope never writes another tenant's row (RLS would refuse it too)
+                    return Err(StoreError::NotFound);
+                }
+                let r = TenantRecord::from(tenant);
+                let mut tx = self.tenant_tx(scope).await?;
+                let update = sqlx::query(
+                    "update tenants set tenant_id = $1, name = $2, billing_email = $3, owner = $4, tier = $5, max_users = $6,
+                        max_documents = $7, max_queries_per_day = $8, max_storage_gb = $9, rate_limit_per_minute = $10,
+                        sla_target = $11, support_level = $12, explicit_limits = $13, cost_center = $14,
+                        monthly_budget_minor = $15, budget_currency = $16, status = $17, status_reason = $18,
+                        status_changed_at = $19, retention_until = $20, health_score = $21, health_updated_at = $22,
+                        compliance_tags = $23, data_region = $24, metadata = $25, version = $26, created_at = $27,
+                        updated_at = $28
+                     where tenant_id = $29 and version = $30",
+                );
+                let result = tenantry_store_sql::bind_tenant_record!(update, &r)
+                    .bind(scope.tenant().as_str())
+                    .bind(expected_version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "update tenant"))?;
+                if result.rows_affected() == 0 {
+                    let current: Option<i64> = sqlx::query_scalar("select version from tenants where tenant_id = $1")
+                        .bind(scope.tenant().as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "read tenant version"))?;
+                    return Err(match current {
+                        Some(current) => StoreError::VersionConflict { current },
+                        None => StoreError::NotFound,
+                    });
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit tenant update"))
+            }
+
+            async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let pairs = |sql: &'static str| sqlx::query_as::<_, (String, i64)>(sql);
+                let by_status = pairs("select status, count(*) from tenants group by status order by status")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "statistics"))?;
+                let by_tier = pairs("select tier, count(*) from tenants group by tier order by tier")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "statistics"))?;
+                let by_health = health_class_query(pairs(
+                    "select case when health_score is null then 'unknown' when health_score >= $1 then $3
+                                 when health_score >= $2 then $4 else $5 end as class, count(*)
+                     from tenants group by class order by class",
+                ))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "statistics"))?;
+                $store::end_read(tx).await?;
+                let total = by_status.iter().map(|(_, n)| n).sum();
+                Ok(Statistics { total, by_status, by_tier, by_health })
+            }
+        }
+
+        /// Defines `key` if new (typed by `kind`) or bumps its version, applying `meta`; refuses a type change.
+        async fn define_flag(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            key: &FlagKey,
+            kind: FlagKind,
+            meta: &FlagMeta,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            let version: Option<i64> = sqlx::query_scalar(
+                "insert into flag_definitions (flag_key, kind, description, owner, created_at, expires_at, version, updated_at)
+                 values ($1, $2, coalesce($3, ''), $4, $5, $6, 1, $5)
+                 on conflict (flag_key) do update set version = flag_definitions.version + 1,
+                     description = coalesce($3, flag_definitions.description), owner = coalesce($4, flag_definitions.owner),
+                     expires_at = case when $7 then $6 else flag_definitions.expires_at end, updated_at = $5
+                 where flag_definitions.kind = excluded.kind
+                 returning version",
+            )
+            .bind(key.as_str())
+            .bind(kind.as_str())
+            .bind(meta.description.as_deref())
+            .bind(meta.owner.as_deref())
+            .bind(at)
+            .bind(meta.expires_at.flatten())
+            .bind(meta.expires_at.is_some())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "define flag"))?;
+            if version.is_none() {
+                let stored: Option<String> = sqlx::query_scalar("select kind from flag_definitions where flag_key = $1")
+                    .bind(key.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(|e| store_error(e, "read flag kind"))?;
+                return Err(type_mismatch(key, stored, kind));
+            }
+            Ok(())
+        }
+
+        async fn bump_flag(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            key: &FlagKey,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            sqlx::query("update flag_definitions set version = version + 1, updated_at = $1 where flag_key = $2")
+                .bind(at)
+                .bind(key.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| store_error(e, "bump flag version"))?;
+            Ok(())
+        }
+
+        /// Writes a rule at `scope` inside `tx` (tenant rules go to `tenant_flags`, under RLS).
+        async fn put_rule(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            scope: &FlagScope,
+            key: &FlagKey,
+            rule: &FlagRule,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            let value = Json(rule.value.to_json());
+            let rollout = rule.rollout.map(i64::from);
+            let query = match scope {
+                FlagScope::Tenant(t) => sqlx::query(
+                    "insert into tenant_flags (tenant_id, flag_key, value, rollout_percent, updated_at) values ($1, $2, $3, $4, $5)
+                     on conflict (tenant_id, flag_key) do update set value = excluded.value,
+                         rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
+                )
+                .bind(t.as_str())
+                .bind(key.as_str())
+                .bind(value)
+                .bind(rollout)
+                .bind(at),
+                other => sqlx::query(
+                    "insert into flag_defaults (scope, scope_id, flag_key, value, rollout_percent, updated_at)
+                     values ($1, $2, $3, $4, $5, $6)
+                     on conflict (scope, scope_id, flag_key) do update set value = excluded.value,
+                         rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at",
+                )
+                .bind(other.level().as_str())
+                .bind(other.scope_id())
+                .bind(key.as_str())
+                .bind(value)
+                .bind(rollout)
+                .bind(at),
+            };
+            query.execute(&mut **tx).await.map_err(|e| store_error(e, "set flag"))?;
+            Ok(())
+        }
+
+        async fn remove_rule(tx: &mut ::sqlx::Transaction<'_, $db>, scope: &FlagScope, key: &FlagKey) -> Result<(), StoreError> {
+            let result = match scope {
+                FlagScope::Tenant(t) => sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
+                    .bind(t.as_str())
+                    .bind(key.as_str()),
+                other => sqlx::query("delete from flag_defaults where scope = $1 and scope_id = $2 and flag_key = $3")
+                    .bind(other.level().as_str())
+                    .bind(other.scope_id())
+                    .bind(key.as_str()),
+            }
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "delete flag"))?;
+            if result.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        #[::async_trait::async_trait]
+        impl FlagStore for $store {
+            async fn set_flag(
+                &self,
+                access: &PlatformScope,
+                scope: &FlagScope,
+                key: &FlagKey,
+                rule: &FlagRule,
+                meta: &FlagMeta,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
+                put_rule(&mut tx, scope, key, rule, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+            }
+
+            async fn delete_flag(
+                &self,
+                access: &PlatformScope,
+                scope: &FlagScope,
+                key: &FlagKey,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                remove_rule(&mut tx, scope, key).await?;
+                bump_flag(&mut tx, key, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+            }
+
+            async fn set_tenant_flag(
+                &self,
+                scope: &TenantScope,
+                key: &FlagKey,
+                rule: &FlagRule,
+                meta: &FlagMeta,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
+                put_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key, rule, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+            }
+
+            async fn delete_tenant_flag(
+                &self,
+                scope: &TenantScope,
+                key: &FlagKey,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                remove_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key).await?;
+                bump_flag(&mut tx, key, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+            }
+
+            async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
+                let mut tx = self.tenant_read(scope).await?;
+                // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
+                type Row = (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>, Option<bool>);
+                let rows = sqlx::query_as::<_, Row>(
+                    "select v.scope, v.scope_id, v.flag_key, v.value, cast(v.rollout_percent as bigint), d.version, d.enabled from (
+                         select scope, scope_id, flag_key, value, rollout_percent from flag_defaults
+                         union all
+                         select 'tenant', tenant_id, flag_key, value, rollout_percent from tenant_flags where tenant_id = $1
+                     ) v left join flag_definitions d on d.flag_key = v.flag_key",
+                )
+                .bind(scope.tenant().as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "load flags"))?;
+                $store::end_read(tx).await?;
+                let mut set = FlagSet::new();
+                for (s, id, key, value, rollout, version, enabled) in rows {
+                    let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+                    set.set_version(key.clone(), version.unwrap_or(0));
+                    if enabled == Some(false) {
+                        set.disable(key.clone());
+                    }
+                    set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout)? });
+                }
+                Ok(set)
+            }
+
+            async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows =
+                    sqlx::query_as::<_, (String, String, String, Json<serde_json::Value>, Option<i64>, time::OffsetDateTime)>(
+                        "select scope, scope_id, flag_key, value, cast(rollout_percent as bigint), updated_at from (
+                         select scope, scope_id, flag_key, value, rollout_percent, updated_at from flag_defaults
+                         union all
+                         select 'tenant', tenant_id, flag_key, value, rollout_percent, updated_at from tenant_flags) f
+                     order by flag_key, case scope when 'global' then 0 when 'tier' then 1 else 2 end, scope_id",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "list flags"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter()
+                    .map(|(s, id, key, value, rollout, updated_at)| {
+                        let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
+                        Ok(FlagRow { scope, key, value, rollout: rollout_from_column(rollout)?, updated_at })
+                    })
+                    .collect()
+            }
+
+            async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query_as::<_, FlagDefinitionColumns>(concat!(
+                    "select ",
+                    flag_definition_columns!(),
+                    " from flag_definitions order by flag_key"
+                ))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list flag definitions"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map(flag_definition_from_columns).collect()
+            }
+
+            async fn set_flag_enabled(
+                &self,
+                access: &PlatformScope,
+                key: &FlagKey,
+                enabled: bool,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                let result = sqlx::query(
+                    "update flag_definitions set enabled = $1, version = version + 1, updated_at = $2 where flag_key = $3",
+                )
+                .bind(enabled)
+                .bind(audit.at)
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "set flag kill switch"))?;
+                if result.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag kill switch"))
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl AuditLog for $store {
+            async fn append_audit(&self, access: &PlatformScope, record: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                self.seal(&mut tx, record).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
+            }
+
+            async fn append_tenant_audit(&self, scope: &TenantScope, record: &AuditRecord) -> Result<(), StoreError> {
+                // RLS's WITH CHECK refuses an entry naming another tenant; fail with a clear error first
+                if record.tenant.as_ref() != Some(scope.tenant()) {
+                    return Err(StoreError::ConstraintViolated("an audit entry must name the scope's tenant".to_owned()));
+                }
+                let mut tx = self.tenant_tx(scope).await?;
+                self.seal(&mut tx, record).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit audit entry"))
+            }
+
+            async fn recent_audit(&self, access: &PlatformScope, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query(concat!(
+                    "select * from (select ",
+                    audit_columns!(),
+                    " from audit_log order by seq desc limit $1) recent order by seq"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "read audit"))?;
+                $store::end_read(tx).await?;
+                audit_entries(&rows)
+            }
+
+            async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+                let mut tx = self.tenant_read(scope).await?;
+                let rows = sqlx::query(concat!(
+                    "select ",
+                    audit_columns!(),
+                    " from audit_log where tenant_id = $1 and seq > $2 and ($3 is null or at >= $3)
+                     order by seq limit $4"
+                ))
+                .bind(scope.tenant().as_str())
+                .bind(filter.after_seq)
+                .bind(filter.since)
+                .bind(i64::from(filter.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "read audit"))?;
+                $store::end_read(tx).await?;
+                audit_entries(&rows)
+            }
+
+            async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query(concat!(
+                    "select ",
+                    audit_columns!(),
+                    " from audit_log where seq > $1 and ($2 is null or tenant_id = $2)
+                       and ($3 is null or at >= $3)
+                     order by seq limit $4"
+                ))
+                .bind(filter.after_seq)
+                .bind(filter.tenant.as_ref().map(|t| t.as_str()))
+                .bind(filter.since)
+                .bind(i64::from(filter.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "read audit"))?;
+                $store::end_read(tx).await?;
+                audit_entries(&rows)
+            }
+
+            async fn insert_checkpoint(&self, access: &PlatformScope, cp: &Checkpoint) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                sqlx::query(
+                    "insert into audit_checkpoints (seq, head_hash, at, key_id, signature) values ($1, $2, $3, $4, $5)",
+                )
+                .bind(cp.seq)
+                .bind(&cp.head_hash)
+                .bind(cp.at)
+                .bind(&cp.key_id)
+                .bind(&cp.signature)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "insert checkpoint"))?;
+                tx.commit().await.map_err(|e| store_error(e, "commit checkpoint"))
+            }
+
+            async fn checkpoints(&self, access: &PlatformScope) -> Result<Vec<Checkpoint>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query_as::<_, (i64, String, time::OffsetDateTime, String, String)>(
+                    "select seq, head_hash, at, key_id, signature from audit_checkpoints order by id",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "read checkpoints"))?;
+                $store::end_read(tx).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, head_hash, at, key_id, signature)| Checkpoint { seq, head_hash, at, key_id, signature })
+                    .collect())
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl IdentityStore for $store {
+            async fn insert_user(&self, access: &PlatformScope, user: &User, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                sqlx::query(concat!("insert into users (", user_columns!(), ") values ($1, $2, $3)"))
+                    .bind(user.id.as_str())
+                    .bind(&user.display_name)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| insert_error(e, || format!("user {}", user.id), "insert user"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit user"))
+            }
+
+            async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<Option<User>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let row =
+                    sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users where user_id = $1"))
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "get user"))?;
+                $store::end_read(tx).await?;
+                row.map(user_from_columns).transpose()
+            }
+
+            async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows =
+                    sqlx::query_as::<_, UserColumns>(concat!("select ", user_columns!(), " from users order by user_id"))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "list users"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map(user_from_columns).collect()
+            }
+
+            async fn put_membership(
+                &self,
+                scope: &TenantScope,
+                user: &UserId,
+                role: Role,
+                at: time::OffsetDateTime,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                sqlx::query(concat!(
+                    "insert into memberships (",
+                    membership_columns!(),
+                    ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
+                ))
+                .bind(scope.tenant().as_str())
+                .bind(user.as_str())
+                .bind(role.as_str())
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| reference_error(e, "put membership"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit membership"))
+            }
+
+            async fn delete_membership(
+                &self,
+                scope: &TenantScope,
+                user: &UserId,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                let result = sqlx::query("delete from memberships where tenant_id = $1 and user_id = $2")
+                    .bind(scope.tenant().as_str())
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "delete membership"))?;
+                if result.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
+            }
+
+            async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, StoreError> {
+                let mut tx = self.tenant_read(scope).await?;
+                let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+                    "select ",
+                    membership_columns!(),
+                    " from memberships where tenant_id = $1 order by user_id"
+                ))
+                .bind(scope.tenant().as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list members"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map(membership_from_columns).collect()
+            }
+
+            async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query_as::<_, MembershipColumns>(concat!(
+                    "select ",
+                    membership_columns!(),
+                    " from memberships where user_id = $1 order by tenant_id"
+                ))
+                .bind(user.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list memberships"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map(membership_from_columns).collect()
+            }
+
+            async fn insert_key(&self, access: &PlatformScope, key: &ApiKey, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                sqlx::query(concat!("insert into api_keys (", key_columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                    .bind(key.id.as_str())
+                    .bind(&key.digest)
+                    .bind(key.owner.kind())
+                    .bind(key.owner.id().as_str())
+                    .bind(&key.name)
+                    .bind(key.created_at)
+                    .bind(key.expires_at)
+                    .bind(key.revoked_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| insert_error(e, || format!("API key {}", key.id), "insert key"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit key"))
+            }
+
+            async fn find_key_by_digest(&self, access: &PlatformScope, digest: &str) -> Result<Option<ApiKey>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let row =
+                    sqlx::query_as::<_, KeyColumns>(concat!("select ", key_columns!(), " from api_keys where digest = $1"))
+                        .bind(digest)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "find key"))?;
+                $store::end_read(tx).await?;
+                row.map(key_from_columns).transpose()
+            }
+
+            async fn list_keys(&self, access: &PlatformScope, owner: Option<&UserId>) -> Result<Vec<ApiKey>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query_as::<_, KeyColumns>(concat!(
+                    "select ",
+                    key_columns!(),
+                    " from api_keys where ($1 is null or owner_id = $1) order by created_at desc, key_id"
+                ))
+                .bind(owner.map(UserId::as_str))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list keys"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map(key_from_columns).collect()
+            }
+
+            async fn revoke_key(
+                &self,
+                access: &PlatformScope,
+                id: &KeyId,
+                at: time::OffsetDateTime,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                let result = sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, $1) where key_id = $2")
+                    .bind(at)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "revoke key"))?;
+                if result.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))
+            }
+        }
+
+        /// Audit entries from rows of `audit_log` (selected with `audit_columns!`).
+        fn audit_entries(rows: &[$row]) -> Result<Vec<AuditEntry>, StoreError> {
+            rows.iter()
+                .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
+                .collect()
+        }
+        }
+    };
+}

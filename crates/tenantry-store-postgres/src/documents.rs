@@ -17,22 +17,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
-use tenantry_app::ports::{
-    AuditRecord, ChunkHit, DocumentStore, DocumentWrite, IndexUsage, PlacementDecision, StoredDocument, TenantPlacement,
-};
-use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{
-    DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, SearchInputs, SearchPlan, TenantId, plan_search,
-};
-use tenantry_store_sql::documents::{
-    DocumentColumns, IndexColumns, PlacementColumns, batch_totals, document_from_columns, hit_from_columns,
-    index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal,
-};
-use tenantry_store_sql::{document_columns, insert_error, store_error};
+use tenantry_app::ports::{ChunkHit, StoredChunk, StoredDocument, TenantPlacement};
+use tenantry_app::{StoreError, TenantScope};
+use tenantry_domain::{Metadata, PhysicalIndex, SearchInputs, SearchPlan, TenantId, plan_search};
+use tenantry_store_sql::documents::{hit_from_columns, index_kind_str};
+use tenantry_store_sql::store_error;
 
 use crate::PgStore;
 use crate::pgvector::PgVector;
@@ -158,292 +150,80 @@ impl PgStore {
     }
 }
 
-async fn placement(tx: &mut Tx, tenant: &TenantId) -> Result<Option<TenantPlacement>, StoreError> {
-    sqlx::query_as::<_, PlacementColumns>(
-        "select p.index_name, p.kind, i.dimensions::bigint, p.placed_at from tenant_placements p
-         join vector_indexes i on i.index_name = p.index_name where p.tenant_id = $1",
-    )
-    .bind(tenant.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(|e| store_error(e, "read placement"))?
-    .map(placement_from_columns)
-    .transpose()
-}
+tenantry_store_sql::document_store!(PgStore, Postgres);
 
-async fn usage(tx: &mut Tx, tenant: &TenantId) -> Result<DataUsage, StoreError> {
-    let row: Option<(i64, i64, i64)> =
-        sqlx::query_as("select documents, bytes, chunks from tenant_usage where tenant_id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| store_error(e, "read usage"))?;
-    Ok(row.map(|(documents, bytes, chunks)| DataUsage { documents, bytes, chunks }).unwrap_or_default())
-}
-
-const POOL_SQL: &str = "select i.index_name, i.kind, i.capacity,
-        (select count(*) from tenant_placements p where p.index_name = i.index_name),
-        i.dimensions::bigint, 0::bigint, i.created_at
-     from vector_indexes i order by i.index_id";
-
-#[async_trait]
-impl DocumentStore for PgStore {
-    async fn index_pool(&self, access: &PlatformScope) -> Result<Vec<IndexUsage>, StoreError> {
-        let mut tx = self.platform_tx(access).await?;
-        let rows = sqlx::query_as::<_, IndexColumns>(
-            "select i.index_name, i.kind, i.capacity,
-                    (select count(*) from tenant_placements p where p.index_name = i.index_name),
-                    i.dimensions::bigint,
-                    (select count(*) from chunks c where c.index_name = i.index_name),
-                    i.created_at
-             from vector_indexes i order by i.index_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "list indexes"))?;
-        rows.into_iter().map(index_from_columns).collect()
-    }
-
-    async fn tenant_placement(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        placement(&mut tx, scope.tenant()).await
-    }
-
-    async fn place_tenant(
-        &self,
-        access: &PlatformScope,
-        tenant: &TenantId,
-        dimensions: u32,
-        decide: PlacementDecision<'_>,
-    ) -> Result<Option<PlacementPlan>, StoreError> {
-        let mut tx = self.platform_tx(access).await?;
-        // the pool's lock (the provisioning function takes another): placements are serialized
+/// The backend's own parts of `DocumentStore` (the rest is `document_store!`).
+impl PgStore {
+    /// The pool's lock (the provisioning function takes another): placements are serialized.
+    async fn lock_placements(&self, tx: &mut Tx) -> Result<(), StoreError> {
         sqlx::query("select pg_advisory_xact_lock(7364, 0)")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(|e| store_error(e, "lock index pool"))?;
-        if placement(&mut tx, tenant).await?.is_some() {
-            return Ok(None);
-        }
-        let pool = sqlx::query_as::<_, IndexColumns>(POOL_SQL)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "read index pool"))?;
-        let pool: Vec<_> = pool
-            .into_iter()
-            .map(index_from_columns)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(|u| u.index)
-            .collect();
-        let (plan, audit) = decide(&pool);
-        for index in &plan.provision {
-            sqlx::query("select tenantry_provision_index($1, $2, $3, $4)")
-                .bind(index.name.as_str())
-                .bind(index_kind_str(index.kind))
-                .bind(i64::from(index.capacity))
-                .bind(dimensions as i32)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(e, "provision index"))?;
-        }
-        sqlx::query("insert into tenant_placements (tenant_id, index_name, kind, placed_at) values ($1, $2, $3, $4)")
-            .bind(tenant.as_str())
-            .bind(plan.placement.index().as_str())
-            .bind(placement_kind_str(&plan.placement))
-            .bind(audit.at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-                _ => store_error(e, "record placement"),
-            })?;
-        self.seal(&mut tx, &audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit placement"))?;
-        Ok(Some(plan))
-    }
-
-    async fn insert_documents(
-        &self,
-        scope: &TenantScope,
-        writes: &[DocumentWrite],
-        quota: IngestQuota,
-    ) -> Result<(), StoreError> {
-        let tenant = scope.tenant();
-        let mut tx = self.tenant_tx(scope).await?;
-        let place = placement(&mut tx, tenant).await?.ok_or(StoreError::NotFound)?;
-        sqlx::query("insert into tenant_usage (tenant_id) values ($1) on conflict (tenant_id) do nothing")
-            .bind(tenant.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "create usage"))?;
-        let (documents, bytes, chunks) = batch_totals(writes);
-        // One conditional update: it takes the usage row's lock, so concurrent ingests of one
-        // tenant queue here and each sees the others' committed counts.
-        let admitted = sqlx::query(
-            "update tenant_usage set documents = documents + $2, bytes = bytes + $3, chunks = chunks + $4
-             where tenant_id = $1 and documents + $2 <= $5 and bytes + $3 <= $6",
-        )
-        .bind(tenant.as_str())
-        .bind(documents)
-        .bind(bytes)
-        .bind(chunks)
-        .bind(quota.max_documents)
-        .bind(quota.max_bytes)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "count usage"))?
-        .rows_affected();
-        if admitted == 0 {
-            let current = usage(&mut tx, tenant).await?;
-            return Err(quota_refusal(quota, current, writes));
-        }
-        for w in writes {
-            let d = &w.document;
-            sqlx::query(concat!(
-                "insert into documents (tenant_id, ",
-                document_columns!(),
-                ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(tenant.as_str())
-            .bind(d.id.as_str())
-            .bind(d.client_id.as_deref())
-            .bind(&d.title)
-            .bind(Json(d.metadata.to_value()))
-            .bind(d.bytes)
-            .bind(d.chunk_count)
-            .bind(d.token_count)
-            .bind(&d.embedding_model)
-            .bind(&d.object_key)
-            .bind(d.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                insert_error(
-                    e,
-                    || format!("a document with client_id {:?}", d.client_id.as_deref().unwrap_or("")),
-                    "insert document",
-                )
-            })?;
-            // all chunks of the document in one statement
-            let n = w.chunks.len();
-            let indexes: Vec<i32> = w.chunks.iter().map(|c| c.index).collect();
-            let texts: Vec<&str> = w.chunks.iter().map(|c| c.text.as_str()).collect();
-            let starts: Vec<i64> = w.chunks.iter().map(|c| c.start).collect();
-            let ends: Vec<i64> = w.chunks.iter().map(|c| c.end).collect();
-            let vectors: Vec<PgVector<'_>> = w.chunks.iter().map(|c| PgVector(&c.embedding)).collect();
-            if n > 0 {
-                sqlx::query(
-                    "insert into chunks (tenant_id, index_name, document_id, chunk_index, content, start_byte, end_byte,
-                                         metadata, embedding)
-                     select $1, $2, $3, u.i, u.t, u.s, u.e, $4, u.v
-                     from unnest($5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::vector[]) as u(i, t, s, e, v)",
-                )
-                .bind(tenant.as_str())
-                .bind(place.placement.index().as_str())
-                .bind(d.id.as_str())
-                .bind(Json(d.metadata.to_value()))
-                .bind(indexes)
-                .bind(texts)
-                .bind(starts)
-                .bind(ends)
-                .bind(vectors)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(e, "insert chunks"))?;
-            }
-            self.seal(&mut tx, &w.audit).await?;
-        }
-        tx.commit().await.map_err(|e| store_error(e, "commit documents"))?;
-        self.search.forget(tenant);
         Ok(())
     }
 
-    async fn list_documents(
+    /// A partition of `chunks` with its HNSW index and search function, through the SECURITY
+    /// DEFINER `tenantry_provision_index` (the app role owns nothing and runs no DDL).
+    async fn provision_index(
         &self,
-        scope: &TenantScope,
-        after: Option<&DocumentId>,
-        limit: u32,
-    ) -> Result<Vec<StoredDocument>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let rows = sqlx::query_as::<_, DocumentColumns>(concat!(
-            "select ",
-            document_columns!(),
-            " from documents where tenant_id = $1 and ($2::text is null or document_id > $2) order by document_id limit $3"
-        ))
-        .bind(scope.tenant().as_str())
-        .bind(after.map(DocumentId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "list documents"))?;
-        rows.into_iter().map(document_from_columns).collect()
-    }
-
-    async fn get_document(&self, scope: &TenantScope, id: &DocumentId) -> Result<Option<StoredDocument>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        sqlx::query_as::<_, DocumentColumns>(concat!(
-            "select ",
-            document_columns!(),
-            " from documents where tenant_id = $1 and document_id = $2"
-        ))
-        .bind(scope.tenant().as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "read document"))?
-        .map(document_from_columns)
-        .transpose()
-    }
-
-    async fn delete_document(
-        &self,
-        scope: &TenantScope,
-        id: &DocumentId,
-        audit: &AuditRecord,
-    ) -> Result<StoredDocument, StoreError> {
-        let tenant = scope.tenant();
-        let mut tx = self.tenant_tx(scope).await?;
-        sqlx::query("delete from chunks where tenant_id = $1 and document_id = $2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
+        tx: &mut Tx,
+        index: &PhysicalIndex,
+        dimensions: u32,
+        _at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("select tenantry_provision_index($1, $2, $3, $4)")
+            .bind(index.name.as_str())
+            .bind(index_kind_str(index.kind))
+            .bind(i64::from(index.capacity))
+            .bind(dimensions as i32)
+            .execute(&mut **tx)
             .await
-            .map_err(|e| store_error(e, "delete chunks"))?;
-        let doc = sqlx::query_as::<_, DocumentColumns>(concat!(
-            "delete from documents where tenant_id = $1 and document_id = $2 returning ",
-            document_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "delete document"))?
-        .map(document_from_columns)
-        .transpose()?
-        .ok_or(StoreError::NotFound)?;
+            .map_err(|e| store_error(e, "provision index"))?;
+        Ok(())
+    }
+
+    /// All chunks of a document in one statement (`unnest` over arrays, vectors in binary).
+    async fn insert_chunks(
+        &self,
+        tx: &mut Tx,
+        tenant: &TenantId,
+        index: &str,
+        document: &StoredDocument,
+        chunks: &[StoredChunk],
+    ) -> Result<(), StoreError> {
+        let indexes: Vec<i32> = chunks.iter().map(|c| c.index).collect();
+        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+        let starts: Vec<i64> = chunks.iter().map(|c| c.start).collect();
+        let ends: Vec<i64> = chunks.iter().map(|c| c.end).collect();
+        let vectors: Vec<PgVector<'_>> = chunks.iter().map(|c| PgVector(&c.embedding)).collect();
         sqlx::query(
-            "update tenant_usage set documents = documents - 1, bytes = bytes - $2, chunks = chunks - $3
-             where tenant_id = $1",
+            "insert into chunks (tenant_id, index_name, document_id, chunk_index, content, start_byte, end_byte,
+                                 metadata, embedding)
+             select $1, $2, $3, u.i, u.t, u.s, u.e, $4, u.v
+             from unnest($5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::vector[]) as u(i, t, s, e, v)",
         )
         .bind(tenant.as_str())
-        .bind(doc.bytes)
-        .bind(doc.chunk_count)
-        .execute(&mut *tx)
+        .bind(index)
+        .bind(document.id.as_str())
+        .bind(Json(document.metadata.to_value()))
+        .bind(indexes)
+        .bind(texts)
+        .bind(starts)
+        .bind(ends)
+        .bind(vectors)
+        .execute(&mut **tx)
         .await
-        .map_err(|e| store_error(e, "count usage"))?;
-        self.seal(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit delete"))?;
+        .map_err(|e| store_error(e, "insert chunks"))?;
+        Ok(())
+    }
+
+    /// The tenant's counts changed: its next search plan reads them again.
+    fn after_write(&self, tenant: &TenantId) {
         self.search.forget(tenant);
-        Ok(doc)
     }
 
-    async fn data_usage(&self, scope: &TenantScope) -> Result<DataUsage, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        usage(&mut tx, scope.tenant()).await
-    }
-
-    async fn search(
+    async fn search_chunks(
         &self,
         scope: &TenantScope,
         place: &TenantPlacement,
@@ -452,13 +232,6 @@ impl DocumentStore for PgStore {
         filter: &Metadata,
     ) -> Result<Vec<ChunkHit>, StoreError> {
         let tenant = scope.tenant();
-        if vector.len() != place.dimensions as usize {
-            return Err(StoreError::ConstraintViolated(format!(
-                "the query vector has {} dimensions; the tenant's index holds {}",
-                vector.len(),
-                place.dimensions
-            )));
-        }
         let index = place.placement.index().as_str();
         let plan = self.search_plan(scope, index, top_k, !filter.is_empty()).await?;
         let ef_search = match plan {

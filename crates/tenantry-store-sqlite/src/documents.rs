@@ -2,304 +2,84 @@
 //! full cosine scan of the tenant's chunks in Rust). Isolation is the filter on the scope's tenant
 //! in every statement; placement picks the index, and the tenant filter still applies.
 
-use async_trait::async_trait;
 use sqlx::types::Json;
 
-use tenantry_app::ports::{
-    AuditRecord, ChunkHit, DocumentStore, DocumentWrite, IndexUsage, PlacementDecision, StoredDocument, TenantPlacement,
-};
-use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::{DataUsage, DocumentId, IngestQuota, Metadata, PlacementPlan, TenantId};
-use tenantry_store_sql::documents::{
-    DocumentColumns, IndexColumns, PlacementColumns, batch_totals, cosine_to_bytes, document_from_columns,
-    hit_from_columns, index_from_columns, index_kind_str, placement_from_columns, placement_kind_str, quota_refusal,
-    vector_to_bytes,
-};
-use tenantry_store_sql::{document_columns, insert_error, store_error};
+use tenantry_app::ports::{ChunkHit, StoredChunk, StoredDocument, TenantPlacement};
+use tenantry_app::{StoreError, TenantScope};
+use tenantry_domain::{Metadata, PhysicalIndex, TenantId};
+use tenantry_store_sql::documents::{cosine_to_bytes, hit_from_columns, index_kind_str, vector_to_bytes};
+use tenantry_store_sql::store_error;
 
 use crate::SqliteStore;
 
 type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
-const PLACEMENT_SQL: &str = "select p.index_name, p.kind, i.dimensions, p.placed_at from tenant_placements p
-     join vector_indexes i on i.index_name = p.index_name where p.tenant_id = ?";
+tenantry_store_sql::document_store!(SqliteStore, sqlx::Sqlite);
 
-async fn placement(tx: &mut Tx, tenant: &TenantId) -> Result<Option<TenantPlacement>, StoreError> {
-    sqlx::query_as::<_, PlacementColumns>(PLACEMENT_SQL)
-        .bind(tenant.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| store_error(e, "read placement"))?
-        .map(placement_from_columns)
-        .transpose()
-}
+/// The backend's own parts of `DocumentStore` (the rest is `document_store!`).
+impl SqliteStore {
+    /// SQLite's first write in a transaction takes the database's write lock: placements are
+    /// serialized by it.
+    async fn lock_placements(&self, _tx: &mut Tx) -> Result<(), StoreError> {
+        Ok(())
+    }
 
-async fn usage(tx: &mut Tx, tenant: &TenantId) -> Result<DataUsage, StoreError> {
-    let row: Option<(i64, i64, i64)> =
-        sqlx::query_as("select documents, bytes, chunks from tenant_usage where tenant_id = ?")
-            .bind(tenant.as_str())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| store_error(e, "read usage"))?;
-    Ok(row.map(|(documents, bytes, chunks)| DataUsage { documents, bytes, chunks }).unwrap_or_default())
-}
-
-/// Takes SQLite's write lock first (an upsert), so the reads that follow cannot be invalidated by
-/// a concurrent writer and the transaction never needs a lock upgrade. `NotFound` if the tenant
-/// does not exist.
-async fn lock_usage(tx: &mut Tx, tenant: &TenantId) -> Result<(), StoreError> {
-    sqlx::query("insert into tenant_usage (tenant_id) values (?) on conflict (tenant_id) do nothing")
-        .bind(tenant.as_str())
+    async fn provision_index(
+        &self,
+        tx: &mut Tx,
+        index: &PhysicalIndex,
+        dimensions: u32,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into vector_indexes (index_name, kind, capacity, dimensions, created_at) values ($1, $2, $3, $4, $5)
+             on conflict (index_name) do nothing",
+        )
+        .bind(index.name.as_str())
+        .bind(index_kind_str(index.kind))
+        .bind(i64::from(index.capacity))
+        .bind(i64::from(dimensions))
+        .bind(at)
         .execute(&mut **tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => store_error(e, "lock usage"),
-        })?;
-    Ok(())
-}
-
-#[async_trait]
-impl DocumentStore for SqliteStore {
-    async fn index_pool(&self, _access: &PlatformScope) -> Result<Vec<IndexUsage>, StoreError> {
-        let rows = sqlx::query_as::<_, IndexColumns>(
-            "select i.index_name, i.kind, i.capacity,
-                    (select count(*) from tenant_placements p where p.index_name = i.index_name),
-                    i.dimensions,
-                    (select count(*) from chunks c where c.index_name = i.index_name),
-                    i.created_at
-             from vector_indexes i order by i.index_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| store_error(e, "list indexes"))?;
-        rows.into_iter().map(index_from_columns).collect()
+        .map_err(|e| store_error(e, "provision index"))?;
+        Ok(())
     }
 
-    async fn tenant_placement(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        placement(&mut tx, scope.tenant()).await
-    }
-
-    async fn place_tenant(
+    /// One row per chunk, the vector as little-endian f32 bytes.
+    async fn insert_chunks(
         &self,
-        _access: &PlatformScope,
+        tx: &mut Tx,
         tenant: &TenantId,
-        dimensions: u32,
-        decide: PlacementDecision<'_>,
-    ) -> Result<Option<PlacementPlan>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        lock_usage(&mut tx, tenant).await?;
-        if placement(&mut tx, tenant).await?.is_some() {
-            return Ok(None);
-        }
-        let pool: Vec<IndexColumns> = sqlx::query_as(
-            "select i.index_name, i.kind, i.capacity,
-                    (select count(*) from tenant_placements p where p.index_name = i.index_name),
-                    i.dimensions, 0, i.created_at
-             from vector_indexes i order by i.index_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "read index pool"))?;
-        let pool: Vec<_> = pool
-            .into_iter()
-            .map(index_from_columns)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(|u| u.index)
-            .collect();
-        let (plan, audit) = decide(&pool);
-        for index in &plan.provision {
-            sqlx::query(
-                "insert into vector_indexes (index_name, kind, capacity, dimensions, created_at) values (?, ?, ?, ?, ?)
-                 on conflict (index_name) do nothing",
-            )
-            .bind(index.name.as_str())
-            .bind(index_kind_str(index.kind))
-            .bind(i64::from(index.capacity))
-            .bind(i64::from(dimensions))
-            .bind(audit.at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "provision index"))?;
-        }
-        sqlx::query("insert into tenant_placements (tenant_id, index_name, kind, placed_at) values (?, ?, ?, ?)")
-            .bind(tenant.as_str())
-            .bind(plan.placement.index().as_str())
-            .bind(placement_kind_str(&plan.placement))
-            .bind(audit.at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "record placement"))?;
-        self.seal(&mut tx, &audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit placement"))?;
-        Ok(Some(plan))
-    }
-
-    async fn insert_documents(
-        &self,
-        scope: &TenantScope,
-        writes: &[DocumentWrite],
-        quota: IngestQuota,
+        index: &str,
+        document: &StoredDocument,
+        chunks: &[StoredChunk],
     ) -> Result<(), StoreError> {
-        let tenant = scope.tenant();
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        lock_usage(&mut tx, tenant).await?;
-        let place = placement(&mut tx, tenant).await?.ok_or(StoreError::NotFound)?;
-        let (documents, bytes, chunks) = batch_totals(writes);
-        let admitted = sqlx::query(
-            "update tenant_usage set documents = documents + ?2, bytes = bytes + ?3, chunks = chunks + ?4
-             where tenant_id = ?1 and documents + ?2 <= ?5 and bytes + ?3 <= ?6",
-        )
-        .bind(tenant.as_str())
-        .bind(documents)
-        .bind(bytes)
-        .bind(chunks)
-        .bind(quota.max_documents)
-        .bind(quota.max_bytes)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "count usage"))?
-        .rows_affected();
-        if admitted == 0 {
-            let current = usage(&mut tx, tenant).await?;
-            return Err(quota_refusal(quota, current, writes));
-        }
-        for w in writes {
-            let d = &w.document;
-            sqlx::query(concat!(
-                "insert into documents (tenant_id, ",
-                document_columns!(),
-                ") values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
+        let metadata = Json(document.metadata.to_value());
+        for c in chunks {
+            sqlx::query(
+                "insert into chunks (tenant_id, index_name, document_id, chunk_index, content, start_byte, end_byte,
+                                     metadata, embedding) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
             .bind(tenant.as_str())
-            .bind(d.id.as_str())
-            .bind(d.client_id.as_deref())
-            .bind(&d.title)
-            .bind(Json(d.metadata.to_value()))
-            .bind(d.bytes)
-            .bind(d.chunk_count)
-            .bind(d.token_count)
-            .bind(&d.embedding_model)
-            .bind(&d.object_key)
-            .bind(d.created_at)
-            .execute(&mut *tx)
+            .bind(index)
+            .bind(document.id.as_str())
+            .bind(c.index)
+            .bind(&c.text)
+            .bind(c.start)
+            .bind(c.end)
+            .bind(&metadata)
+            .bind(vector_to_bytes(&c.embedding))
+            .execute(&mut **tx)
             .await
-            .map_err(|e| {
-                insert_error(
-                    e,
-                    || format!("a document with client_id {:?}", d.client_id.as_deref().unwrap_or("")),
-                    "insert document",
-                )
-            })?;
-            let metadata = Json(d.metadata.to_value());
-            for c in &w.chunks {
-                sqlx::query(
-                    "insert into chunks (tenant_id, index_name, document_id, chunk_index, content, start_byte, end_byte,
-                                         metadata, embedding) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(tenant.as_str())
-                .bind(place.placement.index().as_str())
-                .bind(d.id.as_str())
-                .bind(c.index)
-                .bind(&c.text)
-                .bind(c.start)
-                .bind(c.end)
-                .bind(&metadata)
-                .bind(vector_to_bytes(&c.embedding))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store_error(e, "insert chunk"))?;
-            }
-            self.seal(&mut tx, &w.audit).await?;
+            .map_err(|e| store_error(e, "insert chunk"))?;
         }
-        tx.commit().await.map_err(|e| store_error(e, "commit documents"))
+        Ok(())
     }
 
-    async fn list_documents(
-        &self,
-        scope: &TenantScope,
-        after: Option<&DocumentId>,
-        limit: u32,
-    ) -> Result<Vec<StoredDocument>, StoreError> {
-        let rows = sqlx::query_as::<_, DocumentColumns>(concat!(
-            "select ",
-            document_columns!(),
-            " from documents where tenant_id = ? and (? is null or document_id > ?) order by document_id limit ?"
-        ))
-        .bind(scope.tenant().as_str())
-        .bind(after.map(DocumentId::as_str))
-        .bind(after.map(DocumentId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| store_error(e, "list documents"))?;
-        rows.into_iter().map(document_from_columns).collect()
-    }
+    fn after_write(&self, _tenant: &TenantId) {}
 
-    async fn get_document(&self, scope: &TenantScope, id: &DocumentId) -> Result<Option<StoredDocument>, StoreError> {
-        sqlx::query_as::<_, DocumentColumns>(concat!(
-            "select ",
-            document_columns!(),
-            " from documents where tenant_id = ? and document_id = ?"
-        ))
-        .bind(scope.tenant().as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| store_error(e, "read document"))?
-        .map(document_from_columns)
-        .transpose()
-    }
-
-    async fn delete_document(
-        &self,
-        scope: &TenantScope,
-        id: &DocumentId,
-        audit: &AuditRecord,
-    ) -> Result<StoredDocument, StoreError> {
-        let tenant = scope.tenant();
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        lock_usage(&mut tx, tenant).await?;
-        let doc = sqlx::query_as::<_, DocumentColumns>(concat!(
-            "delete from documents where tenant_id = ? and document_id = ? returning ",
-            document_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "delete document"))?
-        .map(document_from_columns)
-        .transpose()?
-        .ok_or(StoreError::NotFound)?;
-        sqlx::query("delete from chunks where tenant_id = ? and document_id = ?")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| store_error(e, "delete chunks"))?;
-        sqlx::query(
-            "update tenant_usage set documents = documents - 1, bytes = bytes - ?, chunks = chunks - ? where tenant_id = ?",
-        )
-        .bind(doc.bytes)
-        .bind(doc.chunk_count)
-        .bind(tenant.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| store_error(e, "count usage"))?;
-        self.seal(&mut tx, audit).await?;
-        tx.commit().await.map_err(|e| store_error(e, "commit delete"))?;
-        Ok(doc)
-    }
-
-    async fn data_usage(&self, scope: &TenantScope) -> Result<DataUsage, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
-        usage(&mut tx, scope.tenant()).await
-    }
-
-    async fn search(
+    async fn search_chunks(
         &self,
         scope: &TenantScope,
         place: &TenantPlacement,

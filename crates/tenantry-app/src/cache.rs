@@ -63,6 +63,11 @@ pub trait InvalidationBus: Send + Sync {
     /// Numbers and publishes `target`; returns the message as sent. A bus that also backs a
     /// [`SharedCache`] removes what `target` names from it in the same atomic step.
     async fn publish(&self, target: InvalidationTarget) -> Result<Invalidation, StoreError>;
+
+    /// Delivers every message from now on (this replica's own included) to `cache` — `apply`,
+    /// or `resync` when messages may have been lost — until the process ends. Returns once the
+    /// subscription is live, so no write after it is missed.
+    async fn deliver_to(&self, cache: ConfigCache) -> anyhow::Result<()>;
 }
 
 /// What a [`SharedCache`] read returns: the stored bytes (if any) and the bus sequence number
@@ -493,6 +498,20 @@ impl InvalidationBus for LocalBus {
         let message = Invalidation { seq, target };
         let _ = self.sender.send(message.clone());
         Ok(message)
+    }
+
+    async fn deliver_to(&self, cache: ConfigCache) -> anyhow::Result<()> {
+        let mut messages = self.sender.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match messages.recv().await {
+                    Ok(m) => cache.apply(&m),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.resync(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(())
     }
 }
 

@@ -156,7 +156,7 @@ pub struct DataPlane {
     embedder: Arc<dyn Embedder>,
     blobs: Arc<dyn BlobStore>,
     alerts: Arc<dyn AlertSink>,
-    cache: Option<ConfigCache>,
+    cache: ConfigCache,
     config: DataPlaneConfig,
     meter: Arc<dyn QueryMeter>,
     /// Recorded placements: written once when a tenant is placed, so safe to keep (moving a
@@ -165,9 +165,12 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
+    /// Reads the tenant record (status, limits) from `cache` on every request, so a suspension or
+    /// a raised limit takes effect on the next request on every replica.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
+        cache: ConfigCache,
         embedder: Arc<dyn Embedder>,
         blobs: Arc<dyn BlobStore>,
         alerts: Arc<dyn AlertSink>,
@@ -179,18 +182,11 @@ impl DataPlane {
             embedder,
             blobs,
             alerts,
-            cache: None,
+            cache,
             config,
             meter: Arc::new(QueryLimiter::default()),
             placements: Arc::default(),
         }
-    }
-
-    /// Reads the tenant record (status, limits) from `cache` on every request, so a suspension or
-    /// a raised limit takes effect on the next request on every replica.
-    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
-        self.cache = Some(cache);
-        self
     }
 
     /// Counts queries with `meter` (e.g. Redis, shared by every replica) instead of in-process.
@@ -210,12 +206,7 @@ impl DataPlane {
 
     /// The tenant, if `access` is allowed in its current status.
     async fn tenant_for(&self, scope: &TenantScope, access: DataAccess) -> Result<Tenant, AppError> {
-        let tenant = match &self.cache {
-            Some(cache) => cache.get(scope).await?.snapshot.tenant.clone(),
-            None => {
-                self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))?
-            }
-        };
+        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
         if !data_access_allowed(tenant.status, access) {
             return Err(AppError::TenantInactive { tenant: tenant.id, status: tenant.status });
         }

@@ -24,25 +24,18 @@ pub struct IssuedKey {
 pub struct Directory {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    cache: Option<ConfigCache>,
+    cache: ConfigCache,
 }
 
 impl Directory {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, cache: None }
-    }
-
-    /// Remembers authenticated principals (no store round trip per request); every change to
-    /// users, memberships or keys invalidates them on every replica.
-    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
-        self.cache = Some(cache);
-        self
+    /// Remembers authenticated principals in `cache` (no store round trip per request); every
+    /// change to users, memberships or keys invalidates them on every replica.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cache: ConfigCache) -> Self {
+        Self { store, clock, cache }
     }
 
     async fn changed(&self) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(InvalidationTarget::All).await;
-        }
+        self.cache.invalidate(InvalidationTarget::All).await;
     }
 
     fn audit(
@@ -279,10 +272,10 @@ impl Directory {
     /// are all `unauthenticated`, each with its own sentence.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
         let digest = token_digest(token);
-        if let Some(principal) = self.cache.as_ref().and_then(|c| c.principal(&digest, self.clock.now())) {
+        if let Some(principal) = self.cache.principal(&digest, self.clock.now()) {
             return Ok(principal);
         }
-        let generation = self.cache.as_ref().map(|c| c.principal_generation());
+        let generation = self.cache.principal_generation();
         let access = PlatformScope::system("authenticator");
         let key = self
             .store
@@ -304,9 +297,7 @@ impl Directory {
                 Principal::user(id, key.id, memberships)
             }
         };
-        if let (Some(cache), Some(generation)) = (&self.cache, generation) {
-            cache.put_principal(digest, principal.clone(), expires_at, generation);
-        }
+        self.cache.put_principal(digest, principal.clone(), expires_at, generation);
         Ok(principal)
     }
 }

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     InvalidTransition,
     RetentionActive,
     VersionConflict,
+    ConcurrentUpdate,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidInput,
@@ -39,7 +40,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -59,6 +60,7 @@ impl ErrorCode {
         ErrorCode::InvalidTransition,
         ErrorCode::RetentionActive,
         ErrorCode::VersionConflict,
+        ErrorCode::ConcurrentUpdate,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InvalidInput,
@@ -90,6 +92,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::RetentionActive => "retention_active",
             ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::ConcurrentUpdate => "concurrent_update",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::InvalidInput => "invalid_input",
@@ -165,6 +168,10 @@ pub enum AppError {
         "tenant {tenant} was changed concurrently: you expected version {expected}, it is at {current}; re-read it and retry"
     )]
     VersionConflict { tenant: TenantId, expected: i64, current: i64 },
+    /// A change without a version kept losing to concurrent writers (see
+    /// `registry::UNVERSIONED_ATTEMPTS`).
+    #[error("tenant {0} kept changing under concurrent writers; try again")]
+    ConcurrentUpdate(TenantId),
     #[error(transparent)]
     InvalidTransition(LifecycleError),
     #[error("{0}")]
@@ -195,6 +202,7 @@ impl AppError {
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             AppError::VersionConflict { .. } => ErrorCode::VersionConflict,
+            AppError::ConcurrentUpdate(_) => ErrorCode::ConcurrentUpdate,
             AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => ErrorCode::RetentionActive,
             AppError::InvalidTransition(_) => ErrorCode::InvalidTransition,
             AppError::Invalid(_) => ErrorCode::InvalidInput,
@@ -261,7 +269,8 @@ mod tests {
             AppError::Unauthenticated("x".into()),
             AppError::Forbidden("x".into()),
             AppError::AlreadyExists("x".into()),
-            AppError::VersionConflict { tenant: t, expected: 1, current: 2 },
+            AppError::VersionConflict { tenant: t.clone(), expected: 1, current: 2 },
+            AppError::ConcurrentUpdate(t),
             AppError::InvalidTransition(LifecycleError::RetentionActive {
                 retention_until: time::OffsetDateTime::UNIX_EPOCH,
             }),

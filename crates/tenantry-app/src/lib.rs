@@ -2,6 +2,7 @@
 //! implement. It decides policy; adapters only persist.
 
 pub mod access;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod signing;
 pub mod snapshot;
 
 pub use access::{Authority, PlatformScope, TenantScope};
+pub use app::{App, AppConfig};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
 pub use cache::{

@@ -27,18 +27,24 @@ pub struct RuntimeEvaluation {
 }
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
+/// How many times a write without a caller's version is tried when concurrent writers keep
+/// winning the race; then it answers `concurrent_update`.
+pub const UNVERSIONED_ATTEMPTS: u32 = 8;
+
 /// The registry service. Cheap to clone; shells hold one per process.
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    cache: Option<ConfigCache>,
+    cache: ConfigCache,
     data_plane: Option<crate::dataplane::DataPlane>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, cache: None, data_plane: None }
+    /// Serves the runtime evaluation path from `cache` and invalidates it after every write. Build
+    /// the services with [`crate::App::build`], which wires one cache into all of them.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cache: ConfigCache) -> Self {
+        Self { store, clock, cache, data_plane: None }
     }
 
     /// Places every new tenant on the vector index pool as it is registered (capacity alerts
@@ -48,20 +54,12 @@ impl Registry {
         self
     }
 
-    /// Serves the runtime evaluation path from `cache` and invalidates it after every write.
-    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    pub fn cache(&self) -> Option<&ConfigCache> {
-        self.cache.as_ref()
+    pub fn cache(&self) -> &ConfigCache {
+        &self.cache
     }
 
     async fn invalidate(&self, target: InvalidationTarget) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(target).await;
-        }
+        self.cache.invalidate(target).await;
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -204,6 +202,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a write that lost a race should be tried again from a fresh read: only when the
+    /// caller named no version (its change applies to whatever is current) and fewer than
+    /// [`UNVERSIONED_ATTEMPTS`] tries were made. A caller's own version that no longer matches is
+    /// its failed precondition (`version_conflict`); losing every try is `concurrent_update`.
+    fn retry_unversioned(written: &Result<(), AppError>, expected_version: Option<i64>, attempt: u32) -> bool {
+        matches!(written, Err(AppError::VersionConflict { .. }))
+            && expected_version.is_none()
+            && attempt < UNVERSIONED_ATTEMPTS
+    }
+
+    /// A write without a caller's version that lost every try is contention, not the caller's
+    /// failed precondition.
+    fn settle(written: Result<(), AppError>, expected_version: Option<i64>) -> Result<(), AppError> {
+        match written {
+            Err(AppError::VersionConflict { tenant, .. }) if expected_version.is_none() => {
+                Err(AppError::ConcurrentUpdate(tenant))
+            }
+            other => other,
+        }
+    }
+
     fn check_expected(tenant: &Tenant, expected_version: Option<i64>) -> Result<(), AppError> {
         match expected_version {
             Some(expected) if expected != tenant.version => {
@@ -225,16 +244,23 @@ impl Registry {
         if !platform_fields.is_empty() {
             scope.require_platform(&format!("changing {}", platform_fields.join(", ")))?;
         }
-        let current = self.load(scope).await?;
-        Self::check_expected(&current, expected_version)?;
-        let current_tier = self.tier(&current.tier).await?;
-        let new_tier = match &patch.tier {
-            Some(name) => Some(self.tier(name).await?),
-            None => None,
-        };
-        let next = current.apply_patch(&patch, &current_tier, new_tier.as_ref(), self.clock.now())?;
-        self.write(scope, &current, &next, "tenant.update", None).await?;
-        Ok(next)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.load(scope).await?;
+            Self::check_expected(&current, expected_version)?;
+            let current_tier = self.tier(&current.tier).await?;
+            let new_tier = match &patch.tier {
+                Some(name) => Some(self.tier(name).await?),
+                None => None,
+            };
+            let next = current.apply_patch(&patch, &current_tier, new_tier.as_ref(), self.clock.now())?;
+            let written = self.write(scope, &current, &next, "tenant.update", None).await;
+            if Self::retry_unversioned(&written, expected_version, attempt) {
+                continue;
+            }
+            return Self::settle(written, expected_version).map(|()| next);
+        }
     }
 
     /// Moves a tenant along the lifecycle. Archiving starts the retention period: the tier's
@@ -248,16 +274,23 @@ impl Registry {
         expected_version: Option<i64>,
     ) -> Result<Tenant, AppError> {
         scope.require_platform("changing a tenant's lifecycle status")?;
-        let current = self.load(scope).await?;
-        Self::check_expected(&current, expected_version)?;
-        let retention = match retention_days {
-            Some(days) => days,
-            None => self.tier(&current.tier).await?.retention_days,
-        };
-        let (next, transition) = current.transition(target, scope.actor(), reason, retention, self.clock.now())?;
-        let op = format!("tenant.transition.{}", transition.to.as_str());
-        self.write(scope, &current, &next, &op, Some(transition.reason)).await?;
-        Ok(next)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.load(scope).await?;
+            Self::check_expected(&current, expected_version)?;
+            let retention = match retention_days {
+                Some(days) => days,
+                None => self.tier(&current.tier).await?.retention_days,
+            };
+            let (next, transition) = current.transition(target, scope.actor(), reason, retention, self.clock.now())?;
+            let op = format!("tenant.transition.{}", transition.to.as_str());
+            let written = self.write(scope, &current, &next, &op, Some(transition.reason)).await;
+            if Self::retry_unversioned(&written, expected_version, attempt) {
+                continue;
+            }
+            return Self::settle(written, expected_version).map(|()| next);
+        }
     }
 
     pub async fn record_health(
@@ -266,10 +299,17 @@ impl Registry {
         signals: HealthSignals,
     ) -> Result<(Tenant, HealthReport), AppError> {
         scope.require(Permission::RecordHealth)?;
-        let current = self.load(scope).await?;
-        let (next, report) = current.record_health(&signals, self.clock.now())?;
-        self.write(scope, &current, &next, "tenant.health", None).await?;
-        Ok((next, report))
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.load(scope).await?;
+            let (next, report) = current.record_health(&signals, self.clock.now())?;
+            let written = self.write(scope, &current, &next, "tenant.health", None).await;
+            if Self::retry_unversioned(&written, None, attempt) {
+                continue;
+            }
+            return Self::settle(written, None).map(|()| (next, report));
+        }
     }
 
     pub async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, AppError> {
@@ -482,22 +522,17 @@ impl Registry {
     /// The runtime evaluation path (OFREP): like `evaluate_flag`/`evaluate_all_flags`, but a tenant
     /// that is not active is refused (`tenant_inactive`). `key: None` evaluates every flag.
     ///
-    /// With a cache this makes no store round trip (and records no audit entry per evaluation:
-    /// the runtime path is counted in metrics instead); `stale` says the snapshot was served
-    /// because the store is unavailable.
+    /// Served from the snapshot cache: no store round trip while it is warm (and no audit entry
+    /// per evaluation: the runtime path is counted in metrics instead); `stale` says the snapshot
+    /// was served because the store is unavailable.
     pub async fn evaluate_for_runtime(
         &self,
         scope: &TenantScope,
         key: Option<&FlagKey>,
     ) -> Result<RuntimeEvaluation, AppError> {
         scope.require(Permission::EvaluateFlags)?;
-        let (tenant, flags, stale) = match &self.cache {
-            Some(cache) => {
-                let cached = cache.get(scope).await?;
-                (cached.snapshot.tenant.clone(), cached.snapshot.flags.clone(), cached.stale)
-            }
-            None => (self.load(scope).await?, Arc::new(self.store.flags_for_tenant(scope).await?), false),
-        };
+        let cached = self.cache.get(scope).await?;
+        let (tenant, flags, stale) = (cached.snapshot.tenant.clone(), cached.snapshot.flags.clone(), cached.stale);
         if tenant.status != TenantStatus::Active {
             return Err(AppError::TenantInactive { tenant: tenant.id, status: tenant.status });
         }

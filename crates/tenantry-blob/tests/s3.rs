@@ -97,21 +97,15 @@ async fn objects_round_trip_through_s3() {
 /// prefix, delete removes it, another tenant's prefix stays untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_plane_keeps_raw_documents_in_s3() {
-    use tenantry_app::{DataPlane, LocalEmbedder, LogAlerts, PlatformScope, Registry, Store};
+    use tenantry_app::{App, AppConfig, LocalEmbedder, PlatformScope, Store};
     use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
     let Some(server) = start() else { return };
     let blobs = Arc::new(ObjectBlobStore::open(&config(&server, SECRET)).unwrap());
-    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::in_memory().await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
     let clock = Arc::new(tenantry_app::SystemClock);
-    let plane = DataPlane::new(
-        store.clone(),
-        clock.clone(),
-        Arc::new(LocalEmbedder::new(32)),
-        blobs.clone(),
-        Arc::new(LogAlerts::default()),
-        Default::default(),
-    );
-    let registry = Registry::new(store, clock).with_data_plane(plane.clone());
+    let app =
+        App::build(AppConfig::local(store, clock, Arc::new(LocalEmbedder::new(32)), blobs.clone())).await.unwrap();
+    let (plane, registry) = (app.data, app.registry);
     let admin = PlatformScope::operator("s3-test");
     for id in ["acme", "beta"] {
         let t = TenantId::parse(id).unwrap();

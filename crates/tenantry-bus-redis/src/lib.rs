@@ -17,7 +17,6 @@ mod meter;
 
 pub use meter::RedisQueryMeter;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -55,6 +54,7 @@ const PUT: &str = "if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return
 redis.call('SET', ARGV[1] .. (redis.call('GET', KEYS[2]) or '0') .. ':' .. ARGV[2], ARGV[4], 'PX', ARGV[5])
 return 1";
 
+#[derive(Clone)]
 pub struct RedisBus {
     client: redis::Client,
     connection: ConnectionManager,
@@ -88,9 +88,9 @@ impl RedisBus {
         format!("{}{name}", self.namespace)
     }
 
-    /// Applies every message to `cache`, reconnecting after failures; runs until the task is
-    /// dropped. Returns once the first subscription is live, so writes after it are not missed.
-    pub async fn spawn_subscriber(self: &Arc<Self>, cache: ConfigCache) -> anyhow::Result<()> {
+    /// Applies every message to `cache`, reconnecting after failures; runs until the process
+    /// ends. Returns once the first subscription is live, so writes after it are not missed.
+    async fn spawn_subscriber(&self, cache: ConfigCache) -> anyhow::Result<()> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let bus = self.clone();
         tokio::spawn(async move {
@@ -167,6 +167,10 @@ impl InvalidationBus for RedisBus {
             .await
             .map_err(|e| unavailable(e, "publish an invalidation to Redis"))?;
         Ok(Invalidation { seq, target })
+    }
+
+    async fn deliver_to(&self, cache: ConfigCache) -> anyhow::Result<()> {
+        self.spawn_subscriber(cache).await
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tenantry_app::ErrorCode;
 use tenantry_app::ports::Store;
-use tenantry_app::{AppError, CacheConfig, ConfigCache, InvalidationBus, InvalidationTarget, Registry, SharedCache};
+use tenantry_app::{AppError, ConfigCache, InvalidationBus, InvalidationTarget, Registry, SharedCache};
 use tenantry_bus_redis::RedisBus;
 use tenantry_contract::cache::eventually;
 use tenantry_contract::{Ctx, create, key, tid};
@@ -34,10 +34,13 @@ struct Replica {
 
 async fn replica(store: &Arc<dyn Store>, ctx: &Ctx, url: &str, ns: &str) -> Replica {
     let bus = Arc::new(RedisBus::connect(url, ns).await.expect("connect to Redis"));
-    let cache = ConfigCache::new(store.clone(), bus.clone(), CacheConfig::default()).with_shared(bus.clone());
-    bus.spawn_subscriber(cache.clone()).await.expect("subscribe");
-    let registry = Registry::new(store.clone(), ctx.clock.clone()).with_cache(cache.clone());
-    Replica { registry, cache, bus }
+    let wiring = tenantry_contract::Wiring {
+        bus: bus.clone(),
+        shared_cache: Some(bus.clone()),
+        ..tenantry_contract::Wiring::local()
+    };
+    let app = tenantry_contract::build_app(store.clone(), ctx.clock.clone(), wiring).await;
+    Replica { registry: app.registry, cache: app.cache, bus }
 }
 
 async fn beta(r: &Replica, ctx: &Ctx) -> Result<Option<bool>, AppError> {
@@ -59,7 +62,7 @@ async fn setup_with_config() -> Option<(Arc<dyn Store>, Ctx, String, PgConfig)> 
     config.migrate = false;
     config.pool_size = 4;
     let store: Arc<dyn Store> = Arc::new(PgStore::connect(&config).await.expect("connect as the app role"));
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "finance", "gold").await;
     ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
     Some((store, ctx, url, config))

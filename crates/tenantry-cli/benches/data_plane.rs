@@ -22,8 +22,7 @@ use serde_json::Value;
 use sqlx::Connection;
 
 use tenantry_app::{
-    CacheConfig, ConfigCache, DataPlane, DataPlaneConfig, LocalBus, LocalEmbedder, LogAlerts, PlatformScope, Registry,
-    Store, SystemClock, TenantScope,
+    App, AppConfig, CacheConfig, DataPlane, LocalEmbedder, PlatformScope, Store, SystemClock, TenantScope,
 };
 use tenantry_blob::{BlobConfig, ObjectBlobStore};
 use tenantry_domain::embedding::local_embedding;
@@ -102,22 +101,14 @@ async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: u
     let dir = std::env::temp_dir().join(format!("tenantry-bench-objects-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let blobs = Arc::new(ObjectBlobStore::open(&BlobConfig::Local(dir)).unwrap());
-    let clock = Arc::new(SystemClock);
-    let cache = ConfigCache::new(
-        store.clone(),
-        Arc::new(LocalBus::new()),
-        CacheConfig::uniform(Duration::from_secs(3600), Duration::from_secs(60)),
-    );
-    let plane = DataPlane::new(
-        store.clone(),
-        clock.clone(),
-        Arc::new(LocalEmbedder::new(DIMS)),
-        blobs,
-        Arc::new(LogAlerts::default()),
-        DataPlaneConfig::default(),
-    )
-    .with_cache(cache.clone());
-    let registry = Registry::new(store, clock).with_cache(cache).with_data_plane(plane.clone());
+    // the services as `serve` wires them
+    let app = App::build(AppConfig {
+        cache: CacheConfig::uniform(Duration::from_secs(3600), Duration::from_secs(60)),
+        ..AppConfig::local(store, Arc::new(SystemClock), Arc::new(LocalEmbedder::new(DIMS)), blobs)
+    })
+    .await
+    .unwrap();
+    let (plane, registry) = (app.data, app.registry);
     let admin = PlatformScope::operator("bench");
     let mut chunks = 0i64;
     let mut docs = 0usize;

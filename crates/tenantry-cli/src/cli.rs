@@ -18,6 +18,10 @@ pub struct Global {
     /// Print machine-readable JSON instead of tables (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log level on stderr: error, warn, info, debug, trace. Default: info for `serve` (JSON
+    /// lines), warn for every other command (one line each, e.g. a capacity alert).
+    #[arg(long, global = true, env = "TENANTRY_LOG")]
+    pub log: Option<String>,
     /// Directory of the embedded store (used when no database URL is given).
     #[arg(long, global = true, env = "TENANTRY_DATA_DIR", default_value = ".tenantry")]
     pub data_dir: PathBuf,
@@ -242,9 +246,6 @@ pub struct ServeArgs {
     /// Distinct tenants that get their own per-tenant request metric series (the rest: `_other`).
     #[arg(long, env = "TENANTRY_MAX_TENANT_METRIC_LABELS", default_value_t = 1000)]
     pub max_tenant_metric_labels: usize,
-    /// Log level of the JSON logs on stderr: error, warn, info, debug, trace.
-    #[arg(long, env = "TENANTRY_LOG", default_value = "info")]
-    pub log: String,
     /// A platform-admin API key to install on start if absent (for deployments' first key).
     #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,

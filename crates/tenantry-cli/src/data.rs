@@ -9,8 +9,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use tenantry_app::{
-    AlertSink, AppError, Clock, DataPlane, DataPlaneConfig, Embedder, LocalEmbedder, LogAlerts, PlatformScope,
-    Registry, Store,
+    AlertSink, AppError, DataPlane, DataPlaneConfig, Embedder, LocalEmbedder, LogAlerts, PlatformScope, Registry,
 };
 use tenantry_blob::{BlobConfig, ObjectBlobStore, S3Config};
 use tenantry_domain::chunking::ChunkConfig;
@@ -113,8 +112,16 @@ fn embedder(a: &DataArgs) -> Result<Arc<dyn Embedder>> {
     }
 }
 
-/// The data plane as configured, and its alert sink (to drain webhook deliveries before exit).
-pub fn data_plane(g: &Global, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<(DataPlane, Arc<Alerts>)> {
+/// The data plane's parts as configured: embedder, object storage, alert sink (also returned
+/// as itself, to drain webhook deliveries before exit) and chunking/capacity settings.
+pub struct DataParts {
+    pub embedder: Arc<dyn tenantry_app::Embedder>,
+    pub blobs: Arc<dyn tenantry_app::BlobStore>,
+    pub alerts: Arc<Alerts>,
+    pub config: DataPlaneConfig,
+}
+
+pub fn data_parts(g: &Global) -> Result<DataParts> {
     let a = &g.data;
     let chunking = ChunkConfig::new(a.chunk_size, a.chunk_overlap).map_err(usage)?;
     let capacity = CapacityPolicy::new(a.index_capacity, a.index_alert_threshold).map_err(usage)?;
@@ -129,15 +136,12 @@ pub fn data_plane(g: &Global, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> R
         None => None,
     };
     let alerts = Arc::new(Alerts { log: LogAlerts::default(), webhook, pending: Default::default() });
-    let plane = DataPlane::new(
-        store,
-        clock,
-        embedder(a)?,
-        blob_store(g)?,
-        alerts.clone(),
-        DataPlaneConfig { chunking, capacity },
-    );
-    Ok((plane, alerts))
+    Ok(DataParts {
+        embedder: embedder(a)?,
+        blobs: blob_store(g)?,
+        alerts,
+        config: DataPlaneConfig { chunking, capacity },
+    })
 }
 
 fn tenant_id(s: &str) -> Result<TenantId> {

@@ -463,12 +463,12 @@ impl Out {
             return print_json(&json!(
                 probes
                     .iter()
-                    .map(|p| json!({"probe": p.name, "passed": p.passed, "detail": p.detail}))
+                    .map(|p| json!({"probe": p.name, "outcome": p.outcome.as_str(), "detail": p.detail}))
                     .collect::<Vec<_>>()
             ));
         }
         for p in probes {
-            println!("{} {}: {}", if p.passed { "PASS" } else { "FAIL" }, p.name, p.detail);
+            println!("{} {}: {}", p.outcome.as_str().to_uppercase(), p.name, p.detail);
         }
     }
 }

@@ -104,8 +104,9 @@ async fn docs_and_query_on_postgres() {
     tokio::task::spawn_blocking(move || scenario(&|| support::tenantry(&url, &data), &dir)).await.unwrap();
 }
 
-/// A capacity alert reaches the webhook: with capacity 2 and threshold 0.5, the first signup
-/// fills the index to its alert point; the CLI waits for the delivery before it exits.
+/// A capacity alert reaches the webhook and the command's log: with capacity 2 and threshold
+/// 0.5, the first signup fills the index to its alert point; the CLI waits for the delivery
+/// before it exits.
 #[test]
 fn capacity_alerts_are_posted_to_the_webhook() {
     use std::io::{Read, Write};
@@ -133,7 +134,12 @@ fn capacity_alerts_are_posted_to_the_webhook() {
     cmd.args(["--index-capacity", "2", "--index-alert-threshold", "0.5"])
         .arg("--capacity-webhook-url")
         .arg(format!("http://127.0.0.1:{port}/hooks/capacity"));
-    json(cmd, &["tenant", "create", "first", "--name", "First", "--tier", "silver"]);
+    cmd.args(["--json", "tenant", "create", "first", "--name", "First", "--tier", "silver"]);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // logged by the command itself too (every command logs warnings to stderr)
+    assert!(stderr.contains("capacity alert threshold") && stderr.contains("shared-1"), "{stderr}");
     let request = server.join().unwrap();
     assert!(request.starts_with("POST /hooks/capacity "), "{request}");
     let body = &request[request.find("\r\n\r\n").unwrap() + 4..];

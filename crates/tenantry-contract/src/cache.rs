@@ -10,28 +10,22 @@ use tenantry_app::ports::Store;
 use tenantry_app::{AppError, CacheConfig, ConfigCache, Invalidation, InvalidationTarget, LocalBus, Registry};
 use tenantry_domain::{FlagScope, FlagValue, TenantStatus};
 
-use crate::{Ctx, ManualClock, create, key, tid};
+use crate::{Ctx, ManualClock, Wiring, build_app, create, key, tid};
 
-/// A replica: its own cache (and registry) on the shared store, applying every bus message.
-pub fn replica(store: &Arc<dyn Store>, bus: &Arc<LocalBus>, clock: &Arc<ManualClock>) -> (Registry, ConfigCache) {
-    replica_with(store, bus, clock, CacheConfig::default())
+/// A replica: its own services (`App::build`) on the shared store and the shared bus.
+pub async fn replica(store: &Arc<dyn Store>, bus: &Arc<LocalBus>, clock: &Arc<ManualClock>) -> (Registry, ConfigCache) {
+    replica_with(store, bus, clock, CacheConfig::default()).await
 }
 
-pub fn replica_with(
+pub async fn replica_with(
     store: &Arc<dyn Store>,
     bus: &Arc<LocalBus>,
     clock: &Arc<ManualClock>,
     config: CacheConfig,
 ) -> (Registry, ConfigCache) {
-    let cache = ConfigCache::new(store.clone(), bus.clone(), config);
-    let mut messages = bus.subscribe();
-    let applier = cache.clone();
-    tokio::spawn(async move {
-        while let Ok(m) = messages.recv().await {
-            applier.apply(&m);
-        }
-    });
-    (Registry::new(store.clone(), clock.clone()).with_cache(cache.clone()), cache)
+    let wiring = Wiring { bus: bus.clone(), cache: config, ..Wiring::local() };
+    let app = build_app(store.clone(), clock.clone(), wiring).await;
+    (app.registry, app.cache)
 }
 
 async fn flag_on(r: &Registry, ctx: &Ctx, tenant: &str) -> Result<Option<bool>, AppError> {
@@ -58,21 +52,14 @@ where
 }
 
 pub async fn replicas_see_each_others_writes(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "finance", "gold").await;
     ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
     let bus = Arc::new(LocalBus::new());
-    let (a, _) = replica(&store, &bus, &ctx.clock);
-    let (b, b_cache) = replica(&store, &bus, &ctx.clock);
+    let (a, _) = replica(&store, &bus, &ctx.clock).await;
+    let (b, b_cache) = replica(&store, &bus, &ctx.clock).await;
     // a replica outside the bus shows that answers really come from memory
-    let (deaf, _) = (
-        Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(
-            store.clone(),
-            Arc::new(LocalBus::new()),
-            CacheConfig::default(),
-        )),
-        (),
-    );
+    let (deaf, _) = replica(&store, &Arc::new(LocalBus::new()), &ctx.clock).await;
     assert_eq!(flag_on(&b, &ctx, "finance").await.unwrap(), Some(false));
     assert_eq!(flag_on(&deaf, &ctx, "finance").await.unwrap(), Some(false));
     assert_eq!(b_cache.len(), 1);
@@ -91,12 +78,10 @@ pub async fn replicas_see_each_others_writes(store: Arc<dyn Store>) {
 }
 
 pub async fn a_gap_in_the_sequence_drops_every_snapshot(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "alpha", "gold").await;
     create(&ctx, "beta", "gold").await;
-    let bus = Arc::new(LocalBus::new());
-    let cache = ConfigCache::new(store.clone(), bus, CacheConfig::default());
-    let registry = Registry::new(store, ctx.clock.clone()).with_cache(cache.clone());
+    let (registry, cache) = replica(&store, &Arc::new(LocalBus::new()), &ctx.clock).await;
     for t in ["alpha", "beta"] {
         registry.evaluate_for_runtime(&ctx.admin.act_in(tid(t)), None).await.unwrap();
     }
@@ -117,20 +102,15 @@ pub async fn serves_the_last_snapshot_when_the_store_is_down<F>(store: Arc<dyn S
 where
     F: std::future::Future<Output = ()>,
 {
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "finance", "gold").await;
     ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(true)).await.unwrap();
     let bus = Arc::new(LocalBus::new());
     // a TTL of zero: every read tries the store first, so the fallback is what answers below
     let fresh_only = CacheConfig::uniform(Duration::ZERO, Duration::ZERO);
     let window = CacheConfig::uniform(Duration::ZERO, Duration::from_secs(1800));
-    let within = Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(
-        store.clone(),
-        bus.clone(),
-        window,
-    ));
-    let outside =
-        Registry::new(store.clone(), ctx.clock.clone()).with_cache(ConfigCache::new(store.clone(), bus, fresh_only));
+    let (within, _) = replica_with(&store, &bus, &ctx.clock, window).await;
+    let (outside, _) = replica_with(&store, &bus, &ctx.clock, fresh_only).await;
     let scope = ctx.admin.act_in(tid("finance"));
     for r in [&within, &outside] {
         assert!(!r.evaluate_for_runtime(&scope, Some(&key("beta"))).await.unwrap().stale);
@@ -150,15 +130,15 @@ where
 /// must converge after every write. (A stress test: it catches a missing guard often, not
 /// always — the race needs a write to land inside a load.)
 pub async fn loads_racing_writes_never_install_old_data(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "finance", "gold").await;
     ctx.registry.set_flag(&ctx.admin, FlagScope::Global, key("beta"), FlagValue::Bool(false)).await.unwrap();
     let bus = Arc::new(LocalBus::new());
-    let (a, _) = replica(&store, &bus, &ctx.clock);
+    let (a, _) = replica(&store, &bus, &ctx.clock).await;
     // B re-reads the tenant record on every request (critical TTL zero), so loads are always in
     // flight when A writes; the flags it reads keep the standard TTL, so a stale install sticks
     let racy = CacheConfig { critical_ttl: Duration::ZERO, ..CacheConfig::default() };
-    let (b, _) = replica_with(&store, &bus, &ctx.clock, racy);
+    let (b, _) = replica_with(&store, &bus, &ctx.clock, racy).await;
     let b = Arc::new(b);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -190,7 +170,7 @@ pub async fn loads_racing_writes_never_install_old_data(store: Arc<dyn Store>) {
 /// The shared-cache form of a snapshot round-trips exactly (record and every flag decision),
 /// and is refused for another tenant or when it breaks an invariant.
 pub async fn the_shared_form_round_trips_and_refuses_what_it_must(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "finance", "gold").await;
     create(&ctx, "legal", "gold").await;
     let admin = &ctx.admin;

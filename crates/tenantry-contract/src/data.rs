@@ -12,8 +12,7 @@ use time::Duration;
 
 use tenantry_app::ports::Store;
 use tenantry_app::{
-    AlertSink, AppError, BlobStore, CacheConfig, ConfigCache, DataPlane, DataPlaneConfig, LocalBus, LocalEmbedder,
-    LogAlerts, PlatformScope, Registry, TenantScope,
+    AlertSink, AppError, BlobStore, CacheConfig, DataPlane, LocalBus, LogAlerts, PlatformScope, Registry, TenantScope,
 };
 use tenantry_blob::{BlobConfig, ObjectBlobStore};
 use tenantry_domain::documents::tenant_prefix;
@@ -22,10 +21,9 @@ use tenantry_domain::{
     TenantStatus,
 };
 
-use crate::{ManualClock, tid, tier};
+use crate::{ManualClock, Wiring, build_app, tid, tier};
 
-/// Dimensions of the embedder in these tests (small keeps PostgreSQL tests quick).
-pub const DIMS: usize = 64;
+pub use crate::DIMS;
 
 /// A registry and a data plane over one store, with objects in a fresh local directory.
 pub struct DataCtx {
@@ -47,13 +45,14 @@ impl Drop for DataCtx {
 static DIRS: AtomicU64 = AtomicU64::new(0);
 
 impl DataCtx {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self::with(store, CapacityPolicy::default(), false)
+    pub async fn new(store: Arc<dyn Store>) -> Self {
+        Self::with(store, CapacityPolicy::default()).await
     }
 
-    /// `cached`: the data plane reads tenant records through a `ConfigCache` that the registry
-    /// invalidates, as `serve` does.
-    pub fn with(store: Arc<dyn Store>, capacity: CapacityPolicy, cached: bool) -> Self {
+    /// The services as `serve` wires them (`App::build`): the data plane reads tenant records
+    /// through the snapshot cache the registry invalidates. Long TTLs, so a test sees a change
+    /// only through invalidation.
+    pub async fn with(store: Arc<dyn Store>, capacity: CapacityPolicy) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tenantry-objects-{}-{}",
             std::process::id(),
@@ -62,30 +61,24 @@ impl DataCtx {
         let blobs = Arc::new(ObjectBlobStore::open(&BlobConfig::Local(dir.clone())).expect("open object directory"));
         let clock = Arc::new(ManualClock::new());
         let alerts = Arc::new(LogAlerts::default());
-        let config = DataPlaneConfig {
-            chunking: tenantry_domain::chunking::ChunkConfig::new(40, 8).expect("valid chunking"),
+        let wiring = Wiring {
+            bus: Arc::new(LocalBus::new()),
+            shared_cache: None,
+            cache: CacheConfig::uniform(std::time::Duration::from_secs(3600), std::time::Duration::from_secs(60)),
             capacity,
+            blobs: blobs.clone(),
+            alerts: alerts.clone(),
         };
-        let mut plane = DataPlane::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(LocalEmbedder::new(DIMS)),
-            blobs.clone(),
-            alerts.clone(),
-            config,
-        );
-        let mut registry = Registry::new(store.clone(), clock.clone());
-        if cached {
-            let cache = ConfigCache::new(
-                store,
-                Arc::new(LocalBus::new()),
-                CacheConfig::uniform(std::time::Duration::from_secs(3600), std::time::Duration::from_secs(60)),
-            );
-            plane = plane.with_cache(cache.clone());
-            registry = registry.with_cache(cache);
+        let app = build_app(store, clock.clone(), wiring).await;
+        Self {
+            registry: app.registry.clone(),
+            plane: app.data.clone(),
+            blobs,
+            alerts,
+            clock,
+            admin: PlatformScope::operator("contract"),
+            dir,
         }
-        let registry = registry.with_data_plane(plane.clone());
-        Self { registry, plane, blobs, alerts, clock, admin: PlatformScope::operator("contract"), dir }
     }
 
     pub fn scope(&self, tenant: &str) -> TenantScope {
@@ -121,7 +114,7 @@ impl DataCtx {
 use tenantry_domain::documents::synthetic_text as words;
 
 pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn Store>) {
-    let d = DataCtx::new(store);
+    let d = DataCtx::new(store).await;
     d.tenant("acme", "silver").await;
     let scope = d.scope("acme");
     let docs = vec![
@@ -196,7 +189,7 @@ pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn
 }
 
 pub async fn another_tenants_documents_are_unreachable(store: Arc<dyn Store>) {
-    let d = DataCtx::new(store);
+    let d = DataCtx::new(store).await;
     d.tenant("alpha", "silver").await;
     d.tenant("beta", "silver").await;
     let a = d.ingest("alpha", "Alpha plan", "quarterly revenue forecast for alpha").await;
@@ -222,7 +215,7 @@ pub async fn another_tenants_documents_are_unreachable(store: Arc<dyn Store>) {
 /// model says which documents each tenant owns; after every step nothing of another tenant may
 /// appear: no hit, no listed id, no count, no object, no id in an error message.
 pub async fn random_interleavings_never_cross_tenants(store: Arc<dyn Store>) {
-    let d = DataCtx::new(store);
+    let d = DataCtx::new(store).await;
     // two namespaces of one shared index, and one dedicated index (PostgreSQL searches the two
     // kinds through different functions)
     let tenants = ["t-red", "t-green", "t-blue"];
@@ -328,7 +321,7 @@ pub async fn random_interleavings_never_cross_tenants(store: Arc<dyn Store>) {
 /// A tenant with at least `top_k` chunks gets `top_k` hits, however many other tenants share its
 /// index (the approximate index must not be starved by the tenant filter).
 pub async fn a_small_tenant_on_a_busy_index_still_gets_top_k(store: Arc<dyn Store>) {
-    let d = DataCtx::new(store);
+    let d = DataCtx::new(store).await;
     d.tenant("busy", "silver").await;
     d.tenant("small", "silver").await;
     let busy = d.scope("busy");
@@ -348,7 +341,7 @@ pub async fn a_small_tenant_on_a_busy_index_still_gets_top_k(store: Arc<dyn Stor
 }
 
 pub async fn capacity_alerts_and_placement(store: Arc<dyn Store>) {
-    let d = DataCtx::with(store, CapacityPolicy::new(10, 0.8).unwrap(), false);
+    let d = DataCtx::with(store, CapacityPolicy::new(10, 0.8).unwrap()).await;
     for i in 1..=7 {
         d.tenant(&format!("shared-t{i}"), "silver").await;
     }
@@ -381,7 +374,7 @@ pub async fn capacity_alerts_and_placement(store: Arc<dyn Store>) {
 }
 
 pub async fn quotas_hold_exactly_under_concurrent_uploads(store: Arc<dyn Store>) {
-    let d = Arc::new(DataCtx::with(store, CapacityPolicy::default(), true));
+    let d = Arc::new(DataCtx::with(store, CapacityPolicy::default()).await);
     d.tenant("capped", "silver").await;
     d.set_limits("capped", LimitOverrides { max_documents: Some(10), ..Default::default() }).await;
     let mut tasks = Vec::new();
@@ -417,7 +410,7 @@ pub async fn quotas_hold_exactly_under_concurrent_uploads(store: Arc<dyn Store>)
 }
 
 pub async fn lifecycle_gates_the_data_plane(store: Arc<dyn Store>) {
-    let d = DataCtx::with(store, CapacityPolicy::default(), true);
+    let d = DataCtx::with(store, CapacityPolicy::default()).await;
     d.tenant("moving", "silver").await;
     let id = d.ingest("moving", "doc", "ledger audit").await;
     let scope = d.scope("moving");
@@ -434,7 +427,7 @@ pub async fn lifecycle_gates_the_data_plane(store: Arc<dyn Store>) {
 }
 
 pub async fn queries_are_rate_limited_per_tenant(store: Arc<dyn Store>) {
-    let d = DataCtx::with(store, CapacityPolicy::default(), true);
+    let d = DataCtx::with(store, CapacityPolicy::default()).await;
     d.tenant("chatty", "silver").await;
     d.tenant("quiet", "silver").await;
     d.set_limits(
@@ -464,7 +457,7 @@ pub async fn queries_are_rate_limited_per_tenant(store: Arc<dyn Store>) {
 }
 
 pub async fn bad_input_is_refused_without_writes(store: Arc<dyn Store>) {
-    let d = DataCtx::new(store);
+    let d = DataCtx::new(store).await;
     d.tenant("strict", "silver").await;
     let scope = d.scope("strict");
     assert!(matches!(d.plane.ingest(&scope, vec![]).await, Err(AppError::Invalid(_))));

@@ -14,7 +14,10 @@ use time::{Duration, OffsetDateTime};
 
 use tenantry_app::ErrorCode;
 use tenantry_app::ports::{Clock, Store, TenantFilter};
-use tenantry_app::{AppError, PlatformScope, Registry, StoreError};
+use tenantry_app::{
+    AlertSink, App, AppConfig, AppError, BlobStore, CacheConfig, DataPlaneConfig, InvalidationBus, LocalBus,
+    LocalEmbedder, LogAlerts, PlatformScope, Registry, StoreError,
+};
 use tenantry_domain::{
     Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label,
     LimitOverrides, Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
@@ -46,18 +49,89 @@ impl Clock for ManualClock {
 }
 
 pub struct Ctx {
+    pub app: App,
     pub registry: Registry,
     pub clock: Arc<ManualClock>,
     pub admin: PlatformScope,
 }
 
 impl Ctx {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// The services over `store` as `serve` wires them, on a bus of their own.
+    pub async fn new(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new());
-        Self { registry: Registry::new(store, clock.clone()), clock, admin: PlatformScope::operator("contract") }
+        let app = build_app(store, clock.clone(), Wiring::local()).await;
+        Self { registry: app.registry.clone(), app, clock, admin: PlatformScope::operator("contract") }
     }
     pub fn store(&self) -> &Arc<dyn Store> {
         self.registry.store()
+    }
+}
+
+/// What the tests' services are built from besides the store and the clock.
+pub struct Wiring {
+    pub bus: Arc<dyn InvalidationBus>,
+    pub shared_cache: Option<Arc<dyn tenantry_app::SharedCache>>,
+    pub cache: CacheConfig,
+    pub capacity: tenantry_domain::CapacityPolicy,
+    pub blobs: Arc<dyn BlobStore>,
+    pub alerts: Arc<dyn AlertSink>,
+}
+
+impl Wiring {
+    /// One process: an in-process bus, default cache settings and capacity, objects in memory.
+    pub fn local() -> Self {
+        Self {
+            bus: Arc::new(LocalBus::new()),
+            shared_cache: None,
+            cache: CacheConfig::default(),
+            capacity: tenantry_domain::CapacityPolicy::default(),
+            blobs: Arc::new(MemoryBlobs::default()),
+            alerts: Arc::new(LogAlerts::default()),
+        }
+    }
+}
+
+/// The tests' embedder dimensions (small keeps PostgreSQL tests quick).
+pub const DIMS: usize = 64;
+
+/// The services over `store`, built by the composition root (`App::build`) exactly as `serve`
+/// builds them, with the tests' embedder and chunking.
+pub async fn build_app(store: Arc<dyn Store>, clock: Arc<ManualClock>, wiring: Wiring) -> App {
+    App::build(AppConfig {
+        bus: wiring.bus,
+        shared_cache: wiring.shared_cache,
+        cache: wiring.cache,
+        alerts: wiring.alerts,
+        data: DataPlaneConfig {
+            chunking: tenantry_domain::chunking::ChunkConfig::new(40, 8).expect("valid chunking"),
+            capacity: wiring.capacity,
+        },
+        ..AppConfig::local(store, clock, Arc::new(LocalEmbedder::new(DIMS)), wiring.blobs)
+    })
+    .await
+    .expect("an in-process bus always subscribes")
+}
+
+/// Objects in memory, for tests that never look at them.
+#[derive(Default)]
+pub struct MemoryBlobs(Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl BlobStore for MemoryBlobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), bytes);
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let objects = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(objects.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 }
 
@@ -95,7 +169,7 @@ pub async fn create(ctx: &Ctx, id: &str, tier_name: &str) {
 // ---- the contract -------------------------------------------------------------------------------
 
 pub async fn builtin_tiers_are_seeded(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     let tiers = ctx.registry.list_tiers().await.unwrap();
     let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["bronze", "silver", "gold", "platinum"]);
@@ -105,7 +179,7 @@ pub async fn builtin_tiers_are_seeded(store: Arc<dyn Store>) {
 }
 
 pub async fn operator_adds_a_tier(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     let free = Tier::new(
         tier("free"),
         0,
@@ -134,7 +208,7 @@ pub async fn operator_adds_a_tier(store: Arc<dyn Store>) {
 }
 
 pub async fn tenant_round_trips_every_attribute(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     let created = ctx.registry.create_tenant(&ctx.admin, full_tenant("finance_dept", "platinum")).await.unwrap();
     let read = ctx.registry.get_tenant(&ctx.admin.act_in(tid("finance_dept"))).await.unwrap();
     assert_eq!(read, created);
@@ -145,7 +219,7 @@ pub async fn tenant_round_trips_every_attribute(store: Arc<dyn Store>) {
 }
 
 pub async fn create_refuses_duplicates_and_unknown_tiers(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "legal", "gold").await;
     let dup = ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid("legal"), "Again", tier("gold"))).await;
     assert_eq!(dup.unwrap_err().code(), ErrorCode::AlreadyExists);
@@ -156,7 +230,7 @@ pub async fn create_refuses_duplicates_and_unknown_tiers(store: Arc<dyn Store>) 
 }
 
 pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     for i in 0..7 {
         create(&ctx, &format!("t{i:02}"), if i % 2 == 0 { "gold" } else { "silver" }).await;
     }
@@ -197,7 +271,7 @@ pub async fn list_filters_and_paginates(store: Arc<dyn Store>) {
 }
 
 pub async fn update_uses_optimistic_concurrency(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "hr", "silver").await;
     let scope = ctx.admin.act_in(tid("hr"));
     let patch = TenantPatch { name: Some("HR Operations".into()), ..Default::default() };
@@ -237,8 +311,41 @@ pub async fn update_uses_optimistic_concurrency(store: Arc<dyn Store>) {
     assert_eq!(audit_ops.iter().filter(|o| *o == "a" || *o == "b").count(), 1, "the loser left no audit entry");
 }
 
+/// Changes without a version apply to whatever is current: writers racing on one tenant all
+/// succeed (a lost race is retried from a fresh read), none is refused as a failed precondition.
+pub async fn unversioned_updates_racing_all_apply(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store).await;
+    create(&ctx, "ops", "silver").await;
+    let scope = ctx.admin.act_in(tid("ops"));
+    let writers = 6;
+    let results = futures_join_all((0..writers).map(|i| {
+        let (registry, scope) = (ctx.registry.clone(), scope.clone());
+        tokio::spawn(async move {
+            let patch = TenantPatch { name: Some(format!("Ops {i}")), ..Default::default() };
+            registry.update_tenant(&scope, patch, None).await
+        })
+    }))
+    .await;
+    for r in &results {
+        assert!(r.is_ok(), "an unversioned change was refused: {r:?}");
+    }
+    let t = ctx.registry.get_tenant(&scope).await.unwrap();
+    assert_eq!(t.version, 1 + writers, "every change applied once");
+}
+
+/// Awaits every task (the contract crate has no `futures` dependency).
+async fn futures_join_all<T: Send + 'static>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<T, AppError>>>,
+) -> Vec<Result<T, AppError>> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.expect("writer task panicked"));
+    }
+    out
+}
+
 pub async fn tier_change_applies_new_defaults(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     ctx.registry.create_tenant(&ctx.admin, full_tenant("mkt", "silver")).await.unwrap();
     let scope = ctx.admin.act_in(tid("mkt"));
     let patch = TenantPatch { tier: Some(tier("gold")), ..Default::default() };
@@ -251,7 +358,7 @@ pub async fn tier_change_applies_new_defaults(store: Arc<dyn Store>) {
 }
 
 pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "legal", "gold").await;
     create(&ctx, "finance", "platinum").await;
     let legal = ctx.admin.act_in(tid("legal"));
@@ -281,14 +388,16 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
         summary,
         [
             ("tenant.create".to_string(), None),
+            // registration places the tenant on the index pool (the data plane is always wired)
+            ("tenant.place".to_string(), None),
             ("tenant.transition.suspended".to_string(), Some("legal hold review".to_string())),
             ("tenant.transition.archived".to_string(), Some("matter closed".to_string())),
             ("tenant.transition.deleted".to_string(), Some("purge".to_string())),
         ]
     );
     assert!(entries.iter().all(|e| e.record.actor == *ctx.admin.actor()));
-    assert_eq!(entries[1].record.before.as_ref().unwrap()["status"], "active");
-    assert_eq!(entries[1].record.after.as_ref().unwrap()["status"], "suspended");
+    assert_eq!(entries[2].record.before.as_ref().unwrap()["status"], "active");
+    assert_eq!(entries[2].record.after.as_ref().unwrap()["status"], "suspended");
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
@@ -296,7 +405,7 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
 /// unknown to other tenants), keeps its values for re-enabling, bumps its version, is audited,
 /// and an undefined flag is refused.
 pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "finance", "gold").await;
     create(&ctx, "legal", "silver").await;
     let admin = &ctx.admin;
@@ -336,7 +445,7 @@ pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
 }
 
 pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     for (id, t) in [("finance", "platinum"), ("marketing", "silver"), ("hr", "silver")] {
         create(&ctx, id, t).await;
     }
@@ -437,7 +546,7 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
 
 /// Adversarial: through every scoped port method, tenant B's scope never reaches tenant A's data.
 pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     ctx.registry.create_tenant(&ctx.admin, full_tenant("tenant_a", "gold")).await.unwrap();
     create(&ctx, "tenant_b", "gold").await;
     ctx.registry
@@ -478,7 +587,7 @@ pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) 
 }
 
 pub async fn health_is_scored_and_stored(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "legal", "gold").await;
     let scope = ctx.admin.act_in(tid("legal"));
     let signals = HealthSignals::new(600.0, 0.02, 0.95, 0.85).unwrap();
@@ -489,7 +598,7 @@ pub async fn health_is_scored_and_stored(store: Arc<dyn Store>) {
 }
 
 pub async fn statistics_count_by_status_tier_and_health(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     for (id, t) in [("a1", "gold"), ("a2", "gold"), ("a3", "silver")] {
         create(&ctx, id, t).await;
     }
@@ -509,7 +618,7 @@ pub async fn statistics_count_by_status_tier_and_health(store: Arc<dyn Store>) {
 
 /// The store's own constraints refuse invalid rows even when the application layer is bypassed.
 pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
-    let ctx = Ctx::new(store);
+    let ctx = Ctx::new(store).await;
     create(&ctx, "ops", "gold").await;
     let scope = ctx.admin.act_in(tid("ops"));
     let current = ctx.registry.get_tenant(&scope).await.unwrap();
@@ -548,16 +657,16 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
         .map(|e| e.record.operation)
         .filter(|op| !op.ends_with(".read"))
         .collect();
-    assert_eq!(ops, ["tenant.create"], "no audit entry for a refused write");
+    assert_eq!(ops, ["tenant.create", "tenant.place"], "no audit entry for a refused write");
 }
 
 /// Users, memberships and keys: round trips, and a tenant scope only ever touches its own
 /// tenant's memberships.
 pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
-    use tenantry_app::{Directory, KeyOwner};
+    use tenantry_app::KeyOwner;
     use tenantry_domain::{Role, UserId};
-    let ctx = Ctx::new(store.clone());
-    let dir = Directory::new(store, ctx.clock.clone());
+    let ctx = Ctx::new(store.clone()).await;
+    let dir = ctx.app.directory.clone();
     create(&ctx, "alpha", "gold").await;
     create(&ctx, "beta", "gold").await;
     let alice = UserId::parse("alice.johnson").unwrap();
@@ -614,6 +723,7 @@ macro_rules! contract_suite {
             create_refuses_duplicates_and_unknown_tiers,
             list_filters_and_paginates,
             update_uses_optimistic_concurrency,
+            unversioned_updates_racing_all_apply,
             tier_change_applies_new_defaults,
             lifecycle_follows_the_machine_and_is_audited,
             flags_follow_the_hierarchy,

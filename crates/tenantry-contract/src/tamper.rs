@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tenantry_app::ports::Store;
-use tenantry_app::{AuditKey, Auditor, Directory, EntrySigner, KeyOwner, PlatformScope, VerifyReport};
+use tenantry_app::{AuditKey, Auditor, EntrySigner, KeyOwner, PlatformScope, VerifyReport};
 use tenantry_domain::audit::{ChainFields, entry_hash, entry_message, from_hex, to_hex};
 use tenantry_domain::{FlagScope, FlagValue, Role, TenantStatus, UserId};
 
@@ -33,8 +33,8 @@ pub struct History {
 /// that signs with [`signing_key`]; verified intact before anyone tampers.
 pub async fn history(store: Arc<dyn Store>) -> History {
     let signer = signing_key();
-    let ctx = Ctx::new(store.clone());
-    let directory = Directory::new(store.clone(), ctx.clock.clone());
+    let ctx = Ctx::new(store.clone()).await;
+    let directory = ctx.app.directory.clone();
     for id in ["finance", "legal", "hr"] {
         create(&ctx, id, "gold").await;
     }

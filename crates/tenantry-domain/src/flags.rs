@@ -548,6 +548,26 @@ mod tests {
         TierName::parse(s).unwrap()
     }
 
+    /// Rollout buckets are promised stable forever (changing them reshuffles who is in a
+    /// rollout). Known answers computed by an independent implementation of the documented
+    /// algorithm (FNV-1a over `key 0xFF tenant`, SplitMix64 finish, modulo 10,000).
+    #[test]
+    fn rollout_buckets_match_known_answers() {
+        let cases = [
+            ("beta", "finance", 395),
+            ("beta", "legal", 5430),
+            ("new-ui", "acme", 8091),
+            ("feature.f001", "bench-0", 3020),
+            ("rag.rerank", "t1", 2183),
+            ("a", "zz", 1275),
+        ];
+        for (k, t, bucket) in cases {
+            assert_eq!(rollout_bucket(&key(k), &tenant(t)), bucket, "bucket of ({k}, {t})");
+        }
+        assert!(in_rollout(&key("beta"), &tenant("finance"), 4), "bucket 395 is inside 4%");
+        assert!(!in_rollout(&key("beta"), &tenant("finance"), 3), "and outside 3%");
+    }
+
     /// The seed's PractaThon hierarchy.
     fn seed_flags() -> FlagSet {
         let mut f = FlagSet::new();

@@ -34,6 +34,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
         C::InvalidTransition => (StatusCode::CONFLICT, "Invalid lifecycle transition"),
         C::RetentionActive => (StatusCode::CONFLICT, "Retention period still running"),
         C::VersionConflict => (StatusCode::PRECONDITION_FAILED, "Version conflict"),
+        C::ConcurrentUpdate => (StatusCode::CONFLICT, "Concurrent update"),
         C::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
         C::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
         C::InvalidInput => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid input"),

@@ -178,7 +178,8 @@ pub async fn get_tenant(State(state): State<AppState>, Auth(principal): Auth, P(
     params(("tenant_id" = String, Path), ("If-Match" = Option<String>, Header, description = "ETag from a previous read")),
     request_body = PatchTenantBody,
     responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem),
+              (status = 422, body = Problem)))]
 pub async fn patch_tenant(
     State(state): State<AppState>,
     Auth(principal): Auth,

@@ -4,11 +4,35 @@
 
 use sqlx::{PgPool, Row};
 
+/// What one probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    /// It could not run (e.g. fewer than two tenants to try one against the other): neither
+    /// passed nor failed, and reported as such.
+    Skipped,
+}
+
+impl Outcome {
+    fn of(passed: bool) -> Self {
+        if passed { Outcome::Passed } else { Outcome::Failed }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
 /// The outcome of one probe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     pub name: &'static str,
-    pub passed: bool,
+    pub outcome: Outcome,
     pub detail: String,
 }
 
@@ -44,7 +68,7 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Vec<Probe>> {
         (role.try_get("name")?, role.try_get("rolsuper")?, role.try_get("rolbypassrls")?, role.try_get("owned")?);
     probes.push(Probe {
         name: "app_role_is_subject_to_rls",
-        passed: !superuser && !bypass && owned == 0,
+        outcome: Outcome::of(!superuser && !bypass && owned == 0),
         detail: format!("role {name}: superuser={superuser} bypassrls={bypass} owns {owned} relations"),
     });
 
@@ -72,7 +96,7 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Vec<Probe>> {
     let rows_exist: i64 = totals.iter().sum();
     probes.push(Probe {
         name: "no_context_returns_zero_rows",
-        passed: leaks.is_empty(),
+        outcome: Outcome::of(leaks.is_empty()),
         detail: if leaks.is_empty() {
             format!("{} tables, {rows_exist} rows exist, 0 visible without tenant context", tables.len())
         } else {
@@ -103,7 +127,7 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Vec<Probe>> {
         tx.rollback().await?;
         probes.push(Probe {
             name: "wrong_tenant_returns_zero_rows",
-            passed: leaks.is_empty(),
+            outcome: Outcome::of(leaks.is_empty()),
             detail: if leaks.is_empty() {
                 format!("as {a}: 0 rows of other tenants visible, update of {b}'s row affected 0 rows")
             } else {
@@ -113,8 +137,8 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Vec<Probe>> {
     } else {
         probes.push(Probe {
             name: "wrong_tenant_returns_zero_rows",
-            passed: true,
-            detail: "skipped: needs at least two tenants in the database".to_owned(),
+            outcome: Outcome::Skipped,
+            detail: "not run: needs at least two tenants in the database".to_owned(),
         });
     }
     Ok(probes)

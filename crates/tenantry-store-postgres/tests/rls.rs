@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
+use tenantry_app::KeyOwner;
 use tenantry_app::ports::Store;
-use tenantry_app::{Directory, KeyOwner};
 use tenantry_contract::{Ctx, create, key, tid};
 use tenantry_domain::{FlagScope, FlagValue, Role, UserId};
 use tenantry_store_postgres::{PgConfig, PgStore, probes};
@@ -21,8 +21,8 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
     let store = PgStore::connect(&config).await.unwrap();
     let pool = store.pool().clone();
     let store: Arc<dyn Store> = Arc::new(store);
-    let ctx = Ctx::new(store.clone());
-    let directory = Directory::new(store.clone(), ctx.clock.clone());
+    let ctx = Ctx::new(store.clone()).await;
+    let directory = ctx.app.directory.clone();
     for id in ["tenant_a", "tenant_b"] {
         create(&ctx, id, "gold").await;
         ctx.registry
@@ -35,7 +35,7 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
         directory.create_key(&ctx.admin, KeyOwner::User(user), "k", None).await.unwrap();
     }
     // documents, chunks (partition chunks_i1 of the shared index), placements and usage
-    let data = tenantry_contract::data::DataCtx::new(store);
+    let data = tenantry_contract::data::DataCtx::new(store).await;
     for id in ["tenant_a", "tenant_b"] {
         let text = (0..100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
         data.ingest(id, &format!("doc of {id}"), &text).await;
@@ -242,9 +242,20 @@ async fn doctor_probes_pass_on_a_live_database() {
     let results = probes::run(&pool).await.unwrap();
     assert_eq!(results.len(), 3);
     for p in &results {
-        assert!(p.passed, "{}: {}", p.name, p.detail);
+        assert_eq!(p.outcome, probes::Outcome::Passed, "{}: {}", p.name, p.detail);
     }
     assert!(results[2].detail.contains("tenant_a"), "{}", results[2].detail);
+}
+
+/// With fewer than two tenants the wrong-tenant probe cannot run: it says so, it does not pass.
+#[tokio::test]
+async fn a_probe_that_cannot_run_is_reported_skipped() {
+    let Some(config) = common::fresh_config().await else { return };
+    let pool = PgPoolOptions::new().max_connections(1).connect(&config.app_url().unwrap()).await.unwrap();
+    let results = probes::run(&pool).await.unwrap();
+    let wrong = results.iter().find(|p| p.name == "wrong_tenant_returns_zero_rows").unwrap();
+    assert_eq!(wrong.outcome, probes::Outcome::Skipped, "{}", wrong.detail);
+    assert_eq!(results.iter().filter(|p| p.outcome == probes::Outcome::Passed).count(), 2);
 }
 
 #[tokio::test]
@@ -261,7 +272,7 @@ async fn doctor_probes_fail_when_rls_is_missing() {
     let pool = PgPoolOptions::new().max_connections(1).connect(&config.app_url().unwrap()).await.unwrap();
     let results = probes::run(&pool).await.unwrap();
     let no_ctx = results.iter().find(|p| p.name == "no_context_returns_zero_rows").unwrap();
-    assert!(!no_ctx.passed, "{}", no_ctx.detail);
+    assert_eq!(no_ctx.outcome, probes::Outcome::Failed, "{}", no_ctx.detail);
     assert!(no_ctx.detail.contains("tenant_flags"), "{}", no_ctx.detail);
 }
 
@@ -379,9 +390,9 @@ async fn partition_of(config: &PgConfig, index: &str) -> String {
 async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no_context() {
     let Some((config, pool)) = two_tenants(1).await else { return };
     let store: Arc<dyn Store> = Arc::new(PgStore::from_pool(pool.clone()));
-    let ctx = Ctx::new(store.clone());
+    let ctx = Ctx::new(store.clone()).await;
     create(&ctx, "tenant_v", "platinum").await;
-    let data = tenantry_contract::data::DataCtx::new(store);
+    let data = tenantry_contract::data::DataCtx::new(store).await;
     let text = (0..100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
     data.ingest("tenant_v", "doc of tenant_v", &text).await;
     let mut owner = common::owner_conn(&config).await;

@@ -78,7 +78,19 @@ async fn apply_migrations(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()
 pub struct SqliteStore {
     pool: SqlitePool,
     signer: Option<Arc<dyn EntrySigner>>,
+    /// The directory of a temporary store, removed when the last clone goes.
+    _temporary: Option<Arc<TemporaryDir>>,
 }
+
+struct TemporaryDir(std::path::PathBuf);
+
+impl Drop for TemporaryDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+static TEMPORARY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/tenantry.db` and applies pending migrations.
@@ -94,10 +106,17 @@ impl SqliteStore {
         Self::connect(options, 4).await
     }
 
-    /// An in-memory store (one connection, so every query sees the same database). For tests.
-    pub async fn in_memory() -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        Self::connect(options, 1).await
+    /// A fresh store in a directory of its own under the system's temporary directory, opened
+    /// exactly as [`SqliteStore::open`] opens a data directory (a file, WAL, four connections):
+    /// tests run on the production configuration, so racing writers really race. The directory
+    /// is removed when the last clone of the store is dropped.
+    pub async fn open_temporary() -> anyhow::Result<Self> {
+        let n = TEMPORARY_STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tenantry-sqlite-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Self::open(&dir).await?;
+        store._temporary = Some(Arc::new(TemporaryDir(dir)));
+        Ok(store)
     }
 
     async fn connect(options: SqliteConnectOptions, max_connections: u32) -> anyhow::Result<Self> {
@@ -109,7 +128,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .context("open sqlite database")?;
-        let store = Self { pool, signer: None };
+        let store = Self { pool, signer: None, _temporary: None };
         store.migrate().await?;
         Ok(store)
     }

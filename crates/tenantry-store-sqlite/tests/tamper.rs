@@ -22,7 +22,7 @@ impl RawAccess for Raw {
 }
 
 async fn make() -> Option<(Arc<dyn Store>, Arc<dyn RawAccess>)> {
-    let store = SqliteStore::in_memory().await.expect("open sqlite").with_signer(signing_key());
+    let store = SqliteStore::open_temporary().await.expect("open sqlite").with_signer(signing_key());
     let raw = Arc::new(Raw(store.pool().clone()));
     Some((Arc::new(store), raw))
 }

@@ -14,13 +14,13 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use tenantry_app::ports::Store;
-use tenantry_app::{AuditKey, Auditor, Directory, KeyOwner, PlatformScope, Registry};
+use tenantry_app::{AuditKey, Directory, KeyOwner, PlatformScope, Registry};
 use tenantry_contract::ManualClock;
 use tenantry_domain::{NewTenant, Role, TenantId, TierName, UserId};
 use tenantry_http::ServerConfig;
 
 pub async fn sqlite() -> Option<Arc<dyn Store>> {
-    Some(Arc::new(tenantry_store_sqlite::SqliteStore::in_memory().await.expect("open in-memory sqlite")))
+    Some(Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.expect("open sqlite")))
 }
 
 pub async fn postgres() -> Option<Arc<dyn Store>> {
@@ -97,27 +97,23 @@ impl World {
 
     pub async fn with_config(store: Arc<dyn Store>, config: &ServerConfig) -> World {
         let clock = Arc::new(ManualClock::new());
-        // as `serve` runs it: the runtime path reads an in-process snapshot, invalidated on write
-        let bus = Arc::new(tenantry_app::LocalBus::new());
-        let cache = tenantry_app::ConfigCache::new(store.clone(), bus, Default::default());
         let dir = std::env::temp_dir().join(format!(
             "tenantry-http-objects-{}-{}",
             std::process::id(),
             WORLDS.fetch_add(1, Ordering::Relaxed)
         ));
         let blobs = Arc::new(tenantry_blob::ObjectBlobStore::open(&tenantry_blob::BlobConfig::Local(dir)).unwrap());
-        let data = tenantry_app::DataPlane::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(tenantry_app::LocalEmbedder::new(64)),
-            blobs,
-            Arc::new(tenantry_app::LogAlerts::default()),
-            Default::default(),
-        )
-        .with_cache(cache.clone());
-        let registry =
-            Registry::new(store.clone(), clock.clone()).with_cache(cache.clone()).with_data_plane(data.clone());
-        let directory = Directory::new(store.clone(), clock.clone()).with_cache(cache);
+        // as `serve` runs it (the composition root): the runtime path reads an in-process
+        // snapshot, invalidated on write
+        let key = Arc::new(AuditKey::from_seed([3; 32]));
+        let embedder = Arc::new(tenantry_app::LocalEmbedder::new(64));
+        let built = tenantry_app::App::build(tenantry_app::AppConfig {
+            audit_key: Some(key),
+            ..tenantry_app::AppConfig::local(store.clone(), clock.clone(), embedder, blobs)
+        })
+        .await
+        .unwrap();
+        let (registry, directory, data) = (built.registry.clone(), built.directory.clone(), built.data.clone());
         let operator = PlatformScope::operator("test-setup");
         let admin = directory
             .create_key(&operator, KeyOwner::PlatformAdmin(UserId::parse("ops-admin").unwrap()), "tests", None)
@@ -141,12 +137,7 @@ impl World {
             .unwrap();
         directory.put_member(&operator.act_in(other), &outsider_id, Role::Admin).await.unwrap();
         let outsider = directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
-        let auditor = Auditor::new(
-            store.clone(),
-            clock.clone(),
-            Some(Arc::new(AuditKey::from_seed([3; 32]))),
-            Default::default(),
-        );
+        let auditor = built.auditor.clone();
         let data_for_world = data.clone();
         let app = tenantry_http::router(registry.clone(), directory.clone(), auditor, data, config);
         World {

@@ -1,0 +1,118 @@
+//! The composition root: the one place where the application's services are wired together.
+//! `tenantry serve`, every CLI command, the tests and the benches build their services here, so
+//! they all run the same wiring: one snapshot cache, attached to the invalidation bus, shared by
+//! the registry, the directory and the data plane; the data plane given to the registry (tenants
+//! are placed as they register); the query meter given to the data plane.
+
+use std::sync::Arc;
+
+use crate::audit::Auditor;
+use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
+use crate::dataplane::{
+    AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedder, LogAlerts, QueryLimiter, QueryMeter,
+};
+use crate::directory::Directory;
+use crate::ports::{Clock, Store};
+use crate::registry::Registry;
+use crate::signing::{AuditKey, TrustedKeys};
+
+/// Everything the services are built from. The bus is required: a replica that does not hear
+/// invalidations would serve stale snapshots; a single process uses `LocalBus`.
+pub struct AppConfig {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub bus: Arc<dyn InvalidationBus>,
+    /// The cache every replica shares (Redis), if any, between each replica's memory and the store.
+    pub shared_cache: Option<Arc<dyn SharedCache>>,
+    pub cache: CacheConfig,
+    pub embedder: Arc<dyn Embedder>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub alerts: Arc<dyn AlertSink>,
+    pub data: DataPlaneConfig,
+    /// Counts queries against tenants' limits; `None`: in this process (`QueryLimiter`).
+    pub meter: Option<Arc<dyn QueryMeter>>,
+    /// Signs checkpoints (entries are signed by the store's signer); `None`: verify only.
+    pub audit_key: Option<Arc<AuditKey>>,
+    /// The keys whose signatures verification accepts.
+    pub trusted: TrustedKeys,
+}
+
+impl AppConfig {
+    /// One process: an in-process bus, default cache settings, alerts to the log, default
+    /// chunking and capacity, query limits counted in-process, no signing key. Override fields
+    /// with struct update syntax.
+    pub fn local(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        embedder: Arc<dyn Embedder>,
+        blobs: Arc<dyn BlobStore>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            bus: Arc::new(LocalBus::new()),
+            shared_cache: None,
+            cache: CacheConfig::default(),
+            embedder,
+            blobs,
+            alerts: Arc::new(LogAlerts::default()),
+            data: DataPlaneConfig::default(),
+            meter: None,
+            audit_key: None,
+            trusted: TrustedKeys::default(),
+        }
+    }
+}
+
+/// The wired services. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub cache: ConfigCache,
+    pub registry: Registry,
+    pub directory: Directory,
+    pub data: DataPlane,
+    pub auditor: Auditor,
+    audit_key: Option<Arc<AuditKey>>,
+}
+
+impl App {
+    /// Wires the services and attaches the cache to the bus (returns once the subscription is
+    /// live, so no invalidation published after `build` is missed).
+    pub async fn build(config: AppConfig) -> anyhow::Result<App> {
+        let AppConfig {
+            store,
+            clock,
+            bus,
+            shared_cache,
+            cache,
+            embedder,
+            blobs,
+            alerts,
+            data,
+            meter,
+            audit_key,
+            trusted,
+        } = config;
+        let mut snapshot_cache = ConfigCache::new(store.clone(), bus.clone(), cache);
+        if let Some(shared) = shared_cache {
+            snapshot_cache = snapshot_cache.with_shared(shared);
+        }
+        bus.deliver_to(snapshot_cache.clone()).await?;
+        let meter = meter.unwrap_or_else(|| Arc::new(QueryLimiter::default()));
+        let data = DataPlane::new(store.clone(), clock.clone(), snapshot_cache.clone(), embedder, blobs, alerts, data)
+            .with_meter(meter);
+        let registry =
+            Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());
+        let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
+        let auditor = Auditor::new(store.clone(), clock.clone(), audit_key.clone(), trusted);
+        Ok(App { store, clock, cache: snapshot_cache, registry, directory, data, auditor, audit_key })
+    }
+
+    /// An auditor of the same store that accepts signatures by `trusted` (an `audit verify` with
+    /// extra public keys, e.g. after a key rotation).
+    pub fn auditor_trusting(&self, trusted: TrustedKeys) -> Auditor {
+        Auditor::new(self.store.clone(), self.clock.clone(), self.audit_key.clone(), trusted)
+    }
+}

@@ -41,9 +41,11 @@ pub struct BatchBody {
     pub documents: Vec<DocumentBody>,
 }
 
-/// A single document, or `{"documents": [...]}` (1 to 100).
+/// A single document, or `{"documents": [...]}` (1 to 100). (Documentation only: the handler
+/// reads the body as either shape; `untagged` makes the schema the plain alternatives.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
+#[serde(untagged)]
 pub enum IngestBody {
     Single(DocumentBody),
     Batch(BatchBody),
@@ -98,6 +100,7 @@ pub struct DocumentsView {
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListDocumentsQuery {
     /// The last document id of the previous page.
     pub after: Option<String>,
@@ -115,7 +118,7 @@ pub struct QueryBody {
     pub top_k: Option<u32>,
     /// Metadata equality filter: every key must match.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Value,
 }
 

@@ -445,7 +445,7 @@ pub struct LimitQuery {
 pub struct SetFlagBody {
     pub feature_name: String,
     pub enabled: Option<bool>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub value: Option<serde_json::Value>,
     /// global | tier | tenant
     pub scope: String,
@@ -557,7 +557,8 @@ pub struct FlagView {
     pub feature_name: String,
     pub scope: String,
     pub scope_id: Option<String>,
-    #[schema(value_type = Object)]
+    /// Any JSON value: the flag's type (boolean, string, number or object).
+    #[schema(value_type = Value)]
     pub value: serde_json::Value,
     pub enabled: Option<bool>,
     pub rollout_percentage: Option<u8>,
@@ -571,7 +572,8 @@ pub struct EvaluationView {
     pub feature_name: String,
     /// Whether any level defines the flag.
     pub known: bool,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value (the flag's type); null for an unknown or disabled flag.
+    #[schema(value_type = Option<Value>)]
     pub value: Option<serde_json::Value>,
     /// The value when it is a boolean.
     pub enabled: Option<bool>,

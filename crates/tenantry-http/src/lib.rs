@@ -122,7 +122,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .with_state(state);
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
         .merge(api)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(

@@ -32,7 +32,7 @@ pub struct OfrepSuccess {
     pub variant: String,
     /// Absent for a disabled flag (OFREP: the client falls back to its default).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Option<Value>,
     /// `version` (number), `level` and `tenantry_reason` (strings).
     #[schema(value_type = Object)]

@@ -7,7 +7,6 @@
 mod documents;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 

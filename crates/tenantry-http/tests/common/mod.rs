@@ -19,6 +19,8 @@ use tenantry_contract::ManualClock;
 use tenantry_domain::{NewTenant, Role, TenantId, TierName, UserId};
 use tenantry_http::ServerConfig;
 
+pub mod conformance;
+
 pub async fn sqlite() -> Option<Arc<dyn Store>> {
     Some(Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.expect("open sqlite")))
 }
@@ -180,13 +182,30 @@ impl World {
         format!("{prefix}{}", self.counter.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Sends `request` through the router; every response is checked against the OpenAPI
+    /// document (see `conformance`).
     pub async fn send(&self, request: Request<Body>) -> Response {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
+        let (parts, request_body) = request.into_parts();
+        let sent = request_body.collect().await.expect("read the request body").to_bytes();
+        let request = Request::from_parts(parts, Body::from(sent.clone()));
         let response = self.app.clone().oneshot(request).await.expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("read body").to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if let Err(mismatch) = conformance::check(&method, &path, status.as_u16(), content_type, &body) {
+            conformance::report(&mismatch, &text);
+        }
+        if status.is_success() {
+            let sent: Value = serde_json::from_slice(&sent).unwrap_or(Value::Null);
+            if let Err(mismatch) = conformance::check_request(&method, &path, &sent) {
+                conformance::report(&mismatch, &text);
+            }
+        }
         Response { status, headers, body, text }
     }
 

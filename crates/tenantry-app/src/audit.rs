@@ -9,6 +9,7 @@ use tenantry_domain::audit::{ChainFault, ChainWalker, checkpoint_message, entry_
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::error::AppError;
+use crate::operations::{AuditOp, PlatformRead};
 use crate::ports::{AuditEntry, AuditFilter, AuditRecord, Checkpoint, Clock, EntrySigner, Store};
 use crate::signing::{AuditKey, TrustedKeys};
 
@@ -113,27 +114,19 @@ impl Auditor {
         let detail = serde_json::json!({
             "verified": report.verified, "fault": report.fault.as_ref().map(ToString::to_string),
         });
-        self.record(access, "platform.read.audit_verify", detail).await?;
+        self.record(access, AuditOp::PlatformRead(PlatformRead::AuditVerify), detail).await?;
         Ok(report)
     }
 
     fn check_entry(&self, walker: &mut ChainWalker, entry: &AuditEntry) -> Result<(), ChainFault> {
-        let fields = entry.record.chain_fields(entry.seq);
-        let stored = entry.seal.as_ref().map(|s| (s.prev_hash.as_str(), s.hash.as_str()));
-        let hash = walker.step(&fields, stored)?;
-        if let Some(seal) = &entry.seal
-            && !self.trusted.is_empty()
-        {
-            let seq = entry.seq;
-            match (&seal.key_id, &seal.signature) {
-                (Some(key_id), Some(sig)) => self
-                    .trusted
-                    .verify(key_id, &entry_message(&hash), sig)
-                    .map_err(|detail| ChainFault::BadSignature { seq, detail })?,
-                _ => return Err(ChainFault::BadSignature { seq, detail: "the entry is not signed".to_owned() }),
-            }
-        }
-        Ok(())
+        let seal = entry.seal.as_ref();
+        check_entry(
+            &self.trusted,
+            walker,
+            &entry.record.chain_fields(entry.seq),
+            seal.map(|s| (s.prev_hash.as_str(), s.hash.as_str())),
+            seal.map(|s| (s.key_id.as_deref(), s.signature.as_deref())),
+        )
     }
 
     fn check_checkpoint(
@@ -200,7 +193,7 @@ impl Auditor {
             "tenant_id": filter.tenant.as_ref().map(|t| t.as_str()), "after_seq": filter.after_seq,
             "returned": entries.len(),
         });
-        self.record(access, "platform.read.audit", detail).await?;
+        self.record(access, AuditOp::PlatformRead(PlatformRead::Audit), detail).await?;
         Ok(entries)
     }
 
@@ -209,7 +202,7 @@ impl Auditor {
         scope.require(tenantry_domain::Permission::ReadAudit)?;
         let filter = bounded(filter)?;
         let entries = self.store.tenant_audit(scope, &filter).await?;
-        let record = AuditRecord::tenant(scope, self.clock.now(), "audit.read")
+        let record = AuditRecord::tenant(scope, self.clock.now(), AuditOp::AuditRead)
             .change(None, Some(serde_json::json!({"after_seq": filter.after_seq, "returned": entries.len()})));
         self.store.append_tenant_audit(scope, &record).await?;
         Ok(entries)
@@ -219,7 +212,12 @@ impl Auditor {
         Ok(self.store.checkpoints(access).await?)
     }
 
-    async fn record(&self, access: &PlatformScope, operation: &str, detail: serde_json::Value) -> Result<(), AppError> {
+    async fn record(
+        &self,
+        access: &PlatformScope,
+        operation: crate::AuditOp,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
         let record = AuditRecord::platform_read(access, self.clock.now(), operation, detail);
         Ok(self.store.append_audit(access, &record).await?)
     }
@@ -256,15 +254,10 @@ pub fn verify_exported(entries: &[ExportedEntry], trusted: &TrustedKeys) -> Veri
         head: None,
         fault: None,
     };
-    let mut previous: Option<(i64, [u8; 32])> = None;
+    let mut walker = ChainWalker::sparse();
     for e in entries {
-        let seq = e.seq;
-        let (Some(prev_hex), Some(hash_hex)) = (&e.prev_hash, &e.hash) else {
-            report.legacy += 1;
-            continue;
-        };
         let fields = tenantry_domain::audit::ChainFields {
-            seq,
+            seq: e.seq,
             at_micros: e.at_micros,
             actor_kind: &e.actor_kind,
             actor_id: &e.actor_id,
@@ -275,46 +268,51 @@ pub fn verify_exported(entries: &[ExportedEntry], trusted: &TrustedKeys) -> Veri
             reason: e.reason.as_deref(),
             request_id: e.request_id.as_deref(),
         };
-        let result = (|| {
-            if let Some((p_seq, _)) = previous
-                && seq <= p_seq
-            {
-                return Err(ChainFault::Gap { seq, expected: p_seq + 1 });
-            }
-            let prev = from_hex::<32>(prev_hex).ok_or(ChainFault::BrokenLink { seq })?;
-            if let Some((p_seq, p_hash)) = previous
-                && p_seq + 1 == seq
-                && p_hash != prev
-            {
-                return Err(ChainFault::BrokenLink { seq });
-            }
-            let hash = tenantry_domain::audit::entry_hash(&prev, &fields);
-            if from_hex::<32>(hash_hex) != Some(hash) {
-                return Err(ChainFault::HashMismatch { seq });
-            }
-            if !trusted.is_empty() {
-                match (&e.key_id, &e.signature) {
-                    (Some(k), Some(sig)) => trusted
-                        .verify(k, &entry_message(&hash), sig)
-                        .map_err(|detail| ChainFault::BadSignature { seq, detail })?,
-                    _ => return Err(ChainFault::BadSignature { seq, detail: "the entry is not signed".to_owned() }),
-                }
-            }
-            Ok(hash)
-        })();
-        match result {
-            Ok(hash) => {
-                previous = Some((seq, hash));
-                report.verified += 1;
-                report.head = Some((seq, to_hex(&hash)));
-            }
-            Err(fault) => {
-                report.fault = Some(fault);
+        let hashes = match (&e.prev_hash, &e.hash) {
+            (Some(prev), Some(hash)) => Some((prev.as_str(), hash.as_str())),
+            (None, None) => None,
+            // half a seal is a damaged entry, not a pre-chain one
+            _ => {
+                report.fault = Some(ChainFault::BrokenLink { seq: e.seq });
                 break;
             }
+        };
+        let signature = hashes.map(|_| (e.key_id.as_deref(), e.signature.as_deref()));
+        if let Err(fault) = check_entry(trusted, &mut walker, &fields, hashes, signature) {
+            report.fault = Some(fault);
+            break;
         }
     }
+    report.verified = walker.verified;
+    report.legacy = walker.legacy;
+    report.head = walker.last_seq().filter(|_| walker.verified > 0).map(|seq| (seq, to_hex(&walker.head())));
     report
+}
+
+/// The one check of an entry, for the stored log (`Auditor::verify`) and for export files
+/// (`verify_exported`): its place in the chain (`walker`: sequence, link, hash) and, with trusted
+/// keys, the signature of a sealed entry. `hashes` is `(prev_hash, hash)` as recorded, `None` for
+/// a pre-chain entry; `signature` is `(key_id, signature)`.
+fn check_entry(
+    trusted: &TrustedKeys,
+    walker: &mut ChainWalker,
+    fields: &tenantry_domain::audit::ChainFields<'_>,
+    hashes: Option<(&str, &str)>,
+    signature: Option<(Option<&str>, Option<&str>)>,
+) -> Result<(), ChainFault> {
+    let seq = fields.seq;
+    let hash = walker.step(fields, hashes)?;
+    if let Some(signature) = signature
+        && !trusted.is_empty()
+    {
+        match signature {
+            (Some(key_id), Some(sig)) => trusted
+                .verify(key_id, &entry_message(&hash), sig)
+                .map_err(|detail| ChainFault::BadSignature { seq, detail })?,
+            _ => return Err(ChainFault::BadSignature { seq, detail: "the entry is not signed".to_owned() }),
+        }
+    }
+    Ok(())
 }
 
 fn bounded(mut filter: AuditFilter) -> Result<AuditFilter, AppError> {

@@ -24,6 +24,7 @@ use tenantry_domain::{
 use crate::access::{PlatformScope, TenantScope};
 use crate::cache::ConfigCache;
 use crate::error::{AppError, StoreError};
+use crate::operations::AuditOp;
 use crate::ports::{
     AuditRecord, ChunkHit, Clock, DocumentWrite, IndexUsage, Store, StoredChunk, StoredDocument, TenantPlacement,
 };
@@ -225,14 +226,15 @@ impl DataPlane {
         let id = tenant.id.clone();
         let decide = move |pool: &[tenantry_domain::PhysicalIndex]| {
             let plan = place(&id, tier.isolation, pool, policy);
-            let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&id), now, "tenant.place").change(
-                None,
-                Some(serde_json::json!({
-                    "index": plan.placement.index().as_str(),
-                    "isolation": tier.isolation.as_str(),
-                    "provisioned": plan.provision.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
-                })),
-            );
+            let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&id), now, AuditOp::TenantPlace)
+                .change(
+                    None,
+                    Some(serde_json::json!({
+                        "index": plan.placement.index().as_str(),
+                        "isolation": tier.isolation.as_str(),
+                        "provisioned": plan.provision.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+                    })),
+                );
             (plan, audit)
         };
         let dimensions = self.embedder.dimensions() as u32;
@@ -347,8 +349,8 @@ impl DataPlane {
                 object_key: key.clone(),
                 created_at: now,
             };
-            let audit =
-                AuditRecord::tenant(scope, now, "document.ingest").change(None, Some(document_summary(&document)));
+            let audit = AuditRecord::tenant(scope, now, AuditOp::DocumentIngest)
+                .change(None, Some(document_summary(&document)));
             let raw = RawDocument {
                 id: id.to_string(),
                 title: doc.title,
@@ -427,7 +429,7 @@ impl DataPlane {
         scope.require(Permission::ManageDocuments)?;
         self.tenant_for(scope, DataAccess::Write).await?;
         let before = self.store.get_document(scope, id).await?.ok_or_else(|| AppError::DocumentNotFound(id.clone()))?;
-        let audit = AuditRecord::tenant(scope, self.clock.now(), "document.delete")
+        let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::DocumentDelete)
             .change(Some(document_summary(&before)), None);
         let deleted = self.store.delete_document(scope, id, &audit).await.map_err(|e| match e {
             StoreError::NotFound => AppError::DocumentNotFound(id.clone()),

@@ -12,6 +12,7 @@ use crate::access::{PlatformScope, TenantScope};
 use crate::auth::{MIN_BOOTSTRAP_TOKEN_LEN, Principal, generate_key, token_digest};
 use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
+use crate::operations::{AuditOp, PlatformRead};
 use crate::ports::{ApiKey, AuditRecord, Clock, KeyOwner, Store};
 
 /// A key as shown right after creation: the only time the token is visible.
@@ -42,7 +43,7 @@ impl Directory {
         &self,
         (actor, request_id): (&tenantry_domain::Actor, Option<&str>),
         tenant: Option<&TenantId>,
-        operation: &str,
+        operation: crate::AuditOp,
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> AuditRecord {
@@ -56,7 +57,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "user.create",
+            AuditOp::UserCreate,
             None,
             Some(serde_json::json!({"user_id": user.id.as_str(), "display_name": user.display_name})),
         );
@@ -73,7 +74,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "platform.read.user",
+            AuditOp::PlatformRead(PlatformRead::User),
             None,
             Some(serde_json::json!({"user_id": id.as_str()})),
         );
@@ -86,7 +87,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "platform.read.users",
+            AuditOp::PlatformRead(PlatformRead::Users),
             None,
             Some(serde_json::json!({"returned": users.len()})),
         );
@@ -101,7 +102,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "platform.read.memberships",
+            AuditOp::PlatformRead(PlatformRead::Memberships),
             None,
             Some(serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()})),
         );
@@ -118,7 +119,7 @@ impl Directory {
         let audit = self.audit(
             (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
-            "member.put",
+            AuditOp::MemberPut,
             None,
             Some(serde_json::json!({"user_id": user.as_str(), "role": role.as_str()})),
         );
@@ -135,7 +136,7 @@ impl Directory {
         let audit = self.audit(
             (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
-            "member.remove",
+            AuditOp::MemberRemove,
             Some(serde_json::json!({"user_id": user.as_str()})),
             None,
         );
@@ -153,7 +154,7 @@ impl Directory {
         let audit = self.audit(
             (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
-            "member.read",
+            AuditOp::MemberRead,
             None,
             Some(serde_json::json!({"returned": members.len()})),
         );
@@ -198,7 +199,7 @@ impl Directory {
 
     async fn insert_key(&self, access: &PlatformScope, key: &ApiKey) -> Result<(), AppError> {
         let audit =
-            self.audit((access.actor(), access.request_id()), None, "key.create", None, Some(key_snapshot(key)));
+            self.audit((access.actor(), access.request_id()), None, AuditOp::KeyCreate, None, Some(key_snapshot(key)));
         self.store.insert_key(access, key, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("API key {}", key.id)),
             other => other.into(),
@@ -242,7 +243,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "platform.read.keys",
+            AuditOp::PlatformRead(PlatformRead::Keys),
             None,
             Some(serde_json::json!({"owner": owner.map(UserId::as_str), "returned": keys.len()})),
         );
@@ -254,7 +255,7 @@ impl Directory {
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,
-            "key.revoke",
+            AuditOp::KeyRevoke,
             Some(serde_json::json!({"key_id": id.as_str()})),
             None,
         );

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod dataplane;
 pub mod directory;
 pub mod error;
+pub mod operations;
 pub mod ports;
 pub mod registry;
 pub mod signing;
@@ -28,6 +29,7 @@ pub use dataplane::{
 };
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, ErrorCode, StoreError};
+pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, ChunkHit, Clock, DocumentStore,
     DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page, PoolStats, Statistics,

@@ -49,12 +49,12 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A platform-level entry (no tenant) by the scope's actor, for its request.
-    pub fn platform(access: &crate::PlatformScope, at: OffsetDateTime, operation: &str) -> Self {
+    pub fn platform(access: &crate::PlatformScope, at: OffsetDateTime, operation: crate::AuditOp) -> Self {
         Self::by(access.actor(), access.request_id(), None, at, operation)
     }
 
     /// An entry in the scope's tenant, by the scope's actor, for its request.
-    pub fn tenant(scope: &crate::TenantScope, at: OffsetDateTime, operation: &str) -> Self {
+    pub fn tenant(scope: &crate::TenantScope, at: OffsetDateTime, operation: crate::AuditOp) -> Self {
         Self::by(scope.actor(), scope.request_id(), Some(scope.tenant()), at, operation)
     }
 
@@ -62,7 +62,7 @@ impl AuditRecord {
     pub fn platform_read(
         access: &crate::PlatformScope,
         at: OffsetDateTime,
-        operation: &str,
+        operation: crate::AuditOp,
         detail: serde_json::Value,
     ) -> Self {
         Self::platform(access, at, operation).change(None, Some(detail))
@@ -73,13 +73,13 @@ impl AuditRecord {
         request_id: Option<&str>,
         tenant: Option<&TenantId>,
         at: OffsetDateTime,
-        operation: &str,
+        operation: crate::AuditOp,
     ) -> Self {
         AuditRecord {
             at,
             actor: actor.clone(),
             tenant: tenant.cloned(),
-            operation: operation.to_owned(),
+            operation: operation.as_str().to_owned(),
             before: None,
             after: None,
             reason: None,

@@ -13,6 +13,7 @@ use tenantry_domain::{
 use crate::access::{PlatformScope, TenantScope};
 use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
+use crate::operations::{AuditOp, PlatformRead};
 use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, Page, Statistics, Store, TenantFilter};
 use crate::snapshot::tenant_snapshot;
 
@@ -71,7 +72,7 @@ impl Registry {
     async fn audit_platform_read(
         &self,
         access: &PlatformScope,
-        operation: &str,
+        operation: crate::AuditOp,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
         let record = AuditRecord::platform_read(access, self.clock.now(), operation, detail);
@@ -98,7 +99,7 @@ impl Registry {
     }
 
     pub async fn create_tier(&self, access: &PlatformScope, tier: Tier) -> Result<Tier, AppError> {
-        let audit = AuditRecord::platform(access, self.clock.now(), "tier.create").change(
+        let audit = AuditRecord::platform(access, self.clock.now(), AuditOp::TierCreate).change(
             None,
             Some(serde_json::json!({
                 "name": tier.name.as_str(), "rank": tier.rank, "isolation": tier.isolation.as_str(),
@@ -119,7 +120,7 @@ impl Registry {
         let tier = self.tier(&new.tier).await?;
         let now = self.clock.now();
         let tenant = Tenant::create(new, &tier, now)?;
-        let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&tenant.id), now, "tenant.create")
+        let audit = AuditRecord::by(access.actor(), access.request_id(), Some(&tenant.id), now, AuditOp::TenantCreate)
             .change(None, Some(tenant_snapshot(&tenant)));
         self.store.insert_tenant(access, &tenant, &audit).await.map_err(|e| match e {
             StoreError::AlreadyExists(_) => AppError::AlreadyExists(format!("tenant {}", tenant.id)),
@@ -138,7 +139,7 @@ impl Registry {
     pub async fn get_tenant(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
         scope.require(Permission::ReadTenant)?;
         let tenant = self.load(scope).await?;
-        self.audit_tenant_read(scope, "tenant.read", serde_json::json!({"version": tenant.version})).await?;
+        self.audit_tenant_read(scope, AuditOp::TenantRead, serde_json::json!({"version": tenant.version})).await?;
         Ok(tenant)
     }
 
@@ -150,7 +151,7 @@ impl Registry {
     async fn audit_tenant_read(
         &self,
         scope: &TenantScope,
-        operation: &str,
+        operation: crate::AuditOp,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
         let record = AuditRecord::tenant(scope, self.clock.now(), operation).change(None, Some(detail));
@@ -173,7 +174,7 @@ impl Registry {
             "status": filter.status.map(|s| s.as_str()), "tier": filter.tier.as_ref().map(|t| t.as_str()),
             "after": filter.after.as_ref().map(|t| t.as_str()), "limit": filter.limit, "returned": items.len(),
         });
-        self.audit_platform_read(access, "platform.read.tenants", detail).await?;
+        self.audit_platform_read(access, AuditOp::PlatformRead(PlatformRead::Tenants), detail).await?;
         let next_cursor =
             (items.len() == filter.limit as usize).then(|| items.last().map(|t| t.id.to_string())).flatten();
         Ok(Page { items, next_cursor })
@@ -185,7 +186,7 @@ impl Registry {
         scope: &TenantScope,
         current: &Tenant,
         next: &Tenant,
-        operation: &str,
+        operation: crate::AuditOp,
         reason: Option<String>,
     ) -> Result<(), AppError> {
         let audit = AuditRecord::by(scope.actor(), scope.request_id(), Some(&current.id), next.updated_at, operation)
@@ -255,7 +256,7 @@ impl Registry {
                 None => None,
             };
             let next = current.apply_patch(&patch, &current_tier, new_tier.as_ref(), self.clock.now())?;
-            let written = self.write(scope, &current, &next, "tenant.update", None).await;
+            let written = self.write(scope, &current, &next, AuditOp::TenantUpdate, None).await;
             if Self::retry_unversioned(&written, expected_version, attempt) {
                 continue;
             }
@@ -284,8 +285,8 @@ impl Registry {
                 None => self.tier(&current.tier).await?.retention_days,
             };
             let (next, transition) = current.transition(target, scope.actor(), reason, retention, self.clock.now())?;
-            let op = format!("tenant.transition.{}", transition.to.as_str());
-            let written = self.write(scope, &current, &next, &op, Some(transition.reason)).await;
+            let op = AuditOp::TenantTransition(transition.to);
+            let written = self.write(scope, &current, &next, op, Some(transition.reason)).await;
             if Self::retry_unversioned(&written, expected_version, attempt) {
                 continue;
             }
@@ -304,7 +305,7 @@ impl Registry {
             attempt += 1;
             let current = self.load(scope).await?;
             let (next, report) = current.record_health(&signals, self.clock.now())?;
-            let written = self.write(scope, &current, &next, "tenant.health", None).await;
+            let written = self.write(scope, &current, &next, AuditOp::TenantHealth, None).await;
             if Self::retry_unversioned(&written, None, attempt) {
                 continue;
             }
@@ -314,7 +315,12 @@ impl Registry {
 
     pub async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, AppError> {
         let stats = self.store.statistics(access).await?;
-        self.audit_platform_read(access, "platform.read.statistics", serde_json::json!({"total": stats.total})).await?;
+        self.audit_platform_read(
+            access,
+            AuditOp::PlatformRead(PlatformRead::Statistics),
+            serde_json::json!({"total": stats.total}),
+        )
+        .await?;
         Ok(stats)
     }
 
@@ -323,7 +329,7 @@ impl Registry {
         scope.require(Permission::ReadAudit)?;
         let filter = crate::ports::AuditFilter { limit, ..Default::default() };
         let entries = self.store.tenant_audit(scope, &filter).await?;
-        self.audit_tenant_read(scope, "audit.read", serde_json::json!({"returned": entries.len()})).await?;
+        self.audit_tenant_read(scope, AuditOp::AuditRead, serde_json::json!({"returned": entries.len()})).await?;
         Ok(entries)
     }
 
@@ -365,9 +371,9 @@ impl Registry {
                 if let Some(e) = meta.expires_at {
                     after["expires_at"] = e.map(tenantry_domain::tenant::format_time).into();
                 }
-                ("flag.set", None, Some(after))
+                (AuditOp::FlagSet, None, Some(after))
             }
-            None => ("flag.delete", Some(address), None),
+            None => (AuditOp::FlagDelete, Some(address), None),
         };
         AuditRecord::by(actor, request_id, scope.tenant(), self.clock.now(), operation).change(before, after)
     }
@@ -414,7 +420,7 @@ impl Registry {
         enabled: bool,
         reason: Option<String>,
     ) -> Result<(), AppError> {
-        let operation = if enabled { "flag.enable" } else { "flag.disable" };
+        let operation = if enabled { AuditOp::FlagEnable } else { AuditOp::FlagDisable };
         let audit = AuditRecord::platform(access, self.clock.now(), operation)
             .change(
                 Some(serde_json::json!({"key": key.as_str(), "enabled": !enabled})),
@@ -432,8 +438,12 @@ impl Registry {
     /// Every flag definition (type, description, owner, expiry, version).
     pub async fn flag_definitions(&self, access: &PlatformScope) -> Result<Vec<FlagDefinition>, AppError> {
         let defs = self.store.flag_definitions(access).await?;
-        self.audit_platform_read(access, "platform.read.flag_definitions", serde_json::json!({"returned": defs.len()}))
-            .await?;
+        self.audit_platform_read(
+            access,
+            AuditOp::PlatformRead(PlatformRead::FlagDefinitions),
+            serde_json::json!({"returned": defs.len()}),
+        )
+        .await?;
         Ok(defs)
     }
 
@@ -451,8 +461,12 @@ impl Registry {
         }
         let tiers: Vec<TierName> = self.store.list_tiers().await?.into_iter().map(|t| t.name).collect();
         let report = stale_flags(&defs, &set, &tiers, self.clock.now(), max_age);
-        self.audit_platform_read(access, "platform.read.stale_flags", serde_json::json!({"returned": report.len()}))
-            .await?;
+        self.audit_platform_read(
+            access,
+            AuditOp::PlatformRead(PlatformRead::StaleFlags),
+            serde_json::json!({"returned": report.len()}),
+        )
+        .await?;
         Ok(report)
     }
 
@@ -512,7 +526,7 @@ impl Registry {
         let evaluation = flags.evaluate(key, &tenant.id, &tenant.tier);
         self.audit_tenant_read(
             scope,
-            "flag.evaluate",
+            AuditOp::FlagEvaluate,
             serde_json::json!({"key": key.as_str(), "reason": evaluation.reason()}),
         )
         .await?;
@@ -549,13 +563,18 @@ impl Registry {
         let tenant = self.load(scope).await?;
         let flags = self.store.flags_for_tenant(scope).await?;
         let all = flags.evaluate_all(&tenant.id, &tenant.tier);
-        self.audit_tenant_read(scope, "flag.evaluate_all", serde_json::json!({"returned": all.len()})).await?;
+        self.audit_tenant_read(scope, AuditOp::FlagEvaluateAll, serde_json::json!({"returned": all.len()})).await?;
         Ok(all)
     }
 
     pub async fn list_flags(&self, access: &PlatformScope) -> Result<Vec<FlagRow>, AppError> {
         let rows = self.store.list_flags(access).await?;
-        self.audit_platform_read(access, "platform.read.flags", serde_json::json!({"returned": rows.len()})).await?;
+        self.audit_platform_read(
+            access,
+            AuditOp::PlatformRead(PlatformRead::Flags),
+            serde_json::json!({"returned": rows.len()}),
+        )
+        .await?;
         Ok(rows)
     }
 }

@@ -186,8 +186,9 @@ impl ChainFault {
     }
 }
 
-/// The incremental walk over stored entries in sequence order. Entries written before the chain
-/// existed (no hash) may only precede the first sealed entry.
+/// The incremental walk over entries in sequence order — the one chain check, for the stored log
+/// and for export files alike. Entries written before the chain existed (no hash) may only
+/// precede the first sealed entry.
 #[derive(Debug, Clone)]
 pub struct ChainWalker {
     /// Hash of the last sealed entry seen (or the trusted starting point).
@@ -195,6 +196,9 @@ pub struct ChainWalker {
     /// The sequence number the next entry must carry, once known.
     expected_seq: Option<i64>,
     sealed_seen: bool,
+    /// Entries may be missing (an export filtered to one tenant): where one is, the next entry's
+    /// stated predecessor is taken as given; consecutive entries must still link.
+    sparse: bool,
     pub legacy: u64,
     pub verified: u64,
 }
@@ -202,23 +206,31 @@ pub struct ChainWalker {
 impl ChainWalker {
     /// Starts at the beginning of the log.
     pub fn from_genesis() -> Self {
-        Self { prev: GENESIS, expected_seq: None, sealed_seen: false, legacy: 0, verified: 0 }
+        Self { prev: GENESIS, expected_seq: None, sealed_seen: false, sparse: false, legacy: 0, verified: 0 }
     }
 
     /// Starts after a trusted entry `seq` with hash `prev` (for `verify --from N`).
     pub fn after(seq: i64, prev: [u8; 32]) -> Self {
-        Self { prev, expected_seq: Some(seq + 1), sealed_seen: true, legacy: 0, verified: 0 }
+        Self { prev, expected_seq: Some(seq + 1), sealed_seen: true, sparse: false, legacy: 0, verified: 0 }
+    }
+
+    /// Walks entries that may skip sequence numbers (an export file, possibly filtered): each
+    /// entry's hash is checked from its own fields and stated predecessor, and entries with
+    /// consecutive numbers must link. Numbers must still increase.
+    pub fn sparse() -> Self {
+        Self { sparse: true, ..Self::from_genesis() }
     }
 
     /// Checks the next entry: its sequence number, its link to the previous one and its hash.
     /// `stored` is `(prev_hash, hash)` as stored, or `None` for a legacy (pre-chain) entry.
     pub fn step(&mut self, fields: &ChainFields<'_>, stored: Option<(&str, &str)>) -> Result<[u8; 32], ChainFault> {
         let seq = fields.seq;
-        if let Some(expected) = self.expected_seq
-            && seq != expected
-        {
-            return Err(ChainFault::Gap { seq, expected });
-        }
+        let skipped = match self.expected_seq {
+            Some(expected) if seq == expected => false,
+            Some(expected) if !(self.sparse && seq > expected) => return Err(ChainFault::Gap { seq, expected }),
+            // sparse: the first entry seen, or entries left out before this one
+            _ => self.sparse,
+        };
         self.expected_seq = Some(seq + 1);
         let Some((prev_text, hash_text)) = stored else {
             if self.sealed_seen {
@@ -229,7 +241,9 @@ impl ChainWalker {
         };
         self.sealed_seen = true;
         let prev = from_hex::<32>(prev_text).ok_or(ChainFault::BrokenLink { seq })?;
-        if prev != self.prev {
+        if skipped {
+            self.prev = prev;
+        } else if prev != self.prev {
             return Err(ChainFault::BrokenLink { seq });
         }
         let computed = entry_hash(&self.prev, fields);
@@ -422,6 +436,56 @@ mod tests {
             w.step(&f, Some((&r.prev, &r.hash)))?;
         }
         Ok(())
+    }
+
+    fn walk_sparse(rows: &[&Row]) -> Result<u64, ChainFault> {
+        let mut w = ChainWalker::sparse();
+        for r in rows {
+            let (mut f, after) = r.fields();
+            f.after = after.as_ref();
+            w.step(&f, Some((&r.prev, &r.hash)))?;
+        }
+        Ok(w.verified)
+    }
+
+    /// The sparse walk (export files, possibly filtered): entries may be missing, but each one
+    /// left is checked, consecutive ones must link, and numbers must increase.
+    #[test]
+    fn a_sparse_walk_checks_what_is_there_and_refuses_what_is_wrong() {
+        let history: Vec<_> =
+            (0..8).map(|i| (format!("u{i}"), Some(format!("t{}", i % 2)), "tenant.update".to_owned(), None)).collect();
+        let rows = build(&history);
+        let all: Vec<&Row> = rows.iter().collect();
+        assert_eq!(walk_sparse(&all), Ok(8), "the whole log");
+        let odd: Vec<&Row> = rows.iter().filter(|r| r.seq % 2 == 1).collect();
+        assert_eq!(walk_sparse(&odd), Ok(4), "one tenant's entries, with gaps");
+        let tail: Vec<&Row> = rows.iter().skip(3).collect();
+        assert_eq!(walk_sparse(&tail), Ok(5), "starting anywhere");
+        // a strict walk refuses the gaps
+        let mut w = ChainWalker::from_genesis();
+        let mut gap = Ok([0; 32]);
+        for r in &odd {
+            let (mut f, after) = r.fields();
+            f.after = after.as_ref();
+            gap = w.step(&f, Some((&r.prev, &r.hash)));
+            if gap.is_err() {
+                break;
+            }
+        }
+        assert_eq!(gap, Err(ChainFault::Gap { seq: 3, expected: 2 }));
+        // out of order
+        let swapped: Vec<&Row> = vec![&rows[2], &rows[1]];
+        assert_eq!(walk_sparse(&swapped), Err(ChainFault::Gap { seq: 2, expected: 4 }));
+        // a consecutive pair whose link was rewritten
+        let mut forged = build(&history);
+        forged[5].prev = forged[3].hash.clone();
+        let refs: Vec<&Row> = forged.iter().collect();
+        assert_eq!(walk_sparse(&refs), Err(ChainFault::BrokenLink { seq: 6 }));
+        // an edited entry, even with its neighbours left out
+        let mut edited = build(&history);
+        edited[4].actor_id = "mallory".into();
+        let lone: Vec<&Row> = edited.iter().filter(|r| r.seq == 5).collect();
+        assert_eq!(walk_sparse(&lone), Err(ChainFault::HashMismatch { seq: 5 }));
     }
 
     /// Flips one byte of one textual field of one row (in place, staying valid UTF-8 where the

@@ -255,9 +255,10 @@ impl DataPlane {
         Ok(self.store.index_pool(access).await?)
     }
 
-    pub async fn placement(&self, scope: &TenantScope) -> Result<Option<TenantPlacement>, AppError> {
+    /// Where the tenant's vectors are; `tenant_not_found` for a tenant not placed (yet).
+    pub async fn placement(&self, scope: &TenantScope) -> Result<TenantPlacement, AppError> {
         scope.require(Permission::ReadTenant)?;
-        Ok(self.store.tenant_placement(scope).await?)
+        self.store.tenant_placement(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
     }
 
     /// The tenant's recorded placement, from memory once read.
@@ -441,9 +442,12 @@ impl DataPlane {
         Ok(deleted)
     }
 
-    pub async fn usage(&self, scope: &TenantScope) -> Result<DataUsage, AppError> {
+    /// The tenant's usage and the quota it counts against (the tenant's limits as they are now).
+    pub async fn usage(&self, scope: &TenantScope) -> Result<(DataUsage, IngestQuota), AppError> {
         scope.require(Permission::ReadTenant)?;
-        Ok(self.store.data_usage(scope).await?)
+        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
+        let usage = self.store.data_usage(scope).await?;
+        Ok((usage, IngestQuota::from_limits(&tenant.limits)))
     }
 
     // ---- query ----------------------------------------------------------------------------------

@@ -143,6 +143,39 @@ impl Registry {
         Ok(tenant)
     }
 
+    /// The tenants `user` can act in, with their role in each, narrowed by status and tier: a
+    /// platform administrator may ask for any user, anyone else only for themselves. Each tenant
+    /// is read in its own scope (under its RLS context) and the read is recorded in that
+    /// tenant's audit history, as any read of a tenant by a principal is.
+    pub async fn tenants_of_user(
+        &self,
+        principal: &crate::Principal,
+        user: &tenantry_domain::UserId,
+        status: Option<TenantStatus>,
+        tier: Option<&TierName>,
+    ) -> Result<Vec<(Tenant, tenantry_domain::Role)>, AppError> {
+        let memberships: Vec<(tenantry_domain::TenantId, tenantry_domain::Role)> = if principal.is_platform_admin() {
+            let access = principal.platform()?;
+            self.store.get_user(&access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
+            let memberships = self.store.memberships_of(&access, user).await?;
+            let detail = serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()});
+            self.audit_platform_read(&access, AuditOp::PlatformRead(PlatformRead::Memberships), detail).await?;
+            memberships.into_iter().map(|m| (m.tenant, m.role)).collect()
+        } else if principal.id() == user {
+            principal.memberships()
+        } else {
+            return Err(AppError::Forbidden("you may list only your own tenants".to_owned()));
+        };
+        let mut tenants = Vec::new();
+        for (tenant, role) in memberships {
+            let t = self.get_tenant(&principal.tenant(&tenant)?).await?;
+            if status.is_none_or(|s| s == t.status) && tier.is_none_or(|tier| *tier == t.tier) {
+                tenants.push((t, role));
+            }
+        }
+        Ok(tenants)
+    }
+
     async fn load(&self, scope: &TenantScope) -> Result<Tenant, AppError> {
         self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))
     }

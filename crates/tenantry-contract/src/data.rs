@@ -161,13 +161,13 @@ pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn
     let page = d.plane.list_documents(&scope, Some(&listed[0].id), 10).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(d.plane.document_text(&scope, &stored[1].id).await.unwrap(), "privacy policy for patient records");
-    let usage = d.plane.usage(&scope).await.unwrap();
+    let (usage, _) = d.plane.usage(&scope).await.unwrap();
     assert_eq!((usage.documents, usage.bytes), (2, stored[0].bytes + stored[1].bytes));
 
     // a client id is unique per tenant: a retried upload is refused, nothing is written
     let dup = NewDocument::new("Again", "x y z".into(), &json!({}), Some("ext-1")).unwrap();
     assert!(matches!(d.plane.ingest(&scope, vec![dup]).await, Err(AppError::AlreadyExists(_))));
-    assert_eq!(d.plane.usage(&scope).await.unwrap().documents, 2);
+    assert_eq!(d.plane.usage(&scope).await.unwrap().0.documents, 2);
     assert_eq!(d.blobs.list(&tenant_prefix(&tid("acme"))).await.unwrap().len(), 2, "the refused object is removed");
 
     // delete removes the document, its chunks and its object
@@ -177,7 +177,7 @@ pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn
     assert!(matches!(d.plane.get_document(&scope, &stored[0].id).await, Err(AppError::DocumentNotFound(_))));
     assert!(matches!(d.plane.delete_document(&scope, &stored[0].id).await, Err(AppError::DocumentNotFound(_))));
     assert_eq!(d.blobs.list(&tenant_prefix(&tid("acme"))).await.unwrap().len(), 1);
-    let usage = d.plane.usage(&scope).await.unwrap();
+    let (usage, _) = d.plane.usage(&scope).await.unwrap();
     assert_eq!((usage.documents, usage.bytes), (1, stored[1].bytes));
 
     // every write is audited
@@ -205,7 +205,7 @@ pub async fn another_tenants_documents_are_unreachable(store: Arc<dyn Store>) {
     assert_eq!(d.query("beta", "quarterly", 10).await.unwrap(), vec![b.clone()], "beta's document survived");
     let listed: Vec<_> = d.plane.list_documents(&alpha, None, 100).await.unwrap().into_iter().map(|x| x.id).collect();
     assert_eq!(listed, vec![a]);
-    assert_eq!(d.plane.usage(&alpha).await.unwrap().documents, 1);
+    assert_eq!(d.plane.usage(&alpha).await.unwrap().0.documents, 1);
     // a tenant with no documents (not even placed) gets nothing, not someone else's
     d.tenant("gamma", "silver").await;
     assert!(d.query("gamma", "quarterly revenue forecast", 10).await.unwrap().is_empty());
@@ -278,7 +278,7 @@ pub async fn random_interleavings_never_cross_tenants(store: Arc<dyn Store>) {
             let listed: BTreeSet<_> =
                 d.plane.list_documents(&s, None, 1000).await.unwrap().into_iter().map(|x| x.id).collect();
             assert_eq!(listed, model[other], "step {step}: listing of {other}");
-            assert_eq!(d.plane.usage(&s).await.unwrap().documents, model[other].len() as i64);
+            assert_eq!(d.plane.usage(&s).await.unwrap().0.documents, model[other].len() as i64);
             let objects = d.blobs.list(&tenant_prefix(&tid(other))).await.unwrap();
             assert_eq!(objects.len(), model[other].len(), "step {step}: objects of {other}");
         }
@@ -355,13 +355,13 @@ pub async fn capacity_alerts_and_placement(store: Arc<dyn Store>) {
     for i in 9..=11 {
         d.tenant(&format!("shared-t{i}"), "bronze").await;
     }
-    let placed = d.plane.placement(&d.scope("shared-t11")).await.unwrap().unwrap();
+    let placed = d.plane.placement(&d.scope("shared-t11")).await.unwrap();
     assert_eq!(
         placed.placement,
         Placement::Namespace { index: tenantry_domain::IndexName::parse("shared-2").unwrap() }
     );
     d.tenant("big-corp", "platinum").await;
-    let placed = d.plane.placement(&d.scope("big-corp")).await.unwrap().unwrap();
+    let placed = d.plane.placement(&d.scope("big-corp")).await.unwrap();
     assert!(matches!(placed.placement, Placement::Dedicated { ref index } if index.as_str() == "dedicated-big-corp"));
     let pool = d.plane.index_pool(&d.admin).await.unwrap();
     let dedicated = pool.iter().find(|u| u.index.kind == IndexKind::Dedicated).unwrap();
@@ -399,7 +399,7 @@ pub async fn quotas_hold_exactly_under_concurrent_uploads(store: Arc<dyn Store>)
     }
     assert_eq!((ok, refused), (10, 54));
     let scope = d.scope("capped");
-    assert_eq!(d.plane.usage(&scope).await.unwrap().documents, 10);
+    assert_eq!(d.plane.usage(&scope).await.unwrap().0.documents, 10);
     assert_eq!(d.blobs.list(&tenant_prefix(&tid("capped"))).await.unwrap().len(), 10, "refused objects removed");
     // a batch that does not fit is refused whole
     let batch = vec![NewDocument::new("x", "y".into(), &json!({}), None).unwrap()];
@@ -470,7 +470,7 @@ pub async fn bad_input_is_refused_without_writes(store: Arc<dyn Store>) {
             .await,
         Err(AppError::TenantNotFound(_))
     ));
-    assert_eq!(d.plane.usage(&scope).await.unwrap().documents, 0);
+    assert_eq!(d.plane.usage(&scope).await.unwrap().0.documents, 0);
 }
 
 #[macro_export]

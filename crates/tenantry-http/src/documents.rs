@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use tenantry_app::ErrorCode;
 use tenantry_app::{ChunkHit, IndexUsage, StoredDocument, TenantPlacement};
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::{DocumentId, IndexKind, NewDocument, Placement, QuerySpec, TenantId};
@@ -375,11 +374,9 @@ pub async fn usage(
     P(id): P<String>,
 ) -> ApiResult<axum::Json<UsageView>> {
     let scope = crate::routes::scope_in(&state, &principal, &id)?;
-    let tenant = state.registry.get_tenant(&scope).await?;
-    let usage = state.data.usage(&scope).await?;
-    let quota = tenantry_domain::IngestQuota::from_limits(&tenant.limits);
+    let (usage, quota) = state.data.usage(&scope).await?;
     Ok(axum::Json(UsageView {
-        tenant_id: tenant.id.to_string(),
+        tenant_id: scope.tenant().to_string(),
         documents: usage.documents,
         max_documents: quota.max_documents,
         storage_bytes: usage.bytes,
@@ -399,12 +396,7 @@ pub async fn placement(
     P(id): P<String>,
 ) -> ApiResult<axum::Json<PlacementView>> {
     let scope = crate::routes::scope_in(&state, &principal, &id)?;
-    let placed = state.data.placement(&scope).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::TenantNotFound,
-            format!("tenant {} does not exist or has no placement yet", scope.tenant()),
-        )
-    })?;
+    let placed = state.data.placement(&scope).await?;
     Ok(axum::Json(PlacementView::of(scope.tenant(), &placed)))
 }
 

@@ -117,25 +117,14 @@ pub async fn list_tenants(
     let tier = query.tier.as_deref().map(TierName::parse).transpose().map_err(invalid)?;
     if let Some(user) = &query.user_id {
         let user = parse_user(user)?;
-        let memberships: Vec<(TenantId, Role)> = if principal.is_platform_admin() {
-            let access = principal.platform()?;
-            state.directory.memberships_of(&access, &user).await?.into_iter().map(|m| (m.tenant, m.role)).collect()
-        } else if principal.id() == &user {
-            principal.memberships()
-        } else {
-            return Err(ApiError::new(ErrorCode::Forbidden, "you may list only your own tenants"));
-        };
-        let mut tenants = Vec::new();
-        for (tenant, role) in memberships {
-            let scope = principal_scope_for_listing(&principal, &tenant, &state)?;
-            let t = state.registry.get_tenant(&scope).await?;
-            if status.is_some_and(|s| s != t.status) || tier.as_ref().is_some_and(|tier| *tier != t.tier) {
-                continue;
-            }
-            let mut view = TenantView::from(&t);
-            view.role = Some(role.as_str().to_owned());
-            tenants.push(view);
-        }
+        let found = state.registry.tenants_of_user(&principal, &user, status, tier.as_ref()).await?;
+        let tenants = found
+            .iter()
+            .map(|(t, role)| {
+                state.metrics.observe_tenant(t.id.as_str());
+                TenantView { role: Some(role.as_str().to_owned()), ..TenantView::from(t) }
+            })
+            .collect();
         return Ok(axum::Json(TenantListView { tenants, next_cursor: None }));
     }
     let access = principal.platform()?;
@@ -153,12 +142,6 @@ pub async fn list_tenants(
         tenants: page.items.iter().map(TenantView::from).collect(),
         next_cursor: page.next_cursor,
     }))
-}
-
-fn principal_scope_for_listing(principal: &Principal, tenant: &TenantId, state: &AppState) -> ApiResult<TenantScope> {
-    let scope = principal.tenant(tenant)?;
-    state.metrics.observe_tenant(tenant.as_str());
-    Ok(scope)
 }
 
 /// Read a tenant (any member; platform administrators).

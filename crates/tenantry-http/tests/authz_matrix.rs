@@ -278,7 +278,7 @@ async fn version_of(w: &World, tenant: &str) -> (i64, usize, i64) {
     let scope = w.operator.act_in(TenantId::parse(tenant).unwrap());
     let t = w.registry.get_tenant(&scope).await.unwrap();
     let members = w.directory.list_members(&scope).await.unwrap().len();
-    let documents = w.data.usage(&scope).await.unwrap().documents;
+    let documents = w.data.usage(&scope).await.unwrap().0.documents;
     (t.version, members, documents)
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use time::Duration;
 
-use tenantry_app::ports::Store;
+use tenantry_app::ports::{Clock, Store};
 use tenantry_app::{
     AlertSink, AppError, BlobStore, CacheConfig, DataPlane, LocalBus, LogAlerts, PlatformScope, Registry, TenantScope,
 };
@@ -473,6 +473,81 @@ pub async fn bad_input_is_refused_without_writes(store: Arc<dyn Store>) {
     assert_eq!(d.plane.usage(&scope).await.unwrap().0.documents, 0);
 }
 
+/// A document write for the store directly (bypassing the data plane's own checks), of
+/// `bytes` bytes of text, with one chunk.
+fn raw_write(d: &DataCtx, tenant: &str, n: u128, bytes: i64) -> tenantry_app::DocumentWrite {
+    let id = DocumentId::from_random(n);
+    let at = d.clock.now();
+    tenantry_app::DocumentWrite {
+        document: tenantry_app::StoredDocument {
+            id: id.clone(),
+            client_id: None,
+            title: format!("raw {n}"),
+            metadata: tenantry_domain::Metadata::default(),
+            bytes,
+            chunk_count: 1,
+            token_count: 1,
+            embedding_model: "test".into(),
+            object_key: tenantry_domain::documents::object_key(&tid(tenant), &id),
+            created_at: at,
+        },
+        chunks: vec![tenantry_app::StoredChunk {
+            index: 0,
+            text: "raw".into(),
+            start: 0,
+            end: 3,
+            embedding: vec![0.5; DIMS],
+        }],
+        audit: tenantry_app::AuditRecord::tenant(&d.scope(tenant), at, tenantry_app::AuditOp::DocumentIngest),
+    }
+}
+
+/// The storage-bytes quota holds at the store exactly like the document quota: a batch that
+/// would pass it is refused whole, with the numbers, and nothing of it is written.
+pub async fn the_storage_quota_is_exact_at_the_store(store: Arc<dyn Store>) {
+    use tenantry_app::ports::DocumentStore;
+    let d = DataCtx::new(store.clone()).await;
+    d.tenant("bytes-co", "silver").await;
+    let scope = d.scope("bytes-co");
+    let quota = tenantry_domain::IngestQuota { max_documents: 100, max_bytes: 100 };
+    store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 1, 60)], quota).await.expect("60 of 100 bytes");
+    let refused = store
+        .insert_documents(&scope, &[raw_write(&d, "bytes-co", 2, 30), raw_write(&d, "bytes-co", 3, 20)], quota)
+        .await
+        .unwrap_err();
+    match refused {
+        tenantry_app::StoreError::QuotaExceeded(q) => {
+            assert_eq!(q.resource, tenantry_domain::QuotaResource::StorageBytes, "{q:?}");
+            assert_eq!((q.limit, q.current, q.requested), (100, 60, 50), "{q:?}");
+        }
+        other => panic!("expected the storage quota, got {other:?}"),
+    }
+    let (usage, _) = d.plane.usage(&scope).await.unwrap();
+    assert_eq!((usage.documents, usage.bytes), (1, 60), "nothing of the refused batch was written");
+    store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 4, 40)], quota).await.expect("exactly at the limit");
+}
+
+/// A tenant's scope cannot search another tenant's index through a placement it was handed,
+/// nor append an audit entry that names another tenant.
+pub async fn a_scope_cannot_borrow_another_tenants_placement_or_audit_trail(store: Arc<dyn Store>) {
+    use tenantry_app::ports::{AuditLog, DocumentStore};
+    let d = DataCtx::new(store.clone()).await;
+    d.tenant("owner-co", "platinum").await; // a dedicated index of its own
+    d.tenant("thief-co", "silver").await;
+    d.ingest("owner-co", "secret plan", &words(7, 60)).await;
+    let owners = store.tenant_placement(&d.scope("owner-co")).await.unwrap().expect("placed");
+    let query = vec![0.5; DIMS];
+    let hits = store.search(&d.scope("thief-co"), &owners, &query, 10, &Default::default()).await.unwrap();
+    assert!(hits.is_empty(), "another tenant's placement gave {} hits", hits.len());
+    let own = store.search(&d.scope("owner-co"), &owners, &query, 10, &Default::default()).await.unwrap();
+    assert!(!own.is_empty(), "the owner finds its document");
+
+    let forged =
+        tenantry_app::AuditRecord::tenant(&d.scope("owner-co"), d.clock.now(), tenantry_app::AuditOp::TenantRead);
+    let refused = store.append_tenant_audit(&d.scope("thief-co"), &forged).await.unwrap_err();
+    assert!(matches!(refused, tenantry_app::StoreError::ConstraintViolated(_)), "{refused:?}");
+}
+
 #[macro_export]
 macro_rules! data_suite {
     ($make:expr) => {
@@ -486,6 +561,8 @@ macro_rules! data_suite {
             lifecycle_gates_the_data_plane,
             queries_are_rate_limited_per_tenant,
             bad_input_is_refused_without_writes,
+            the_storage_quota_is_exact_at_the_store,
+            a_scope_cannot_borrow_another_tenants_placement_or_audit_trail,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -147,6 +147,8 @@ async fn probe3_writing_another_tenants_id_is_rejected_by_with_check() {
         "update tenant_usage set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
         "insert into tenant_placements (tenant_id, index_name, kind, placed_at) values ('tenant_b', 'shared-1', 'namespace', now())",
         "select tenantry_provision_index('shared-9', 'shared', 10, 64)",
+        "insert into memberships (tenant_id, user_id, role, created_at) values ('tenant_b', 'mallory', 'admin', now())",
+        "update memberships set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
     ];
     for sql in attempts {
         let mut tx = pool.begin().await.unwrap();
@@ -215,6 +217,35 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
     .await
     .unwrap();
     assert!(unforced.is_empty(), "tables with tenant_id but without FORCE RLS: {unforced:?}");
+}
+
+/// The append-only triggers themselves, tested as the schema owner — who has every privilege
+/// on the tables, so what refuses here is the trigger, not a missing grant.
+#[tokio::test]
+async fn audit_log_is_append_only_even_for_its_owner() {
+    let Some((config, _)) = two_tenants(2).await else { return };
+    let mut owner = common::owner_conn(&config).await;
+    let mut tx = sqlx::Acquire::begin(&mut owner).await.unwrap();
+    sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+    sqlx::query("insert into audit_checkpoints (seq, head_hash, at, key_id, signature) values (1, repeat('a', 64), now(), 'k', 's')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for sql in [
+        "update audit_log set reason = 'edited'",
+        "delete from audit_log",
+        "truncate audit_log",
+        "update audit_checkpoints set head_hash = repeat('0', 64)",
+        "delete from audit_checkpoints",
+        "truncate audit_checkpoints",
+    ] {
+        let mut tx = sqlx::Acquire::begin(&mut owner).await.unwrap();
+        sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+        let err = sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: refused by something else: {err}");
+        tx.rollback().await.unwrap();
+    }
 }
 
 #[tokio::test]

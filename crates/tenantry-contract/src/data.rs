@@ -505,7 +505,6 @@ fn raw_write(d: &DataCtx, tenant: &str, n: u128, bytes: i64) -> tenantry_app::Do
 /// The storage-bytes quota holds at the store exactly like the document quota: a batch that
 /// would pass it is refused whole, with the numbers, and nothing of it is written.
 pub async fn the_storage_quota_is_exact_at_the_store(store: Arc<dyn Store>) {
-    use tenantry_app::ports::DocumentStore;
     let d = DataCtx::new(store.clone()).await;
     d.tenant("bytes-co", "silver").await;
     let scope = d.scope("bytes-co");
@@ -530,7 +529,6 @@ pub async fn the_storage_quota_is_exact_at_the_store(store: Arc<dyn Store>) {
 /// A tenant's scope cannot search another tenant's index through a placement it was handed,
 /// nor append an audit entry that names another tenant.
 pub async fn a_scope_cannot_borrow_another_tenants_placement_or_audit_trail(store: Arc<dyn Store>) {
-    use tenantry_app::ports::{AuditLog, DocumentStore};
     let d = DataCtx::new(store.clone()).await;
     d.tenant("owner-co", "platinum").await; // a dedicated index of its own
     d.tenant("thief-co", "silver").await;

@@ -14,7 +14,7 @@ use tenantry_domain::{DocumentId, IndexKind, NewDocument, Placement, QuerySpec, 
 
 use crate::AppState;
 use crate::dto::invalid;
-use crate::extract::{Auth, Body, P, Q};
+use crate::extract::{Body, P, PlatformAccess, Q, TenantAccess};
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -244,11 +244,9 @@ fn parse_document(raw: &str) -> ApiResult<DocumentId> {
               (status = 423, body = Problem)))]
 pub async fn ingest(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Body(body): Body<Value>,
 ) -> ApiResult<Response> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let bodies: Vec<DocumentBody> = if body.get("documents").is_some() {
         serde_json::from_value::<BatchBody>(body).map_err(invalid)?.documents
     } else {
@@ -276,11 +274,9 @@ pub async fn ingest(
               (status = 404, body = Problem), (status = 422, body = Problem), (status = 423, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Q(query): Q<ListDocumentsQuery>,
 ) -> ApiResult<axum::Json<DocumentsView>> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let after = query.after.as_deref().map(parse_document).transpose()?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -301,10 +297,9 @@ pub async fn list(
               (status = 404, body = Problem), (status = 422, body = Problem), (status = 423, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P((id, doc)): P<(String, String)>,
+    TenantAccess(scope): TenantAccess,
+    P((_, doc)): P<(String, String)>,
 ) -> ApiResult<axum::Json<DocumentView>> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let d = state.data.get_document(&scope, &parse_document(&doc)?).await?;
     Ok(axum::Json(DocumentView::of(scope.tenant(), &d)))
 }
@@ -316,10 +311,9 @@ pub async fn get(
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 423, body = Problem)))]
 pub async fn text(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P((id, doc)): P<(String, String)>,
+    TenantAccess(scope): TenantAccess,
+    P((_, doc)): P<(String, String)>,
 ) -> ApiResult<Response> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let text = state.data.document_text(&scope, &parse_document(&doc)?).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
@@ -331,10 +325,9 @@ pub async fn text(
               (status = 404, body = Problem), (status = 422, body = Problem), (status = 423, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P((id, doc)): P<(String, String)>,
+    TenantAccess(scope): TenantAccess,
+    P((_, doc)): P<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     state.data.delete_document(&scope, &parse_document(&doc)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -347,11 +340,9 @@ pub async fn delete(
               (status = 429, body = Problem)))]
 pub async fn query(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Body(body): Body<QueryBody>,
 ) -> ApiResult<axum::Json<QueryView>> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let dims = state.data.embedder().dimensions();
     let spec = QuerySpec::new(body.text, body.vector, body.top_k, &body.filter, dims).map_err(invalid)?;
     let answer = state.data.query(&scope, spec).await?;
@@ -370,10 +361,8 @@ pub async fn query(
               (status = 404, body = Problem)))]
 pub async fn usage(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
 ) -> ApiResult<axum::Json<UsageView>> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let (usage, quota) = state.data.usage(&scope).await?;
     Ok(axum::Json(UsageView {
         tenant_id: scope.tenant().to_string(),
@@ -392,10 +381,8 @@ pub async fn usage(
               (status = 404, body = Problem)))]
 pub async fn placement(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
 ) -> ApiResult<axum::Json<PlacementView>> {
-    let scope = crate::routes::scope_in(&state, &principal, &id)?;
     let placed = state.data.placement(&scope).await?;
     Ok(axum::Json(PlacementView::of(scope.tenant(), &placed)))
 }
@@ -403,8 +390,10 @@ pub async fn placement(
 /// The physical index pool with usage per index (platform administrators).
 #[utoipa::path(get, path = "/indexes", tag = "documents", security(("bearer" = [])),
     responses((status = 200, body = IndexesView), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn indexes(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<axum::Json<IndexesView>> {
-    let access = principal.platform()?;
+pub async fn indexes(
+    State(state): State<AppState>,
+    PlatformAccess(access): PlatformAccess,
+) -> ApiResult<axum::Json<IndexesView>> {
     let pool = state.data.index_pool(&access).await?;
     Ok(axum::Json(IndexesView { indexes: pool.iter().map(IndexView::from).collect() }))
 }

@@ -155,6 +155,37 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The authenticated principal's scope in the tenant named by the route's `{tenant_id}`:
+/// refused with 403 for a principal who is not a member (before any store call), 422 for an id
+/// that does not parse. The tenant goes on the request's log span and its request metric.
+pub struct TenantAccess(pub tenantry_app::TenantScope);
+
+impl FromRequestParts<AppState> for TenantAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        let P(params) = P::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
+        let raw = params.get("tenant_id").ok_or_else(|| {
+            tracing::error!("TenantAccess on a route without {{tenant_id}}");
+            ApiError::new(ErrorCode::Internal, "this route has no tenant")
+        })?;
+        Ok(TenantAccess(crate::routes::scope_in(state, &principal, raw)?))
+    }
+}
+
+/// The authenticated principal's platform scope: 403 for anyone but a platform administrator.
+pub struct PlatformAccess(pub tenantry_app::PlatformScope);
+
+impl FromRequestParts<AppState> for PlatformAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        Ok(PlatformAccess(principal.platform()?))
+    }
+}
+
 /// The version a client expects (`If-Match: "<version>"`), for optimistic concurrency.
 pub struct IfMatch(pub Option<i64>);
 

@@ -13,7 +13,7 @@ use tenantry_domain::{
 
 use crate::AppState;
 use crate::dto::*;
-use crate::extract::{Auth, Body, IfMatch, OptionalBody, P, Q, etag};
+use crate::extract::{Auth, Body, IfMatch, OptionalBody, P, PlatformAccess, Q, TenantAccess, etag};
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -65,8 +65,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Statu
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
               (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn metrics(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<Response> {
-    let access = principal.platform()?;
+pub async fn metrics(State(state): State<AppState>, PlatformAccess(access): PlatformAccess) -> ApiResult<Response> {
     let store = state.registry.store();
     let indexes = state.data.index_pool(&access).await?;
     let data = crate::metrics::DataMetrics {
@@ -91,10 +90,9 @@ pub async fn metrics(State(state): State<AppState>, Auth(principal): Auth) -> Ap
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_tenant(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     Body(body): Body<CreateTenantBody>,
 ) -> ApiResult<Response> {
-    let access = principal.platform()?;
     let new = body.parse()?;
     let tenant = state.registry.create_tenant(&access, new).await?;
     let mut response = with_etag(StatusCode::CREATED, TenantView::from(&tenant));
@@ -149,8 +147,7 @@ pub async fn list_tenants(
     params(("tenant_id" = String, Path)),
     responses((status = 200, body = TenantView, headers(("ETag" = String))), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_tenant(State(state): State<AppState>, Auth(principal): Auth, P(id): P<String>) -> ApiResult<Response> {
-    let scope = scope_in(&state, &principal, &id)?;
+pub async fn get_tenant(State(state): State<AppState>, TenantAccess(scope): TenantAccess) -> ApiResult<Response> {
     let tenant = state.registry.get_tenant(&scope).await?;
     Ok(with_etag(StatusCode::OK, TenantView::from(&tenant)))
 }
@@ -165,12 +162,10 @@ pub async fn get_tenant(State(state): State<AppState>, Auth(principal): Auth, P(
               (status = 422, body = Problem)))]
 pub async fn patch_tenant(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     IfMatch(expected): IfMatch,
     Body(body): Body<PatchTenantBody>,
 ) -> ApiResult<Response> {
-    let scope = scope_in(&state, &principal, &id)?;
     let patch = body.parse()?;
     let tenant = state.registry.update_tenant(&scope, patch, expected).await?;
     Ok(with_etag(StatusCode::OK, TenantView::from(&tenant)))
@@ -261,11 +256,9 @@ pub async fn delete_tenant(
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn record_health(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Body(body): Body<HealthBody>,
 ) -> ApiResult<axum::Json<HealthView>> {
-    let scope = scope_in(&state, &principal, &id)?;
     let signals =
         HealthSignals::new(body.latency_p95, body.error_rate, body.query_success_rate, body.storage_utilization)
             .map_err(invalid)?;
@@ -279,11 +272,9 @@ pub async fn record_health(
     responses((status = 200, body = Vec<AuditEntryView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn tenant_history(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Q(query): Q<LimitQuery>,
 ) -> ApiResult<axum::Json<Vec<AuditEntryView>>> {
-    let scope = scope_in(&state, &principal, &id)?;
     let limit = bounded_limit(query.limit)?;
     let entries = state.registry.tenant_audit(&scope, limit).await?;
     Ok(axum::Json(entries.iter().map(AuditEntryView::from).collect()))
@@ -300,8 +291,10 @@ fn bounded_limit(limit: Option<u32>) -> ApiResult<u32> {
 /// Registry statistics (platform administrators).
 #[utoipa::path(get, path = "/statistics", tag = "tenants", security(("bearer" = [])),
     responses((status = 200, body = StatisticsView), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn statistics(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<axum::Json<StatisticsView>> {
-    let access = principal.platform()?;
+pub async fn statistics(
+    State(state): State<AppState>,
+    PlatformAccess(access): PlatformAccess,
+) -> ApiResult<axum::Json<StatisticsView>> {
     let stats = state.registry.statistics(&access).await?;
     Ok(axum::Json(StatisticsView::from(&stats)))
 }
@@ -379,8 +372,10 @@ pub async fn delete_flag(
 /// Every flag value at every scope (platform administrators).
 #[utoipa::path(get, path = "/feature-flags", tag = "flags", security(("bearer" = [])),
     responses((status = 200, body = Vec<FlagView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn list_flags(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<axum::Json<Vec<FlagView>>> {
-    let access = principal.platform()?;
+pub async fn list_flags(
+    State(state): State<AppState>,
+    PlatformAccess(access): PlatformAccess,
+) -> ApiResult<axum::Json<Vec<FlagView>>> {
     let rows = state.registry.list_flags(&access).await?;
     Ok(axum::Json(
         rows.iter()
@@ -456,10 +451,9 @@ pub async fn enable_flag(
     responses((status = 200, body = Vec<StaleFlagView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn stale_flags(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     Q(query): Q<StaleQuery>,
 ) -> ApiResult<axum::Json<Vec<StaleFlagView>>> {
-    let access = principal.platform()?;
     let days = query.max_age_days.unwrap_or(90);
     if days > 36_500 {
         return Err(ApiError::new(ErrorCode::InvalidInput, "max_age_days must be at most 36500"));
@@ -483,10 +477,8 @@ pub async fn stale_flags(
               (status = 404, body = Problem)))]
 pub async fn evaluate_all(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
 ) -> ApiResult<axum::Json<EvaluationsView>> {
-    let scope = scope_in(&state, &principal, &id)?;
     let all = state.registry.evaluate_all_flags(&scope).await?;
     Ok(axum::Json(EvaluationsView {
         tenant_id: scope.tenant().to_string(),
@@ -501,10 +493,9 @@ pub async fn evaluate_all(
               (status = 404, body = Problem)))]
 pub async fn evaluate_flag(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P((id, feature)): P<(String, String)>,
+    TenantAccess(scope): TenantAccess,
+    P((_, feature)): P<(String, String)>,
 ) -> ApiResult<axum::Json<EvaluationView>> {
-    let scope = scope_in(&state, &principal, &id)?;
     let key = FlagKey::parse(&feature).map_err(invalid)?;
     let evaluation = state.registry.evaluate_flag(&scope, &key).await?;
     Ok(axum::Json(EvaluationView::new(scope.tenant(), &key, &evaluation)))
@@ -555,10 +546,9 @@ pub async fn whoami(Auth(principal): Auth) -> axum::Json<WhoAmIView> {
               (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_user(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     Body(body): Body<CreateUserBody>,
 ) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
-    let access = principal.platform()?;
     let user = state.directory.create_user(&access, parse_user(&body.user_id)?, &body.display_name).await?;
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))))
 }
@@ -566,8 +556,10 @@ pub async fn create_user(
 /// Every user (platform administrators).
 #[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])),
     responses((status = 200, body = Vec<UserView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn list_users(State(state): State<AppState>, Auth(principal): Auth) -> ApiResult<axum::Json<Vec<UserView>>> {
-    let access = principal.platform()?;
+pub async fn list_users(
+    State(state): State<AppState>,
+    PlatformAccess(access): PlatformAccess,
+) -> ApiResult<axum::Json<Vec<UserView>>> {
     Ok(axum::Json(state.directory.list_users(&access).await?.iter().map(UserView::from).collect()))
 }
 
@@ -577,10 +569,8 @@ pub async fn list_users(State(state): State<AppState>, Auth(principal): Auth) ->
     responses((status = 200, body = Vec<MembershipView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_members(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
 ) -> ApiResult<axum::Json<Vec<MembershipView>>> {
-    let scope = scope_in(&state, &principal, &id)?;
     Ok(axum::Json(state.directory.list_members(&scope).await?.iter().map(MembershipView::from).collect()))
 }
 
@@ -591,11 +581,9 @@ pub async fn list_members(
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_member(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P(id): P<String>,
+    TenantAccess(scope): TenantAccess,
     Body(body): Body<PutMemberBody>,
 ) -> ApiResult<axum::Json<MembershipView>> {
-    let scope = scope_in(&state, &principal, &id)?;
     let user = parse_user(&body.user_id)?;
     let role = Role::parse(&body.role).map_err(invalid)?;
     let membership = state.directory.put_member(&scope, &user, role).await?;
@@ -608,10 +596,9 @@ pub async fn put_member(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove_member(
     State(state): State<AppState>,
-    Auth(principal): Auth,
-    P((id, user)): P<(String, String)>,
+    TenantAccess(scope): TenantAccess,
+    P((_, user)): P<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let scope = scope_in(&state, &principal, &id)?;
     state.directory.remove_member(&scope, &parse_user(&user)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -624,10 +611,9 @@ pub async fn remove_member(
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_key(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     Body(body): Body<CreateKeyBody>,
 ) -> ApiResult<(StatusCode, HeaderMap, axum::Json<IssuedKeyView>)> {
-    let access = principal.platform()?;
     let owner = match (&body.user_id, &body.platform_admin) {
         (Some(user), None) => KeyOwner::User(parse_user(user)?),
         (None, Some(admin)) => KeyOwner::PlatformAdmin(parse_user(admin)?),
@@ -654,10 +640,9 @@ pub async fn create_key(
     responses((status = 200, body = Vec<KeyView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list_keys(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     Q(query): Q<ListKeysQuery>,
 ) -> ApiResult<axum::Json<Vec<KeyView>>> {
-    let access = principal.platform()?;
     let owner = query.owner.as_deref().map(parse_user).transpose()?;
     Ok(axum::Json(state.directory.list_keys(&access, owner.as_ref()).await?.iter().map(KeyView::from).collect()))
 }
@@ -668,10 +653,9 @@ pub async fn list_keys(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_key(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    PlatformAccess(access): PlatformAccess,
     P(id): P<String>,
 ) -> ApiResult<StatusCode> {
-    let access = principal.platform()?;
     let id = KeyId::parse(&id).map_err(invalid)?;
     state.directory.revoke_key(&access, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -238,10 +238,7 @@ impl DataPlane {
             (plan, audit)
         };
         let dimensions = self.embedder.dimensions() as u32;
-        let plan = self.store.place_tenant(access, &tenant.id, dimensions, &decide).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::TenantNotFound(tenant.id.clone()),
-            other => other.into(),
-        })?;
+        let plan = self.store.place_tenant(access, &tenant.id, dimensions, &decide).await?;
         if let Some(plan) = &plan {
             for alert in &plan.alerts {
                 self.alerts.capacity_alert(alert);
@@ -378,7 +375,9 @@ impl DataPlane {
             self.remove_objects(&written).await;
             return Err(match e {
                 StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
-                StoreError::NotFound => AppError::Unexpected(anyhow::anyhow!("placement vanished during ingest")),
+                StoreError::NotFound(crate::Missing::Placement(_)) => {
+                    AppError::Unexpected(anyhow::anyhow!("placement vanished during ingest"))
+                }
                 other => other.into(),
             });
         }
@@ -432,10 +431,7 @@ impl DataPlane {
         let before = self.store.get_document(scope, id).await?.ok_or_else(|| AppError::DocumentNotFound(id.clone()))?;
         let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::DocumentDelete)
             .change(Some(document_summary(&before)), None);
-        let deleted = self.store.delete_document(scope, id, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::DocumentNotFound(id.clone()),
-            other => other.into(),
-        })?;
+        let deleted = self.store.delete_document(scope, id, &audit).await?;
         if let Err(e) = self.blobs.delete(&deleted.object_key).await {
             tracing::error!(key = deleted.object_key.as_str(), error = %e, "document deleted but its object was not");
         }

@@ -123,10 +123,7 @@ impl Directory {
             None,
             Some(serde_json::json!({"user_id": user.as_str(), "role": role.as_str()})),
         );
-        self.store.put_membership(scope, user, role, now, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::UserNotFound(user.clone()),
-            other => other.into(),
-        })?;
+        self.store.put_membership(scope, user, role, now, &audit).await?;
         self.changed().await;
         Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })
     }
@@ -140,10 +137,7 @@ impl Directory {
             Some(serde_json::json!({"user_id": user.as_str()})),
             None,
         );
-        self.store.delete_membership(scope, user, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::MemberNotFound { tenant: scope.tenant().clone(), user: user.clone() },
-            other => other.into(),
-        })?;
+        self.store.delete_membership(scope, user, &audit).await?;
         self.changed().await;
         Ok(())
     }
@@ -259,10 +253,7 @@ impl Directory {
             Some(serde_json::json!({"key_id": id.as_str()})),
             None,
         );
-        self.store.revoke_key(access, id, self.clock.now(), &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::KeyNotFound(id.clone()),
-            other => other.into(),
-        })?;
+        self.store.revoke_key(access, id, self.clock.now(), &audit).await?;
         self.changed().await;
         Ok(())
     }

@@ -115,6 +115,26 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// What a store found missing, named, so that the application answers with the entity without
+/// translating `not found` at each call site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    Tenant(TenantId),
+    User(UserId),
+    Member {
+        tenant: TenantId,
+        user: UserId,
+    },
+    Key(KeyId),
+    Document(tenantry_domain::DocumentId),
+    /// No value of the flag at the scope a removal named.
+    FlagValue(FlagKey),
+    /// No definition of the flag at all (it never had a value).
+    FlagDefinition(FlagKey),
+    /// The tenant has no placement on the index pool.
+    Placement(TenantId),
+}
+
 /// What a store adapter reports. Adapters map their own constraint names onto these.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,8 +142,8 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("version conflict: the stored version is {current}")]
     VersionConflict { current: i64 },
-    #[error("not found")]
-    NotFound,
+    #[error("not found: {0:?}")]
+    NotFound(Missing),
     #[error("{0}")]
     ConstraintViolated(String),
     #[error(transparent)]
@@ -233,8 +253,16 @@ impl From<StoreError> for AppError {
             StoreError::QuotaExceeded(q) => AppError::QuotaExceeded(q),
             StoreError::Unavailable(e) => AppError::Unavailable(e),
             StoreError::Unexpected(e) => AppError::Unexpected(e),
-            // callers translate these two with their context; reaching here is a bug in a caller
-            StoreError::NotFound => AppError::Unexpected(anyhow::anyhow!("store reported not found without context")),
+            StoreError::NotFound(missing) => match missing {
+                Missing::Tenant(t) | Missing::Placement(t) => AppError::TenantNotFound(t),
+                Missing::User(u) => AppError::UserNotFound(u),
+                Missing::Member { tenant, user } => AppError::MemberNotFound { tenant, user },
+                Missing::Key(k) => AppError::KeyNotFound(k),
+                Missing::Document(d) => AppError::DocumentNotFound(d),
+                Missing::FlagValue(k) => AppError::FlagNotFound(k, "at that scope"),
+                Missing::FlagDefinition(k) => AppError::FlagNotFound(k, "at any level: define it with a value first"),
+            },
+            // callers translate this one with their context (the version the caller expected)
             StoreError::VersionConflict { current } => {
                 AppError::Unexpected(anyhow::anyhow!("version conflict (current {current}) without context"))
             }

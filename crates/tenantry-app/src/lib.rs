@@ -28,7 +28,7 @@ pub use dataplane::{
     QueryLimiter, QueryMeter, Throttled,
 };
 pub use directory::{Directory, IssuedKey};
-pub use error::{AppError, ErrorCode, StoreError};
+pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, ChunkHit, Clock, DocumentStore,

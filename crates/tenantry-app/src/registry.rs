@@ -229,7 +229,6 @@ impl Registry {
             StoreError::VersionConflict { current: stored } => {
                 AppError::VersionConflict { tenant: current.id.clone(), expected: current.version, current: stored }
             }
-            StoreError::NotFound => AppError::TenantNotFound(current.id.clone()),
             other => other.into(),
         })?;
         self.invalidate(InvalidationTarget::Tenant(current.id.clone())).await;
@@ -460,10 +459,7 @@ impl Registry {
                 Some(serde_json::json!({"key": key.as_str(), "enabled": enabled})),
             )
             .because(reason);
-        self.store.set_flag_enabled(access, &key, enabled, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at any level: define it with a value first"),
-            other => other.into(),
-        })?;
+        self.store.set_flag_enabled(access, &key, enabled, &audit).await?;
         self.invalidate(InvalidationTarget::All).await;
         Ok(())
     }
@@ -508,10 +504,7 @@ impl Registry {
             return self.delete_tenant_flag(&access.act_in(t.clone()), key).await;
         }
         let audit = self.flag_audit(access.actor(), access.request_id(), &scope, &key, None);
-        self.store.delete_flag(access, &scope, &key, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at that scope"),
-            other => other.into(),
-        })?;
+        self.store.delete_flag(access, &scope, &key, &audit).await?;
         self.invalidate(InvalidationTarget::All).await;
         Ok(())
     }
@@ -543,10 +536,7 @@ impl Registry {
         scope.require(Permission::ManageTenantFlags)?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, None);
-        self.store.delete_tenant_flag(scope, &key, &audit).await.map_err(|e| match e {
-            StoreError::NotFound => AppError::FlagNotFound(key.clone(), "at that scope"),
-            other => other.into(),
-        })?;
+        self.store.delete_tenant_flag(scope, &key, &audit).await?;
         self.invalidate(InvalidationTarget::All).await;
         Ok(())
     }

@@ -576,7 +576,7 @@ pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) 
         request_id: None,
     };
     let r = ctx.store().update_tenant(&b, &forged, 1, &audit).await;
-    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(matches!(r, Err(StoreError::NotFound(tenantry_app::Missing::Tenant(_)))), "{r:?}");
     assert_eq!(ctx.registry.get_tenant(&a).await.unwrap().name, "Tenant tenant_a");
 
     // audit: B's trail holds only B's entries

@@ -88,7 +88,9 @@ macro_rules! document_store {
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| match &e {
-                        ::sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+                        ::sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                            StoreError::NotFound(::tenantry_app::Missing::Tenant(tenant.clone()))
+                        }
                         _ => store_error(e, "create usage"),
                     })?;
                 Ok(())
@@ -165,7 +167,9 @@ macro_rules! document_store {
                     let tenant = scope.tenant();
                     let mut tx = self.tenant_tx(scope).await?;
                     ensure_usage(&mut tx, tenant).await?;
-                    let place = placement(&mut tx, tenant).await?.ok_or(StoreError::NotFound)?;
+                    let place = placement(&mut tx, tenant)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(::tenantry_app::Missing::Placement(tenant.clone())))?;
                     let (documents, bytes, chunks) = batch_totals(writes);
                     // One conditional update: it takes the usage row's lock, so concurrent ingests
                     // of one tenant queue here and each sees the others' committed counts.
@@ -293,7 +297,7 @@ macro_rules! document_store {
                     .map_err(|e| store_error(e, "delete document"))?
                     .map(document_from_columns)
                     .transpose()?
-                    .ok_or(StoreError::NotFound)?;
+                    .ok_or_else(|| StoreError::NotFound(::tenantry_app::Missing::Document(id.clone())))?;
                     ::sqlx::query(
                         "update tenant_usage set documents = documents - 1, bytes = bytes - $2, chunks = chunks - $3
                          where tenant_id = $1",

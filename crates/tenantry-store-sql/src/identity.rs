@@ -71,10 +71,10 @@ pub fn key_from_columns(
     })
 }
 
-/// A foreign-key violation (the referenced user or tenant does not exist) as `NotFound`.
-pub fn reference_error(e: sqlx::Error, what: &'static str) -> StoreError {
+/// A foreign-key violation (what the row refers to does not exist) as `NotFound(missing)`.
+pub fn reference_error(e: sqlx::Error, missing: tenantry_app::Missing, what: &'static str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(missing),
         _ => crate::store_error(e, what),
     }
 }

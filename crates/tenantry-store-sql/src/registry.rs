@@ -217,7 +217,7 @@ macro_rules! registry_store {
             ) -> Result<(), StoreError> {
                 if tenant.id != *scope.tenant() {
                     // a scope never writes another tenant's row (RLS would refuse it too)
-                    return Err(StoreError::NotFound);
+                    return Err(StoreError::NotFound(::tenantry_app::Missing::Tenant(tenant.id.clone())));
                 }
                 let r = TenantRecord::from(tenant);
                 let mut tx = self.tenant_tx(scope).await?;
@@ -245,7 +245,7 @@ macro_rules! registry_store {
                         .map_err(|e| store_error(e, "read tenant version"))?;
                     return Err(match current {
                         Some(current) => StoreError::VersionConflict { current },
-                        None => StoreError::NotFound,
+                        None => StoreError::NotFound(::tenantry_app::Missing::Tenant(scope.tenant().clone())),
                     });
                 }
                 self.seal(&mut tx, audit).await?;
@@ -381,9 +381,42 @@ macro_rules! registry_store {
             .await
             .map_err(|e| store_error(e, "delete flag"))?;
             if result.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(::tenantry_app::Missing::FlagValue(key.clone())));
             }
             Ok(())
+        }
+
+        impl $store {
+            /// Defines (or re-versions) the flag, writes its rule at `scope` and the audit entry,
+            /// in `tx` (on the platform's or the tenant's path), and commits.
+            async fn write_flag(
+                &self,
+                mut tx: ::sqlx::Transaction<'static, $db>,
+                scope: &FlagScope,
+                key: &FlagKey,
+                rule: &FlagRule,
+                meta: &FlagMeta,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
+                put_rule(&mut tx, scope, key, rule, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+            }
+
+            /// Removes the flag's rule at `scope`, re-versions it, writes the audit entry, commits.
+            async fn erase_flag(
+                &self,
+                mut tx: ::sqlx::Transaction<'static, $db>,
+                scope: &FlagScope,
+                key: &FlagKey,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                remove_rule(&mut tx, scope, key).await?;
+                bump_flag(&mut tx, key, audit.at).await?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+            }
         }
 
         #[::async_trait::async_trait]
@@ -397,11 +430,8 @@ macro_rules! registry_store {
                 meta: &FlagMeta,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let mut tx = self.platform_tx(access).await?;
-                define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
-                put_rule(&mut tx, scope, key, rule, audit.at).await?;
-                self.seal(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+                let tx = self.platform_tx(access).await?;
+                self.write_flag(tx, scope, key, rule, meta, audit).await
             }
 
             async fn delete_flag(
@@ -411,11 +441,8 @@ macro_rules! registry_store {
                 key: &FlagKey,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let mut tx = self.platform_tx(access).await?;
-                remove_rule(&mut tx, scope, key).await?;
-                bump_flag(&mut tx, key, audit.at).await?;
-                self.seal(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+                let tx = self.platform_tx(access).await?;
+                self.erase_flag(tx, scope, key, audit).await
             }
 
             async fn set_tenant_flag(
@@ -426,11 +453,8 @@ macro_rules! registry_store {
                 meta: &FlagMeta,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let mut tx = self.tenant_tx(scope).await?;
-                define_flag(&mut tx, key, FlagKind::of(&rule.value), meta, audit.at).await?;
-                put_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key, rule, audit.at).await?;
-                self.seal(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
+                let tx = self.tenant_tx(scope).await?;
+                self.write_flag(tx, &FlagScope::Tenant(scope.tenant().clone()), key, rule, meta, audit).await
             }
 
             async fn delete_tenant_flag(
@@ -439,11 +463,8 @@ macro_rules! registry_store {
                 key: &FlagKey,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let mut tx = self.tenant_tx(scope).await?;
-                remove_rule(&mut tx, &FlagScope::Tenant(scope.tenant().clone()), key).await?;
-                bump_flag(&mut tx, key, audit.at).await?;
-                self.seal(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
+                let tx = self.tenant_tx(scope).await?;
+                self.erase_flag(tx, &FlagScope::Tenant(scope.tenant().clone()), key, audit).await
             }
 
             async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
@@ -528,7 +549,7 @@ macro_rules! registry_store {
                 .await
                 .map_err(|e| store_error(e, "set flag kill switch"))?;
                 if result.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
+                    return Err(StoreError::NotFound(::tenantry_app::Missing::FlagDefinition(key.clone())));
                 }
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit flag kill switch"))
@@ -697,7 +718,7 @@ macro_rules! registry_store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| reference_error(e, "put membership"))?;
+                .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "put membership"))?;
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit membership"))
             }
@@ -716,7 +737,10 @@ macro_rules! registry_store {
                     .await
                     .map_err(|e| store_error(e, "delete membership"))?;
                 if result.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
+                    return Err(StoreError::NotFound(::tenantry_app::Missing::Member {
+                        tenant: scope.tenant().clone(),
+                        user: user.clone(),
+                    }));
                 }
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit membership removal"))
@@ -812,7 +836,7 @@ macro_rules! registry_store {
                     .await
                     .map_err(|e| store_error(e, "revoke key"))?;
                 if result.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
+                    return Err(StoreError::NotFound(::tenantry_app::Missing::Key(id.clone())));
                 }
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit key revocation"))

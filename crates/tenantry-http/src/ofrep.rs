@@ -126,7 +126,8 @@ fn not_found(key: &FlagKey, tenant: &TenantId) -> Value {
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", security(("bearer" = [])),
     params(("key" = String, Path)), request_body(content = Object, description = "{\"context\": {\"targetingKey\": \"<tenant id>\"}}"),
     responses((status = 200, body = OfrepSuccess), (status = 400, body = OfrepFailure), (status = 404, body = OfrepFailure),
-              (status = 401), (status = 403)))]
+              (status = 401), (status = 403, body = OfrepFailure, description = "the tenant is not active (OFREP form), or not allowed (problem)"),
+              (status = 503, body = OfrepFailure, description = "the store is unavailable and no snapshot may be served")))]
 pub async fn evaluate_flag(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -162,7 +163,9 @@ pub async fn evaluate_flag(
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", security(("bearer" = [])),
     request_body(content = Object, description = "{\"context\": {\"targetingKey\": \"<tenant id>\"}}"),
     responses((status = 200, description = "{\"flags\": [...]} with an ETag header"), (status = 304),
-              (status = 400, body = OfrepFailure), (status = 401), (status = 403)))]
+              (status = 400, body = OfrepFailure), (status = 401),
+              (status = 403, body = OfrepFailure, description = "the tenant is not active (OFREP form), or not allowed (problem)"),
+              (status = 503, body = OfrepFailure, description = "the store is unavailable and no snapshot may be served")))]
 pub async fn evaluate_all(
     State(state): State<AppState>,
     Auth(principal): Auth,

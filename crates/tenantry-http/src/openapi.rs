@@ -142,17 +142,25 @@ fn add_standard_answers(doc: &mut serde_json::Value) {
             let secured = op.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
             let has_body = op.get("requestBody").is_some();
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
-            // the handlers' own error answers: problem documents, not plain JSON
+            // the handlers' own error answers are problem documents, not plain JSON; and any error
+            // may be one (the layers answer with problems whatever the handler's own shape, e.g.
+            // OFREP's): every error response documents problem+json
             for (status, response) in responses.iter_mut() {
-                let is_error = status.starts_with('4') || status.starts_with('5');
-                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut)
-                    && is_error
-                    && content
-                        .get("application/json")
-                        .is_some_and(|c| c["schema"]["$ref"] == "#/components/schemas/Problem")
-                    && let Some(json_content) = content.remove("application/json")
-                {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let Some(response) = response.as_object_mut() else { continue };
+                let Some(content) = response.entry("content").or_insert_with(|| json!({})).as_object_mut() else {
+                    continue;
+                };
+                let documents_problem_as_json = content
+                    .get("application/json")
+                    .is_some_and(|c| c["schema"]["$ref"] == "#/components/schemas/Problem");
+                if documents_problem_as_json && let Some(json_content) = content.remove("application/json") {
                     content.insert(PROBLEM_MEDIA.to_owned(), json_content);
+                }
+                if let Some(problem_content) = problem().get(PROBLEM_MEDIA) {
+                    content.entry(PROBLEM_MEDIA).or_insert_with(|| problem_content.clone());
                 }
             }
             let mut add = |status: &str, description: &str| {

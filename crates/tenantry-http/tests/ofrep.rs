@@ -5,12 +5,13 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::{Value, json};
 
-use tenantry_app::ports::Store;
+use tenantry_app::ports::{Clock, Store};
 use tenantry_domain::{FlagKey, FlagRule, FlagScope, FlagValue, Role, TenantId, TenantStatus, TierName};
 
 use common::World;
@@ -202,3 +203,75 @@ async fn bulk_evaluation_with_etags(store: Arc<dyn Store>) {
 }
 
 on_both_stores!(single_flag_evaluation, bulk_evaluation_with_etags);
+
+/// A tenant that is not active is refused in OFREP's own shape (403, `GENERAL`), single and bulk.
+async fn an_inactive_tenant_is_refused_in_ofrep_form(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = setup(&w).await;
+    let scope = w.operator.act_in(tenantry_domain::TenantId::parse(&t).unwrap());
+    w.registry.transition(&scope, tenantry_domain::TenantStatus::Suspended, "billing", None, None).await.unwrap();
+    let single = w.call(Method::POST, "/ofrep/v1/evaluate/flags/beta", Some(&w.admin), Some(ctx(&t))).await;
+    assert_eq!(single.status, 403, "{}", single.text);
+    check_failure(&single.body, "GENERAL", true);
+    let bulk = w.call(Method::POST, "/ofrep/v1/evaluate/flags", Some(&w.admin), Some(ctx(&t))).await;
+    assert_eq!(bulk.status, 403, "{}", bulk.text);
+    assert_eq!(bulk.body["errorCode"], "GENERAL", "{}", bulk.text);
+}
+
+/// The store goes away: within the stale window OFREP keeps answering from the last snapshot,
+/// marked stale (`x-tenantry-stale`, `Warning: 110`); without one it answers 503 in its own shape.
+async fn ofrep_serves_stale_then_refuses_when_the_store_is_down(stale: bool) {
+    let store = tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap();
+    let pool = store.pool().clone();
+    let window = if stale { Duration::from_secs(1800) } else { Duration::ZERO };
+    // the flags (standard class) expire at once, so every evaluation tries the store first; the
+    // key's principal and the tenant record (critical class) stay remembered for the test
+    let cache = tenantry_app::CacheConfig {
+        critical_ttl: Duration::from_secs(3600),
+        standard_ttl: Duration::ZERO,
+        stale_if_error: window,
+    };
+    let w = World::with(Arc::new(store), &Default::default(), cache).await;
+    let t = setup(&w).await;
+    // until the key's principal is remembered (setup's invalidations reach the cache through the
+    // bus, asynchronously, and each one forgets principals)
+    let digest = tenantry_app::auth::token_digest(&w.admin);
+    let mut remembered = false;
+    for _ in 0..100 {
+        let fresh = w.call(Method::POST, "/ofrep/v1/evaluate/flags/beta", Some(&w.admin), Some(ctx(&t))).await;
+        assert_eq!(fresh.status, 200, "{}", fresh.text);
+        assert!(fresh.headers.get("x-tenantry-stale").is_none());
+        if w.registry.cache().principal(&digest, w.clock.now()).is_some() {
+            remembered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(remembered, "the principal was never cached");
+    pool.close().await;
+    let r = w.call(Method::POST, "/ofrep/v1/evaluate/flags/beta", Some(&w.admin), Some(ctx(&t))).await;
+    if stale {
+        assert_eq!(r.status, 200, "{}", r.text);
+        check_success(&r.body);
+        assert_eq!(r.headers["x-tenantry-stale"], "true");
+        assert!(r.headers["warning"].to_str().unwrap().starts_with("110 "), "{:?}", r.headers["warning"]);
+    } else {
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert_eq!(r.body["errorCode"], "GENERAL", "{}", r.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_serves_the_last_snapshot_marked_stale_during_an_outage() {
+    ofrep_serves_stale_then_refuses_when_the_store_is_down(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofrep_answers_503_during_an_outage_without_a_stale_window() {
+    ofrep_serves_stale_then_refuses_when_the_store_is_down(false).await;
+}
+
+mod inactive {
+    use super::*;
+    on_both_stores!(an_inactive_tenant_is_refused_in_ofrep_form);
+}

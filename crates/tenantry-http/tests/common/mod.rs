@@ -98,6 +98,11 @@ impl World {
     }
 
     pub async fn with_config(store: Arc<dyn Store>, config: &ServerConfig) -> World {
+        Self::with(store, config, tenantry_app::CacheConfig::default()).await
+    }
+
+    /// A world whose snapshot cache has `cache`'s TTLs and stale window.
+    pub async fn with(store: Arc<dyn Store>, config: &ServerConfig, cache: tenantry_app::CacheConfig) -> World {
         let clock = Arc::new(ManualClock::new());
         let dir = std::env::temp_dir().join(format!(
             "tenantry-http-objects-{}-{}",
@@ -111,6 +116,7 @@ impl World {
         let embedder = Arc::new(tenantry_app::LocalEmbedder::new(64));
         let built = tenantry_app::App::build(tenantry_app::AppConfig {
             audit_key: Some(key),
+            cache,
             ..tenantry_app::AppConfig::local(store.clone(), clock.clone(), embedder, blobs)
         })
         .await

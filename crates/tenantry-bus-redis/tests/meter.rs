@@ -65,3 +65,59 @@ async fn an_unreachable_redis_is_reported_not_hidden() {
     // a port nothing listens on: connecting fails up front
     assert!(RedisQueryMeter::connect("redis://127.0.0.1:1", "x:").await.is_err());
 }
+
+/// Limits protect capacity, they are not an isolation boundary: with its Redis gone, a meter says
+/// it is unavailable, and the data plane serves the query (and logs) instead of refusing it. A
+/// Redis of its own, started for this test and killed halfway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_are_served_when_the_meters_redis_is_gone() {
+    use std::sync::Arc;
+    use tenantry_app::{App, AppConfig, LocalEmbedder, PlatformScope};
+    use tenantry_domain::{NewDocument, NewTenant, QuerySpec, TierName};
+    // the shared Redis must exist under CI (the test command starts it); this test runs its own
+    if tenantry_store_postgres::testing::required_env("REDIS_URL").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/ensure-services.sh)");
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut meter = None;
+    for _ in 0..100 {
+        if let Ok(m) = RedisQueryMeter::connect(&url, &namespace()).await {
+            meter = Some(m);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let meter: Arc<dyn QueryMeter> = Arc::new(meter.expect("the test's Redis answers"));
+    let t = TenantId::parse("steady").unwrap();
+    let now = datetime!(2026-11-23 10:00:00 UTC);
+    meter.admit(&t, 100, 1000, now).await.expect("counted while Redis is up");
+
+    let store = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
+    let blobs = Arc::new(tenantry_contract::MemoryBlobs::default());
+    let embedder = Arc::new(LocalEmbedder::new(32));
+    let app = App::build(AppConfig {
+        meter: Some(meter.clone()),
+        ..AppConfig::local(store, Arc::new(tenantry_app::SystemClock), embedder, blobs)
+    })
+    .await
+    .unwrap();
+    let admin = PlatformScope::operator("meter-test");
+    let new = NewTenant::minimal(t.clone(), "Steady", TierName::parse("silver").unwrap());
+    app.registry.create_tenant(&admin, new).await.unwrap();
+    let scope = admin.act_in(t.clone());
+    let doc = NewDocument::new("doc", "words about revenue".into(), &serde_json::json!({}), None).unwrap();
+    app.data.ingest(&scope, vec![doc]).await.unwrap();
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    assert!(matches!(meter.admit(&t, 100, 1000, now).await, Err(Throttled::MeterUnavailable(_))));
+    let spec = QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, 32).unwrap();
+    let answer = app.data.query(&scope, spec).await.expect("served without the meter");
+    assert_eq!(answer.hits.len(), 1);
+}

@@ -638,7 +638,18 @@ async fn documents_over_http(store: Arc<dyn Store>) {
     assert_problem(&r, 423, "tenant_inactive");
 }
 
+/// A request that outlives the server's timeout is answered 503 `request_timeout`, as a problem
+/// document (a 1 ns timeout: a store call never completes on its first poll).
+async fn a_request_past_the_timeout_is_answered_503(store: Arc<dyn Store>) {
+    let config = ServerConfig { request_timeout: std::time::Duration::from_nanos(1), ..Default::default() };
+    let w = World::with_config(store, &config).await;
+    let r = w.call(Method::GET, "/tenants", Some(&w.admin), None).await;
+    assert_problem(&r, 503, "request_timeout");
+    assert!(r.body["detail"].as_str().unwrap().contains("longer than"), "{}", r.text);
+}
+
 on_both_stores!(
+    a_request_past_the_timeout_is_answered_503,
     documents_over_http,
     flags_roll_out_and_explain_themselves,
     audit_entries_carry_request_ids_and_stay_in_their_tenant,

@@ -53,7 +53,7 @@ impl Directory {
     // ---- users ---------------------------------------------------------------------------------
 
     pub async fn create_user(&self, access: &PlatformScope, id: UserId, display_name: &str) -> Result<User, AppError> {
-        let user = User::new(id, display_name, self.clock.now()).map_err(AppError::Invalid)?;
+        let user = User::new(id, display_name, self.clock.now())?;
         let audit = self.audit(
             (access.actor(), access.request_id()),
             None,

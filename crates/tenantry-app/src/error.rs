@@ -233,6 +233,12 @@ impl AppError {
     }
 }
 
+impl From<tenantry_domain::Invalid> for AppError {
+    fn from(e: tenantry_domain::Invalid) -> Self {
+        AppError::Invalid(e.reason().to_owned())
+    }
+}
+
 impl From<TenantError> for AppError {
     fn from(e: TenantError) -> Self {
         match e {

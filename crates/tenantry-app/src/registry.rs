@@ -606,5 +606,5 @@ fn check_rule(rule: &FlagRule, meta: &FlagMeta) -> Result<(), AppError> {
     if rule.rollout.is_some_and(|p| p > 100) {
         return Err(AppError::Invalid("a rollout percentage is between 0 and 100".to_owned()));
     }
-    meta.validate().map_err(AppError::Invalid)
+    Ok(meta.validate()?)
 }

@@ -15,12 +15,17 @@ pub struct ChunkConfig {
 impl ChunkConfig {
     pub const MAX_SIZE: usize = 4096;
 
-    pub fn new(size: usize, overlap: usize) -> Result<Self, String> {
+    pub fn new(size: usize, overlap: usize) -> Result<Self, crate::Invalid> {
         if size == 0 || size > Self::MAX_SIZE {
-            return Err(format!("chunk size must be between 1 and {} words, got {size}", Self::MAX_SIZE));
+            return Err(crate::Invalid::from(format!(
+                "chunk size must be between 1 and {} words, got {size}",
+                Self::MAX_SIZE
+            )));
         }
         if overlap >= size {
-            return Err(format!("chunk overlap ({overlap}) must be smaller than the chunk size ({size})"));
+            return Err(crate::Invalid::from(format!(
+                "chunk overlap ({overlap}) must be smaller than the chunk size ({size})"
+            )));
         }
         Ok(Self { size, overlap })
     }

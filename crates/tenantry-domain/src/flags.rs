@@ -28,7 +28,7 @@ pub enum FlagValue {
 impl FlagValue {
     /// Reads a JSON value: booleans, strings and finite numbers map to their variants, objects to
     /// `Json`. Null and arrays are refused (a flag always has a definite, typed value).
-    pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
+    pub fn from_json(value: serde_json::Value) -> Result<Self, crate::Invalid> {
         match value {
             serde_json::Value::Bool(b) => Ok(FlagValue::Bool(b)),
             serde_json::Value::String(s) => Ok(FlagValue::String(s)),
@@ -36,10 +36,12 @@ impl FlagValue {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(FlagValue::Number)
-                .ok_or_else(|| "flag numbers must be finite".to_owned()),
+                .ok_or_else(|| "flag numbers must be finite".into()),
             v @ serde_json::Value::Object(_) => Ok(FlagValue::Json(v)),
-            serde_json::Value::Null => Err("a flag value cannot be null".to_owned()),
-            serde_json::Value::Array(_) => Err("a flag value cannot be a bare array: wrap it in an object".to_owned()),
+            serde_json::Value::Null => Err(crate::Invalid::from("a flag value cannot be null".to_owned())),
+            serde_json::Value::Array(_) => {
+                Err(crate::Invalid::from("a flag value cannot be a bare array: wrap it in an object".to_owned()))
+            }
         }
     }
 
@@ -104,13 +106,15 @@ impl FlagKind {
         }
     }
 
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
         match value {
             "boolean" => Ok(FlagKind::Boolean),
             "string" => Ok(FlagKind::String),
             "number" => Ok(FlagKind::Number),
             "object" => Ok(FlagKind::Object),
-            other => Err(format!("flag type {other:?} is not one of boolean, string, number, object")),
+            other => {
+                Err(crate::Invalid::from(format!("flag type {other:?} is not one of boolean, string, number, object")))
+            }
         }
     }
 
@@ -152,12 +156,12 @@ pub struct FlagMeta {
 }
 
 impl FlagMeta {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         if self.description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
-            return Err("a flag description must be at most 1000 characters".to_owned());
+            return Err(crate::Invalid::from("a flag description must be at most 1000 characters".to_owned()));
         }
         if self.owner.as_ref().is_some_and(|o| o.trim().is_empty() || o.chars().count() > 200) {
-            return Err("a flag owner must be 1 to 200 characters".to_owned());
+            return Err(crate::Invalid::from("a flag owner must be 1 to 200 characters".to_owned()));
         }
         Ok(())
     }
@@ -232,12 +236,12 @@ impl FlagLevel {
         }
     }
 
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
         match value {
             "global" => Ok(FlagLevel::Global),
             "tier" => Ok(FlagLevel::Tier),
             "tenant" => Ok(FlagLevel::Tenant),
-            other => Err(format!("scope {other:?} is not valid: use global, tier or tenant")),
+            other => Err(crate::Invalid::from(format!("scope {other:?} is not valid: use global, tier or tenant"))),
         }
     }
 
@@ -287,14 +291,20 @@ impl FlagScope {
 
     /// Builds a scope from the wire form (`scope`, optional `scope_id`), refusing a missing or
     /// superfluous id with a sentence that says what to pass.
-    pub fn from_parts(level: FlagLevel, scope_id: Option<&str>) -> Result<Self, String> {
+    pub fn from_parts(level: FlagLevel, scope_id: Option<&str>) -> Result<Self, crate::Invalid> {
         match (level, scope_id.filter(|s| !s.is_empty())) {
             (FlagLevel::Global, None) => Ok(FlagScope::Global),
-            (FlagLevel::Global, Some(_)) => Err("a global flag takes no scope_id".to_owned()),
-            (FlagLevel::Tier, Some(id)) => TierName::parse(id).map(FlagScope::Tier).map_err(|e| e.to_string()),
-            (FlagLevel::Tenant, Some(id)) => TenantId::parse(id).map(FlagScope::Tenant).map_err(|e| e.to_string()),
-            (FlagLevel::Tier, None) => Err("a tier flag needs scope_id: the tier's name".to_owned()),
-            (FlagLevel::Tenant, None) => Err("a tenant flag needs scope_id: the tenant's id".to_owned()),
+            (FlagLevel::Global, Some(_)) => Err(crate::Invalid::from("a global flag takes no scope_id".to_owned())),
+            (FlagLevel::Tier, Some(id)) => TierName::parse(id).map(FlagScope::Tier).map_err(|e| e.to_string().into()),
+            (FlagLevel::Tenant, Some(id)) => {
+                TenantId::parse(id).map(FlagScope::Tenant).map_err(|e| e.to_string().into())
+            }
+            (FlagLevel::Tier, None) => {
+                Err(crate::Invalid::from("a tier flag needs scope_id: the tier's name".to_owned()))
+            }
+            (FlagLevel::Tenant, None) => {
+                Err(crate::Invalid::from("a tenant flag needs scope_id: the tenant's id".to_owned()))
+            }
         }
     }
 }

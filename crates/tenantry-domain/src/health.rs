@@ -34,9 +34,11 @@ impl HealthSignals {
         error_rate: f64,
         query_success_rate: f64,
         storage_utilization: f64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::Invalid> {
         if !latency_p95_ms.is_finite() || latency_p95_ms < 0.0 {
-            return Err(format!("latency_p95 must be a non-negative number of milliseconds, got {latency_p95_ms}"));
+            return Err(crate::Invalid::from(format!(
+                "latency_p95 must be a non-negative number of milliseconds, got {latency_p95_ms}"
+            )));
         }
         for (name, v) in [
             ("error_rate", error_rate),
@@ -44,7 +46,7 @@ impl HealthSignals {
             ("storage_utilization", storage_utilization),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} must be a fraction between 0 and 1, got {v}"));
+                return Err(crate::Invalid::from(format!("{name} must be a fraction between 0 and 1, got {v}")));
             }
         }
         Ok(Self { latency_p95_ms, error_rate, query_success_rate, storage_utilization })

@@ -80,11 +80,11 @@ impl Role {
         }
     }
 
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == value)
-            .ok_or_else(|| format!("role {value:?} is not one of admin, analyst, reviewer, viewer"))
+            .ok_or_else(|| format!("role {value:?} is not one of admin, analyst, reviewer, viewer").into())
     }
 
     /// The permission table. Viewers read and query; analysts also report health and ingest or
@@ -118,10 +118,10 @@ pub struct User {
 }
 
 impl User {
-    pub fn new(id: UserId, display_name: &str, now: OffsetDateTime) -> Result<Self, String> {
+    pub fn new(id: UserId, display_name: &str, now: OffsetDateTime) -> Result<Self, crate::Invalid> {
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err("a user's display name must be 1 to 200 characters".to_owned());
+            return Err(crate::Invalid::from("a user's display name must be 1 to 200 characters".to_owned()));
         }
         Ok(User { id, display_name: display_name.to_owned(), created_at: now })
     }
@@ -169,7 +169,7 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Ok(r));
         }
-        assert!(Role::parse("owner").unwrap_err().contains("admin, analyst"));
+        assert!(Role::parse("owner").unwrap_err().reason().contains("admin, analyst"));
     }
 
     #[test]

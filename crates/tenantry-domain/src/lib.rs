@@ -12,6 +12,7 @@ pub mod flags;
 pub mod health;
 pub mod identity;
 pub mod ids;
+pub mod invalid;
 pub mod lifecycle;
 pub mod money;
 pub mod placement;
@@ -28,6 +29,7 @@ pub use flags::{Evaluation, FlagDefinition, FlagKind, FlagLevel, FlagMeta, FlagR
 pub use health::{HealthClass, HealthReport, HealthSignals};
 pub use identity::{Membership, Permission, Role, User};
 pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, UserId};
+pub use invalid::Invalid;
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use money::{Currency, Money};
 pub use placement::{CapacityAlert, CapacityPolicy, IndexKind, PhysicalIndex, Placement, PlacementPlan};

@@ -8,8 +8,8 @@ use std::fmt;
 pub struct Currency(String);
 
 impl TryFrom<String> for Currency {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
+    type Error = crate::Invalid;
+    fn try_from(value: String) -> Result<Self, crate::Invalid> {
         Self::parse(&value)
     }
 }
@@ -21,11 +21,13 @@ impl From<Currency> for String {
 }
 
 impl Currency {
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
         if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(format!("currency {value:?} is not valid: use a three-letter uppercase ISO 4217 code such as USD"))
+            Err(crate::Invalid::from(format!(
+                "currency {value:?} is not valid: use a three-letter uppercase ISO 4217 code such as USD"
+            )))
         }
     }
 
@@ -44,15 +46,15 @@ pub struct Money {
 }
 
 impl Money {
-    pub fn new(minor_units: i64, currency: Currency) -> Result<Self, String> {
+    pub fn new(minor_units: i64, currency: Currency) -> Result<Self, crate::Invalid> {
         if minor_units < 0 {
-            return Err("a budget cannot be negative".to_owned());
+            return Err(crate::Invalid::from("a budget cannot be negative".to_owned()));
         }
         Ok(Self { minor_units, currency })
     }
 
     /// Parses a decimal amount with at most two fractional digits, e.g. `"5000"`, `"1250.50"`.
-    pub fn parse_decimal(amount: &str, currency: Currency) -> Result<Self, String> {
+    pub fn parse_decimal(amount: &str, currency: Currency) -> Result<Self, crate::Invalid> {
         let bad = || format!("amount {amount:?} is not valid: use a non-negative number with at most two decimals");
         let (whole, frac) = match amount.split_once('.') {
             Some((w, f)) => (w, f),
@@ -64,7 +66,7 @@ impl Money {
             || !whole.bytes().all(|b| b.is_ascii_digit())
             || !frac.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(bad());
+            return Err(crate::Invalid::from(bad()));
         }
         let whole: i64 = whole.parse().map_err(|_| bad())?;
         let frac: i64 = if frac.is_empty() {
@@ -129,8 +131,8 @@ struct MoneyFields {
 }
 
 impl TryFrom<MoneyFields> for Money {
-    type Error = String;
-    fn try_from(f: MoneyFields) -> Result<Self, String> {
+    type Error = crate::Invalid;
+    fn try_from(f: MoneyFields) -> Result<Self, crate::Invalid> {
         Money::new(f.minor_units, f.currency)
     }
 }

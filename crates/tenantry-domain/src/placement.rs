@@ -18,12 +18,14 @@ pub struct CapacityPolicy {
 }
 
 impl CapacityPolicy {
-    pub fn new(max_namespaces: u32, alert_threshold: f64) -> Result<Self, String> {
+    pub fn new(max_namespaces: u32, alert_threshold: f64) -> Result<Self, crate::Invalid> {
         if max_namespaces == 0 {
-            return Err("an index must hold at least one namespace".to_owned());
+            return Err(crate::Invalid::from("an index must hold at least one namespace".to_owned()));
         }
         if !(alert_threshold > 0.0 && alert_threshold <= 1.0) {
-            return Err(format!("the alert threshold must be a fraction in (0, 1], got {alert_threshold}"));
+            return Err(crate::Invalid::from(format!(
+                "the alert threshold must be a fraction in (0, 1], got {alert_threshold}"
+            )));
         }
         Ok(Self { max_namespaces, alert_threshold })
     }

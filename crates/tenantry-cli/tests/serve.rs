@@ -1,5 +1,6 @@
 //! `tenantry serve` as a process: keys issued by the CLI work against the server, logs are JSON
-//! lines carrying the request id and tenant id, and SIGTERM shuts it down cleanly (exit 0).
+//! lines carrying the request id and tenant id, and SIGTERM shuts it down cleanly (exit 0), after
+//! the requests in flight have their answers.
 
 mod support;
 
@@ -95,5 +96,113 @@ fn serve_end_to_end_with_cli_keys_json_logs_and_graceful_shutdown() {
         .unwrap_or_else(|| panic!("no log line with tenant_id: {logs:#?}"));
     assert!(tenant_line["span"]["request_id"].as_str().is_some_and(|id| id.len() == 36), "{tenant_line}");
     assert!(logs.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("shut down cleanly"))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An OpenAI-compatible embeddings endpoint that answers every request after `delay`, with
+/// vectors of `dims` (the stand-in for a paid provider; it speaks the real protocol).
+fn slow_embedding_provider(delay: Duration, dims: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // headers, then as many body bytes as Content-Length says
+                loop {
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap_or(Value::Null);
+                let inputs = body["input"].as_array().map_or(1, Vec::len);
+                std::thread::sleep(delay);
+                let data: Vec<Value> = (0..inputs)
+                    .map(|i| serde_json::json!({"object": "embedding", "index": i, "embedding": vec![0.5f32; dims]}))
+                    .collect();
+                let answer = serde_json::json!({"object": "list", "data": data, "model": "stand-in"}).to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = conn.write_all(response.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// SIGTERM while a request is in flight: the server stops accepting, the request still gets its
+/// answer, and then the process exits 0. The request is a query whose text goes to an embedding
+/// provider that takes 1.5 s to answer.
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    let dir = std::env::temp_dir().join(format!("tenantry-serve-inflight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let provider = slow_embedding_provider(Duration::from_millis(1500), 8);
+    let embedding = |cmd: &mut Command| {
+        cmd.args(["--embedding-provider", "openai", "--embedding-dimensions", "8"])
+            .args(["--embedding-url", &format!("http://127.0.0.1:{provider}/v1")]);
+    };
+    let mut create = tenantry(&dir);
+    embedding(&mut create);
+    let out = create.args(["keys", "create", "--platform-admin", "--admin-name", "ops"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let port = free_port();
+    let mut serve = tenantry(&dir);
+    embedding(&mut serve);
+    let mut child = serve
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut child);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/tenants",
+        Some(&token),
+        Some(r#"{"tenant_id":"acme","tenant_name":"Acme","tier":"gold"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let in_flight = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            http(port, "POST", "/tenants/acme/query", Some(&token), Some(r#"{"text":"revenue plan","top_k":3}"#))
+        })
+    };
+    // the query is waiting on the provider when the signal arrives
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "the request in flight got its answer: {body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["results"].is_array(), "{answer}");
+    assert_eq!(answer["model"], "text-embedding-3-small", "answered through the provider: {answer}");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0 after the request, got {exit}");
     let _ = std::fs::remove_dir_all(&dir);
 }

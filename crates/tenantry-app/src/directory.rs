@@ -97,17 +97,7 @@ impl Directory {
 
     /// Every tenant a user belongs to, with the role (platform view of any user).
     pub async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, AppError> {
-        self.store.get_user(access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
-        let memberships = self.store.memberships_of(access, user).await?;
-        let audit = self.audit(
-            (access.actor(), access.request_id()),
-            None,
-            AuditOp::PlatformRead(PlatformRead::Memberships),
-            None,
-            Some(serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()})),
-        );
-        self.store.append_audit(access, &audit).await?;
-        Ok(memberships)
+        read_memberships(self.store.as_ref(), self.clock.now(), access, user).await
     }
 
     // ---- memberships ---------------------------------------------------------------------------
@@ -300,4 +290,21 @@ fn key_snapshot(key: &ApiKey) -> serde_json::Value {
         "key_id": key.id.as_str(), "owner_kind": key.owner.kind(), "owner_id": key.owner.id().as_str(),
         "name": key.name, "expires_at": key.expires_at.map(tenantry_domain::tenant::format_time),
     })
+}
+
+/// A user's memberships, read on the platform path and recorded as a platform read; refused
+/// with `user_not_found` for an unknown user. (`Directory::memberships_of`, and
+/// `Registry::tenants_of_user` for a platform administrator.)
+pub(crate) async fn read_memberships(
+    store: &dyn Store,
+    now: time::OffsetDateTime,
+    access: &PlatformScope,
+    user: &UserId,
+) -> Result<Vec<Membership>, AppError> {
+    store.get_user(access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
+    let memberships = store.memberships_of(access, user).await?;
+    let detail = serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()});
+    let audit = AuditRecord::platform_read(access, now, AuditOp::PlatformRead(PlatformRead::Memberships), detail);
+    store.append_audit(access, &audit).await?;
+    Ok(memberships)
 }

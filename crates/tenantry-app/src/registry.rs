@@ -32,6 +32,15 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// winning the race; then it answers `concurrent_update`.
 pub const UNVERSIONED_ATTEMPTS: u32 = 8;
 
+/// What a change to a tenant computed: its next state, how the audit log records it, and what
+/// else the caller wants back.
+struct Change<T> {
+    next: Tenant,
+    operation: AuditOp,
+    reason: Option<String>,
+    outcome: T,
+}
+
 /// The registry service. Cheap to clone; shells hold one per process.
 #[derive(Clone)]
 pub struct Registry {
@@ -156,10 +165,8 @@ impl Registry {
     ) -> Result<Vec<(Tenant, tenantry_domain::Role)>, AppError> {
         let memberships: Vec<(tenantry_domain::TenantId, tenantry_domain::Role)> = if principal.is_platform_admin() {
             let access = principal.platform()?;
-            self.store.get_user(&access, user).await?.ok_or_else(|| AppError::UserNotFound(user.clone()))?;
-            let memberships = self.store.memberships_of(&access, user).await?;
-            let detail = serde_json::json!({"user_id": user.as_str(), "returned": memberships.len()});
-            self.audit_platform_read(&access, AuditOp::PlatformRead(PlatformRead::Memberships), detail).await?;
+            let memberships =
+                crate::directory::read_memberships(self.store.as_ref(), self.clock.now(), &access, user).await?;
             memberships.into_iter().map(|m| (m.tenant, m.role)).collect()
         } else if principal.id() == user {
             principal.memberships()
@@ -235,24 +242,33 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether a write that lost a race should be tried again from a fresh read: only when the
-    /// caller named no version (its change applies to whatever is current) and fewer than
-    /// [`UNVERSIONED_ATTEMPTS`] tries were made. A caller's own version that no longer matches is
-    /// its failed precondition (`version_conflict`); losing every try is `concurrent_update`.
-    fn retry_unversioned(written: &Result<(), AppError>, expected_version: Option<i64>, attempt: u32) -> bool {
-        matches!(written, Err(AppError::VersionConflict { .. }))
-            && expected_version.is_none()
-            && attempt < UNVERSIONED_ATTEMPTS
-    }
-
-    /// A write without a caller's version that lost every try is contention, not the caller's
-    /// failed precondition.
-    fn settle(written: Result<(), AppError>, expected_version: Option<i64>) -> Result<(), AppError> {
-        match written {
-            Err(AppError::VersionConflict { tenant, .. }) if expected_version.is_none() => {
-                Err(AppError::ConcurrentUpdate(tenant))
+    /// Reads the tenant and its tier, lets `change` compute its next state, and writes it with optimistic
+    /// concurrency. With `expected_version` (the caller's `If-Match`) a tenant that moved on is the
+    /// caller's failed precondition: `version_conflict`. Without one the change applies to
+    /// whatever is current, so a write that lost a race is tried again from a fresh read, up to
+    /// [`UNVERSIONED_ATTEMPTS`] times; losing every try is `concurrent_update`.
+    async fn change_tenant<T>(
+        &self,
+        scope: &TenantScope,
+        expected_version: Option<i64>,
+        change: impl Fn(&Tenant, &Tier) -> Result<Change<T>, AppError>,
+    ) -> Result<(Tenant, T), AppError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.load(scope).await?;
+            Self::check_expected(&current, expected_version)?;
+            let tier = self.tier(&current.tier).await?;
+            let Change { next, operation, reason, outcome } = change(&current, &tier)?;
+            match self.write(scope, &current, &next, operation, reason).await {
+                Ok(()) => return Ok((next, outcome)),
+                Err(AppError::VersionConflict { tenant, .. }) if expected_version.is_none() => {
+                    if attempt >= UNVERSIONED_ATTEMPTS {
+                        return Err(AppError::ConcurrentUpdate(tenant));
+                    }
+                }
+                Err(other) => return Err(other),
             }
-            other => other,
         }
     }
 
@@ -277,23 +293,15 @@ impl Registry {
         if !platform_fields.is_empty() {
             scope.require_platform(&format!("changing {}", platform_fields.join(", ")))?;
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let current = self.load(scope).await?;
-            Self::check_expected(&current, expected_version)?;
-            let current_tier = self.tier(&current.tier).await?;
-            let new_tier = match &patch.tier {
-                Some(name) => Some(self.tier(name).await?),
-                None => None,
-            };
-            let next = current.apply_patch(&patch, &current_tier, new_tier.as_ref(), self.clock.now())?;
-            let written = self.write(scope, &current, &next, AuditOp::TenantUpdate, None).await;
-            if Self::retry_unversioned(&written, expected_version, attempt) {
-                continue;
-            }
-            return Self::settle(written, expected_version).map(|()| next);
-        }
+        let new_tier = match &patch.tier {
+            Some(name) => Some(self.tier(name).await?),
+            None => None,
+        };
+        let change = |current: &Tenant, current_tier: &Tier| {
+            let next = current.apply_patch(&patch, current_tier, new_tier.as_ref(), self.clock.now())?;
+            Ok(Change { next, operation: AuditOp::TenantUpdate, reason: None, outcome: () })
+        };
+        Ok(self.change_tenant(scope, expected_version, change).await?.0)
     }
 
     /// Moves a tenant along the lifecycle. Archiving starts the retention period: the tier's
@@ -307,23 +315,13 @@ impl Registry {
         expected_version: Option<i64>,
     ) -> Result<Tenant, AppError> {
         scope.require_platform("changing a tenant's lifecycle status")?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let current = self.load(scope).await?;
-            Self::check_expected(&current, expected_version)?;
-            let retention = match retention_days {
-                Some(days) => days,
-                None => self.tier(&current.tier).await?.retention_days,
-            };
+        let change = |current: &Tenant, tier: &Tier| {
+            let retention = retention_days.unwrap_or(tier.retention_days);
             let (next, transition) = current.transition(target, scope.actor(), reason, retention, self.clock.now())?;
-            let op = AuditOp::TenantTransition(transition.to);
-            let written = self.write(scope, &current, &next, op, Some(transition.reason)).await;
-            if Self::retry_unversioned(&written, expected_version, attempt) {
-                continue;
-            }
-            return Self::settle(written, expected_version).map(|()| next);
-        }
+            let operation = AuditOp::TenantTransition(transition.to);
+            Ok(Change { next, operation, reason: Some(transition.reason), outcome: () })
+        };
+        Ok(self.change_tenant(scope, expected_version, change).await?.0)
     }
 
     pub async fn record_health(
@@ -332,17 +330,11 @@ impl Registry {
         signals: HealthSignals,
     ) -> Result<(Tenant, HealthReport), AppError> {
         scope.require(Permission::RecordHealth)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let current = self.load(scope).await?;
+        let change = |current: &Tenant, _tier: &Tier| {
             let (next, report) = current.record_health(&signals, self.clock.now())?;
-            let written = self.write(scope, &current, &next, AuditOp::TenantHealth, None).await;
-            if Self::retry_unversioned(&written, None, attempt) {
-                continue;
-            }
-            return Self::settle(written, None).map(|()| (next, report));
-        }
+            Ok(Change { next, operation: AuditOp::TenantHealth, reason: None, outcome: report })
+        };
+        self.change_tenant(scope, None, change).await
     }
 
     pub async fn statistics(&self, access: &PlatformScope) -> Result<Statistics, AppError> {

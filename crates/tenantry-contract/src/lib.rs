@@ -318,30 +318,21 @@ pub async fn unversioned_updates_racing_all_apply(store: Arc<dyn Store>) {
     create(&ctx, "ops", "silver").await;
     let scope = ctx.admin.act_in(tid("ops"));
     let writers = 6;
-    let results = futures_join_all((0..writers).map(|i| {
-        let (registry, scope) = (ctx.registry.clone(), scope.clone());
-        tokio::spawn(async move {
-            let patch = TenantPatch { name: Some(format!("Ops {i}")), ..Default::default() };
-            registry.update_tenant(&scope, patch, None).await
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let (registry, scope) = (ctx.registry.clone(), scope.clone());
+            tokio::spawn(async move {
+                let patch = TenantPatch { name: Some(format!("Ops {i}")), ..Default::default() };
+                registry.update_tenant(&scope, patch, None).await
+            })
         })
-    }))
-    .await;
-    for r in &results {
+        .collect();
+    for task in tasks {
+        let r = task.await.expect("writer task panicked");
         assert!(r.is_ok(), "an unversioned change was refused: {r:?}");
     }
     let t = ctx.registry.get_tenant(&scope).await.unwrap();
     assert_eq!(t.version, 1 + writers, "every change applied once");
-}
-
-/// Awaits every task (the contract crate has no `futures` dependency).
-async fn futures_join_all<T: Send + 'static>(
-    tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<T, AppError>>>,
-) -> Vec<Result<T, AppError>> {
-    let mut out = Vec::new();
-    for task in tasks.collect::<Vec<_>>() {
-        out.push(task.await.expect("writer task panicked"));
-    }
-    out
 }
 
 pub async fn tier_change_applies_new_defaults(store: Arc<dyn Store>) {

@@ -129,7 +129,7 @@ const PROBLEM_MEDIA: &str = "application/problem+json";
 
 fn add_standard_answers(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
-    let problem = || json!({ PROBLEM_MEDIA: { "schema": { "$ref": "#/components/schemas/Problem" } } });
+    let problem_media = json!({ "schema": { "$ref": "#/components/schemas/Problem" } });
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for item in paths.values_mut() {
         let Some(item) = item.as_object_mut() else { continue };
@@ -159,14 +159,12 @@ fn add_standard_answers(doc: &mut serde_json::Value) {
                 if documents_problem_as_json && let Some(json_content) = content.remove("application/json") {
                     content.insert(PROBLEM_MEDIA.to_owned(), json_content);
                 }
-                if let Some(problem_content) = problem().get(PROBLEM_MEDIA) {
-                    content.entry(PROBLEM_MEDIA).or_insert_with(|| problem_content.clone());
-                }
+                content.entry(PROBLEM_MEDIA).or_insert_with(|| problem_media.clone());
             }
             let mut add = |status: &str, description: &str| {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| json!({ "description": description, "content": problem() }));
+                responses.entry(status.to_owned()).or_insert_with(
+                    || json!({ "description": description, "content": { PROBLEM_MEDIA: problem_media.clone() } }),
+                );
             };
             add("500", "internal: an unexpected failure (details in the log)");
             add("503", "store_unavailable or request_timeout");

@@ -219,6 +219,16 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
     assert!(unforced.is_empty(), "tables with tenant_id but without FORCE RLS: {unforced:?}");
 }
 
+/// Every way to change or remove what the audit log holds.
+const AUDIT_EDITS: [&str; 6] = [
+    "update audit_log set reason = 'edited'",
+    "delete from audit_log",
+    "truncate audit_log",
+    "update audit_checkpoints set head_hash = repeat('0', 64)",
+    "delete from audit_checkpoints",
+    "truncate audit_checkpoints",
+];
+
 /// The append-only triggers themselves, tested as the schema owner — who has every privilege
 /// on the tables, so what refuses here is the trigger, not a missing grant.
 #[tokio::test]
@@ -232,14 +242,7 @@ async fn audit_log_is_append_only_even_for_its_owner() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    for sql in [
-        "update audit_log set reason = 'edited'",
-        "delete from audit_log",
-        "truncate audit_log",
-        "update audit_checkpoints set head_hash = repeat('0', 64)",
-        "delete from audit_checkpoints",
-        "truncate audit_checkpoints",
-    ] {
+    for sql in AUDIT_EDITS {
         let mut tx = sqlx::Acquire::begin(&mut owner).await.unwrap();
         sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
         let err = sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect_err(sql);
@@ -251,14 +254,7 @@ async fn audit_log_is_append_only_even_for_its_owner() {
 #[tokio::test]
 async fn audit_log_is_append_only_for_the_app_role() {
     let Some((_, pool)) = two_tenants(2).await else { return };
-    for sql in [
-        "update audit_log set reason = 'edited'",
-        "delete from audit_log",
-        "truncate audit_log",
-        "update audit_checkpoints set head_hash = repeat('0', 64)",
-        "delete from audit_checkpoints",
-        "truncate audit_checkpoints",
-    ] {
+    for sql in AUDIT_EDITS {
         let mut tx = pool.begin().await.unwrap();
         sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
         let err = sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await.expect_err(sql);

@@ -638,12 +638,35 @@ async fn documents_over_http(store: Arc<dyn Store>) {
     assert_problem(&r, 423, "tenant_inactive");
 }
 
-/// A request that outlives the server's timeout is answered 503 `request_timeout`, as a problem
-/// document (a 1 ns timeout: a store call never completes on its first poll).
+/// An embedder that takes its time: the local one, answering after `delay`.
+struct SlowEmbedder {
+    inner: tenantry_app::LocalEmbedder,
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl tenantry_app::Embedder for SlowEmbedder {
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+    async fn embed(&self, texts: &[&str]) -> Result<Vec<tenantry_app::Embedded>, anyhow::Error> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.embed(texts).await
+    }
+}
+
+/// A request that outlives the server's timeout (a query whose embedding takes 2 s, a timeout of
+/// 100 ms) is answered 503 `request_timeout`, as a problem document.
 async fn a_request_past_the_timeout_is_answered_503(store: Arc<dyn Store>) {
-    let config = ServerConfig { request_timeout: std::time::Duration::from_nanos(1), ..Default::default() };
-    let w = World::with_config(store, &config).await;
-    let r = w.call(Method::GET, "/tenants", Some(&w.admin), None).await;
+    let config = ServerConfig { request_timeout: std::time::Duration::from_millis(100), ..Default::default() };
+    let slow = SlowEmbedder { inner: tenantry_app::LocalEmbedder::new(64), delay: std::time::Duration::from_secs(2) };
+    let w = World::build(store, &config, Default::default(), Arc::new(slow)).await;
+    let t = w.fresh_tenant().await;
+    let body = json!({"text": "revenue plan", "top_k": 3});
+    let r = w.call(Method::POST, &format!("/tenants/{t}/query"), Some(&w.admin), Some(body)).await;
     assert_problem(&r, 503, "request_timeout");
     assert!(r.body["detail"].as_str().unwrap().contains("longer than"), "{}", r.text);
 }

@@ -103,6 +103,16 @@ impl World {
 
     /// A world whose snapshot cache has `cache`'s TTLs and stale window.
     pub async fn with(store: Arc<dyn Store>, config: &ServerConfig, cache: tenantry_app::CacheConfig) -> World {
+        Self::build(store, config, cache, Arc::new(tenantry_app::LocalEmbedder::new(64))).await
+    }
+
+    /// A world with its own embedder (e.g. a stand-in that takes its time).
+    pub async fn build(
+        store: Arc<dyn Store>,
+        config: &ServerConfig,
+        cache: tenantry_app::CacheConfig,
+        embedder: Arc<dyn tenantry_app::Embedder>,
+    ) -> World {
         let clock = Arc::new(ManualClock::new());
         let dir = std::env::temp_dir().join(format!(
             "tenantry-http-objects-{}-{}",
@@ -113,7 +123,6 @@ impl World {
         // as `serve` runs it (the composition root): the runtime path reads an in-process
         // snapshot, invalidated on write
         let key = Arc::new(AuditKey::from_seed([3; 32]));
-        let embedder = Arc::new(tenantry_app::LocalEmbedder::new(64));
         let built = tenantry_app::App::build(tenantry_app::AppConfig {
             audit_key: Some(key),
             cache,

@@ -100,14 +100,17 @@ fn serve_end_to_end_with_cli_keys_json_logs_and_graceful_shutdown() {
 }
 
 /// An OpenAI-compatible embeddings endpoint that answers every request after `delay`, with
-/// vectors of `dims` (the stand-in for a paid provider; it speaks the real protocol).
-fn slow_embedding_provider(delay: Duration, dims: usize) -> u16 {
+/// vectors of `dims` (the stand-in for a paid provider; it speaks the real protocol). The
+/// receiver hears of each request as it arrives.
+fn slow_embedding_provider(delay: Duration, dims: usize) -> (u16, std::sync::mpsc::Receiver<()>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            let arrived = arrived.clone();
             std::thread::spawn(move || {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -135,6 +138,7 @@ fn slow_embedding_provider(delay: Duration, dims: usize) -> u16 {
                 let text = String::from_utf8_lossy(&request).into_owned();
                 let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap_or(Value::Null);
                 let inputs = body["input"].as_array().map_or(1, Vec::len);
+                let _ = arrived.send(());
                 std::thread::sleep(delay);
                 let data: Vec<Value> = (0..inputs)
                     .map(|i| serde_json::json!({"object": "embedding", "index": i, "embedding": vec![0.5f32; dims]}))
@@ -148,7 +152,7 @@ fn slow_embedding_provider(delay: Duration, dims: usize) -> u16 {
             });
         }
     });
-    port
+    (port, arrivals)
 }
 
 /// SIGTERM while a request is in flight: the server stops accepting, the request still gets its
@@ -158,7 +162,7 @@ fn slow_embedding_provider(delay: Duration, dims: usize) -> u16 {
 fn sigterm_lets_a_request_in_flight_finish() {
     let dir = std::env::temp_dir().join(format!("tenantry-serve-inflight-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let provider = slow_embedding_provider(Duration::from_millis(1500), 8);
+    let (provider, arrivals) = slow_embedding_provider(Duration::from_millis(1500), 8);
     let embedding = |cmd: &mut Command| {
         cmd.args(["--embedding-provider", "openai", "--embedding-dimensions", "8"])
             .args(["--embedding-url", &format!("http://127.0.0.1:{provider}/v1")]);
@@ -195,7 +199,7 @@ fn sigterm_lets_a_request_in_flight_finish() {
         })
     };
     // the query is waiting on the provider when the signal arrives
-    std::thread::sleep(Duration::from_millis(500));
+    arrivals.recv_timeout(Duration::from_secs(60)).expect("the query reached the embedding provider");
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(status, 200, "the request in flight got its answer: {body}");

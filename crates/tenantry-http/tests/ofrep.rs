@@ -237,7 +237,7 @@ async fn ofrep_serves_stale_then_refuses_when_the_store_is_down(stale: bool) {
     // bus, asynchronously, and each one forgets principals)
     let digest = tenantry_app::auth::token_digest(&w.admin);
     let mut remembered = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         let fresh = w.call(Method::POST, "/ofrep/v1/evaluate/flags/beta", Some(&w.admin), Some(ctx(&t))).await;
         assert_eq!(fresh.status, 200, "{}", fresh.text);
         assert!(fresh.headers.get("x-tenantry-stale").is_none());

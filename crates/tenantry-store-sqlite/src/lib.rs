@@ -119,14 +119,25 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions, max_connections: u32) -> anyhow::Result<Self> {
-        let pool = SqlitePoolOptions::new()
+        let pool_options = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             // a connection to a local file does not go away behind our back: no ping per acquire
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .context("open sqlite database")?;
+            .test_before_acquire(false);
+        // Switching a new file to WAL takes a lock that SQLite does not wait for (no busy
+        // handler): a second process opening the same new data directory at that moment is told
+        // the database is locked. It is tried again, for up to ten seconds like busy_timeout.
+        let mut attempt = 0;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(sqlx::Error::Database(db)) if db.message().contains("locked") && attempt < 200 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("open sqlite database")),
+            }
+        };
         let store = Self { pool, signer: None, _temporary: None };
         store.migrate().await?;
         Ok(store)

@@ -3,11 +3,19 @@
 //! named path for platform-wide operations (create/list tenants, statistics, flags, tiers, users,
 //! keys). Both carry their actor, so every call is attributed. A store cannot build either.
 //!
-//! Minting paths (grep for them to review every path with power):
-//! - [`PlatformScope::operator`]: a person at the CLI holding the store's credentials;
+//! Minting paths (grep for them to review every path with power). Every constructor is
+//! crate-private; outside this crate a scope comes only from:
+//! - [`crate::App::operator`]: whoever built the composition root over a store (the CLI, tests,
+//!   benches) holds that store's credentials, so it may act as the platform operator. The HTTP
+//!   shell is given the services, never the `App`, so no request handler can reach this path;
 //! - [`crate::auth::Principal::platform`] / [`crate::auth::Principal::tenant`]: an authenticated API
 //!   key, as a platform administrator or as a user with a membership in the tenant;
 //! - `PlatformScope::system` (crate-private): Tenantry's own lookups, e.g. authenticating a key.
+//!
+//! ```compile_fail,E0624
+//! // outside the application crate a platform scope cannot be made from a name alone
+//! let scope = tenantry_app::PlatformScope::operator("mallory");
+//! ```
 
 use tenantry_domain::{Actor, ActorKind, Permission, Role, TenantId};
 
@@ -82,9 +90,8 @@ pub struct PlatformScope {
 }
 
 impl PlatformScope {
-    /// The CLI operator: whoever can run `tenantry` against the store already has its credentials,
-    /// so they act with platform scope, attributed to their OS user name.
-    pub fn operator(name: impl Into<String>) -> Self {
+    /// The operator of a composition root (minted by [`crate::App::operator`]).
+    pub(crate) fn operator(name: impl Into<String>) -> Self {
         Self { actor: Actor::new(ActorKind::Operator, name), request_id: None }
     }
 

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::access::PlatformScope;
 use crate::audit::Auditor;
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
 use crate::dataplane::{
@@ -108,6 +109,13 @@ impl App {
         let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
         let auditor = Auditor::new(store.clone(), clock.clone(), audit_key.clone(), trusted);
         Ok(App { store, clock, cache: snapshot_cache, registry, directory, data, auditor, audit_key })
+    }
+
+    /// The platform operator, attributed to `name`: whoever built this root over the store holds
+    /// its credentials (the CLI, a test, a bench), so it acts with platform scope. The HTTP shell
+    /// is given the services, not the `App`, so requests cannot mint this; see `access.rs`.
+    pub fn operator(&self, name: impl Into<String>) -> PlatformScope {
+        PlatformScope::operator(name)
     }
 
     /// An auditor of the same store that accepts signatures by `trusted` (an `audit verify` with

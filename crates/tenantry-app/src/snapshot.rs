@@ -5,20 +5,14 @@ use serde_json::{Value, json};
 use tenantry_domain::Tenant;
 use tenantry_domain::tenant::format_time;
 
+/// The tenant's columns, each limit under its field name.
 pub fn tenant_snapshot(t: &Tenant) -> Value {
-    json!({
+    let mut snapshot = json!({
         "tenant_id": t.id.as_str(),
         "name": t.name,
         "billing_email": t.billing_email,
         "owner": t.owner,
         "tier": t.tier.as_str(),
-        "max_users": t.limits.max_users,
-        "max_documents": t.limits.max_documents,
-        "max_queries_per_day": t.limits.max_queries_per_day,
-        "max_storage_gb": t.limits.max_storage_gb,
-        "rate_limit_per_minute": t.limits.rate_limit_per_minute,
-        "sla_target": t.limits.sla_target,
-        "support_level": t.limits.support_level.as_str(),
         "explicit_limits": t.limit_overrides.explicit_fields(),
         "cost_center": t.cost_center,
         "monthly_budget_minor": t.monthly_budget.as_ref().map(|m| m.minor_units()),
@@ -35,5 +29,9 @@ pub fn tenant_snapshot(t: &Tenant) -> Value {
         "version": t.version,
         "created_at": format_time(t.created_at),
         "updated_at": format_time(t.updated_at),
-    })
+    });
+    if let Value::Object(fields) = &mut snapshot {
+        fields.extend(t.limits.entries().map(|(field, value)| (field.as_str().to_owned(), value.to_json())));
+    }
+    snapshot
 }

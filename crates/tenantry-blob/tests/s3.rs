@@ -97,7 +97,7 @@ async fn objects_round_trip_through_s3() {
 /// prefix, delete removes it, another tenant's prefix stays untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_plane_keeps_raw_documents_in_s3() {
-    use tenantry_app::{App, AppConfig, LocalEmbedder, PlatformScope, Store};
+    use tenantry_app::{App, AppConfig, LocalEmbedder, Store};
     use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
     let Some(server) = start() else { return };
     let blobs = Arc::new(ObjectBlobStore::open(&config(&server, SECRET)).unwrap());
@@ -105,8 +105,8 @@ async fn the_data_plane_keeps_raw_documents_in_s3() {
     let clock = Arc::new(tenantry_app::SystemClock);
     let app =
         App::build(AppConfig::local(store, clock, Arc::new(LocalEmbedder::new(32)), blobs.clone())).await.unwrap();
+    let admin = app.operator("s3-test");
     let (plane, registry) = (app.data, app.registry);
-    let admin = PlatformScope::operator("s3-test");
     for id in ["acme", "beta"] {
         let t = TenantId::parse(id).unwrap();
         registry.create_tenant(&admin, NewTenant::minimal(t, id, TierName::parse("silver").unwrap())).await.unwrap();

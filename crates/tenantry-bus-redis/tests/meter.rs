@@ -72,7 +72,7 @@ async fn an_unreachable_redis_is_reported_not_hidden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_are_served_when_the_meters_redis_is_gone() {
     use std::sync::Arc;
-    use tenantry_app::{App, AppConfig, LocalEmbedder, PlatformScope};
+    use tenantry_app::{App, AppConfig, LocalEmbedder};
     use tenantry_domain::{NewDocument, NewTenant, QuerySpec, TierName};
     // the shared Redis must exist under CI (the test command starts it); this test runs its own
     if tenantry_store_postgres::testing::required_env("REDIS_URL").is_none() {
@@ -107,7 +107,7 @@ async fn queries_are_served_when_the_meters_redis_is_gone() {
     })
     .await
     .unwrap();
-    let admin = PlatformScope::operator("meter-test");
+    let admin = app.operator("meter-test");
     let new = NewTenant::minimal(t.clone(), "Steady", TierName::parse("silver").unwrap());
     app.registry.create_tenant(&admin, new).await.unwrap();
     let scope = admin.act_in(t.clone());

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenantry_app::ports::Store;
-use tenantry_app::{AuditKey, AuditRecord, Auditor, PlatformScope, SystemClock};
+use tenantry_app::{App, AppConfig, AuditKey, AuditRecord, LocalEmbedder, SystemClock};
+use tenantry_blob::{BlobConfig, ObjectBlobStore};
 use tenantry_domain::{Actor, ActorKind};
 
 const PER_WRITER_TOTAL: usize = 2000;
@@ -26,14 +27,21 @@ fn record(i: usize) -> AuditRecord {
     }
 }
 
-async fn appends(name: &str, store: Arc<dyn Store>, writers: usize) {
+/// The services over `store`, as every shell builds them; the bench appends through the store port.
+async fn app(store: Arc<dyn Store>, key: &Arc<AuditKey>, objects: &std::path::Path) -> App {
+    let blobs = Arc::new(ObjectBlobStore::open(&BlobConfig::Local(objects.to_path_buf())).unwrap());
+    let local = AppConfig::local(store, Arc::new(SystemClock), Arc::new(LocalEmbedder::new(8)), blobs);
+    App::build(AppConfig { audit_key: Some(key.clone()), trusted: key.trusted(), ..local }).await.unwrap()
+}
+
+async fn appends(name: &str, app: &App, writers: usize) {
     let per_writer = PER_WRITER_TOTAL / writers;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let store = store.clone();
+        let store = app.store.clone();
+        let access = app.operator("bench");
         tasks.push(tokio::spawn(async move {
-            let access = PlatformScope::operator("bench");
             let mut latencies = Vec::with_capacity(per_writer);
             for i in 0..per_writer {
                 let t = Instant::now();
@@ -59,10 +67,9 @@ async fn appends(name: &str, store: Arc<dyn Store>, writers: usize) {
     );
 }
 
-async fn verify(name: &str, store: Arc<dyn Store>, key: Arc<AuditKey>) {
-    let auditor = Auditor::new(store, Arc::new(SystemClock), Some(key.clone()), key.trusted());
+async fn verify(name: &str, app: &App) {
     let started = Instant::now();
-    let report = auditor.verify(&PlatformScope::operator("bench"), None).await.unwrap();
+    let report = app.auditor.verify(&app.operator("bench"), None).await.unwrap();
     let elapsed = started.elapsed();
     assert!(report.fault.is_none(), "{report:?}");
     println!(
@@ -80,10 +87,11 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let sqlite: Arc<dyn Store> =
         Arc::new(tenantry_store_sqlite::SqliteStore::open(&dir).await.unwrap().with_signer(key.clone()));
+    let sqlite = app(sqlite, &key, &dir.join("objects")).await;
     for writers in [1, 4, 16] {
-        appends("sqlite", sqlite.clone(), writers).await;
+        appends("sqlite", &sqlite, writers).await;
     }
-    verify("sqlite", sqlite, key.clone()).await;
+    verify("sqlite", &sqlite).await;
     let _ = std::fs::remove_dir_all(&dir);
 
     if std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
@@ -92,10 +100,13 @@ async fn main() {
         config.pool_size = 16;
         let pg: Arc<dyn Store> =
             Arc::new(tenantry_store_postgres::PgStore::connect(&config).await.unwrap().with_signer(key.clone()));
+        let objects = std::env::temp_dir().join(format!("tenantry-bench-objects-{}", std::process::id()));
+        let pg = app(pg, &key, &objects).await;
         for writers in [1, 4, 16] {
-            appends("postgres", pg.clone(), writers).await;
+            appends("postgres", &pg, writers).await;
         }
-        verify("postgres", pg, key).await;
+        verify("postgres", &pg).await;
+        let _ = std::fs::remove_dir_all(&objects);
     } else {
         println!("postgres: skipped (set DATABASE_URL)");
     }

@@ -108,8 +108,8 @@ async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: u
     })
     .await
     .unwrap();
+    let admin = app.operator("bench");
     let (plane, registry) = (app.data, app.registry);
-    let admin = PlatformScope::operator("bench");
     let mut chunks = 0i64;
     let mut docs = 0usize;
     let started = Instant::now();

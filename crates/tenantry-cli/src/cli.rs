@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tenantry_domain::{LimitField, LimitKind, LimitValue};
 
 #[derive(Debug, Parser)]
 #[command(name = "tenantry", version, about = "Control plane for multi-tenant RAG platforms", propagate_version = true)]
@@ -331,24 +332,88 @@ pub enum MembersCmd {
     List { tenant: String },
 }
 
-#[derive(Debug, Args, Default)]
+/// One optional `--<limit>` flag per [`LimitField`] (`--max-users`, `--sla-target`, …), built from
+/// the list of limits: a new limit is a new flag with no edit here.
+#[derive(Debug, Clone, Default)]
 pub struct LimitArgs {
-    #[arg(long)]
-    pub max_users: Option<i64>,
-    #[arg(long)]
-    pub max_documents: Option<i64>,
-    #[arg(long)]
-    pub max_queries_per_day: Option<i64>,
-    #[arg(long)]
-    pub max_storage_gb: Option<i64>,
-    #[arg(long)]
-    pub rate_limit_per_minute: Option<i64>,
-    /// Fraction in (0, 1], e.g. 0.9999.
-    #[arg(long)]
-    pub sla_target: Option<f64>,
-    /// e.g. 24/7, business_hours, email.
-    #[arg(long)]
-    pub support_level: Option<String>,
+    /// The limits given, in [`LimitField::ALL`] order.
+    pub given: Vec<(LimitField, LimitValue)>,
+}
+
+/// The same flags, each required: a new tier's default limits.
+#[derive(Debug, Clone, Default)]
+pub struct TierLimitArgs(pub LimitArgs);
+
+fn limit_field(name: &str) -> Result<LimitField, String> {
+    LimitField::parse(name).map_err(|e| e.to_string())
+}
+
+fn limit_flags(mut cmd: clap::Command, required: bool) -> clap::Command {
+    for field in LimitField::ALL {
+        let value_name = match field.kind() {
+            LimitKind::Count => "COUNT",
+            LimitKind::Fraction => "FRACTION",
+            LimitKind::Label => "LABEL",
+        };
+        cmd = cmd.arg(
+            clap::Arg::new(field.as_str())
+                .long(field.as_str().replace('_', "-"))
+                .value_name(value_name)
+                .help(field.description())
+                .required(required),
+        );
+    }
+    cmd
+}
+
+impl clap::FromArgMatches for LimitArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = Self::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for field in LimitField::ALL {
+            if let Some(text) = matches.get_one::<String>(field.as_str()) {
+                let value = LimitValue::parse(*field, text).map_err(|e| {
+                    let flag = field.as_str().replace('_', "-");
+                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--{flag}: {e}"))
+                })?;
+                self.given.retain(|(f, _)| f != field);
+                self.given.push((*field, value));
+            }
+        }
+        self.given.sort_by_key(|(f, _)| *f);
+        Ok(())
+    }
+}
+
+impl Args for LimitArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        limit_flags(cmd, false)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        limit_flags(cmd, false)
+    }
+}
+
+impl clap::FromArgMatches for TierLimitArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        LimitArgs::from_arg_matches(matches).map(TierLimitArgs)
+    }
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl Args for TierLimitArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        limit_flags(cmd, true)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        limit_flags(cmd, false)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -417,8 +482,8 @@ pub enum TenantCmd {
         #[command(flatten)]
         attributes: AttributeArgs,
         /// Reset a limit to the tier's default (repeatable), e.g. --reset-limit max_users.
-        #[arg(long = "reset-limit")]
-        reset_limits: Vec<String>,
+        #[arg(long = "reset-limit", value_parser = limit_field)]
+        reset_limits: Vec<LimitField>,
         /// Refuse the update unless the tenant is still at this version.
         #[arg(long)]
         expected_version: Option<i64>,
@@ -583,20 +648,8 @@ pub enum TierCmd {
         isolation: String,
         #[arg(long)]
         retention_days: u32,
-        #[arg(long)]
-        max_users: i64,
-        #[arg(long)]
-        max_documents: i64,
-        #[arg(long)]
-        max_queries_per_day: i64,
-        #[arg(long)]
-        max_storage_gb: i64,
-        #[arg(long)]
-        rate_limit_per_minute: i64,
-        #[arg(long)]
-        sla_target: f64,
-        #[arg(long)]
-        support_level: String,
+        #[command(flatten)]
+        limits: TierLimitArgs,
     },
 }
 

@@ -93,10 +93,11 @@ async fn open_store(g: &Global, key: &Arc<AuditKey>) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// The CLI acts with platform scope: whoever runs it holds the store's credentials already.
-fn operator() -> PlatformScope {
+/// The CLI acts with platform scope: whoever runs it holds the store's credentials already. The
+/// scope is attributed to the OS user name.
+fn operator(app: &App) -> PlatformScope {
     let name = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "operator".to_owned());
-    PlatformScope::operator(name)
+    app.operator(name)
 }
 
 fn tenant_id(s: &str) -> Result<TenantId> {
@@ -113,15 +114,11 @@ fn status(s: &str) -> Result<TenantStatus> {
 }
 
 fn limit_overrides(l: &LimitArgs) -> Result<LimitOverrides> {
-    Ok(LimitOverrides {
-        max_users: l.max_users,
-        max_documents: l.max_documents,
-        max_queries_per_day: l.max_queries_per_day,
-        max_storage_gb: l.max_storage_gb,
-        rate_limit_per_minute: l.rate_limit_per_minute,
-        sla_target: l.sla_target,
-        support_level: l.support_level.as_deref().map(label).transpose()?,
-    })
+    let mut overrides = LimitOverrides::default();
+    for (field, value) in &l.given {
+        overrides.set(*field, Some(value.clone())).map_err(usage)?;
+    }
+    Ok(overrides)
 }
 
 fn budget(a: &AttributeArgs) -> Result<Option<Money>> {
@@ -171,7 +168,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let (app, alerts) = build_app(&cli.global, serve_args, store, key.clone()).await?;
     let (registry, directory, data) = (&app.registry, &app.directory, &app.data);
-    let admin = operator();
+    let admin = operator(&app);
     let auditor = |trusted: TrustedKeys| app.auditor_trusting(trusted);
     let result = match cli.command {
         Command::Serve(args) => serve(&app, args).await,
@@ -347,7 +344,11 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
         max_tenant_metric_labels: args.max_tenant_metric_labels,
     };
     if args.audit_checkpoint_interval_secs > 0 {
-        spawn_checkpoints(app.auditor.clone(), std::time::Duration::from_secs(args.audit_checkpoint_interval_secs));
+        spawn_checkpoints(
+            app.auditor.clone(),
+            app.operator("checkpointer"),
+            std::time::Duration::from_secs(args.audit_checkpoint_interval_secs),
+        );
     }
     let router = tenantry_http::router(
         app.registry.clone(),
@@ -410,9 +411,8 @@ async fn build_app(
 }
 
 /// Signs the chain head periodically, when it has moved since the last checkpoint.
-fn spawn_checkpoints(auditor: Auditor, every: std::time::Duration) {
+fn spawn_checkpoints(auditor: Auditor, access: PlatformScope, every: std::time::Duration) {
     tokio::spawn(async move {
-        let access = PlatformScope::operator("checkpointer");
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
@@ -688,29 +688,13 @@ async fn tier(registry: &Registry, admin: &PlatformScope, cmd: TierCmd, out: &Ou
         TierCmd::Get { name } => {
             out.tiers(&[registry.get_tier(&tier_name(&name)?).await?], &registry.list_flags(admin).await?)
         }
-        TierCmd::Create {
-            name,
-            rank,
-            description,
-            isolation,
-            retention_days,
-            max_users,
-            max_documents,
-            max_queries_per_day,
-            max_storage_gb,
-            rate_limit_per_minute,
-            sla_target,
-            support_level,
-        } => {
-            let limits = Limits {
-                max_users,
-                max_documents,
-                max_queries_per_day,
-                max_storage_gb,
-                rate_limit_per_minute,
-                sla_target,
-                support_level: label(&support_level)?,
-            };
+        TierCmd::Create { name, rank, description, isolation, retention_days, limits } => {
+            let limits = Limits::try_from_fn(|field| {
+                limits.0.given.iter().find(|(f, _)| *f == field).map(|(_, v)| v.clone()).ok_or_else(|| {
+                    tenantry_domain::Invalid::new(format!("--{} is required", field.as_str().replace('_', "-")))
+                })
+            })
+            .map_err(usage)?;
             let isolation = IsolationMode::parse(&isolation).map_err(usage)?;
             let t =
                 Tier::new(tier_name(&name)?, rank, description, limits, isolation, retention_days).map_err(usage)?;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use tenantry_app::ports::{AuditEntry, FlagRow, Page, Statistics};
 use tenantry_domain::tenant::format_time;
-use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, Tenant, TenantId, Tier};
+use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, LimitField, Tenant, TenantId, Tier};
 use tenantry_store_postgres::probes::Probe;
 
 use tenantry_app::{ApiKey, AppError, Checkpoint, IssuedKey, VerifyReport};
@@ -193,14 +193,11 @@ impl Out {
             ("retention_until", opt(&t.retention_until.map(format_time))),
             ("billing_email", opt(&t.billing_email)),
             ("owner", opt(&t.owner)),
-            ("max_users", t.limits.max_users.to_string()),
-            ("max_documents", t.limits.max_documents.to_string()),
-            ("max_queries_per_day", t.limits.max_queries_per_day.to_string()),
-            ("max_storage_gb", t.limits.max_storage_gb.to_string()),
-            ("rate_limit_per_minute", t.limits.rate_limit_per_minute.to_string()),
-            ("sla_target", t.limits.sla_target.to_string()),
-            ("support_level", t.limits.support_level.to_string()),
-            ("explicit_limits", t.limit_overrides.explicit_fields().join(", ")),
+        ];
+        let limits = t.limits.entries().map(|(field, value)| (field.as_str(), value.to_string()));
+        let explicit: Vec<&str> = t.limit_overrides.explicit_fields().into_iter().map(|f| f.as_str()).collect();
+        let rest = [
+            ("explicit_limits", explicit.join(", ")),
             ("cost_center", opt(&t.cost_center)),
             ("monthly_budget", opt(&budget)),
             ("health_score", opt(&t.health_score)),
@@ -211,6 +208,7 @@ impl Out {
             ("created_at", format_time(t.created_at)),
             ("updated_at", format_time(t.updated_at)),
         ];
+        let rows: Vec<(&str, String)> = rows.into_iter().chain(limits).chain(rest).collect();
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in rows {
             println!("{k:<width$}  {v}");
@@ -425,13 +423,7 @@ impl Out {
                 .map(|t| json!({
                     "name": t.name.as_str(), "rank": t.rank, "description": t.description,
                     "isolation": t.isolation.as_str(), "retention_days": t.retention_days,
-                    "default_limits": {
-                        "max_users": t.default_limits.max_users, "max_documents": t.default_limits.max_documents,
-                        "max_queries_per_day": t.default_limits.max_queries_per_day,
-                        "max_storage_gb": t.default_limits.max_storage_gb,
-                        "rate_limit_per_minute": t.default_limits.rate_limit_per_minute,
-                        "sla_target": t.default_limits.sla_target, "support_level": t.default_limits.support_level.as_str(),
-                    },
+                    "default_limits": to_json(&t.default_limits),
                     "default_flags": defaults(t).into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<serde_json::Map<_, _>>(),
                 }))
                 .collect::<Vec<_>>()));
@@ -439,23 +431,17 @@ impl Out {
         let rows: Vec<Vec<String>> = tiers
             .iter()
             .map(|t| {
-                vec![
-                    t.name.to_string(),
-                    t.rank.to_string(),
-                    t.isolation.as_str().to_owned(),
-                    t.default_limits.max_users.to_string(),
-                    t.default_limits.max_documents.to_string(),
-                    t.default_limits.max_queries_per_day.to_string(),
-                    t.default_limits.sla_target.to_string(),
-                    t.default_limits.support_level.to_string(),
-                    t.retention_days.to_string(),
-                ]
+                let head = [t.name.to_string(), t.rank.to_string(), t.isolation.as_str().to_owned()];
+                let limits = t.default_limits.entries().map(|(_, value)| value.to_string());
+                head.into_iter().chain(limits).chain([t.retention_days.to_string()]).collect()
             })
             .collect();
-        table(
-            &["tier", "rank", "isolation", "max_users", "max_docs", "queries/day", "sla", "support", "retention_d"],
-            &rows,
-        );
+        let header: Vec<&str> = ["tier", "rank", "isolation"]
+            .into_iter()
+            .chain(LimitField::ALL.iter().map(|f| f.as_str()))
+            .chain(["retention_d"])
+            .collect();
+        table(&header, &rows);
     }
 
     pub fn probes(&self, probes: &[Probe]) {

@@ -76,7 +76,7 @@ impl DataCtx {
             blobs,
             alerts,
             clock,
-            admin: PlatformScope::operator("contract"),
+            admin: app.operator("contract"),
             dir,
         }
     }

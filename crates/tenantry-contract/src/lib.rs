@@ -19,7 +19,7 @@ use tenantry_app::{
     LocalEmbedder, LogAlerts, PlatformScope, Registry, StoreError,
 };
 use tenantry_domain::{
-    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label,
+    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitField,
     LimitOverrides, Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
 };
 
@@ -60,7 +60,7 @@ impl Ctx {
     pub async fn new(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new());
         let app = build_app(store, clock.clone(), Wiring::local()).await;
-        Self { registry: app.registry.clone(), app, clock, admin: PlatformScope::operator("contract") }
+        Self { registry: app.registry.clone(), admin: app.operator("contract"), app, clock }
     }
     pub fn store(&self) -> &Arc<dyn Store> {
         self.registry.store()
@@ -214,7 +214,7 @@ pub async fn tenant_round_trips_every_attribute(store: Arc<dyn Store>) {
     assert_eq!(read, created);
     assert_eq!(read.limits.max_users, 42);
     assert_eq!(read.limits.max_documents, 500_000, "unset limits come from the tier");
-    assert_eq!(read.limit_overrides.explicit_fields(), ["max_users", "sla_target"]);
+    assert_eq!(read.limit_overrides.explicit_fields(), [LimitField::MaxUsers, LimitField::SlaTarget]);
     assert_eq!(read.monthly_budget.as_ref().unwrap().to_string(), "1250.50 INR");
 }
 

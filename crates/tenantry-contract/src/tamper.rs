@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tenantry_app::ports::Store;
-use tenantry_app::{AuditKey, Auditor, EntrySigner, KeyOwner, PlatformScope, VerifyReport};
+use tenantry_app::{AuditKey, Auditor, EntrySigner, KeyOwner, VerifyReport};
 use tenantry_domain::audit::{ChainFields, entry_hash, entry_message, from_hex, to_hex};
 use tenantry_domain::{FlagScope, FlagValue, Role, TenantStatus, UserId};
 
@@ -199,7 +199,7 @@ pub async fn concurrent_appends_keep_the_chain_linear(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let registry = h.ctx.registry.clone();
-        let admin = PlatformScope::operator(format!("writer-{i}"));
+        let admin = h.ctx.app.operator(format!("writer-{i}"));
         tasks.push(tokio::spawn(async move {
             for j in 0..10 {
                 registry

@@ -7,7 +7,9 @@ use time::{Duration, OffsetDateTime};
 use crate::actor::Actor;
 use crate::health::{HealthReport, HealthSignals};
 use crate::ids::{IdError, Label, TenantId, TierName};
+use crate::invalid::Invalid;
 use crate::lifecycle::{LifecycleError, TenantStatus};
+pub use crate::limits::{LimitField, LimitOverrides, Limits};
 use crate::money::Money;
 use crate::tier::Tier;
 
@@ -26,130 +28,14 @@ pub enum TenantError {
     Lifecycle(#[from] LifecycleError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Limit(#[from] Invalid),
     #[error("tenant {tenant} is {status}: {what} is only possible while it is active, suspended or migrating")]
     NotModifiable { tenant: TenantId, status: TenantStatus, what: &'static str },
 }
 
 fn invalid(msg: impl Into<String>) -> TenantError {
     TenantError::Invalid(msg.into())
-}
-
-/// Effective limits of a tenant (or a tier's defaults). Invariants (checked by [`Limits::validate`]
-/// and mirrored by CHECK constraints in every store): counts ≥ 1 where a zero would lock the tenant
-/// out, `0 < sla_target ≤ 1`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
-    pub max_users: i64,
-    pub max_documents: i64,
-    pub max_queries_per_day: i64,
-    pub max_storage_gb: i64,
-    pub rate_limit_per_minute: i64,
-    pub sla_target: f64,
-    pub support_level: Label,
-}
-
-/// The names of the limit fields, in a fixed order (used for "which limits were set explicitly").
-pub const LIMIT_FIELDS: [&str; 7] = [
-    "max_users",
-    "max_documents",
-    "max_queries_per_day",
-    "max_storage_gb",
-    "rate_limit_per_minute",
-    "sla_target",
-    "support_level",
-];
-
-impl Limits {
-    pub fn validate(&self) -> Result<(), TenantError> {
-        for (name, v) in [
-            ("max_users", self.max_users),
-            ("max_documents", self.max_documents),
-            ("max_queries_per_day", self.max_queries_per_day),
-            ("max_storage_gb", self.max_storage_gb),
-            ("rate_limit_per_minute", self.rate_limit_per_minute),
-        ] {
-            if !(1..=1_000_000_000_000).contains(&v) {
-                return Err(invalid(format!("{name} must be between 1 and 10^12, got {v}")));
-            }
-        }
-        if !(self.sla_target > 0.0 && self.sla_target <= 1.0) {
-            return Err(invalid(format!(
-                "sla_target must be a fraction in (0, 1], e.g. 0.999, got {}",
-                self.sla_target
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Limits given explicitly for one tenant. `None` means "follow the tier's default" — also after
-/// a tier change, so an upgraded tenant gets the new tier's limits unless it has its own.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LimitOverrides {
-    pub max_users: Option<i64>,
-    pub max_documents: Option<i64>,
-    pub max_queries_per_day: Option<i64>,
-    pub max_storage_gb: Option<i64>,
-    pub rate_limit_per_minute: Option<i64>,
-    pub sla_target: Option<f64>,
-    pub support_level: Option<Label>,
-}
-
-impl LimitOverrides {
-    /// Resolves effective limits: explicit value, else the tier's default.
-    pub fn resolve(&self, tier: &Tier) -> Limits {
-        let d = &tier.default_limits;
-        Limits {
-            max_users: self.max_users.unwrap_or(d.max_users),
-            max_documents: self.max_documents.unwrap_or(d.max_documents),
-            max_queries_per_day: self.max_queries_per_day.unwrap_or(d.max_queries_per_day),
-            max_storage_gb: self.max_storage_gb.unwrap_or(d.max_storage_gb),
-            rate_limit_per_minute: self.rate_limit_per_minute.unwrap_or(d.rate_limit_per_minute),
-            sla_target: self.sla_target.unwrap_or(d.sla_target),
-            support_level: self.support_level.clone().unwrap_or_else(|| d.support_level.clone()),
-        }
-    }
-
-    /// Names of the fields that are set, in [`LIMIT_FIELDS`] order.
-    pub fn explicit_fields(&self) -> Vec<&'static str> {
-        let set = [
-            self.max_users.is_some(),
-            self.max_documents.is_some(),
-            self.max_queries_per_day.is_some(),
-            self.max_storage_gb.is_some(),
-            self.rate_limit_per_minute.is_some(),
-            self.sla_target.is_some(),
-            self.support_level.is_some(),
-        ];
-        LIMIT_FIELDS.iter().zip(set).filter(|(_, s)| *s).map(|(n, _)| *n).collect()
-    }
-
-    /// Rebuilds overrides from effective limits and the list of explicit field names (as stored).
-    pub fn from_explicit(limits: &Limits, explicit: &[String]) -> Self {
-        let has = |n: &str| explicit.iter().any(|e| e == n);
-        LimitOverrides {
-            max_users: has("max_users").then_some(limits.max_users),
-            max_documents: has("max_documents").then_some(limits.max_documents),
-            max_queries_per_day: has("max_queries_per_day").then_some(limits.max_queries_per_day),
-            max_storage_gb: has("max_storage_gb").then_some(limits.max_storage_gb),
-            rate_limit_per_minute: has("rate_limit_per_minute").then_some(limits.rate_limit_per_minute),
-            sla_target: has("sla_target").then_some(limits.sla_target),
-            support_level: has("support_level").then(|| limits.support_level.clone()),
-        }
-    }
-
-    /// Applies `other` on top of `self` (fields set in `other` win).
-    pub fn merged(&self, other: &LimitOverrides) -> LimitOverrides {
-        LimitOverrides {
-            max_users: other.max_users.or(self.max_users),
-            max_documents: other.max_documents.or(self.max_documents),
-            max_queries_per_day: other.max_queries_per_day.or(self.max_queries_per_day),
-            max_storage_gb: other.max_storage_gb.or(self.max_storage_gb),
-            rate_limit_per_minute: other.rate_limit_per_minute.or(self.rate_limit_per_minute),
-            sla_target: other.sla_target.or(self.sla_target),
-            support_level: other.support_level.clone().or_else(|| self.support_level.clone()),
-        }
-    }
 }
 
 fn check_email(email: &str) -> Result<(), TenantError> {
@@ -226,7 +112,7 @@ pub struct TenantPatch {
     pub owner: Option<Option<String>>,
     pub limits: LimitOverrides,
     /// Limit fields to reset to the tier default.
-    pub reset_limits: Vec<String>,
+    pub reset_limits: Vec<LimitField>,
     pub cost_center: Option<Option<String>>,
     pub monthly_budget: Option<Option<Money>>,
     pub compliance_tags: Option<BTreeSet<Label>>,
@@ -246,7 +132,7 @@ impl TenantPatch {
         if self.tier.is_some() {
             fields.push("tier");
         }
-        fields.extend(self.limits.explicit_fields());
+        fields.extend(self.limits.explicit_fields().into_iter().map(LimitField::as_str));
         if !self.reset_limits.is_empty() {
             fields.push("reset_limits");
         }
@@ -324,7 +210,7 @@ impl Tenant {
             check_text("cost_center", c, 64)?;
         }
         check_metadata(&new.metadata)?;
-        let limits = new.limits.resolve(tier);
+        let limits = new.limits.resolve_over(&tier.default_limits);
         limits.validate()?;
         Ok(Tenant {
             id: new.id,
@@ -420,23 +306,9 @@ impl Tenant {
         next.tier = tier.name.clone();
         let mut overrides = self.limit_overrides.merged(&patch.limits);
         for field in &patch.reset_limits {
-            match field.as_str() {
-                "max_users" => overrides.max_users = None,
-                "max_documents" => overrides.max_documents = None,
-                "max_queries_per_day" => overrides.max_queries_per_day = None,
-                "max_storage_gb" => overrides.max_storage_gb = None,
-                "rate_limit_per_minute" => overrides.rate_limit_per_minute = None,
-                "sla_target" => overrides.sla_target = None,
-                "support_level" => overrides.support_level = None,
-                other => {
-                    return Err(invalid(format!(
-                        "cannot reset {other:?}: limit fields are {}",
-                        LIMIT_FIELDS.join(", ")
-                    )));
-                }
-            }
+            overrides.set(*field, None)?;
         }
-        next.limits = overrides.resolve(tier);
+        next.limits = overrides.resolve_over(&tier.default_limits);
         next.limits.validate()?;
         next.limit_overrides = overrides;
         next.version = self.version + 1;
@@ -530,7 +402,7 @@ mod tests {
         let t = Tenant::create(new, &tier("platinum"), NOW).unwrap();
         assert_eq!(t.limits.max_users, 100);
         assert_eq!(t.limits.max_documents, tier("platinum").default_limits.max_documents);
-        assert_eq!(t.limit_overrides.explicit_fields(), ["max_users"]);
+        assert_eq!(t.limit_overrides.explicit_fields(), [LimitField::MaxUsers]);
         assert_eq!(t.status, TenantStatus::Active);
         assert_eq!(t.version, 1);
     }
@@ -545,7 +417,7 @@ mod tests {
         assert_eq!(up.limits.max_users, 7);
         assert_eq!(up.limits.max_documents, tier("gold").default_limits.max_documents);
         assert_eq!(up.version, 2);
-        let reset = TenantPatch { reset_limits: vec!["max_users".into()], ..Default::default() };
+        let reset = TenantPatch { reset_limits: vec![LimitField::MaxUsers], ..Default::default() };
         let up2 = up.apply_patch(&reset, &tier("gold"), None, NOW).unwrap();
         assert_eq!(up2.limits.max_users, tier("gold").default_limits.max_users);
     }

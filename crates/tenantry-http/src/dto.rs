@@ -4,13 +4,16 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use tenantry_app::ErrorCode;
 use tenantry_app::{ApiKey, AuditEntry, Statistics};
+use tenantry_domain::limits;
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::{
-    Currency, Evaluation, FlagKey, HealthReport, Label, LimitOverrides, Membership, Money, Tenant, TenantId, User,
+    Currency, Evaluation, FlagKey, HealthReport, Label, LimitField, LimitKind, LimitOverrides, Limits, Membership,
+    Money, Tenant, TenantId, User,
 };
 
 use crate::problem::ApiError;
@@ -43,30 +46,59 @@ impl MoneyBody {
 }
 
 /// The limit fields shared by create and update; absent fields follow the tier's defaults.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsBody {
-    pub max_users: Option<i64>,
-    pub max_documents: Option<i64>,
-    pub max_queries_per_day: Option<i64>,
-    pub max_storage_gb: Option<i64>,
-    pub rate_limit_per_minute: Option<i64>,
-    pub sla_target: Option<f64>,
-    pub support_level: Option<String>,
+/// One member per [`LimitField`]: the schema is built from the list, not written here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct LimitsBody(pub LimitOverrides);
+
+impl PartialSchema for LimitsBody {
+    fn schema() -> RefOr<Schema> {
+        limits_schema(false)
+    }
 }
 
-impl LimitsBody {
-    fn parse(&self) -> Result<LimitOverrides, ApiError> {
-        Ok(LimitOverrides {
-            max_users: self.max_users,
-            max_documents: self.max_documents,
-            max_queries_per_day: self.max_queries_per_day,
-            max_storage_gb: self.max_storage_gb,
-            rate_limit_per_minute: self.rate_limit_per_minute,
-            sla_target: self.sla_target,
-            support_level: self.support_level.as_deref().map(Label::parse).transpose().map_err(invalid)?,
-        })
+impl ToSchema for LimitsBody {}
+
+/// A tenant's effective limits (or a tier's defaults), one member per [`LimitField`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct LimitsView(pub Limits);
+
+impl PartialSchema for LimitsView {
+    fn schema() -> RefOr<Schema> {
+        limits_schema(true)
     }
+}
+
+impl ToSchema for LimitsView {}
+
+/// The object schema of the limits: every member optional and nullable in a request, every member
+/// present in a response. Ranges come from each limit's kind.
+fn limits_schema(response: bool) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType, Type};
+    let mut object = ObjectBuilder::new();
+    for field in LimitField::ALL {
+        let (kind, format) = match field.kind() {
+            LimitKind::Count => (Type::Integer, Some(KnownFormat::Int64)),
+            LimitKind::Fraction => (Type::Number, Some(KnownFormat::Double)),
+            LimitKind::Label => (Type::String, None),
+        };
+        let schema_type = if response { SchemaType::new(kind) } else { SchemaType::from_iter([kind, Type::Null]) };
+        let mut property = ObjectBuilder::new()
+            .schema_type(schema_type)
+            .format(format.map(SchemaFormat::KnownFormat))
+            .description(Some(field.description()));
+        property = match field.kind() {
+            LimitKind::Count => property.minimum(Some(1)).maximum(Some(limits::MAX_COUNT)),
+            LimitKind::Fraction => property.exclusive_minimum(Some(0)).maximum(Some(1)),
+            LimitKind::Label => property,
+        };
+        object = object.property(field.as_str(), property);
+        if response {
+            object = object.required(field.as_str());
+        }
+    }
+    RefOr::T(Schema::Object(object.build()))
 }
 
 fn labels(values: &[String]) -> Result<BTreeSet<Label>, ApiError> {
@@ -102,7 +134,7 @@ impl CreateTenantBody {
             tier: tenantry_domain::TierName::parse(&self.tier).map_err(invalid)?,
             billing_email: self.billing_email.clone(),
             owner: self.owner.clone(),
-            limits: self.limits.parse()?,
+            limits: self.limits.0.clone(),
             cost_center: self.cost_center.clone(),
             monthly_budget: self.monthly_budget.as_ref().map(MoneyBody::parse).transpose()?,
             compliance_tags: labels(&self.compliance_tags)?,
@@ -150,8 +182,12 @@ impl PatchTenantBody {
             tier: self.tier.as_deref().map(tenantry_domain::TierName::parse).transpose().map_err(invalid)?,
             billing_email: self.billing_email.clone(),
             owner: self.owner.clone(),
-            limits: self.limits.parse()?,
-            reset_limits: self.reset_limits.clone(),
+            limits: self.limits.0.clone(),
+            reset_limits: self
+                .reset_limits
+                .iter()
+                .map(|name| LimitField::parse(name).map_err(|e| invalid(format!("cannot reset: {e}"))))
+                .collect::<Result<_, _>>()?,
             cost_center: self.cost_center.clone(),
             monthly_budget: match &self.monthly_budget {
                 None => None,
@@ -216,13 +252,9 @@ pub struct TenantView {
     pub retention_until: Option<String>,
     pub billing_email: Option<String>,
     pub owner: Option<String>,
-    pub max_users: i64,
-    pub max_documents: i64,
-    pub max_queries_per_day: i64,
-    pub max_storage_gb: i64,
-    pub rate_limit_per_minute: i64,
-    pub sla_target: f64,
-    pub support_level: String,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub limits: LimitsView,
     /// Limits set for this tenant; the others follow the tier's defaults.
     pub explicit_limits: Vec<String>,
     pub cost_center: Option<String>,
@@ -253,14 +285,8 @@ impl From<&Tenant> for TenantView {
             retention_until: t.retention_until.map(format_time),
             billing_email: t.billing_email.clone(),
             owner: t.owner.clone(),
-            max_users: t.limits.max_users,
-            max_documents: t.limits.max_documents,
-            max_queries_per_day: t.limits.max_queries_per_day,
-            max_storage_gb: t.limits.max_storage_gb,
-            rate_limit_per_minute: t.limits.rate_limit_per_minute,
-            sla_target: t.limits.sla_target,
-            support_level: t.limits.support_level.to_string(),
-            explicit_limits: t.limit_overrides.explicit_fields().into_iter().map(str::to_owned).collect(),
+            limits: LimitsView(t.limits.clone()),
+            explicit_limits: t.limit_overrides.explicit_fields().into_iter().map(|f| f.as_str().to_owned()).collect(),
             cost_center: t.cost_center.clone(),
             monthly_budget: t
                 .monthly_budget
@@ -624,13 +650,9 @@ pub struct TierView {
     pub name: String,
     pub rank: i32,
     pub description: String,
-    pub max_users: i64,
-    pub max_documents: i64,
-    pub max_queries_per_day: i64,
-    pub max_storage_gb: i64,
-    pub rate_limit_per_minute: i64,
-    pub sla_target: f64,
-    pub support_level: String,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub limits: LimitsView,
     /// shared_namespace | dedicated_index
     pub isolation: String,
     pub retention_days: u32,
@@ -642,13 +664,7 @@ impl From<&tenantry_domain::Tier> for TierView {
             name: t.name.to_string(),
             rank: t.rank,
             description: t.description.clone(),
-            max_users: t.default_limits.max_users,
-            max_documents: t.default_limits.max_documents,
-            max_queries_per_day: t.default_limits.max_queries_per_day,
-            max_storage_gb: t.default_limits.max_storage_gb,
-            rate_limit_per_minute: t.default_limits.rate_limit_per_minute,
-            sla_target: t.default_limits.sla_target,
-            support_level: t.default_limits.support_level.to_string(),
+            limits: LimitsView(t.default_limits.clone()),
             isolation: t.isolation.as_str().to_owned(),
             retention_days: t.retention_days,
         }

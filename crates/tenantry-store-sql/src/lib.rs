@@ -8,6 +8,7 @@ pub mod identity;
 pub mod migrations;
 pub mod records;
 pub mod registry;
+pub mod sql;
 
 use tenantry_app::StoreError;
 
@@ -91,16 +92,5 @@ where
 macro_rules! audit_columns {
     () => {
         "seq, at, actor_kind, actor_id, tenant_id, operation, before, after, reason, request_id, prev_hash, hash, key_id, signature"
-    };
-}
-
-/// The tenant columns in bind order of [`bind_tenant_record!`].
-#[macro_export]
-macro_rules! tenant_columns {
-    () => {
-        "tenant_id, name, billing_email, owner, tier, max_users, max_documents, max_queries_per_day,
-         max_storage_gb, rate_limit_per_minute, sla_target, support_level, explicit_limits, cost_center,
-         monthly_budget_minor, budget_currency, status, status_reason, status_changed_at, retention_until,
-         health_score, health_updated_at, compliance_tags, data_region, metadata, version, created_at, updated_at"
     };
 }

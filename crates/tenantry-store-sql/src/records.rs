@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use tenantry_domain::{
-    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, IsolationMode, Label, LimitOverrides, Limits, Money, Tenant,
-    TenantId, TenantStatus, Tier, TierName,
+    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, Invalid, IsolationMode, Label, LimitField, LimitOverrides,
+    LimitValue, Limits, Money, Tenant, TenantId, TenantStatus, Tier, TierName,
 };
 
 use tenantry_app::StoreError;
@@ -24,13 +24,8 @@ pub struct TenantRecord {
     pub billing_email: Option<String>,
     pub owner: Option<String>,
     pub tier: String,
-    pub max_users: i64,
-    pub max_documents: i64,
-    pub max_queries_per_day: i64,
-    pub max_storage_gb: i64,
-    pub rate_limit_per_minute: i64,
-    pub sla_target: f64,
-    pub support_level: String,
+    /// One value per limit, in [`LimitField::ALL`] order (the limit columns of the table).
+    pub limits: Vec<Column>,
     /// JSON array of the limit field names set explicitly.
     pub explicit_limits: serde_json::Value,
     pub cost_center: Option<String>,
@@ -59,14 +54,10 @@ impl From<&Tenant> for TenantRecord {
             billing_email: t.billing_email.clone(),
             owner: t.owner.clone(),
             tier: t.tier.to_string(),
-            max_users: t.limits.max_users,
-            max_documents: t.limits.max_documents,
-            max_queries_per_day: t.limits.max_queries_per_day,
-            max_storage_gb: t.limits.max_storage_gb,
-            rate_limit_per_minute: t.limits.rate_limit_per_minute,
-            sla_target: t.limits.sla_target,
-            support_level: t.limits.support_level.to_string(),
-            explicit_limits: serde_json::json!(t.limit_overrides.explicit_fields()),
+            limits: columns_of(&t.limits),
+            explicit_limits: serde_json::json!(
+                t.limit_overrides.explicit_fields().into_iter().map(LimitField::as_str).collect::<Vec<_>>()
+            ),
             cost_center: t.cost_center.clone(),
             monthly_budget_minor: t.monthly_budget.as_ref().map(|m| m.minor_units()),
             budget_currency: t.monthly_budget.as_ref().map(|m| m.currency().as_str().to_owned()),
@@ -94,16 +85,11 @@ impl TryFrom<TenantRecord> for Tenant {
     type Error = StoreError;
 
     fn try_from(r: TenantRecord) -> Result<Self, StoreError> {
-        let limits = Limits {
-            max_users: r.max_users,
-            max_documents: r.max_documents,
-            max_queries_per_day: r.max_queries_per_day,
-            max_storage_gb: r.max_storage_gb,
-            rate_limit_per_minute: r.rate_limit_per_minute,
-            sla_target: r.sla_target,
-            support_level: Label::parse(&r.support_level).map_err(|e| corrupt("support_level", e))?,
-        };
-        let explicit = string_list("explicit_limits", &r.explicit_limits)?;
+        let limits = limits_of(r.limits)?;
+        let explicit = string_list("explicit_limits", &r.explicit_limits)?
+            .iter()
+            .map(|name| LimitField::parse(name).map_err(|e| corrupt("explicit_limits", e)))
+            .collect::<Result<Vec<_>, _>>()?;
         let monthly_budget = match (r.monthly_budget_minor, r.budget_currency) {
             (Some(minor), Some(cur)) => Some(
                 Money::new(minor, Currency::parse(&cur).map_err(|e| corrupt("currency", e))?)
@@ -147,13 +133,8 @@ pub struct TierRecord {
     pub name: String,
     pub rank: i64,
     pub description: String,
-    pub max_users: i64,
-    pub max_documents: i64,
-    pub max_queries_per_day: i64,
-    pub max_storage_gb: i64,
-    pub rate_limit_per_minute: i64,
-    pub sla_target: f64,
-    pub support_level: String,
+    /// One value per limit, in [`LimitField::ALL`] order (the limit columns of the table).
+    pub limits: Vec<Column>,
     pub isolation: String,
     pub retention_days: i64,
 }
@@ -165,13 +146,7 @@ impl From<&Tier> for TierRecord {
             name: t.name.to_string(),
             rank: i64::from(t.rank),
             description: t.description.clone(),
-            max_users: l.max_users,
-            max_documents: l.max_documents,
-            max_queries_per_day: l.max_queries_per_day,
-            max_storage_gb: l.max_storage_gb,
-            rate_limit_per_minute: l.rate_limit_per_minute,
-            sla_target: l.sla_target,
-            support_level: l.support_level.to_string(),
+            limits: columns_of(l),
             isolation: t.isolation.as_str().to_owned(),
             retention_days: i64::from(t.retention_days),
         }
@@ -186,20 +161,84 @@ impl TryFrom<TierRecord> for Tier {
             TierName::parse(&r.name).map_err(|e| corrupt("tier name", e))?,
             i32::try_from(r.rank).map_err(|e| corrupt("tier rank", e))?,
             r.description,
-            Limits {
-                max_users: r.max_users,
-                max_documents: r.max_documents,
-                max_queries_per_day: r.max_queries_per_day,
-                max_storage_gb: r.max_storage_gb,
-                rate_limit_per_minute: r.rate_limit_per_minute,
-                sla_target: r.sla_target,
-                support_level: Label::parse(&r.support_level).map_err(|e| corrupt("support_level", e))?,
-            },
+            limits_of(r.limits)?,
             IsolationMode::parse(&r.isolation).map_err(|e| corrupt("isolation", e))?,
             u32::try_from(r.retention_days).map_err(|e| corrupt("retention_days", e))?,
         )
         .map_err(|e| corrupt("tier", e))
     }
+}
+
+/// One limit column's value, in the SQL type of the limit's [`LimitKind`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+fn columns_of(limits: &Limits) -> Vec<Column> {
+    limits
+        .entries()
+        .map(|(_, value)| match value {
+            LimitValue::Count(n) => Column::Int(n),
+            LimitValue::Fraction(x) => Column::Float(x),
+            LimitValue::Label(l) => Column::Text(l.as_str().to_owned()),
+        })
+        .collect()
+}
+
+fn limits_of(columns: Vec<Column>) -> Result<Limits, StoreError> {
+    if columns.len() != LimitField::ALL.len() {
+        return Err(corrupt("limits", format!("{} columns for {} limits", columns.len(), LimitField::ALL.len())));
+    }
+    let mut columns = columns.into_iter();
+    Limits::try_from_fn::<Invalid>(|field| {
+        Ok(match columns.next() {
+            Some(Column::Int(n)) => LimitValue::Count(n),
+            Some(Column::Float(x)) => LimitValue::Fraction(x),
+            Some(Column::Text(t)) => {
+                LimitValue::Label(Label::parse(&t).map_err(|e| Invalid::new(format!("{field}: {e}")))?)
+            }
+            None => return Err(Invalid::new(format!("{field} has no column"))),
+        })
+    })
+    .map_err(|e| corrupt("limits", e))
+}
+
+/// Reads the limit columns of a row, one per [`LimitField`], each in its kind's SQL type.
+#[macro_export]
+macro_rules! limit_columns_from_row {
+    ($row:expr, $err:expr) => {{
+        let mut columns = Vec::with_capacity(::tenantry_domain::LimitField::ALL.len());
+        for field in ::tenantry_domain::LimitField::ALL {
+            let name = field.as_str();
+            columns.push(match field.kind() {
+                ::tenantry_domain::LimitKind::Count => $crate::records::Column::Int($row.try_get(name).map_err($err)?),
+                ::tenantry_domain::LimitKind::Fraction => {
+                    $crate::records::Column::Float($row.try_get(name).map_err($err)?)
+                }
+                ::tenantry_domain::LimitKind::Label => $crate::records::Column::Text($row.try_get(name).map_err($err)?),
+            });
+        }
+        columns
+    }};
+}
+
+/// Binds limit columns (as read by [`limit_columns_from_row!`]) to a query, in order.
+#[macro_export]
+macro_rules! bind_limit_columns {
+    ($query:expr, $columns:expr) => {{
+        let mut query = $query;
+        for column in $columns {
+            query = match column {
+                $crate::records::Column::Int(n) => query.bind(*n),
+                $crate::records::Column::Float(x) => query.bind(*x),
+                $crate::records::Column::Text(t) => query.bind(t.as_str()),
+            };
+        }
+        query
+    }};
 }
 
 /// Rebuilds a flag scope and value from stored columns (`scope`, `scope_id`, JSON value).
@@ -232,13 +271,7 @@ macro_rules! tenant_record_from_row {
             billing_email: row.try_get("billing_email").map_err($err)?,
             owner: row.try_get("owner").map_err($err)?,
             tier: row.try_get("tier").map_err($err)?,
-            max_users: row.try_get("max_users").map_err($err)?,
-            max_documents: row.try_get("max_documents").map_err($err)?,
-            max_queries_per_day: row.try_get("max_queries_per_day").map_err($err)?,
-            max_storage_gb: row.try_get("max_storage_gb").map_err($err)?,
-            rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err($err)?,
-            sla_target: row.try_get("sla_target").map_err($err)?,
-            support_level: row.try_get("support_level").map_err($err)?,
+            limits: $crate::limit_columns_from_row!(row, $err),
             explicit_limits: json("explicit_limits")?,
             cost_center: row.try_get("cost_center").map_err($err)?,
             monthly_budget_minor: row.try_get("monthly_budget_minor").map_err($err)?,
@@ -259,24 +292,17 @@ macro_rules! tenant_record_from_row {
     }};
 }
 
-/// Binds a [`TenantRecord`]'s 28 columns, in the order of [`tenant_columns!`], to a query.
+/// Binds a [`TenantRecord`]'s columns, in the order of [`crate::sql::TENANT_COLUMNS`], to a query.
 #[macro_export]
 macro_rules! bind_tenant_record {
     ($query:expr, $r:expr) => {{
         let r = $r;
-        $query
+        let query = $query
             .bind(&r.tenant_id)
             .bind(&r.name)
             .bind(&r.billing_email)
             .bind(&r.owner)
             .bind(&r.tier)
-            .bind(r.max_users)
-            .bind(r.max_documents)
-            .bind(r.max_queries_per_day)
-            .bind(r.max_storage_gb)
-            .bind(r.rate_limit_per_minute)
-            .bind(r.sla_target)
-            .bind(&r.support_level)
             .bind(::sqlx::types::Json(&r.explicit_limits))
             .bind(&r.cost_center)
             .bind(r.monthly_budget_minor)
@@ -292,7 +318,8 @@ macro_rules! bind_tenant_record {
             .bind(::sqlx::types::Json(&r.metadata))
             .bind(r.version)
             .bind(r.created_at)
-            .bind(r.updated_at)
+            .bind(r.updated_at);
+        $crate::bind_limit_columns!(query, &r.limits)
     }};
 }
 
@@ -306,37 +333,20 @@ macro_rules! tier_record_from_row {
             name: row.try_get("name").map_err($err)?,
             rank: row.try_get("rank").map_err($err)?,
             description: row.try_get("description").map_err($err)?,
-            max_users: row.try_get("max_users").map_err($err)?,
-            max_documents: row.try_get("max_documents").map_err($err)?,
-            max_queries_per_day: row.try_get("max_queries_per_day").map_err($err)?,
-            max_storage_gb: row.try_get("max_storage_gb").map_err($err)?,
-            rate_limit_per_minute: row.try_get("rate_limit_per_minute").map_err($err)?,
-            sla_target: row.try_get("sla_target").map_err($err)?,
-            support_level: row.try_get("support_level").map_err($err)?,
+            limits: $crate::limit_columns_from_row!(row, $err),
             isolation: row.try_get("isolation").map_err($err)?,
             retention_days: row.try_get("retention_days").map_err($err)?,
         }
     }};
 }
 
-/// Binds a [`TierRecord`]'s 12 columns in table order.
+/// Binds a [`TierRecord`]'s columns, in the order of [`crate::sql::TIER_COLUMNS`], to a query.
 #[macro_export]
 macro_rules! bind_tier_record {
     ($query:expr, $r:expr) => {{
         let r = $r;
-        $query
-            .bind(&r.name)
-            .bind(r.rank)
-            .bind(&r.description)
-            .bind(r.max_users)
-            .bind(r.max_documents)
-            .bind(r.max_queries_per_day)
-            .bind(r.max_storage_gb)
-            .bind(r.rate_limit_per_minute)
-            .bind(r.sla_target)
-            .bind(&r.support_level)
-            .bind(&r.isolation)
-            .bind(r.retention_days)
+        let query = $query.bind(&r.name).bind(r.rank).bind(&r.description).bind(&r.isolation).bind(r.retention_days);
+        $crate::bind_limit_columns!(query, &r.limits)
     }};
 }
 

@@ -46,7 +46,7 @@ macro_rules! registry_store {
             use $crate::{
                 FlagDefinitionColumns, TenantRecord, TierRecord, audit_columns, flag_definition_columns,
                 flag_definition_from_columns, flag_from_columns, health_class_query, insert_error, key_columns,
-                membership_columns, rollout_from_column, store_error, tenant_columns, type_mismatch, user_columns,
+                membership_columns, rollout_from_column, store_error, type_mismatch, user_columns,
             };
 
             impl $store {
@@ -114,11 +114,7 @@ macro_rules! registry_store {
         }
 
         pub(crate) async fn insert_tier_row(tx: &mut ::sqlx::Transaction<'_, $db>, r: &TierRecord) -> Result<(), StoreError> {
-            let insert = sqlx::query(
-                "insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
-                     rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            );
+            let insert = sqlx::query($crate::sql::statement(&$crate::sql::INSERT_TIER));
             tenantry_store_sql::bind_tier_record!(insert, r)
                 .execute(&mut **tx)
                 .await
@@ -129,7 +125,7 @@ macro_rules! registry_store {
         #[::async_trait::async_trait]
         impl TierStore for $store {
             async fn list_tiers(&self) -> Result<Vec<Tier>, StoreError> {
-                let rows = sqlx::query("select * from tiers order by rank, name")
+                let rows = sqlx::query($crate::sql::statement(&$crate::sql::SELECT_TIERS))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|e| store_error(e, "list tiers"))?;
@@ -137,7 +133,7 @@ macro_rules! registry_store {
             }
 
             async fn get_tier(&self, name: &TierName) -> Result<Option<Tier>, StoreError> {
-                let row = sqlx::query("select * from tiers where name = $1")
+                let row = sqlx::query($crate::sql::statement(&$crate::sql::SELECT_TIER))
                     .bind(name.as_str())
                     .fetch_optional(&self.pool)
                     .await
@@ -163,12 +159,7 @@ macro_rules! registry_store {
             ) -> Result<(), StoreError> {
                 let r = TenantRecord::from(tenant);
                 let mut tx = self.platform_tx(access).await?;
-                let insert = sqlx::query(concat!(
-                    "insert into tenants (",
-                    tenant_columns!(),
-                    ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                        $21, $22, $23, $24, $25, $26, $27, $28)"
-                ));
+                let insert = sqlx::query($crate::sql::statement(&$crate::sql::INSERT_TENANT));
                 tenantry_store_sql::bind_tenant_record!(insert, &r)
                     .execute(&mut *tx)
                     .await
@@ -179,7 +170,7 @@ macro_rules! registry_store {
 
             async fn get_tenant(&self, scope: &TenantScope) -> Result<Option<Tenant>, StoreError> {
                 let mut tx = self.tenant_read(scope).await?;
-                let row = sqlx::query(concat!("select ", tenant_columns!(), " from tenants where tenant_id = $1"))
+                let row = sqlx::query($crate::sql::statement(&$crate::sql::SELECT_TENANT))
                     .bind(scope.tenant().as_str())
                     .fetch_optional(&mut *tx)
                     .await
@@ -190,13 +181,7 @@ macro_rules! registry_store {
 
             async fn list_tenants(&self, access: &PlatformScope, filter: &TenantFilter) -> Result<Vec<Tenant>, StoreError> {
                 let mut tx = self.platform_read(access).await?;
-                let rows = sqlx::query(concat!(
-                    "select ",
-                    tenant_columns!(),
-                    " from tenants
-                     where ($1 is null or status = $1) and ($2 is null or tier = $2) and ($3 is null or tenant_id > $3)
-                     order by tenant_id limit $4"
-                ))
+                let rows = sqlx::query($crate::sql::statement(&$crate::sql::LIST_TENANTS))
                 .bind(filter.status.map(|s| s.as_str()))
                 .bind(filter.tier.as_ref().map(|t| t.as_str()))
                 .bind(filter.after.as_ref().map(|t| t.as_str()))
@@ -221,16 +206,7 @@ macro_rules! registry_store {
                 }
                 let r = TenantRecord::from(tenant);
                 let mut tx = self.tenant_tx(scope).await?;
-                let update = sqlx::query(
-                    "update tenants set tenant_id = $1, name = $2, billing_email = $3, owner = $4, tier = $5, max_users = $6,
-                        max_documents = $7, max_queries_per_day = $8, max_storage_gb = $9, rate_limit_per_minute = $10,
-                        sla_target = $11, support_level = $12, explicit_limits = $13, cost_center = $14,
-                        monthly_budget_minor = $15, budget_currency = $16, status = $17, status_reason = $18,
-                        status_changed_at = $19, retention_until = $20, health_score = $21, health_updated_at = $22,
-                        compliance_tags = $23, data_region = $24, metadata = $25, version = $26, created_at = $27,
-                        updated_at = $28
-                     where tenant_id = $29 and version = $30",
-                );
+                let update = sqlx::query($crate::sql::statement(&$crate::sql::UPDATE_TENANT));
                 let result = tenantry_store_sql::bind_tenant_record!(update, &r)
                     .bind(scope.tenant().as_str())
                     .bind(expected_version)

@@ -131,7 +131,7 @@ impl World {
         .await
         .unwrap();
         let (registry, directory, data) = (built.registry.clone(), built.directory.clone(), built.data.clone());
-        let operator = PlatformScope::operator("test-setup");
+        let operator = built.operator("test-setup");
         let admin = directory
             .create_key(&operator, KeyOwner::PlatformAdmin(UserId::parse("ops-admin").unwrap()), "tests", None)
             .await

@@ -28,7 +28,7 @@ use tenantry_app::{PlatformScope, StoreError, TenantScope};
 use tenantry_store_sql::store_error;
 
 pub use config::PgConfig;
-pub use migrate::migrate;
+pub use migrate::{MIGRATIONS, migrate};
 
 #[derive(Clone)]
 pub struct PgStore {

@@ -13,7 +13,7 @@ use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, p
 use crate::config::PgConfig;
 
 /// The schema's history; never edit one that has shipped: add a file.
-const MIGRATIONS: &[Migration] =
+pub const MIGRATIONS: &[Migration] =
     &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.

@@ -25,7 +25,7 @@ use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, p
 use tenantry_store_sql::{TierRecord, store_error};
 
 /// Embedded migrations, applied in order; history (never edit one that has shipped: add a file).
-const MIGRATIONS: &[Migration] =
+pub const MIGRATIONS: &[Migration] =
     &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
 
 pub const DB_FILE: &str = "tenantry.db";

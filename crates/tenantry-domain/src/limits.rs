@@ -327,15 +327,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Limits {
-        Limits {
-            max_users: 10,
-            max_documents: 1_000,
-            max_queries_per_day: 500,
-            max_storage_gb: 1,
-            rate_limit_per_minute: 30,
-            sla_target: 0.99,
-            support_level: Label::parse("email").unwrap(),
-        }
+        crate::Tier::builtin_catalog().remove(0).default_limits
     }
 
     #[test]

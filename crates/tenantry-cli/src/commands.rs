@@ -11,6 +11,7 @@ use tenantry_app::{
     App, AppConfig, AppError, AuditFilter, AuditKey, Auditor, Directory, EntrySigner, KeyOwner, PlatformScope,
     Registry, TenantScope, TrustedKeys,
 };
+use tenantry_domain::timestamp::{days_after, parse_time};
 use tenantry_domain::{
     Currency, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, KeyId, Label, LimitOverrides,
     Limits, Money, NewTenant, Role, TenantId, TenantPatch, TenantStatus, Tier, TierName, UserId,
@@ -269,11 +270,7 @@ async fn audit(
             verdict(report)
         }
         AuditCmd::Export { since, tenant, after_seq } => {
-            let since = since
-                .as_deref()
-                .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
-                .transpose()
-                .map_err(|e| usage(format!("--since must be an RFC 3339 time: {e}")))?;
+            let since = since.as_deref().map(|t| parse_time("--since", t)).transpose().map_err(usage)?;
             let tenant = tenant.as_deref().map(tenant_id).transpose()?;
             let auditor = auditor(TrustedKeys::default());
             let mut filter = AuditFilter { after_seq, tenant, since, limit: tenantry_app::audit::VERIFY_PAGE };
@@ -442,8 +439,10 @@ async fn keys(directory: &Directory, admin: &PlatformScope, cmd: KeysCmd, out: &
                 (false, Some(u)) => KeyOwner::User(user_id(&u)?),
                 (false, None) => return Err(usage("give --platform-admin or --user <id>")),
             };
-            let expires_at =
-                expires_in_days.map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d.max(1))));
+            let expires_at = expires_in_days
+                .map(|d| days_after("--expires-in-days", time::OffsetDateTime::now_utc(), d.max(1)))
+                .transpose()
+                .map_err(usage)?;
             let issued = directory.create_key(admin, owner, &name, expires_at).await?;
             out.issued_key(&issued);
         }
@@ -643,11 +642,7 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
                 }
                 (None, None) => return Err(usage("give --enabled true|false or --value <json>")),
             };
-            let expires_at = expires_at
-                .as_deref()
-                .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
-                .transpose()
-                .map_err(|e| usage(format!("--expires-at must be an RFC 3339 time: {e}")))?;
+            let expires_at = expires_at.as_deref().map(|t| parse_time("--expires-at", t)).transpose().map_err(usage)?;
             let meta = tenantry_domain::FlagMeta { description, owner, expires_at: expires_at.map(Some) };
             let rule = tenantry_domain::FlagRule { value: value.clone(), rollout };
             registry.set_flag_rule(admin, scope.clone(), key.clone(), rule, meta).await?;

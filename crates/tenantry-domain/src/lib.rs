@@ -20,6 +20,7 @@ pub mod placement;
 pub mod search;
 pub mod tenant;
 pub mod tier;
+pub mod timestamp;
 
 pub use actor::{Actor, ActorKind};
 pub use documents::{

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::actor::Actor;
 use crate::health::{HealthReport, HealthSignals};
@@ -15,9 +15,9 @@ use crate::tier::Tier;
 
 /// RFC 3339 in UTC, the one textual time format of the registry.
 pub fn format_time(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .and_then(|u| u.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| t.unix_timestamp().to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -345,7 +345,7 @@ impl Tenant {
         next.status_reason = Some(reason.to_owned());
         next.status_changed_at = now;
         if target == TenantStatus::Archived {
-            next.retention_until = Some(now + Duration::days(i64::from(retention_days)));
+            next.retention_until = Some(crate::timestamp::days_after("retention_days", now, retention_days)?);
         }
         next.version = self.version + 1;
         next.updated_at = now;
@@ -382,6 +382,7 @@ mod tests {
     use super::*;
     use crate::actor::ActorKind;
     use proptest::prelude::*;
+    use time::Duration;
     use time::macros::datetime;
 
     fn tiers() -> Vec<Tier> {

@@ -61,7 +61,7 @@ impl Tier {
         retention_days: u32,
     ) -> Result<Self, TierError> {
         default_limits.validate().map_err(|e| TierError::Invalid(e.to_string()))?;
-        if retention_days > 36_500 {
+        if retention_days > crate::timestamp::MAX_DAYS {
             return Err(TierError::Invalid("retention_days must be at most 36500 (100 years)".to_owned()));
         }
         Ok(Self { name, rank, description: description.into(), default_limits, isolation, retention_days })

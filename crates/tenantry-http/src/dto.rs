@@ -11,6 +11,7 @@ use tenantry_app::ErrorCode;
 use tenantry_app::{ApiKey, AuditEntry, Statistics};
 use tenantry_domain::limits;
 use tenantry_domain::tenant::format_time;
+use tenantry_domain::timestamp::parse_time;
 use tenantry_domain::{
     Currency, Evaluation, FlagKey, HealthReport, Label, LimitField, LimitKind, LimitOverrides, Limits, Membership,
     Money, Tenant, TenantId, User,
@@ -494,11 +495,7 @@ impl SetFlagBody {
         let expires_at = match &self.expires_at {
             None => None,
             Some(None) => Some(None),
-            Some(Some(t)) => {
-                Some(Some(time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
-                    |e| ApiError::new(ErrorCode::InvalidInput, format!("expires_at must be an RFC 3339 time: {e}")),
-                )?))
-            }
+            Some(Some(t)) => Some(Some(parse_time("expires_at", t).map_err(invalid)?)),
         };
         Ok(tenantry_domain::FlagMeta { description: self.description.clone(), owner: self.owner.clone(), expires_at })
     }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use tenantry_app::ErrorCode;
 use tenantry_app::{KeyOwner, Principal, TenantFilter, TenantScope};
+use tenantry_domain::timestamp::parse_time;
 use tenantry_domain::{
     FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, KeyId, Role, TenantId, TenantStatus, TierName, UserId,
 };
@@ -619,12 +620,7 @@ pub async fn create_key(
         (None, Some(admin)) => KeyOwner::PlatformAdmin(parse_user(admin)?),
         _ => return Err(ApiError::new(ErrorCode::InvalidInput, "give exactly one of `user_id` or `platform_admin`")),
     };
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
-        .transpose()
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("expires_at must be an RFC 3339 time: {e}")))?;
+    let expires_at = body.expires_at.as_deref().map(|t| parse_time("expires_at", t)).transpose().map_err(invalid)?;
     let issued = state.directory.create_key(&access, owner, &body.name, expires_at).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -673,12 +669,7 @@ pub async fn audit(
     Auth(principal): Auth,
     Q(query): Q<AuditQuery>,
 ) -> ApiResult<axum::Json<AuditPageView>> {
-    let since = query
-        .since
-        .as_deref()
-        .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
-        .transpose()
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("since must be an RFC 3339 time: {e}")))?;
+    let since = query.since.as_deref().map(|t| parse_time("since", t)).transpose().map_err(invalid)?;
     let limit = bounded_limit(query.limit)?;
     let after_seq = query.after_seq.unwrap_or(0).max(0);
     let tenant = query.tenant_id.as_deref().map(parse_tenant).transpose()?;

@@ -126,6 +126,9 @@ const HOSTILE_VALUES: &[&str] = &[
     "{\"a\":{\"b\":[]}}",
     "\"ünïcödé\"",
     "\"2030-13-45T99:99:99Z\"",
+    "\"9999-12-31T23:59:59-23:59\"",
+    "\"0000-01-01T00:00:00+23:59\"",
+    "4294967295",
 ];
 
 const HOSTILE_BODIES: &[&[u8]] = &[
@@ -178,6 +181,8 @@ const HOSTILE_QUERIES: &[&str] = &[
     "?=",
     "?%",
     "?limit=1&limit=2",
+    "?since=9999-12-31T23:59:59-23:59",
+    "?since=0000-01-01T00:00:00%2B23:59",
 ];
 
 /// Mutations of a valid JSON body: each field replaced by each hostile value, removed, or doubled.
@@ -310,4 +315,42 @@ async fn never_5xx(store: Arc<dyn Store>) {
     assert!(sent > 2000, "sent only {sent} requests");
 }
 
-on_both_stores!(never_5xx);
+
+/// Times whose UTC form leaves the years 1970–9999, and retention periods of millions of days,
+/// are refused with 422 on every path that takes one (each used to panic and answer 500).
+async fn times_out_of_range_are_refused(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = w.fresh_tenant().await;
+    let admin = Some(w.admin.as_str());
+    for beyond in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59", "1969-12-31T23:59:59Z"] {
+        let flag = json!({"feature_name": "f", "enabled": true, "scope": "global", "expires_at": beyond});
+        let r = w.call(Method::POST, "/feature-flags", admin, Some(flag)).await;
+        common::assert_problem(&r, 422, "invalid_input");
+        let key = json!({"user_id": "u-spare", "name": "n", "expires_at": beyond});
+        let r = w.call(Method::POST, "/keys", admin, Some(key)).await;
+        common::assert_problem(&r, 422, "invalid_input");
+        let since = beyond.replace('+', "%2B");
+        let r = w.call(Method::GET, &format!("/audit?since={since}"), admin, None).await;
+        common::assert_problem(&r, 422, "invalid_input");
+    }
+    let r = w.call(Method::POST, &format!("/tenants/{t}/suspend"), admin, Some(json!({"reason": "r"}))).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    for days in [36_501u64, 5_000_000, u64::from(u32::MAX)] {
+        let body = json!({"reason": "r", "retention_days": days});
+        let r = w.call(Method::POST, &format!("/tenants/{t}/archive"), admin, Some(body)).await;
+        common::assert_problem(&r, 422, "invalid_input");
+    }
+    let r = w.call(Method::GET, &format!("/tenants/{t}"), admin, None).await;
+    assert_eq!(r.body["status"], "suspended", "a refused archive changes nothing: {}", r.text);
+    let r = w
+        .call(
+            Method::POST,
+            &format!("/tenants/{t}/archive"),
+            admin,
+            Some(json!({"reason": "r", "retention_days": 36_500})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+}
+
+on_both_stores!(never_5xx, times_out_of_range_are_refused);

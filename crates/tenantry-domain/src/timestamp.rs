@@ -66,3 +66,72 @@ mod tests {
         assert!(days_after("expires_in_days", late, MAX_DAYS).is_err());
     }
 }
+
+/// Property tests over the parsers that take text from requests and command lines: times,
+/// money, identifiers and limits never panic, whatever the input, and what they accept holds
+/// its invariants.
+#[cfg(test)]
+mod parsers_never_panic {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{Currency, FlagKey, Label, LimitField, LimitValue, Money, TenantId, TierName, UserId};
+
+    fn rfc3339_like() -> impl Strategy<Value = String> {
+        (0i32..=10_000, 1u8..=13, 0u8..=32, 0u8..=24, 0u8..=60, -24i8..=24, 0u8..=60, any::<bool>()).prop_map(
+            |(y, mo, d, h, mi, oh, om, z)| {
+                let offset = if z {
+                    "Z".to_owned()
+                } else {
+                    format!("{}{:02}:{om:02}", if oh < 0 { '-' } else { '+' }, oh.abs())
+                };
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:59{offset}")
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn times(text in prop_oneof![rfc3339_like(), ".{0,40}"]) {
+            if let Ok(t) = parse_time("t", &text) {
+                prop_assert_eq!(t.offset(), time::UtcOffset::UTC);
+                prop_assert!((FIRST_YEAR..=LAST_YEAR).contains(&t.year()));
+                let _ = crate::tenant::format_time(t);
+            }
+        }
+
+        #[test]
+        fn day_spans(days in any::<u32>(), secs in -62_135_596_800i64..=253_402_300_799) {
+            let now = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            if let Ok(t) = days_after("d", now, days) {
+                prop_assert!(days <= MAX_DAYS && t.year() <= LAST_YEAR);
+            }
+        }
+
+        #[test]
+        fn money(amount in prop_oneof!["-?[0-9]{0,25}(\\.[0-9]{0,5})?", ".{0,30}"], code in "[A-Z]{3}|.{0,5}") {
+            if let Ok(currency) = Currency::parse(&code) {
+                let _ = Money::parse_decimal(&amount, currency).map(|m| m.to_string());
+            }
+        }
+
+        #[test]
+        fn identifiers(text in ".{0,80}") {
+            let _ = TenantId::parse(&text);
+            let _ = TierName::parse(&text);
+            let _ = UserId::parse(&text);
+            let _ = FlagKey::parse(&text);
+            let _ = Label::parse(&text);
+            let _ = LimitField::parse(&text);
+        }
+
+        #[test]
+        fn limit_values(text in prop_oneof!["-?[0-9]{1,25}(\\.[0-9]{1,20})?(e-?[0-9]{1,4})?", ".{0,30}"]) {
+            for field in LimitField::ALL {
+                let _ = LimitValue::parse(*field, &text);
+            }
+        }
+    }
+}

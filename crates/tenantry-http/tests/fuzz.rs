@@ -315,7 +315,6 @@ async fn never_5xx(store: Arc<dyn Store>) {
     assert!(sent > 2000, "sent only {sent} requests");
 }
 
-
 /// Times whose UTC form leaves the years 1970–9999, and retention periods of millions of days,
 /// are refused with 422 on every path that takes one (each used to panic and answer 500).
 async fn times_out_of_range_are_refused(store: Arc<dyn Store>) {

@@ -13,6 +13,8 @@ use crate::dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedder, LogAlerts, QueryLimiter, QueryMeter,
 };
 use crate::directory::Directory;
+use crate::error::StoreError;
+use crate::feed::{Settled, settled};
 use crate::ports::{Clock, Store};
 use crate::registry::Registry;
 use crate::signing::{AuditKey, TrustedKeys};
@@ -75,6 +77,7 @@ pub struct App {
     pub directory: Directory,
     pub data: DataPlane,
     pub auditor: Auditor,
+    bus: Arc<dyn InvalidationBus>,
     audit_key: Option<Arc<AuditKey>>,
 }
 
@@ -108,7 +111,7 @@ impl App {
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());
         let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
         let auditor = Auditor::new(store.clone(), clock.clone(), audit_key.clone(), trusted);
-        Ok(App { store, clock, cache: snapshot_cache, registry, directory, data, auditor, audit_key })
+        Ok(App { store, clock, cache: snapshot_cache, registry, directory, data, auditor, bus, audit_key })
     }
 
     /// The platform operator, attributed to `name`: whoever built this root over the store holds
@@ -116,6 +119,30 @@ impl App {
     /// is given the services, not the `App`, so requests cannot mint this; see `access.rs`.
     pub fn operator(&self, name: impl Into<String>) -> PlatformScope {
         PlatformScope::operator(name)
+    }
+
+    /// The bus this process publishes invalidations on.
+    pub fn bus(&self) -> &Arc<dyn InvalidationBus> {
+        &self.bus
+    }
+
+    /// Waits (at most `timeout`) until every running server on this process's bus has applied
+    /// the last invalidation this process published, and says which did and which did not. A
+    /// process that changed nothing returns at once.
+    pub async fn settle(&self, timeout: std::time::Duration) -> Result<Settled, StoreError> {
+        let published = self.bus.last_published();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if published == 0 {
+                return Ok(Settled::default());
+            }
+            let replicas = self.store.replicas().await?;
+            let report = settled(&replicas, &self.bus.name(), published, self.clock.now());
+            if report.lagging.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(report);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// An auditor of the same store that accepts signatures by `trusted` (an `audit verify` with

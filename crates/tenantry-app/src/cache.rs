@@ -39,21 +39,32 @@ pub struct Invalidation {
 impl Invalidation {
     /// Wire form: `<seq> tenant <id>` or `<seq> all`.
     pub fn encode(&self) -> String {
-        match &self.target {
-            InvalidationTarget::Tenant(t) => format!("{} tenant {t}", self.seq),
-            InvalidationTarget::All => format!("{} all", self.seq),
+        format!("{} {}", self.seq, self.target.encode())
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (seq, target) = text.split_once(' ')?;
+        Some(Invalidation { seq: seq.parse().ok()?, target: InvalidationTarget::decode(target)? })
+    }
+}
+
+impl InvalidationTarget {
+    /// Wire form: `tenant <id>` or `all`.
+    pub fn encode(&self) -> String {
+        match self {
+            InvalidationTarget::Tenant(t) => format!("tenant {t}"),
+            InvalidationTarget::All => "all".to_owned(),
         }
     }
 
     pub fn decode(text: &str) -> Option<Self> {
         let mut parts = text.split(' ');
-        let seq = parts.next()?.parse().ok()?;
         let target = match (parts.next()?, parts.next()) {
             ("all", None) => InvalidationTarget::All,
             ("tenant", Some(id)) => InvalidationTarget::Tenant(TenantId::parse(id).ok()?),
             _ => return None,
         };
-        parts.next().is_none().then_some(Invalidation { seq, target })
+        parts.next().is_none().then_some(target)
     }
 }
 
@@ -68,6 +79,13 @@ pub trait InvalidationBus: Send + Sync {
     /// or `resync` when messages may have been lost — until the process ends. Returns once the
     /// subscription is live, so no write after it is missed.
     async fn deliver_to(&self, cache: ConfigCache) -> anyhow::Result<()>;
+
+    /// Which bus this is, for replica reports: sequence numbers compare only within one name.
+    /// Processes on one name hear each other; `local` is one process's own.
+    fn name(&self) -> String;
+
+    /// The number of the last message this process published (0: none).
+    fn last_published(&self) -> u64;
 }
 
 /// What a [`SharedCache`] read returns: the stored bytes (if any) and the bus sequence number
@@ -512,6 +530,14 @@ impl InvalidationBus for LocalBus {
             }
         });
         Ok(())
+    }
+
+    fn name(&self) -> String {
+        "local".to_owned()
+    }
+
+    fn last_published(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod dataplane;
 pub mod directory;
 pub mod error;
+pub mod feed;
 pub mod operations;
 pub mod ports;
 pub mod registry;
@@ -29,11 +30,13 @@ pub use dataplane::{
 };
 pub use directory::{Directory, IssuedKey};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
+pub use feed::{ReplicaReporter, Settled, StoreBus};
 pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
-    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, Checkpoint, ChunkHit, Clock, DocumentStore,
-    DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page, PoolStats, Statistics,
-    Store, StoredChunk, StoredDocument, SystemClock, TenantFilter, TenantPlacement, TenantStore, TierStore,
+    ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, ChangeFeed, Checkpoint, ChunkHit, Clock,
+    DocumentStore, DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page,
+    PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock, TenantFilter, TenantPlacement,
+    TenantStore, TierStore,
 };
 pub use registry::{Registry, RuntimeEvaluation};
 pub use signing::{AuditKey, TrustedKeys};

@@ -15,6 +15,7 @@ use tenantry_domain::{
 };
 
 use crate::access::{PlatformScope, TenantScope};
+use crate::cache::{Invalidation, InvalidationTarget};
 use crate::error::StoreError;
 
 /// The time source. Use-cases ask it; the domain is handed the answer.
@@ -508,9 +509,41 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<Vec<ChunkHit>, StoreError>;
 }
 
+/// A running server as it reports itself: which bus it hears and how far it has applied it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaRow {
+    pub replica_id: String,
+    /// The bus's name ([`crate::cache::InvalidationBus::name`]): sequence numbers compare only
+    /// within one bus.
+    pub bus: String,
+    /// The highest bus sequence number this replica has applied (0: none since it started).
+    pub applied_seq: u64,
+    pub started_at: OffsetDateTime,
+    pub seen_at: OffsetDateTime,
+}
+
+/// The change feed and the servers' progress: platform infrastructure that holds no tenant
+/// data (a target names a tenant id, nothing else), so it takes no scope.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// Numbers `target` (1, 2, 3, … with no gaps, visible in order) and records it.
+    async fn feed_append(&self, target: &InvalidationTarget, at: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Entries numbered above `after`, oldest first, at most `limit`.
+    async fn feed_after(&self, after: u64, limit: u32) -> Result<Vec<Invalidation>, StoreError>;
+    /// The highest number given so far (0: none).
+    async fn feed_head(&self) -> Result<u64, StoreError>;
+    /// Removes entries recorded before `before`, keeping the newest; returns how many went.
+    async fn feed_trim(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Records (inserts or updates) a replica's report.
+    async fn replica_report(&self, replica: &ReplicaRow) -> Result<(), StoreError>;
+    /// Removes a replica's report (it is shutting down).
+    async fn replica_leave(&self, replica_id: &str) -> Result<(), StoreError>;
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError>;
+}
+
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore {
+pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A short name for logs and `doctor`: "sqlite" or "postgres".

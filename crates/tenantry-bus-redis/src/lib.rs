@@ -62,6 +62,8 @@ pub struct RedisBus {
     get: redis::Script,
     put: redis::Script,
     namespace: String,
+    /// The last sequence number this process published.
+    last_published: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RedisBus {
@@ -77,6 +79,7 @@ impl RedisBus {
             get: redis::Script::new(GET),
             put: redis::Script::new(PUT),
             namespace: namespace.to_owned(),
+            last_published: Default::default(),
         })
     }
 
@@ -166,11 +169,20 @@ impl InvalidationBus for RedisBus {
             .invoke_async(&mut connection)
             .await
             .map_err(|e| unavailable(e, "publish an invalidation to Redis"))?;
+        self.last_published.fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
         Ok(Invalidation { seq, target })
     }
 
     async fn deliver_to(&self, cache: ConfigCache) -> anyhow::Result<()> {
         self.spawn_subscriber(cache).await
+    }
+
+    fn name(&self) -> String {
+        format!("redis:{}", self.namespace)
+    }
+
+    fn last_published(&self) -> u64 {
+        self.last_published.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

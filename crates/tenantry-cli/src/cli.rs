@@ -52,6 +52,14 @@ pub struct Global {
     /// hex seed itself) takes precedence; every replica must use the same key.
     #[arg(long, global = true, env = "TENANTRY_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+    /// Redis URL: its pub/sub carries cache invalidations between every server and command, and
+    /// it holds the shared cache and query counts. Without it, invalidations travel through the
+    /// store's change feed. Servers and commands must agree: give both the same URL.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis channel and keys, so deployments can share one Redis.
+    #[arg(long, global = true, env = "TENANTRY_REDIS_NAMESPACE", default_value = "")]
+    pub redis_namespace: String,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -250,13 +258,9 @@ pub struct ServeArgs {
     /// A platform-admin API key to install on start if absent (for deployments' first key).
     #[arg(long, env = "TENANTRY_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
-    /// Redis URL: its pub/sub carries cache invalidations to every replica (without it, the
-    /// invalidation bus is in-process: one replica).
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
-    /// Prefix of the Redis channel and keys, so deployments can share one Redis.
-    #[arg(long, env = "TENANTRY_REDIS_NAMESPACE", default_value = "")]
-    pub redis_namespace: String,
+    /// How often a server without Redis reads the store's change feed, in milliseconds.
+    #[arg(long, env = "TENANTRY_CHANGE_FEED_POLL_MS", default_value_t = 100)]
+    pub change_feed_poll_ms: u64,
     /// Safety-net TTL of critical cached data (tenant status, tier, limits; authenticated API
     /// keys), in seconds; invalidation on write is what keeps it current.
     #[arg(long, env = "TENANTRY_CACHE_CRITICAL_TTL_SECS", default_value_t = 60)]

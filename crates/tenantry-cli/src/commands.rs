@@ -167,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => Some(args),
         _ => None,
     };
+    let serving = serve_args.is_some();
     let (app, alerts) = build_app(&cli.global, serve_args, store, key.clone()).await?;
     let (registry, directory, data) = (&app.registry, &app.directory, &app.data);
     let admin = operator(&app);
@@ -202,6 +203,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     // a command that placed a tenant may have started capacity-alert webhook deliveries
     alerts.drain().await;
+    if !serving {
+        settle(&app).await;
+    }
     result
 }
 
@@ -354,7 +358,28 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
         app.data.clone(),
         &config,
     );
-    tenantry_http::serve(router, args.bind).await.map_err(CliError::Failed)
+    let reporter = tenantry_app::ReplicaReporter::spawn(
+        app.store.clone(),
+        app.clock.clone(),
+        app.bus().as_ref(),
+        app.cache.clone(),
+        replica_id(args.bind),
+    );
+    let served = tenantry_http::serve(router, args.bind).await.map_err(CliError::Failed);
+    reporter.leave().await;
+    served
+}
+
+/// This server's name in replica reports: host, listening address and process id.
+fn replica_id(bind: std::net::SocketAddr) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let id = format!("{host}/{bind}/{}", std::process::id());
+    id.chars().take(100).collect()
 }
 
 /// The services, wired by the composition root from the command line: the invalidation bus and
@@ -376,16 +401,27 @@ async fn build_app(
         },
         None => tenantry_app::CacheConfig::default(),
     };
-    let redis = serve.and_then(|a| a.redis_url.as_deref().filter(|u| !u.is_empty()).map(|u| (u, &a.redis_namespace)));
+    let redis = g.redis_url.as_deref().filter(|u| !u.is_empty()).map(|u| (u, g.redis_namespace.as_str()));
+    let poll = std::time::Duration::from_millis(serve.map_or(100, |a| a.change_feed_poll_ms.max(1)));
+    let feed = || -> Arc<dyn tenantry_app::InvalidationBus> {
+        Arc::new(tenantry_app::StoreBus::new(store.clone(), Arc::new(SystemClock), poll))
+    };
     let (bus, shared_cache, meter): (Arc<dyn tenantry_app::InvalidationBus>, _, _) = match redis {
-        Some((url, namespace)) => {
-            let bus = Arc::new(tenantry_bus_redis::RedisBus::connect(url, namespace).await.map_err(CliError::Failed)?);
-            let meter = tenantry_bus_redis::RedisQueryMeter::connect(url, namespace).await.map_err(CliError::Failed)?;
-            let shared: Arc<dyn tenantry_app::SharedCache> = bus.clone();
-            let meter: Arc<dyn tenantry_app::QueryMeter> = Arc::new(meter);
-            (bus, Some(shared), Some(meter))
-        }
-        None => (Arc::new(tenantry_app::LocalBus::new()), None, None),
+        Some((url, namespace)) => match redis_parts(url, namespace).await {
+            Ok((bus, meter)) => {
+                let shared: Arc<dyn tenantry_app::SharedCache> = bus.clone();
+                (bus, Some(shared), Some(meter))
+            }
+            // a server without its bus would serve stale data: refuse to start
+            Err(e) if serve.is_some() => return Err(CliError::Failed(e)),
+            Err(e) => {
+                tracing::warn!(
+                    "Redis is unreachable ({e:#}); this command's change reaches the servers when their caches expire"
+                );
+                (feed(), None, None)
+            }
+        },
+        None => (feed(), None, None),
     };
     let trusted = key.trusted();
     let app = App::build(AppConfig {
@@ -405,6 +441,45 @@ async fn build_app(
     .await
     .map_err(CliError::Failed)?;
     Ok((app, parts.alerts))
+}
+
+async fn redis_parts(
+    url: &str,
+    namespace: &str,
+) -> anyhow::Result<(Arc<tenantry_bus_redis::RedisBus>, Arc<dyn tenantry_app::QueryMeter>)> {
+    let bus = Arc::new(tenantry_bus_redis::RedisBus::connect(url, namespace).await?);
+    let meter = tenantry_bus_redis::RedisQueryMeter::connect(url, namespace).await?;
+    Ok((bus, Arc::new(meter)))
+}
+
+/// How long a command waits for the running servers to apply its change.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After a command that changed something: waits until every running server on this command's
+/// bus has applied the change, and says on stderr which servers did not confirm it.
+async fn settle(app: &App) {
+    match app.settle(SETTLE_TIMEOUT).await {
+        Ok(report) => {
+            if !report.lagging.is_empty() {
+                tracing::warn!(
+                    "servers {} did not confirm this change within {} s; they apply it when their caches expire",
+                    report.lagging.join(", "),
+                    SETTLE_TIMEOUT.as_secs()
+                );
+            }
+            if !report.elsewhere.is_empty() {
+                let buses: BTreeSet<&str> = report.elsewhere.iter().map(|(_, bus)| bus.as_str()).collect();
+                tracing::warn!(
+                    "{} running server(s) listen on {}, not on this command's bus ({}): give the command the servers' \
+                     --redis-url so they hear changes at once; until then they apply it when their caches expire",
+                    report.elsewhere.len(),
+                    buses.into_iter().collect::<Vec<_>>().join(", "),
+                    app.bus().name()
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the servers' progress: {e}"),
+    }
 }
 
 /// Signs the chain head periodically, when it has moved since the last checkpoint.

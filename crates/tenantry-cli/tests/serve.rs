@@ -210,3 +210,75 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert!(exit.success(), "graceful shutdown exits 0 after the request, got {exit}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A command run next to a running server: the CLI's `keys revoke`, `members remove` and `tenant
+/// suspend` are refused by the server at the very next request. The command waits until the
+/// server has applied its change (no timing involved: it returns once the server reported it).
+/// Run over the store's change feed (no Redis) and over Redis pub/sub.
+#[test]
+fn cli_changes_reach_a_running_server_at_the_next_request() {
+    changes_reach_the_server("feed", None);
+    if let Some(redis) = tenantry_store_postgres::testing::required_env("REDIS_URL") {
+        changes_reach_the_server("redis", Some(&redis));
+    }
+}
+
+fn changes_reach_the_server(label: &str, redis: Option<&str>) {
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-reach-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let namespace = format!("cli-reach-{}:", std::process::id());
+    let cli = |args: &[&str]| -> String {
+        let mut cmd = tenantry(&dir);
+        match redis {
+            Some(url) => cmd.env("REDIS_URL", url).env("TENANTRY_REDIS_NAMESPACE", &namespace),
+            None => cmd.env_remove("REDIS_URL"),
+        };
+        let out = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("did not confirm") && !stderr.contains("not on this command's bus"), "{stderr}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let admin = cli(&["keys", "create", "--platform-admin", "--admin-name", "ops"]);
+    cli(&["tenant", "create", "acme", "--name", "Acme", "--tier", "gold"]);
+    let mut tokens = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        cli(&["users", "create", user, "--display-name", user]);
+        cli(&["members", "add", "acme", user, "--role", "analyst"]);
+        tokens.push(cli(&["keys", "create", "--user", user, "--name", "laptop"]));
+    }
+    let (alice, bob, carol) = (tokens[0].as_str(), tokens[1].as_str(), tokens[2].as_str());
+    let keys: Value = serde_json::from_str(&cli(&["--json", "keys", "list", "--owner", "bob"])).unwrap();
+    let bob_key = keys[0]["key_id"].as_str().unwrap().to_owned();
+
+    let port = free_port();
+    let mut cmd = tenantry(&dir);
+    match redis {
+        Some(url) => cmd.env("REDIS_URL", url).env("TENANTRY_REDIS_NAMESPACE", &namespace),
+        None => cmd.env_remove("REDIS_URL"),
+    };
+    let mut child = cmd
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--log", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut child);
+    // every principal works, and the server now holds each in its cache
+    for token in [alice, bob, carol] {
+        assert_eq!(http(port, "GET", "/tenants/acme/documents", Some(token), None).0, 200);
+    }
+    assert_eq!(http(port, "GET", "/tenants/acme", Some(&admin), None).0, 200);
+
+    cli(&["keys", "revoke", &bob_key]);
+    assert_eq!(http(port, "GET", "/tenants/acme/documents", Some(bob), None).0, 401, "a revoked key");
+    cli(&["members", "remove", "acme", "alice"]);
+    assert_eq!(http(port, "GET", "/tenants/acme/documents", Some(alice), None).0, 403, "a removed member");
+    cli(&["tenant", "suspend", "acme", "--reason", "unpaid"]);
+    let (status, body) = http(port, "GET", "/tenants/acme/documents", Some(carol), None);
+    assert_eq!(status, 423, "a suspended tenant: {body}");
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -199,11 +199,97 @@ pub async fn the_shared_form_round_trips_and_refuses_what_it_must(store: Arc<dyn
 }
 
 /// Generates one `#[tokio::test]` per cache case.
+/// The store's change feed: concurrent appends are numbered 1, 2, 3… without gaps and read back
+/// in order; trimming keeps the newest entry; replica reports are upserted and removed.
+pub async fn the_change_feed_numbers_without_gaps_and_keeps_replica_reports(store: Arc<dyn Store>) {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let base = store.feed_head().await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                let target = InvalidationTarget::Tenant(tid(&format!("t{w}-{i}")));
+                seqs.push(store.feed_append(&target, now).await.unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, ((base + 1)..=(base + 80)).collect::<Vec<_>>(), "numbered without gaps or repeats");
+    assert_eq!(store.feed_head().await.unwrap(), base + 80);
+    let all = store.feed_after(base, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), seqs, "read back in order");
+    assert!(all.iter().all(|m| matches!(&m.target, InvalidationTarget::Tenant(t) if t.as_str().starts_with('t'))));
+    let page = store.feed_after(base + 70, 5).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), ((base + 71)..=(base + 75)).collect::<Vec<_>>());
+    store.feed_append(&InvalidationTarget::All, now).await.unwrap();
+    assert!(store.feed_trim(now + time::Duration::days(1)).await.unwrap() >= 80);
+    let kept = store.feed_after(0, 1000).await.unwrap();
+    assert_eq!(kept, [Invalidation { seq: base + 81, target: InvalidationTarget::All }], "the newest entry stays");
+
+    let mut row = tenantry_app::ReplicaRow {
+        replica_id: "host/127.0.0.1:8080/42".to_owned(),
+        bus: "store".to_owned(),
+        applied_seq: 3,
+        started_at: now,
+        seen_at: now,
+    };
+    store.replica_report(&row).await.unwrap();
+    row.applied_seq = 9;
+    row.seen_at = now + time::Duration::seconds(2);
+    store.replica_report(&row).await.unwrap();
+    assert_eq!(store.replicas().await.unwrap(), [row.clone()], "one row per replica, updated in place");
+    store.replica_leave(&row.replica_id).await.unwrap();
+    assert!(store.replicas().await.unwrap().is_empty());
+}
+
+/// Two processes on one store, each with its own services and the store's change feed as bus
+/// (no Redis, caches that would hold for an hour): a key revoked by one is refused by the other
+/// once the first has settled — the other reported that it applied the change.
+pub async fn a_change_by_another_process_is_applied_before_it_settles(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new());
+    let process = |store: Arc<dyn Store>, clock: Arc<ManualClock>| async move {
+        let bus = Arc::new(tenantry_app::StoreBus::new(store.clone(), clock.clone(), Duration::from_millis(10)));
+        let cache = CacheConfig::uniform(Duration::from_secs(3600), Duration::from_secs(60));
+        build_app(store, clock, Wiring { bus, cache, ..Wiring::local() }).await
+    };
+    let server = process(store.clone(), clock.clone()).await;
+    let cli = process(store.clone(), clock.clone()).await;
+    let reporter = tenantry_app::ReplicaReporter::spawn(
+        store.clone(),
+        clock.clone(),
+        server.bus().as_ref(),
+        server.cache.clone(),
+        "server-a".to_owned(),
+    );
+    let admin = cli.operator("ops");
+    let owner = tenantry_app::KeyOwner::PlatformAdmin(tenantry_domain::UserId::parse("ops").unwrap());
+    let issued = cli.directory.create_key(&admin, owner, "laptop", None).await.unwrap();
+    server.directory.authenticate(&issued.token).await.expect("the key works, and is now cached by the server");
+
+    cli.directory.revoke_key(&admin, &issued.key.id).await.unwrap();
+    let settled = cli.settle(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(settled.confirmed, ["server-a"], "{settled:?}");
+    assert!(settled.lagging.is_empty() && settled.elsewhere.is_empty(), "{settled:?}");
+    let refused = server.directory.authenticate(&issued.token).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Unauthenticated, "{refused}");
+    reporter.leave().await;
+    assert!(store.replicas().await.unwrap().is_empty(), "a server that leaves removes its report");
+}
+
 #[macro_export]
 macro_rules! cache_suite {
     ($make:expr) => {
         $crate::cache_suite!(@cases $make; replicas_see_each_others_writes, a_gap_in_the_sequence_drops_every_snapshot,
-            loads_racing_writes_never_install_old_data, the_shared_form_round_trips_and_refuses_what_it_must);
+            loads_racing_writes_never_install_old_data, the_shared_form_round_trips_and_refuses_what_it_must,
+            the_change_feed_numbers_without_gaps_and_keeps_replica_reports,
+            a_change_by_another_process_is_applied_before_it_settles);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

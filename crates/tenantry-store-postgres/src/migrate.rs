@@ -13,8 +13,10 @@ use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, p
 use crate::config::PgConfig;
 
 /// The schema's history; never edit one that has shipped: add a file.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") },
+    Migration { version: 2, name: "change_feed", sql: include_str!("../migrations/0002_change_feed.sql") },
+];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
 const MIGRATION_LOCK: i64 = 0x7465_6e61_6e74;
@@ -101,6 +103,9 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on memberships to {role};
          grant select, insert, update on api_keys to {role};
          grant select, update on audit_head to {role};
+         grant select, update on invalidation_head to {role};
+         grant select, insert, delete on invalidation_feed to {role};
+         grant select, insert, update, delete on replicas to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};

@@ -825,6 +825,113 @@ macro_rules! registry_store {
                 .map(|row| Ok(tenantry_store_sql::audit_entry_from_row!(row, |e| store_error(e, "read audit row"))))
                 .collect()
         }
+
+        #[::async_trait::async_trait]
+        impl ::tenantry_app::ports::ChangeFeed for $store {
+            async fn feed_append(
+                &self,
+                target: &::tenantry_app::InvalidationTarget,
+                at: ::time::OffsetDateTime,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin"))?;
+                let seq: i64 = sqlx::query_scalar("update invalidation_head set seq = seq + 1 where id = 1 returning seq")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "number an invalidation"))?;
+                sqlx::query("insert into invalidation_feed (seq, target, at) values ($1, $2, $3)")
+                    .bind(seq)
+                    .bind(target.encode())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "record an invalidation"))?;
+                tx.commit().await.map_err(|e| store_error(e, "commit an invalidation"))?;
+                Ok(u64::try_from(seq).unwrap_or(0))
+            }
+
+            async fn feed_after(&self, after: u64, limit: u32) -> Result<Vec<::tenantry_app::Invalidation>, StoreError> {
+                let after = i64::try_from(after).unwrap_or(i64::MAX);
+                let rows: Vec<(i64, String)> =
+                    sqlx::query_as("select seq, target from invalidation_feed where seq > $1 order by seq limit $2")
+                        .bind(after)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| store_error(e, "read the change feed"))?;
+                rows.into_iter()
+                    .map(|(seq, target)| {
+                        let target = ::tenantry_app::InvalidationTarget::decode(&target).ok_or_else(|| {
+                            StoreError::Unexpected(::anyhow::anyhow!("stored invalidation target {target:?} is not valid"))
+                        })?;
+                        Ok(::tenantry_app::Invalidation { seq: u64::try_from(seq).unwrap_or(0), target })
+                    })
+                    .collect()
+            }
+
+            async fn feed_head(&self) -> Result<u64, StoreError> {
+                let seq: i64 = sqlx::query_scalar("select seq from invalidation_head where id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "read the change feed head"))?;
+                Ok(u64::try_from(seq).unwrap_or(0))
+            }
+
+            async fn feed_trim(&self, before: ::time::OffsetDateTime) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "delete from invalidation_feed where at < $1 and seq < (select seq from invalidation_head where id = 1)",
+                )
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "trim the change feed"))?;
+                Ok(done.rows_affected())
+            }
+
+            async fn replica_report(&self, r: &::tenantry_app::ports::ReplicaRow) -> Result<(), StoreError> {
+                sqlx::query(
+                    "insert into replicas (replica_id, bus, applied_seq, started_at, seen_at) values ($1, $2, $3, $4, $5)
+                     on conflict (replica_id) do update
+                     set bus = excluded.bus, applied_seq = excluded.applied_seq, seen_at = excluded.seen_at",
+                )
+                .bind(&r.replica_id)
+                .bind(&r.bus)
+                .bind(i64::try_from(r.applied_seq).unwrap_or(i64::MAX))
+                .bind(r.started_at)
+                .bind(r.seen_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "record a replica report"))?;
+                Ok(())
+            }
+
+            async fn replica_leave(&self, replica_id: &str) -> Result<(), StoreError> {
+                sqlx::query("delete from replicas where replica_id = $1")
+                    .bind(replica_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| store_error(e, "remove a replica report"))?;
+                Ok(())
+            }
+
+            async fn replicas(&self) -> Result<Vec<::tenantry_app::ports::ReplicaRow>, StoreError> {
+                let rows: Vec<(String, String, i64, ::time::OffsetDateTime, ::time::OffsetDateTime)> = sqlx::query_as(
+                    "select replica_id, bus, applied_seq, started_at, seen_at from replicas order by replica_id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| store_error(e, "list replicas"))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(replica_id, bus, applied, started_at, seen_at)| ::tenantry_app::ports::ReplicaRow {
+                        replica_id,
+                        bus,
+                        applied_seq: u64::try_from(applied).unwrap_or(0),
+                        started_at,
+                        seen_at,
+                    })
+                    .collect())
+            }
+        }
         }
     };
 }

@@ -25,8 +25,10 @@ use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, p
 use tenantry_store_sql::{TierRecord, store_error};
 
 /// Embedded migrations, applied in order; history (never edit one that has shipped: add a file).
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") },
+    Migration { version: 2, name: "change_feed", sql: include_str!("../migrations/0002_change_feed.sql") },
+];
 
 pub const DB_FILE: &str = "tenantry.db";
 

@@ -56,6 +56,11 @@ impl Principal {
         matches!(self.kind, PrincipalKind::PlatformAdmin)
     }
 
+    /// The request this principal is serving (recorded in audit entries).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     pub fn actor(&self) -> Actor {
         let kind = if self.is_platform_admin() { ActorKind::PlatformAdmin } else { ActorKind::User };
         Actor::new(kind, self.id.as_str())

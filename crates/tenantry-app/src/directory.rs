@@ -6,14 +6,23 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use tenantry_domain::{KeyId, Membership, Permission, Role, TenantId, User, UserId};
+use tenantry_domain::{Invitation, KeyId, Membership, Permission, Role, TenantId, User, UserId};
 
-use crate::access::{PlatformScope, TenantScope};
+use crate::access::{Authority, PlatformScope, TenantScope};
 use crate::auth::{MIN_BOOTSTRAP_TOKEN_LEN, Principal, generate_key, token_digest};
 use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
 use crate::operations::{AuditOp, PlatformRead};
 use crate::ports::{ApiKey, AuditRecord, Clock, KeyOwner, Store};
+
+/// What [`Directory::put_member`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    /// The user is a member with the role (added, or their role changed).
+    Added(Membership),
+    /// The user was invited and becomes a member when they accept.
+    Invited(Invitation),
+}
 
 /// A key as shown right after creation: the only time the token is visible.
 pub struct IssuedKey {
@@ -103,9 +112,34 @@ impl Directory {
     // ---- memberships ---------------------------------------------------------------------------
 
     /// Adds `user` to the scope's tenant with `role`, or changes their role.
-    pub async fn put_member(&self, scope: &TenantScope, user: &UserId, role: Role) -> Result<Membership, AppError> {
+    /// Adds a user to the scope's tenant or changes their role. A platform principal adds
+    /// directly; a tenant's admin changes the role of an existing member directly, and otherwise
+    /// records an invitation the user must accept — the same answer whether or not the user
+    /// exists. Refused for an archived or deleted tenant.
+    pub async fn put_member(&self, scope: &TenantScope, user: &UserId, role: Role) -> Result<MemberChange, AppError> {
         scope.require(Permission::ManageMembers)?;
+        let tenant =
+            self.store.get_tenant(scope).await?.ok_or_else(|| AppError::TenantNotFound(scope.tenant().clone()))?;
+        tenant.ensure_modifiable("member changes")?;
         let now = self.clock.now();
+        let direct = scope.authority() == Authority::Platform
+            || self.store.list_members(scope).await?.iter().any(|m| m.user == *user);
+        if !direct {
+            let invitation = Invitation::new(tenant.id, user.clone(), role, &scope.actor().id, now);
+            let audit = self.audit(
+                (scope.actor(), scope.request_id()),
+                Some(scope.tenant()),
+                AuditOp::MemberInvite,
+                None,
+                Some(serde_json::json!({
+                    "user_id": user.as_str(),
+                    "role": role.as_str(),
+                    "expires_at": tenantry_domain::tenant::format_time(invitation.expires_at),
+                })),
+            );
+            self.store.put_invitation(scope, &invitation, &audit).await?;
+            return Ok(MemberChange::Invited(invitation));
+        }
         let audit = self.audit(
             (scope.actor(), scope.request_id()),
             Some(scope.tenant()),
@@ -115,9 +149,44 @@ impl Directory {
         );
         self.store.put_membership(scope, user, role, now, &audit).await?;
         self.changed().await;
-        Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })
+        Ok(MemberChange::Added(Membership {
+            tenant: scope.tenant().clone(),
+            user: user.clone(),
+            role,
+            created_at: now,
+        }))
     }
 
+    /// The principal's open invitations, in every tenant.
+    pub async fn invitations(&self, principal: &Principal) -> Result<Vec<Invitation>, AppError> {
+        let system = PlatformScope::system("invitations");
+        Ok(self.store.invitations_of(&system, principal.id(), self.clock.now()).await?)
+    }
+
+    /// The principal takes up their invitation to `tenant` and becomes a member with the role it
+    /// names. A missing, expired or already used invitation, and an unknown tenant, all answer
+    /// `invitation_not_found`.
+    pub async fn accept_invitation(&self, principal: &Principal, tenant: &TenantId) -> Result<Membership, AppError> {
+        let not_found = || AppError::InvitationNotFound { tenant: tenant.clone(), user: principal.id().clone() };
+        // the principal is not a member yet: Tenantry acts in the tenant on their behalf, and the
+        // audit entry names them
+        let scope = PlatformScope::system("invitations").act_in(tenant.clone());
+        let current = self.store.get_tenant(&scope).await?.ok_or_else(not_found)?;
+        current.ensure_modifiable("joining")?;
+        let actor = principal.actor();
+        let audit = self.audit(
+            (&actor, principal.request_id()),
+            Some(tenant),
+            AuditOp::MemberAccept,
+            None,
+            Some(serde_json::json!({"user_id": principal.id().as_str()})),
+        );
+        let membership = self.store.accept_invitation(&scope, principal.id(), self.clock.now(), &audit).await?;
+        self.changed().await;
+        Ok(membership)
+    }
+
+    /// Removes a member. Allowed in every lifecycle state: taking access away is always safe.
     pub async fn remove_member(&self, scope: &TenantScope, user: &UserId) -> Result<(), AppError> {
         scope.require(Permission::ManageMembers)?;
         let audit = self.audit(

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     FlagNotFound,
     UserNotFound,
     MemberNotFound,
+    InvitationNotFound,
     KeyNotFound,
     QuotaExceeded,
     RateLimited,
@@ -40,7 +41,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -51,6 +52,7 @@ impl ErrorCode {
         ErrorCode::FlagNotFound,
         ErrorCode::UserNotFound,
         ErrorCode::MemberNotFound,
+        ErrorCode::InvitationNotFound,
         ErrorCode::KeyNotFound,
         ErrorCode::QuotaExceeded,
         ErrorCode::RateLimited,
@@ -83,6 +85,7 @@ impl ErrorCode {
             ErrorCode::FlagNotFound => "flag_not_found",
             ErrorCode::UserNotFound => "user_not_found",
             ErrorCode::MemberNotFound => "member_not_found",
+            ErrorCode::InvitationNotFound => "invitation_not_found",
             ErrorCode::KeyNotFound => "key_not_found",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RateLimited => "rate_limited",
@@ -122,6 +125,11 @@ pub enum Missing {
     Tenant(TenantId),
     User(UserId),
     Member {
+        tenant: TenantId,
+        user: UserId,
+    },
+    /// No open (unexpired) invitation of the user to the tenant.
+    Invitation {
         tenant: TenantId,
         user: UserId,
     },
@@ -169,6 +177,8 @@ pub enum AppError {
     UserNotFound(UserId),
     #[error("user {user} is not a member of tenant {tenant}")]
     MemberNotFound { tenant: TenantId, user: UserId },
+    #[error("user {user} has no open invitation to tenant {tenant} (invitations expire after 7 days)")]
+    InvitationNotFound { tenant: TenantId, user: UserId },
     #[error("API key {0} does not exist")]
     KeyNotFound(KeyId),
     #[error("document {0} does not exist")]
@@ -217,6 +227,7 @@ impl AppError {
             AppError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::MemberNotFound { .. } => ErrorCode::MemberNotFound,
+            AppError::InvitationNotFound { .. } => ErrorCode::InvitationNotFound,
             AppError::KeyNotFound(_) => ErrorCode::KeyNotFound,
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
@@ -263,6 +274,7 @@ impl From<StoreError> for AppError {
                 Missing::Tenant(t) | Missing::Placement(t) => AppError::TenantNotFound(t),
                 Missing::User(u) => AppError::UserNotFound(u),
                 Missing::Member { tenant, user } => AppError::MemberNotFound { tenant, user },
+                Missing::Invitation { tenant, user } => AppError::InvitationNotFound { tenant, user },
                 Missing::Key(k) => AppError::KeyNotFound(k),
                 Missing::Document(d) => AppError::DocumentNotFound(d),
                 Missing::FlagValue(k) => AppError::FlagNotFound(k, "at that scope"),
@@ -291,6 +303,7 @@ mod tests {
             AppError::UserNotFound(UserId::parse("u1").unwrap()),
             AppError::TenantInactive { tenant: t.clone(), status: TenantStatus::Suspended },
             AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
+            AppError::InvitationNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
             AppError::KeyNotFound(KeyId::parse("k1").unwrap()),
             AppError::DocumentNotFound(tenantry_domain::DocumentId::from_random(1)),
             AppError::QuotaExceeded(tenantry_domain::QuotaExceeded {

@@ -28,7 +28,7 @@ pub use dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, LocalEmbedder, LogAlerts, QueryAnswer,
     QueryLimiter, QueryMeter, Throttled,
 };
-pub use directory::{Directory, IssuedKey};
+pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use feed::{ReplicaReporter, Settled, StoreBus};
 pub use operations::{AuditOp, PlatformRead};

@@ -11,6 +11,7 @@
 //! | `flag.set`, `flag.delete` | a flag value is set or removed at a scope |
 //! | `flag.enable`, `flag.disable` | the kill switch |
 //! | `user.create`, `member.put`, `member.remove` | users and memberships change |
+//! | `member.invite`, `member.accept` | a tenant admin invites a user; the user accepts |
 //! | `key.create`, `key.revoke` | API keys are issued or revoked (never the token) |
 //! | `document.ingest`, `document.delete` | documents enter or leave a tenant's data |
 //! | `tenant.read`, `flag.evaluate`, `flag.evaluate_all`, `member.read`, `audit.read` | a principal reads in a tenant's scope |
@@ -37,6 +38,8 @@ pub enum AuditOp {
     UserCreate,
     MemberPut,
     MemberRemove,
+    MemberInvite,
+    MemberAccept,
     MemberRead,
     KeyCreate,
     KeyRevoke,
@@ -76,6 +79,8 @@ impl AuditOp {
             UserCreate,
             MemberPut,
             MemberRemove,
+            MemberInvite,
+            MemberAccept,
             KeyCreate,
             KeyRevoke,
             DocumentIngest,
@@ -130,6 +135,8 @@ impl AuditOp {
             UserCreate => "user.create",
             MemberPut => "member.put",
             MemberRemove => "member.remove",
+            MemberInvite => "member.invite",
+            MemberAccept => "member.accept",
             MemberRead => "member.read",
             KeyCreate => "key.create",
             KeyRevoke => "key.revoke",

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use tenantry_domain::{
     Actor, DataUsage, DocumentId, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue,
-    IngestQuota, KeyId, Membership, Metadata, PhysicalIndex, Placement, PlacementPlan, Role, Tenant, TenantId,
-    TenantStatus, Tier, TierName, User, UserId,
+    IngestQuota, Invitation, KeyId, Membership, Metadata, PhysicalIndex, Placement, PlacementPlan, Role, Tenant,
+    TenantId, TenantStatus, Tier, TierName, User, UserId,
 };
 
 use crate::access::{PlatformScope, TenantScope};
@@ -364,6 +364,29 @@ pub trait IdentityStore: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     async fn list_members(&self, scope: &TenantScope) -> Result<Vec<Membership>, StoreError>;
+    /// Records (or renews) an invitation to the scope's tenant; the user need not exist.
+    async fn put_invitation(
+        &self,
+        scope: &TenantScope,
+        invitation: &Invitation,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// The user's open (unexpired at `now`) invitations, in every tenant (platform path only).
+    async fn invitations_of(
+        &self,
+        access: &PlatformScope,
+        user: &UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// Turns the user's open invitation to the scope's tenant into a membership, in one
+    /// transaction with `audit`. `NotFound(Invitation)` if there is none open at `now`.
+    async fn accept_invitation(
+        &self,
+        scope: &TenantScope,
+        user: &UserId,
+        now: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<Membership, StoreError>;
     /// Every tenant the user belongs to (a cross-tenant read: platform path only).
     async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// `AlreadyExists` if the id or digest is taken.

@@ -515,7 +515,7 @@ impl Registry {
     ) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
         check_rule(&rule, &meta)?;
-        self.load(scope).await?;
+        self.load(scope).await?.ensure_modifiable("flag changes")?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some((&rule, &meta)));
         self.store.set_tenant_flag(scope, &key, &rule, &meta, &audit).await?;
@@ -526,6 +526,7 @@ impl Registry {
 
     pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
+        self.load(scope).await?.ensure_modifiable("flag changes")?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, None);
         self.store.delete_tenant_flag(scope, &key, &audit).await?;

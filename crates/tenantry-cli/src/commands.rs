@@ -551,8 +551,11 @@ async fn members(directory: &Directory, admin: &PlatformScope, cmd: MembersCmd, 
         MembersCmd::Add { tenant, user_id: id, role } => {
             let scope = admin.act_in(tenant_id(&tenant)?);
             let role = Role::parse(&role).map_err(usage)?;
-            let m = directory.put_member(&scope, &user_id(&id)?, role).await?;
-            out.memberships(&[m]);
+            match directory.put_member(&scope, &user_id(&id)?, role).await? {
+                tenantry_app::MemberChange::Added(m) => out.memberships(&[m]),
+                // the operator acts with platform authority, which adds directly
+                tenantry_app::MemberChange::Invited(i) => out.message(&format!("{} invited to {}", i.user, i.tenant)),
+            }
         }
         MembersCmd::Remove { tenant, user_id: id } => {
             let scope = admin.act_in(tenant_id(&tenant)?);

@@ -127,6 +127,30 @@ impl User {
     }
 }
 
+/// How long an invitation can be accepted.
+pub const INVITATION_DAYS: i64 = 7;
+
+/// An offer of membership made by a tenant's admin: it becomes a membership only when the user
+/// accepts it (a platform administrator adds members directly). Recording one answers the same
+/// whether or not the user exists, so a tenant admin cannot probe the platform's user ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub role: Role,
+    /// The actor id of whoever invited.
+    pub invited_by: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Invitation {
+    pub fn new(tenant: TenantId, user: UserId, role: Role, invited_by: &str, now: OffsetDateTime) -> Self {
+        let expires_at = now + time::Duration::days(INVITATION_DAYS);
+        Self { tenant, user, role, invited_by: invited_by.to_owned(), created_at: now, expires_at }
+    }
+}
+
 /// A user's role in one tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {

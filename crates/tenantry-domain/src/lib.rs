@@ -29,7 +29,7 @@ pub use documents::{
 };
 pub use flags::{Evaluation, FlagDefinition, FlagKind, FlagLevel, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue};
 pub use health::{HealthClass, HealthReport, HealthSignals};
-pub use identity::{Membership, Permission, Role, User};
+pub use identity::{Invitation, Membership, Permission, Role, User};
 pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, UserId};
 pub use invalid::Invalid;
 pub use lifecycle::{LifecycleError, TenantStatus};

@@ -239,7 +239,8 @@ impl Tenant {
         })
     }
 
-    fn ensure_modifiable(&self, what: &'static str) -> Result<(), TenantError> {
+    /// Refuses changes (`what`) to an archived or deleted tenant.
+    pub fn ensure_modifiable(&self, what: &'static str) -> Result<(), TenantError> {
         match self.status {
             TenantStatus::Archived | TenantStatus::Deleted => {
                 Err(TenantError::NotModifiable { tenant: self.id.clone(), status: self.status, what })

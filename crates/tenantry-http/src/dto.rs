@@ -687,6 +687,32 @@ pub struct MembershipView {
     pub created_at: String,
 }
 
+/// An invitation to a tenant, waiting for the user to accept it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub tenant_id: String,
+    pub user_id: String,
+    /// admin | analyst | reviewer | viewer
+    pub role: String,
+    /// Always `invited`.
+    pub status: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&tenantry_domain::Invitation> for InvitationView {
+    fn from(i: &tenantry_domain::Invitation) -> Self {
+        InvitationView {
+            tenant_id: i.tenant.to_string(),
+            user_id: i.user.to_string(),
+            role: i.role.as_str().to_owned(),
+            status: "invited".to_owned(),
+            created_at: format_time(i.created_at),
+            expires_at: format_time(i.expires_at),
+        }
+    }
+}
+
 impl From<&Membership> for MembershipView {
     fn from(m: &Membership) -> Self {
         MembershipView {

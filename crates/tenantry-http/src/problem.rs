@@ -27,6 +27,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
         C::FlagNotFound => (StatusCode::NOT_FOUND, "Flag not found"),
         C::UserNotFound => (StatusCode::NOT_FOUND, "User not found"),
         C::MemberNotFound => (StatusCode::NOT_FOUND, "Membership not found"),
+        C::InvitationNotFound => (StatusCode::NOT_FOUND, "Invitation not found"),
         C::KeyNotFound => (StatusCode::NOT_FOUND, "API key not found"),
         C::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         C::TenantInactive => (StatusCode::LOCKED, "Tenant is not active"),

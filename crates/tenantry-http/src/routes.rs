@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use tenantry_app::ErrorCode;
-use tenantry_app::{KeyOwner, Principal, TenantFilter, TenantScope};
+use tenantry_app::{KeyOwner, MemberChange, Principal, TenantFilter, TenantScope};
 use tenantry_domain::timestamp::parse_time;
 use tenantry_domain::{
     FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, KeyId, Role, TenantId, TenantStatus, TierName, UserId,
@@ -575,20 +575,51 @@ pub async fn list_members(
     Ok(axum::Json(state.directory.list_members(&scope).await?.iter().map(MembershipView::from).collect()))
 }
 
-/// Add a user to a tenant or change their role (the tenant's admins, platform).
+/// Add a user to a tenant or change their role. A platform administrator adds directly (200); a
+/// tenant admin changes an existing member's role (200) or invites the user (202: they become a
+/// member when they accept, and the answer is the same whether or not the user exists).
 #[utoipa::path(post, path = "/tenants/{tenant_id}/members", tag = "identity", security(("bearer" = [])),
     params(("tenant_id" = String, Path)), request_body = PutMemberBody,
-    responses((status = 200, body = MembershipView), (status = 401, body = Problem), (status = 403, body = Problem),
+    responses((status = 200, body = MembershipView), (status = 202, body = InvitationView),
+              (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_member(
     State(state): State<AppState>,
     TenantAccess(scope): TenantAccess,
     Body(body): Body<PutMemberBody>,
-) -> ApiResult<axum::Json<MembershipView>> {
+) -> ApiResult<Response> {
     let user = parse_user(&body.user_id)?;
     let role = Role::parse(&body.role).map_err(invalid)?;
-    let membership = state.directory.put_member(&scope, &user, role).await?;
-    Ok(axum::Json(MembershipView::from(&membership)))
+    Ok(match state.directory.put_member(&scope, &user, role).await? {
+        MemberChange::Added(membership) => axum::Json(MembershipView::from(&membership)).into_response(),
+        MemberChange::Invited(invitation) => {
+            (StatusCode::ACCEPTED, axum::Json(InvitationView::from(&invitation))).into_response()
+        }
+    })
+}
+
+/// The caller's open invitations.
+#[utoipa::path(get, path = "/me/invitations", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = Vec<InvitationView>), (status = 401, body = Problem)))]
+pub async fn my_invitations(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> ApiResult<axum::Json<Vec<InvitationView>>> {
+    Ok(axum::Json(state.directory.invitations(&principal).await?.iter().map(InvitationView::from).collect()))
+}
+
+/// Accept an invitation: the caller becomes a member of the tenant with the invited role.
+#[utoipa::path(post, path = "/me/invitations/{tenant_id}/accept", tag = "identity", security(("bearer" = [])),
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = MembershipView), (status = 401, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    P(tenant): P<String>,
+) -> ApiResult<axum::Json<MembershipView>> {
+    let tenant = parse_tenant(&tenant)?;
+    Ok(axum::Json(MembershipView::from(&state.directory.accept_invitation(&principal, &tenant).await?)))
 }
 
 /// Remove a user from a tenant (the tenant's admins, platform).

@@ -26,3 +26,19 @@ create table replicas (
     seen_at     timestamptz not null
 );
 comment on table replicas is 'tenantry:platform';
+
+-- Invitations: a tenant admin's offer of membership, taken up by the user (a platform
+-- administrator adds members directly). No foreign key to users: recording one must answer the
+-- same whether or not the user exists.
+create table invitations (
+    tenant_id  text not null references tenants (tenant_id),
+    user_id    text not null check (length(user_id) between 2 and 128),
+    role       text not null check (role in ('admin', 'analyst', 'reviewer', 'viewer')),
+    invited_by text not null,
+    created_at timestamptz not null,
+    expires_at timestamptz not null,
+    primary key (tenant_id, user_id)
+);
+comment on table invitations is 'tenantry:tenant';
+create index invitations_user_idx on invitations (user_id, tenant_id);
+select tenantry_isolate_by_tenant('invitations');

@@ -32,7 +32,10 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
         let user = UserId::parse(&format!("user-of-{id}")).unwrap();
         directory.create_user(&ctx.admin, user.clone(), "U").await.unwrap();
         directory.put_member(&ctx.admin.act_in(tid(id)), &user, Role::Admin).await.unwrap();
-        directory.create_key(&ctx.admin, KeyOwner::User(user), "k", None).await.unwrap();
+        let token = directory.create_key(&ctx.admin, KeyOwner::User(user), "k", None).await.unwrap().token;
+        // the tenant's admin invites someone (an invitations row)
+        let admin_scope = directory.authenticate(&token).await.unwrap().tenant(&tid(id)).unwrap();
+        directory.put_member(&admin_scope, &UserId::parse("invitee").unwrap(), Role::Viewer).await.unwrap();
     }
     // documents, chunks (partition chunks_i1 of the shared index), placements and usage
     let data = tenantry_contract::data::DataCtx::new(store).await;
@@ -47,11 +50,12 @@ async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
 }
 
-const TENANT_TABLES: [&str; 9] = [
+const TENANT_TABLES: [&str; 10] = [
     "tenants",
     "tenant_flags",
     "audit_log",
     "memberships",
+    "invitations",
     "tenant_placements",
     "documents",
     "chunks",
@@ -200,6 +204,7 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
             "chunks",
             "chunks_i1",
             "documents",
+            "invitations",
             "memberships",
             "tenant_flags",
             "tenant_placements",

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use tenantry_app::{ApiKey, KeyOwner, StoreError};
-use tenantry_domain::{KeyId, Membership, Role, TenantId, User, UserId};
+use tenantry_domain::{Invitation, KeyId, Membership, Role, TenantId, User, UserId};
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("stored {what} is not valid: {err}"))
@@ -38,6 +38,28 @@ pub fn membership_from_columns((tenant, user, role, created_at): MembershipColum
         user: UserId::parse(&user).map_err(|e| corrupt("membership user", e))?,
         role: Role::parse(&role).map_err(|e| corrupt("membership role", e))?,
         created_at,
+    })
+}
+
+/// The invitation columns in [`InvitationColumns`] order.
+#[macro_export]
+macro_rules! invitation_columns {
+    () => {
+        "tenant_id, user_id, role, invited_by, created_at, expires_at"
+    };
+}
+pub type InvitationColumns = (String, String, String, String, OffsetDateTime, OffsetDateTime);
+
+pub fn invitation_from_columns(
+    (tenant, user, role, invited_by, created_at, expires_at): InvitationColumns,
+) -> Result<Invitation, StoreError> {
+    Ok(Invitation {
+        tenant: TenantId::parse(&tenant).map_err(|e| corrupt("invitation tenant", e))?,
+        user: UserId::parse(&user).map_err(|e| corrupt("invitation user", e))?,
+        role: Role::parse(&role).map_err(|e| corrupt("invitation role", e))?,
+        invited_by,
+        created_at,
+        expires_at,
     })
 }
 

@@ -737,6 +737,96 @@ macro_rules! registry_store {
                 rows.into_iter().map(membership_from_columns).collect()
             }
 
+            async fn put_invitation(
+                &self,
+                scope: &TenantScope,
+                invitation: &::tenantry_domain::Invitation,
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                sqlx::query(concat!(
+                    "insert into invitations (",
+                    $crate::invitation_columns!(),
+                    ") values ($1, $2, $3, $4, $5, $6) on conflict (tenant_id, user_id) do update
+                     set role = excluded.role, invited_by = excluded.invited_by, created_at = excluded.created_at,
+                         expires_at = excluded.expires_at"
+                ))
+                .bind(scope.tenant().as_str())
+                .bind(invitation.user.as_str())
+                .bind(invitation.role.as_str())
+                .bind(&invitation.invited_by)
+                .bind(invitation.created_at)
+                .bind(invitation.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| reference_error(e, ::tenantry_app::Missing::Tenant(scope.tenant().clone()), "put invitation"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit invitation"))
+            }
+
+            async fn invitations_of(
+                &self,
+                access: &PlatformScope,
+                user: &UserId,
+                now: ::time::OffsetDateTime,
+            ) -> Result<Vec<::tenantry_domain::Invitation>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let rows = sqlx::query_as::<_, $crate::identity::InvitationColumns>(concat!(
+                    "select ",
+                    $crate::invitation_columns!(),
+                    " from invitations where user_id = $1 and expires_at > $2 order by tenant_id"
+                ))
+                .bind(user.as_str())
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "list invitations"))?;
+                $store::end_read(tx).await?;
+                rows.into_iter().map($crate::identity::invitation_from_columns).collect()
+            }
+
+            async fn accept_invitation(
+                &self,
+                scope: &TenantScope,
+                user: &UserId,
+                now: ::time::OffsetDateTime,
+                audit: &AuditRecord,
+            ) -> Result<Membership, StoreError> {
+                let mut tx = self.tenant_tx(scope).await?;
+                let role: Option<String> = sqlx::query_scalar(
+                    "delete from invitations where tenant_id = $1 and user_id = $2 and expires_at > $3 returning role",
+                )
+                .bind(scope.tenant().as_str())
+                .bind(user.as_str())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "take invitation"))?;
+                let Some(role) = role else {
+                    return Err(StoreError::NotFound(::tenantry_app::Missing::Invitation {
+                        tenant: scope.tenant().clone(),
+                        user: user.clone(),
+                    }));
+                };
+                let role = Role::parse(&role)
+                    .map_err(|e| StoreError::Unexpected(::anyhow::anyhow!("stored invitation role is not valid: {e}")))?;
+                sqlx::query(concat!(
+                    "insert into memberships (",
+                    membership_columns!(),
+                    ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
+                ))
+                .bind(scope.tenant().as_str())
+                .bind(user.as_str())
+                .bind(role.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "accept invitation"))?;
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit acceptance"))?;
+                Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })
+            }
+
             async fn memberships_of(&self, access: &PlatformScope, user: &UserId) -> Result<Vec<Membership>, StoreError> {
                 let mut tx = self.platform_read(access).await?;
                 let rows = sqlx::query_as::<_, MembershipColumns>(concat!(

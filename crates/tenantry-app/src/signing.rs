@@ -49,7 +49,11 @@ impl AuditKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let key = Self::generate()?;
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder.create(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
                 }
                 write_private(path, &format!("{}\n", key.seed_hex()))
                     .map_err(|e| format!("write {}: {e}", path.display()))?;

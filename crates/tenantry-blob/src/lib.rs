@@ -55,7 +55,12 @@ impl ObjectBlobStore {
     pub fn open(config: &BlobConfig) -> anyhow::Result<Self> {
         match config {
             BlobConfig::Local(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("create object directory {}", dir.display()))?;
+                // private to the service's user (0700 on Unix); an existing directory is left as it is
+                let mut builder = std::fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder.create(dir).with_context(|| format!("create object directory {}", dir.display()))?;
                 let fs = LocalFileSystem::new_with_prefix(dir)
                     .with_context(|| format!("open object directory {}", dir.display()))?
                     .with_automatic_cleanup(true);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -108,6 +108,8 @@ pub fn router(
         .route("/tiers", get(routes::list_tiers))
         .route("/tiers/{name}", get(routes::get_tier))
         .route("/me", get(routes::whoami))
+        .route("/me/invitations", get(routes::my_invitations))
+        .route("/me/invitations/{tenant_id}/accept", post(routes::accept_invitation))
         .route("/users", post(routes::create_user).get(routes::list_users))
         .route("/keys", post(routes::create_key).get(routes::list_keys))
         .route("/keys/{key_id}", axum::routing::delete(routes::revoke_key))
@@ -125,6 +127,7 @@ pub fn router(
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
         .merge(api)
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::map_response(no_sniff))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -143,6 +146,13 @@ pub fn router(
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Every answer declares its content type; browsers must not guess another (a text or JSON body
+/// is never run as a script or rendered as HTML).
+async fn no_sniff(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 async fn route_not_found(req: Request) -> ApiError {

@@ -91,12 +91,38 @@ impl Drop for TemporaryDir {
     }
 }
 
+/// Creates `dir` (and its parents) readable by the owner only (0700 on Unix); an existing
+/// directory is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file empty and private (0600 on Unix) if it does not exist, so SQLite's
+/// journal files, which copy its permissions, are private too.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 static TEMPORARY_STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/tenantry.db` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+        create_private_dir(data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+        create_private_file(&data_dir.join(DB_FILE))
+            .with_context(|| format!("create {}", data_dir.join(DB_FILE).display()))?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(DB_FILE))
             .create_if_missing(true)

@@ -81,3 +81,20 @@ async fn two_stores_opening_one_new_database_migrate_it_once() {
     assert_eq!(tiers, 4, "the catalog seeded once");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The data directory and the database (with its journal files) are the service user's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("private").join("nested");
+    let store = SqliteStore::open(&dir).await.unwrap();
+    sqlx::query("select count(*) from tiers").fetch_one(store.pool()).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path) & 0o077, 0, "{} is readable by others", path.display());
+    }
+    std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+}

@@ -212,6 +212,11 @@ impl World {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(
+            headers.get("x-content-type-options").and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "every answer forbids content sniffing: {method} {path} {status}"
+        );
         if let Err(mismatch) = conformance::check(&method, &path, status.as_u16(), content_type, &body) {
             conformance::report(&mismatch, &text);
         }

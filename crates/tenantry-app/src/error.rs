@@ -154,6 +154,9 @@ pub enum StoreError {
     NotFound(Missing),
     #[error("{0}")]
     ConstraintViolated(String),
+    /// The caller may not make this change (the sentence says why), e.g. a platform-set value.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     QuotaExceeded(tenantry_domain::QuotaExceeded),
     #[error("the store is unavailable")]
@@ -267,6 +270,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
             StoreError::ConstraintViolated(msg) => AppError::Invalid(msg),
+            StoreError::Refused(msg) => AppError::Forbidden(msg),
             StoreError::QuotaExceeded(q) => AppError::QuotaExceeded(q),
             StoreError::Unavailable(e) => AppError::Unavailable(e),
             StoreError::Unexpected(e) => AppError::Unexpected(e),

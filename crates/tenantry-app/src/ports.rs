@@ -245,20 +245,27 @@ pub trait FlagStore: Send + Sync {
         key: &FlagKey,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
-    /// `set_flag` for the scope's own tenant-level override (a tenant admin's path).
+    /// Sets the scope's tenant-level value of `key`, in the tenant's scope. For the platform
+    /// (`writer`), as `set_flag`: the platform's definition, and the value marked platform-set or
+    /// not. For the tenant's admin: a key the platform defined takes a value of its type (`meta`
+    /// refused, a platform-set value `Refused`); any other key is defined in the tenant's own
+    /// namespace, with `meta`. Never changes what another tenant sees.
     async fn set_tenant_flag(
         &self,
         scope: &TenantScope,
         key: &FlagKey,
         rule: &FlagRule,
         meta: &FlagMeta,
+        writer: FlagWriter,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
-    /// Removes a tenant-level override inside the tenant's own scope; `NotFound` if there was none.
+    /// Removes the scope's tenant-level value (and the tenant's own definition of the key);
+    /// `NotFound` if there was none, `Refused` for a tenant's admin on a platform-set value.
     async fn delete_tenant_flag(
         &self,
         scope: &TenantScope,
         key: &FlagKey,
+        writer: FlagWriter,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     /// The flags that apply to one tenant: global, every tier's, and this tenant's overrides only,
@@ -530,6 +537,16 @@ pub trait DocumentStore: Send + Sync {
         top_k: u32,
         filter: &Metadata,
     ) -> Result<Vec<ChunkHit>, StoreError>;
+}
+
+/// Who a tenant-level flag write acts for, which decides who owns the definition it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagWriter {
+    /// A platform principal; `platform_set: Some(true)` makes the value an entitlement the
+    /// tenant's admins cannot change or remove, `Some(false)` lifts that, `None` keeps it as is.
+    Platform { platform_set: Option<bool> },
+    /// The tenant's own admin.
+    Tenant,
 }
 
 /// A running server as it reports itself: which bus it hears and how far it has applied it.

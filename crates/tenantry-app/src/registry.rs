@@ -10,11 +10,11 @@ use tenantry_domain::{
     HealthSignals, NewTenant, Permission, Tenant, TenantPatch, TenantStatus, Tier, TierName,
 };
 
-use crate::access::{PlatformScope, TenantScope};
+use crate::access::{Authority, PlatformScope, TenantScope};
 use crate::cache::{ConfigCache, InvalidationTarget};
 use crate::error::{AppError, StoreError};
 use crate::operations::{AuditOp, PlatformRead};
-use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, Page, Statistics, Store, TenantFilter};
+use crate::ports::{AuditEntry, AuditRecord, Clock, FlagRow, FlagWriter, Page, Statistics, Store, TenantFilter};
 use crate::snapshot::tenant_snapshot;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -424,7 +424,7 @@ impl Registry {
         meta: FlagMeta,
     ) -> Result<(), AppError> {
         if let FlagScope::Tenant(t) = &scope {
-            return self.set_tenant_flag_rule(&access.act_in(t.clone()), key, rule, meta).await;
+            return self.set_tenant_flag_rule(&access.act_in(t.clone()), key, rule, meta, None).await;
         }
         check_rule(&rule, &meta)?;
         self.check_scope(access, &scope).await?;
@@ -503,35 +503,54 @@ impl Registry {
 
     /// Sets a tenant-level override, inside the tenant's own scope (platform or the tenant's admin).
     pub async fn set_tenant_flag(&self, scope: &TenantScope, key: FlagKey, value: FlagValue) -> Result<(), AppError> {
-        self.set_tenant_flag_rule(scope, key, FlagRule::all(value), FlagMeta::default()).await
+        self.set_tenant_flag_rule(scope, key, FlagRule::all(value), FlagMeta::default(), None).await
     }
 
+    /// Sets the scope's tenant-level value of a flag. A platform principal writes the platform's
+    /// definition and may mark the value `platform_set` (an entitlement; `None` keeps the mark as
+    /// it is). The tenant's admin writes a value of a platform flag's type (not its description,
+    /// owner or expiry, and not over a platform-set value), or defines a key of the tenant's own:
+    /// nothing they do changes what another tenant sees.
     pub async fn set_tenant_flag_rule(
         &self,
         scope: &TenantScope,
         key: FlagKey,
         rule: FlagRule,
         meta: FlagMeta,
+        platform_set: Option<bool>,
     ) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
         check_rule(&rule, &meta)?;
+        let writer = flag_writer(scope, platform_set)?;
         self.load(scope).await?.ensure_modifiable("flag changes")?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
-        let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some((&rule, &meta)));
-        self.store.set_tenant_flag(scope, &key, &rule, &meta, &audit).await?;
-        // the flag's version is shared by every tenant: their snapshots carry it too
-        self.invalidate(InvalidationTarget::All).await;
+        let mut audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, Some((&rule, &meta)));
+        if let (Some(set), Some(serde_json::Value::Object(after))) = (platform_set, audit.after.as_mut()) {
+            after.insert("platform_set".to_owned(), serde_json::Value::Bool(set));
+        }
+        self.store.set_tenant_flag(scope, &key, &rule, &meta, writer, &audit).await?;
+        self.invalidate_flag_write(scope, writer).await;
         Ok(())
     }
 
     pub async fn delete_tenant_flag(&self, scope: &TenantScope, key: FlagKey) -> Result<(), AppError> {
         scope.require(Permission::ManageTenantFlags)?;
+        let writer = flag_writer(scope, None)?;
         self.load(scope).await?.ensure_modifiable("flag changes")?;
         let flag_scope = FlagScope::Tenant(scope.tenant().clone());
         let audit = self.flag_audit(scope.actor(), scope.request_id(), &flag_scope, &key, None);
-        self.store.delete_tenant_flag(scope, &key, &audit).await?;
-        self.invalidate(InvalidationTarget::All).await;
+        self.store.delete_tenant_flag(scope, &key, writer, &audit).await?;
+        self.invalidate_flag_write(scope, writer).await;
         Ok(())
+    }
+
+    /// A platform write re-versions the platform's definition, which every tenant's snapshot
+    /// carries; a tenant admin's write changes that tenant's snapshot only.
+    async fn invalidate_flag_write(&self, scope: &TenantScope, writer: FlagWriter) {
+        match writer {
+            FlagWriter::Platform { .. } => self.invalidate(InvalidationTarget::All).await,
+            FlagWriter::Tenant => self.invalidate(InvalidationTarget::Tenant(scope.tenant().clone())).await,
+        }
     }
 
     /// Evaluates one flag for the scope's tenant: value and the level that decided it.
@@ -592,6 +611,17 @@ impl Registry {
         )
         .await?;
         Ok(rows)
+    }
+}
+
+/// Who a tenant-level flag write acts for: only a platform principal may mark entitlements.
+fn flag_writer(scope: &TenantScope, platform_set: Option<bool>) -> Result<FlagWriter, AppError> {
+    match scope.authority() {
+        Authority::Platform => Ok(FlagWriter::Platform { platform_set }),
+        Authority::Member(_) if platform_set.is_some() => {
+            Err(AppError::Forbidden("only platform administrators mark a value as platform-set".to_owned()))
+        }
+        Authority::Member(_) => Ok(FlagWriter::Tenant),
     }
 }
 

@@ -579,6 +579,10 @@ pub enum FlagCmd {
         /// RFC 3339 time after which the flag is reported stale.
         #[arg(long)]
         expires_at: Option<String>,
+        /// Tenant scope: `true` makes the value an entitlement the tenant's admins cannot change
+        /// or remove, `false` lifts that (absent: unchanged).
+        #[arg(long)]
+        platform_set: Option<bool>,
     },
     /// Remove a flag value at a scope.
     Unset {

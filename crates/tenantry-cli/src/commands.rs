@@ -708,7 +708,18 @@ async fn kill_switch(
 
 async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Out) -> Result<()> {
     match cmd {
-        FlagCmd::Set { feature, enabled, value, scope, scope_id, rollout, description, owner, expires_at } => {
+        FlagCmd::Set {
+            feature,
+            enabled,
+            value,
+            scope,
+            scope_id,
+            rollout,
+            description,
+            owner,
+            expires_at,
+            platform_set,
+        } => {
             let key = FlagKey::parse(&feature).map_err(usage)?;
             let scope = flag_scope(&scope, scope_id.as_deref())?;
             let value = match (enabled, value) {
@@ -723,7 +734,15 @@ async fn flag(registry: &Registry, admin: &PlatformScope, cmd: FlagCmd, out: &Ou
             let expires_at = expires_at.as_deref().map(|t| parse_time("--expires-at", t)).transpose().map_err(usage)?;
             let meta = tenantry_domain::FlagMeta { description, owner, expires_at: expires_at.map(Some) };
             let rule = tenantry_domain::FlagRule { value: value.clone(), rollout };
-            registry.set_flag_rule(admin, scope.clone(), key.clone(), rule, meta).await?;
+            match (&scope, platform_set) {
+                (FlagScope::Tenant(t), platform_set) => {
+                    registry
+                        .set_tenant_flag_rule(&admin.act_in(t.clone()), key.clone(), rule, meta, platform_set)
+                        .await?
+                }
+                (_, Some(_)) => return Err(usage("--platform-set applies only to --scope tenant")),
+                (_, None) => registry.set_flag_rule(admin, scope.clone(), key.clone(), rule, meta).await?,
+            }
             out.flag_set(&key, &scope, &value);
         }
         FlagCmd::Unset { feature, scope, scope_id } => {

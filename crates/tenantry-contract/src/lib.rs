@@ -19,8 +19,9 @@ use tenantry_app::{
     LocalEmbedder, LogAlerts, PlatformScope, Registry, StoreError,
 };
 use tenantry_domain::{
-    Currency, Evaluation, FlagKey, FlagLevel, FlagScope, FlagValue, HealthSignals, IsolationMode, Label, LimitField,
-    LimitOverrides, Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus, Tier, TierName,
+    Currency, Evaluation, FlagDefinition, FlagKey, FlagLevel, FlagMeta, FlagRule, FlagScope, FlagValue, HealthSignals,
+    IsolationMode, Label, LimitField, LimitOverrides, Limits, Money, NewTenant, TenantId, TenantPatch, TenantStatus,
+    Tier, TierName,
 };
 
 /// A clock the tests move by hand (microsecond precision, like the system clock).
@@ -435,6 +436,116 @@ pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
     assert!(recent.iter().any(|e| e.record.operation == "flag.enable"));
 }
 
+fn value_of(e: Evaluation) -> Option<FlagValue> {
+    match e {
+        Evaluation::Resolved { value, .. } => Some(value),
+        Evaluation::Unknown | Evaluation::Disabled { .. } => None,
+    }
+}
+
+/// The scope of `user`, made the admin of `tenant`, as their authenticated key gives it.
+async fn tenant_admin(ctx: &Ctx, tenant: &str, user: &str) -> tenantry_app::TenantScope {
+    let directory = &ctx.app.directory;
+    let id = tenantry_domain::UserId::parse(user).unwrap();
+    directory.create_user(&ctx.admin, id.clone(), user).await.unwrap();
+    directory.put_member(&ctx.admin.act_in(tid(tenant)), &id, tenantry_domain::Role::Admin).await.unwrap();
+    let token = directory.create_key(&ctx.admin, tenantry_app::KeyOwner::User(id), "k", None).await.unwrap().token;
+    directory.authenticate(&token).await.unwrap().tenant(&tid(tenant)).unwrap()
+}
+
+/// A tenant admin's flag writes change only their tenant: the platform's definitions (type,
+/// description, version) stay the platform's, a key the platform has not defined belongs to the
+/// tenant that uses it (another tenant may use it with another type), versions move only with
+/// one's own or the platform's writes, and a platform-set value is out of the tenant's reach.
+pub async fn tenant_flag_writes_stay_in_their_tenant(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store).await;
+    create(&ctx, "acme", "gold").await;
+    create(&ctx, "beta", "gold").await;
+    let (a, b) = (tenant_admin(&ctx, "acme", "admin-a").await, tenant_admin(&ctx, "beta", "admin-b").await);
+    let r = &ctx.registry;
+    let platform_meta = FlagMeta { description: Some("ranking v2".into()), ..FlagMeta::default() };
+    r.set_flag_rule(
+        &ctx.admin,
+        FlagScope::Global,
+        key("ranking"),
+        FlagRule::all(FlagValue::Bool(false)),
+        platform_meta,
+    )
+    .await
+    .unwrap();
+    let definition = |defs: Vec<FlagDefinition>, k: &str| defs.into_iter().find(|d| d.key.as_str() == k);
+    let before = definition(r.flag_definitions(&ctx.admin).await.unwrap(), "ranking").unwrap();
+
+    // a platform flag: the tenant sets a value of its type, never its metadata
+    let meta = FlagMeta {
+        description: Some("mine".into()),
+        expires_at: Some(Some(time::OffsetDateTime::UNIX_EPOCH)),
+        ..FlagMeta::default()
+    };
+    let refused = r.set_tenant_flag_rule(&a, key("ranking"), FlagRule::all(FlagValue::Bool(true)), meta, None).await;
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::Forbidden);
+    let mismatch = r.set_tenant_flag(&a, key("ranking"), FlagValue::String("on".into())).await.unwrap_err();
+    assert_eq!(mismatch.code(), ErrorCode::InvalidInput);
+    let b_before = r.evaluate_flag(&b, &key("ranking")).await.unwrap();
+    r.set_tenant_flag(&a, key("ranking"), FlagValue::Bool(true)).await.unwrap();
+    let after = definition(r.flag_definitions(&ctx.admin).await.unwrap(), "ranking").unwrap();
+    assert_eq!(
+        (after.version, after.description.as_str()),
+        (before.version, "ranking v2"),
+        "the platform's definition"
+    );
+    assert_eq!(r.evaluate_flag(&b, &key("ranking")).await.unwrap(), b_before, "beta sees nothing of acme's write");
+    assert!(r.stale_flags(&ctx.admin, time::Duration::days(3650)).await.unwrap().is_empty(), "no expiry leaked in");
+
+    // a key of acme's own: beta may use the same name with another type, and neither sees the other
+    r.set_tenant_flag(&a, key("beta.banner"), FlagValue::String("hello".into())).await.unwrap();
+    r.set_tenant_flag(&b, key("beta.banner"), FlagValue::Bool(true)).await.unwrap();
+    let b_version = r.evaluate_flag(&b, &key("beta.banner")).await.unwrap();
+    r.set_tenant_flag(&a, key("beta.banner"), FlagValue::String("again".into())).await.unwrap();
+    assert_eq!(
+        r.evaluate_flag(&b, &key("beta.banner")).await.unwrap(),
+        b_version,
+        "acme's writes do not move beta's version"
+    );
+    let own_mismatch = r.set_tenant_flag(&a, key("beta.banner"), FlagValue::Bool(true)).await.unwrap_err();
+    assert_eq!(own_mismatch.code(), ErrorCode::InvalidInput, "a tenant's own key keeps its type for that tenant");
+    assert!(definition(r.flag_definitions(&ctx.admin).await.unwrap(), "beta.banner").is_none(), "not a platform flag");
+
+    // an entitlement: set by the platform, out of the tenant admin's reach until lifted
+    let locked = FlagRule::all(FlagValue::Bool(false));
+    r.set_tenant_flag_rule(&ctx.admin.act_in(tid("beta")), key("ranking"), locked, FlagMeta::default(), Some(true))
+        .await
+        .unwrap();
+    let refused = r.set_tenant_flag(&b, key("ranking"), FlagValue::Bool(true)).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Forbidden, "{refused}");
+    assert_eq!(r.delete_tenant_flag(&b, key("ranking")).await.unwrap_err().code(), ErrorCode::Forbidden);
+    let mark = r.set_tenant_flag_rule(
+        &b,
+        key("ranking"),
+        FlagRule::all(FlagValue::Bool(true)),
+        FlagMeta::default(),
+        Some(false),
+    );
+    assert_eq!(mark.await.unwrap_err().code(), ErrorCode::Forbidden, "only the platform marks entitlements");
+    assert_eq!(
+        value_of(r.evaluate_flag(&b, &key("ranking")).await.unwrap()),
+        Some(FlagValue::Bool(false)),
+        "the entitlement holds"
+    );
+    let unlock = FlagRule::all(FlagValue::Bool(false));
+    r.set_tenant_flag_rule(&ctx.admin.act_in(tid("beta")), key("ranking"), unlock, FlagMeta::default(), Some(false))
+        .await
+        .unwrap();
+    r.set_tenant_flag(&b, key("ranking"), FlagValue::Bool(true)).await.unwrap();
+
+    // the platform later defines acme's key with another type: the platform's values apply
+    r.set_flag(&ctx.admin, FlagScope::Global, key("beta.banner"), FlagValue::Number(5.0)).await.unwrap();
+    for scope in [&a, &b] {
+        let got = r.evaluate_flag(scope, &key("beta.banner")).await.unwrap();
+        assert_eq!(value_of(got.clone()), Some(FlagValue::Number(5.0)), "{got:?}");
+    }
+}
+
 pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
     let ctx = Ctx::new(store).await;
     for (id, t) in [("finance", "platinum"), ("marketing", "silver"), ("hr", "silver")] {
@@ -461,9 +572,10 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         eval("finance").await,
         Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tier, split: false, version: 3 }
     );
+    // a tenant value's version adds its own (1) to the definition's
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant, split: false, version: 3 }
+        Evaluation::Resolved { value: FlagValue::Bool(true), level: FlagLevel::Tenant, split: false, version: 4 }
     );
     assert_eq!(
         eval("hr").await,
@@ -477,9 +589,10 @@ pub async fn flags_follow_the_hierarchy(store: Arc<dyn Store>) {
         .set_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics"), FlagValue::Bool(false))
         .await
         .unwrap();
+    // the definition's version 4 plus the value's own 2
     assert_eq!(
         eval("marketing").await,
-        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant, split: false, version: 4 }
+        Evaluation::Resolved { value: FlagValue::Bool(false), level: FlagLevel::Tenant, split: false, version: 6 }
     );
     ctx.registry.delete_flag(&ctx.admin, FlagScope::Tenant(tid("marketing")), key("advanced_analytics")).await.unwrap();
     assert_eq!(
@@ -724,6 +837,7 @@ macro_rules! contract_suite {
             statistics_count_by_status_tier_and_health,
             store_constraints_refuse_invalid_rows,
             identity_round_trips_and_stays_in_scope,
+            tenant_flag_writes_stay_in_their_tenant,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

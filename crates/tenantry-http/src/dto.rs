@@ -488,6 +488,9 @@ pub struct SetFlagBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub expires_at: Option<Option<String>>,
+    /// Tenant scope, platform administrators only: `true` makes the value an entitlement the
+    /// tenant's admins cannot change or remove, `false` lifts that (absent: unchanged).
+    pub platform_set: Option<bool>,
 }
 
 impl SetFlagBody {

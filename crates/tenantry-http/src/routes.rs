@@ -329,7 +329,10 @@ pub async fn set_flag(
     match &scope {
         FlagScope::Tenant(t) => {
             let tenant_scope = scope_in(&state, &principal, t.as_str())?;
-            state.registry.set_tenant_flag_rule(&tenant_scope, key.clone(), rule, meta).await?;
+            state.registry.set_tenant_flag_rule(&tenant_scope, key.clone(), rule, meta, body.platform_set).await?;
+        }
+        _ if body.platform_set.is_some() => {
+            return Err(ApiError::new(ErrorCode::InvalidInput, "platform_set applies only to a tenant-scope value"));
         }
         _ => {
             let access = principal.platform()?;

@@ -15,7 +15,11 @@ use crate::config::PgConfig;
 /// The schema's history; never edit one that has shipped: add a file.
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") },
-    Migration { version: 2, name: "change_feed", sql: include_str!("../migrations/0002_change_feed.sql") },
+    Migration {
+        version: 2,
+        name: "feed_invitations_flag_ownership",
+        sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
+    },
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
@@ -107,6 +111,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, delete on invalidation_feed to {role};
          grant select, insert, update, delete on replicas to {role};
          grant select, insert, update, delete on invitations to {role};
+         grant select, insert, update, delete on tenant_flag_definitions to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};

@@ -206,6 +206,7 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
             "documents",
             "invitations",
             "memberships",
+            "tenant_flag_definitions",
             "tenant_flags",
             "tenant_placements",
             "tenant_usage",

@@ -291,6 +291,56 @@ macro_rules! registry_store {
             Ok(())
         }
 
+        /// Defines (or re-versions) a key in the tenant's own namespace, refusing another type.
+        async fn define_tenant_flag(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            tenant: &str,
+            key: &FlagKey,
+            kind: FlagKind,
+            meta: &FlagMeta,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            let version: Option<i64> = sqlx::query_scalar(
+                "insert into tenant_flag_definitions
+                     (tenant_id, flag_key, kind, description, owner, created_at, expires_at, version, updated_at)
+                 values ($1, $2, $3, coalesce($4, ''), $5, $6, $7, 1, $6)
+                 on conflict (tenant_id, flag_key) do update set version = tenant_flag_definitions.version + 1,
+                     description = coalesce($4, tenant_flag_definitions.description),
+                     owner = coalesce($5, tenant_flag_definitions.owner),
+                     expires_at = case when $8 then $7 else tenant_flag_definitions.expires_at end, updated_at = $6
+                 where tenant_flag_definitions.kind = excluded.kind
+                 returning version",
+            )
+            .bind(tenant)
+            .bind(key.as_str())
+            .bind(kind.as_str())
+            .bind(meta.description.as_deref())
+            .bind(meta.owner.as_deref())
+            .bind(at)
+            .bind(meta.expires_at.flatten())
+            .bind(meta.expires_at.is_some())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "define the tenant's flag"))?;
+            if version.is_none() {
+                let stored: Option<String> =
+                    sqlx::query_scalar("select kind from tenant_flag_definitions where tenant_id = $1 and flag_key = $2")
+                        .bind(tenant)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(|e| store_error(e, "read flag kind"))?;
+                return Err(type_mismatch(key, stored, kind));
+            }
+            Ok(())
+        }
+
+        fn platform_set_refusal(key: &FlagKey) -> StoreError {
+            StoreError::Refused(format!(
+                "the platform set flag {key} for this tenant (an entitlement): only a platform administrator can change it"
+            ))
+        }
+
         async fn bump_flag(
             tx: &mut ::sqlx::Transaction<'_, $db>,
             key: &FlagKey,
@@ -427,32 +477,129 @@ macro_rules! registry_store {
                 key: &FlagKey,
                 rule: &FlagRule,
                 meta: &FlagMeta,
+                writer: ::tenantry_app::ports::FlagWriter,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let tx = self.tenant_tx(scope).await?;
-                self.write_flag(tx, &FlagScope::Tenant(scope.tenant().clone()), key, rule, meta, audit).await
+                let mut tx = self.tenant_tx(scope).await?;
+                let tenant = scope.tenant().as_str();
+                let kind = FlagKind::of(&rule.value);
+                let (by_platform, platform_set) = match writer {
+                    ::tenantry_app::ports::FlagWriter::Platform { platform_set } => {
+                        define_flag(&mut tx, key, kind, meta, audit.at).await?;
+                        // the platform owns the key now: this tenant's own definition of it goes
+                        sqlx::query("delete from tenant_flag_definitions where tenant_id = $1 and flag_key = $2")
+                            .bind(tenant)
+                            .bind(key.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| store_error(e, "drop the tenant's definition"))?;
+                        (true, platform_set)
+                    }
+                    ::tenantry_app::ports::FlagWriter::Tenant => {
+                        let platform_kind: Option<String> =
+                            sqlx::query_scalar("select kind from flag_definitions where flag_key = $1")
+                                .bind(key.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(|e| store_error(e, "read flag kind"))?;
+                        match platform_kind {
+                            Some(stored) if stored != kind.as_str() => return Err(type_mismatch(key, Some(stored), kind)),
+                            Some(_) if *meta != FlagMeta::default() => {
+                                return Err(StoreError::Refused(format!(
+                                    "flag {key} is defined by the platform: its description, owner and expiry are the platform's"
+                                )));
+                            }
+                            Some(_) => {}
+                            None => define_tenant_flag(&mut tx, tenant, key, kind, meta, audit.at).await?,
+                        }
+                        (false, None)
+                    }
+                };
+                let written = sqlx::query(
+                    "insert into tenant_flags (tenant_id, flag_key, value, rollout_percent, updated_at, version, platform_set)
+                     values ($1, $2, $3, $4, $5, 1, coalesce($7, false))
+                     on conflict (tenant_id, flag_key) do update set value = excluded.value,
+                         rollout_percent = excluded.rollout_percent, updated_at = excluded.updated_at,
+                         version = tenant_flags.version + 1,
+                         platform_set = coalesce($7, tenant_flags.platform_set)
+                     where $6 or not tenant_flags.platform_set",
+                )
+                .bind(tenant)
+                .bind(key.as_str())
+                .bind(Json(rule.value.to_json()))
+                .bind(rule.rollout.map(i64::from))
+                .bind(audit.at)
+                .bind(by_platform)
+                .bind(platform_set)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| store_error(e, "set tenant flag"))?;
+                if written.rows_affected() == 0 {
+                    return Err(platform_set_refusal(key));
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag"))
             }
 
             async fn delete_tenant_flag(
                 &self,
                 scope: &TenantScope,
                 key: &FlagKey,
+                writer: ::tenantry_app::ports::FlagWriter,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
-                let tx = self.tenant_tx(scope).await?;
-                self.erase_flag(tx, &FlagScope::Tenant(scope.tenant().clone()), key, audit).await
+                let mut tx = self.tenant_tx(scope).await?;
+                let tenant = scope.tenant().as_str();
+                let by_platform = matches!(writer, ::tenantry_app::ports::FlagWriter::Platform { .. });
+                let locked: Option<bool> =
+                    sqlx::query_scalar("select platform_set from tenant_flags where tenant_id = $1 and flag_key = $2")
+                        .bind(tenant)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "read tenant flag"))?;
+                match locked {
+                    None => return Err(StoreError::NotFound(::tenantry_app::Missing::FlagValue(key.clone()))),
+                    Some(true) if !by_platform => return Err(platform_set_refusal(key)),
+                    Some(_) => {}
+                }
+                sqlx::query("delete from tenant_flags where tenant_id = $1 and flag_key = $2")
+                    .bind(tenant)
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "delete tenant flag"))?;
+                // a key of the tenant's own is gone with its value
+                sqlx::query("delete from tenant_flag_definitions where tenant_id = $1 and flag_key = $2")
+                    .bind(tenant)
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "delete the tenant's definition"))?;
+                if by_platform {
+                    bump_flag(&mut tx, key, audit.at).await?;
+                }
+                self.seal(&mut tx, audit).await?;
+                tx.commit().await.map_err(|e| store_error(e, "commit flag delete"))
             }
 
             async fn flags_for_tenant(&self, scope: &TenantScope) -> Result<FlagSet, StoreError> {
                 let mut tx = self.tenant_read(scope).await?;
-                // tenant_flags is under RLS: only this tenant's overrides are visible in this transaction
-                type Row = (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>, Option<bool>);
+                // tenant_flags and tenant_flag_definitions are under RLS: only this tenant's rows are
+                // visible in this transaction. A tenant value's version combines the platform's
+                // definition (or the tenant's own) with the value's own version.
+                type Row = (String, String, String, Json<serde_json::Value>, Option<i64>, Option<i64>, Option<bool>, Option<String>);
                 let rows = sqlx::query_as::<_, Row>(
-                    "select v.scope, v.scope_id, v.flag_key, v.value, cast(v.rollout_percent as bigint), d.version, d.enabled from (
-                         select scope, scope_id, flag_key, value, rollout_percent from flag_defaults
-                         union all
-                         select 'tenant', tenant_id, flag_key, value, rollout_percent from tenant_flags where tenant_id = $1
-                     ) v left join flag_definitions d on d.flag_key = v.flag_key",
+                    "select f.scope, f.scope_id, f.flag_key, f.value, cast(f.rollout_percent as bigint), d.version, d.enabled,
+                            d.kind
+                     from flag_defaults f left join flag_definitions d on d.flag_key = f.flag_key
+                     union all
+                     select 'tenant', t.tenant_id, t.flag_key, t.value, cast(t.rollout_percent as bigint),
+                            coalesce(d.version, td.version, 0) + t.version, d.enabled, d.kind
+                     from tenant_flags t
+                     left join flag_definitions d on d.flag_key = t.flag_key
+                     left join tenant_flag_definitions td on td.tenant_id = t.tenant_id and td.flag_key = t.flag_key
+                     where t.tenant_id = $1",
                 )
                 .bind(scope.tenant().as_str())
                 .fetch_all(&mut *tx)
@@ -460,13 +607,23 @@ macro_rules! registry_store {
                 .map_err(|e| store_error(e, "load flags"))?;
                 $store::end_read(tx).await?;
                 let mut set = FlagSet::new();
-                for (s, id, key, value, rollout, version, enabled) in rows {
+                let mut versions = ::std::collections::HashMap::<FlagKey, i64>::new();
+                for (s, id, key, value, rollout, version, enabled, platform_kind) in rows {
                     let (scope, key, value) = flag_from_columns(&s, &id, &key, value.0)?;
-                    set.set_version(key.clone(), version.unwrap_or(0));
+                    // a tenant's own value of a key the platform later defined with another type no
+                    // longer applies: the platform's values do
+                    if platform_kind.as_deref().is_some_and(|k| k != FlagKind::of(&value).as_str()) {
+                        continue;
+                    }
+                    let v = versions.entry(key.clone()).or_insert(0);
+                    *v = (*v).max(version.unwrap_or(0));
                     if enabled == Some(false) {
                         set.disable(key.clone());
                     }
                     set.set_rule(scope, key, FlagRule { value, rollout: rollout_from_column(rollout)? });
+                }
+                for (key, version) in versions {
+                    set.set_version(key, version);
                 }
                 Ok(set)
             }

@@ -27,7 +27,11 @@ use tenantry_store_sql::{TierRecord, store_error};
 /// Embedded migrations, applied in order; history (never edit one that has shipped: add a file).
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "baseline", sql: include_str!("../migrations/0001_baseline.sql") },
-    Migration { version: 2, name: "change_feed", sql: include_str!("../migrations/0002_change_feed.sql") },
+    Migration {
+        version: 2,
+        name: "feed_invitations_flag_ownership",
+        sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
+    },
 ];
 
 pub const DB_FILE: &str = "tenantry.db";

@@ -98,3 +98,79 @@ async fn the_data_directory_and_database_are_private() {
     }
     std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
+
+/// Migration 2 on a database that has data: a key whose values were only tenant-level (defined
+/// by whichever tenant used it first) moves into each using tenant's own namespace; a key with a
+/// platform value stays the platform's; tenant values keep their data and get a version.
+#[tokio::test]
+async fn flag_ownership_migrates_existing_definitions() {
+    let dir = fresh_dir("flag-ownership");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join(DB_FILE).display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let baseline = &tenantry_store_sqlite::MIGRATIONS[0];
+    sqlx::raw_sql(baseline.sql).execute(&mut db).await.unwrap();
+    sqlx::raw_sql(
+        "create table schema_migrations (version integer primary key, name text not null, checksum text not null,
+             applied_at text not null);
+         insert into tiers (name, rank, description, max_users, max_documents, max_queries_per_day, max_storage_gb,
+             rate_limit_per_minute, sla_target, support_level, isolation, retention_days)
+         values ('gold', 30, '', 10, 10, 10, 1, 10, 0.99, 'email', 'shared_namespace', 30);",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("insert into schema_migrations values (1, 'baseline', ?, 'then')")
+        .bind(baseline.checksum())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    for t in ["acme", "beta", "gamma"] {
+        sqlx::query(
+            "insert into tenants (tenant_id, name, tier, max_users, max_documents, max_queries_per_day, max_storage_gb,
+                 rate_limit_per_minute, sla_target, support_level, status, status_changed_at, data_region, version,
+                 created_at, updated_at)
+             values (?, ?, 'gold', 10, 10, 10, 1, 10, 0.99, 'email', 'active', 'then', 'eu', 1, 'then', 'then')",
+        )
+        .bind(t)
+        .bind(t)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(
+        "insert into flag_definitions (flag_key, kind, description, created_at, version, updated_at)
+         values ('banner', 'string', 'acme''s banner', 'then', 3, 'then'), ('ranking', 'boolean', 'platform', 'then', 2, 'then');
+         insert into flag_defaults (scope, scope_id, flag_key, value, updated_at) values ('global', '', 'ranking', 'false', 'then');
+         insert into tenant_flags (tenant_id, flag_key, value, updated_at) values
+             ('acme', 'banner', '\"hi\"', 'then'), ('beta', 'banner', '\"yo\"', 'then'), ('acme', 'ranking', 'true', 'then');",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let store = SqliteStore::open(&dir).await.expect("migration 2 applies over existing data");
+    let platform: Vec<String> = sqlx::query_scalar("select flag_key from flag_definitions order by flag_key")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(platform, ["ranking"], "a key with a platform value stays the platform's");
+    let own: Vec<(String, String, String)> =
+        sqlx::query_as("select tenant_id, flag_key, kind from tenant_flag_definitions order by tenant_id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let banner = |t: &str| (t.to_owned(), "banner".to_owned(), "string".to_owned());
+    assert_eq!(own, [banner("acme"), banner("beta")], "each tenant using the key owns it now");
+    let values: Vec<(String, String, i64, bool)> = sqlx::query_as(
+        "select tenant_id, flag_key, version, platform_set from tenant_flags order by tenant_id, flag_key",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(values.len(), 3);
+    assert!(values.iter().all(|(_, _, version, set)| *version == 1 && !set), "{values:?}");
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -197,13 +197,18 @@ impl Auditor {
         Ok(entries)
     }
 
-    /// The scope's tenant's entries (its reviewers and admins); the read is recorded.
-    pub async fn tenant_entries(&self, scope: &TenantScope, filter: AuditFilter) -> Result<Vec<AuditEntry>, AppError> {
+    /// The scope's tenant's history as the tenant sees it (its reviewers and admins; positions,
+    /// not global sequence numbers, in `filter.after_seq` and in the answer); the read is recorded.
+    pub async fn tenant_entries(
+        &self,
+        scope: &TenantScope,
+        filter: AuditFilter,
+    ) -> Result<Vec<crate::ports::TenantAuditEntry>, AppError> {
         scope.require(tenantry_domain::Permission::ReadAudit)?;
         let filter = bounded(filter)?;
         let entries = self.store.tenant_audit(scope, &filter).await?;
         let record = AuditRecord::tenant(scope, self.clock.now(), AuditOp::AuditRead)
-            .change(None, Some(serde_json::json!({"after_seq": filter.after_seq, "returned": entries.len()})));
+            .change(None, Some(serde_json::json!({"after_position": filter.after_seq, "returned": entries.len()})));
         self.store.append_tenant_audit(scope, &record).await?;
         Ok(entries)
     }

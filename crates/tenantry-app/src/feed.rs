@@ -103,9 +103,10 @@ pub struct ReplicaReporter {
 }
 
 impl ReplicaReporter {
-    /// Reports `cache`'s applied sequence number under `id` every 100 ms when it moved, and every
-    /// 2 s regardless (the liveness signal); trims feed entries older than an hour once a minute.
-    pub fn spawn(
+    /// Reports `cache`'s applied sequence number under `id` once before returning (so a server
+    /// is known before it takes its first request), then every 100 ms when it moved and every 2 s
+    /// regardless (the liveness signal); trims feed entries older than an hour once a minute.
+    pub async fn start(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         bus: &dyn InvalidationBus,
@@ -114,9 +115,31 @@ impl ReplicaReporter {
     ) -> Self {
         let started_at = clock.now();
         let bus = bus.name();
-        let (task_store, task_id) = (store.clone(), id.clone());
+        let report = {
+            let (store, clock, id) = (store.clone(), clock.clone(), id.clone());
+            move |applied: u64| {
+                let (store, row) = (
+                    store.clone(),
+                    ReplicaRow {
+                        replica_id: id.clone(),
+                        bus: bus.clone(),
+                        applied_seq: applied,
+                        started_at,
+                        seen_at: clock.now(),
+                    },
+                );
+                async move { store.replica_report(&row).await }
+            }
+        };
+        let mut reported = match report(cache.last_seq().unwrap_or(0)).await {
+            Ok(()) => Some((cache.last_seq().unwrap_or(0), std::time::Instant::now())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot report this replica's progress");
+                None
+            }
+        };
+        let task_store = store.clone();
         let task = tokio::spawn(async move {
-            let mut reported: Option<(u64, std::time::Instant)> = None;
             let mut trimmed = std::time::Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -124,15 +147,7 @@ impl ReplicaReporter {
                 let applied = cache.last_seq().unwrap_or(0);
                 let due = reported.is_none_or(|(seq, at)| seq != applied || at.elapsed() >= Duration::from_secs(2));
                 if due {
-                    let now = clock.now();
-                    let row = ReplicaRow {
-                        replica_id: task_id.clone(),
-                        bus: bus.clone(),
-                        applied_seq: applied,
-                        started_at,
-                        seen_at: now,
-                    };
-                    match task_store.replica_report(&row).await {
+                    match report(applied).await {
                         Ok(()) => reported = Some((applied, std::time::Instant::now())),
                         Err(e) => tracing::warn!(error = %e, "cannot report this replica's progress"),
                     }

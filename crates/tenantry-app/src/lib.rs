@@ -35,8 +35,8 @@ pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, ChangeFeed, Checkpoint, ChunkHit, Clock,
     DocumentStore, DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page,
-    PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock, TenantFilter, TenantPlacement,
-    TenantStore, TierStore,
+    PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock, TenantAuditEntry, TenantFilter,
+    TenantPlacement, TenantStore, TierStore,
 };
 pub use registry::{Registry, RuntimeEvaluation};
 pub use signing::{AuditKey, TrustedKeys};

@@ -146,13 +146,24 @@ pub struct Checkpoint {
 /// Which audit entries to read, in sequence order.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    /// Only entries with a larger sequence number.
+    /// Only entries with a larger sequence number (in a tenant's view: a larger position).
     pub after_seq: i64,
     /// Only this tenant's entries (platform reads; tenant reads are confined by their scope).
     pub tenant: Option<TenantId>,
     /// Only entries at or after this time.
     pub since: Option<OffsetDateTime>,
     pub limit: u32,
+}
+
+/// An entry of a tenant's history, as that tenant sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantAuditEntry {
+    /// 1-based position in the tenant's history (not the global sequence number, which would
+    /// tell how much other tenants did in between).
+    pub position: i64,
+    /// The hash of the tenant's previous entry (absent for its first).
+    pub previous_hash: Option<String>,
+    pub entry: AuditEntry,
 }
 
 /// Filters and cursor for listing tenants. The cursor is the last tenant id of the previous page.
@@ -289,7 +300,14 @@ pub trait FlagStore: Send + Sync {
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Audit entries of the scope's tenant, in sequence order (`filter.tenant` is ignored).
-    async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The scope's tenant's history as the tenant sees it: its entries since its registration,
+    /// numbered 1, 2, 3… and linked to each other, with nothing derived from other tenants'
+    /// entries (`filter.after_seq` is a position).
+    async fn tenant_audit(
+        &self,
+        scope: &TenantScope,
+        filter: &AuditFilter,
+    ) -> Result<Vec<TenantAuditEntry>, StoreError>;
     /// Audit entries of every scope, in sequence order (platform path: verification and export).
     async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
     /// Records a signed checkpoint (append-only).

@@ -348,8 +348,13 @@ impl Registry {
         Ok(stats)
     }
 
-    /// The tenant's audit trail, oldest first (the read itself is recorded after it).
-    pub async fn tenant_audit(&self, scope: &TenantScope, limit: u32) -> Result<Vec<AuditEntry>, AppError> {
+    /// The tenant's audit trail as the tenant sees it, oldest first (the read itself is recorded
+    /// after it).
+    pub async fn tenant_audit(
+        &self,
+        scope: &TenantScope,
+        limit: u32,
+    ) -> Result<Vec<crate::ports::TenantAuditEntry>, AppError> {
         scope.require(Permission::ReadAudit)?;
         let filter = crate::ports::AuditFilter { limit, ..Default::default() };
         let entries = self.store.tenant_audit(scope, &filter).await?;

@@ -358,13 +358,14 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
         app.data.clone(),
         &config,
     );
-    let reporter = tenantry_app::ReplicaReporter::spawn(
+    let reporter = tenantry_app::ReplicaReporter::start(
         app.store.clone(),
         app.clock.clone(),
         app.bus().as_ref(),
         app.cache.clone(),
         replica_id(args.bind),
-    );
+    )
+    .await;
     let served = tenantry_http::serve(router, args.bind).await.map_err(CliError::Failed);
     reporter.leave().await;
     served

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use tenantry_app::ports::{AuditEntry, FlagRow, Page, Statistics};
+use tenantry_app::ports::{FlagRow, Page, Statistics};
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::{Evaluation, FlagKey, FlagScope, FlagValue, HealthReport, LimitField, Tenant, TenantId, Tier};
 use tenantry_store_postgres::probes::Probe;
@@ -265,15 +265,17 @@ impl Out {
         }
     }
 
-    pub fn history(&self, entries: &[AuditEntry]) {
+    /// A tenant's history, as the tenant sees it (positions in its history).
+    pub fn history(&self, entries: &[tenantry_app::TenantAuditEntry]) {
         if self.json {
             return print_json(&to_json(&entries.iter().map(AuditEntryView::from).collect::<Vec<_>>()));
         }
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| {
+            .map(|h| {
+                let e = &h.entry;
                 vec![
-                    e.seq.to_string(),
+                    h.position.to_string(),
                     format_time(e.record.at),
                     e.record.actor.to_string(),
                     e.record.operation.clone(),
@@ -281,7 +283,7 @@ impl Out {
                 ]
             })
             .collect();
-        table(&["seq", "at", "actor", "operation", "reason"], &rows);
+        table(&["#", "at", "actor", "operation", "reason"], &rows);
     }
 
     pub fn flag_set(&self, key: &FlagKey, scope: &FlagScope, value: &FlagValue) {

@@ -261,13 +261,14 @@ pub async fn a_change_by_another_process_is_applied_before_it_settles(store: Arc
     };
     let server = process(store.clone(), clock.clone()).await;
     let cli = process(store.clone(), clock.clone()).await;
-    let reporter = tenantry_app::ReplicaReporter::spawn(
+    let reporter = tenantry_app::ReplicaReporter::start(
         store.clone(),
         clock.clone(),
         server.bus().as_ref(),
         server.cache.clone(),
         "server-a".to_owned(),
-    );
+    )
+    .await;
     let admin = cli.operator("ops");
     let owner = tenantry_app::KeyOwner::PlatformAdmin(tenantry_domain::UserId::parse("ops").unwrap());
     let issued = cli.directory.create_key(&admin, owner, "laptop", None).await.unwrap();

@@ -182,7 +182,7 @@ pub async fn documents_round_trip_through_ingest_query_and_delete(store: Arc<dyn
 
     // every write is audited
     let ops: Vec<String> =
-        d.registry.tenant_audit(&scope, 1000).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+        d.registry.tenant_audit(&scope, 1000).await.unwrap().into_iter().map(|e| e.entry.record.operation).collect();
     for op in ["tenant.place", "document.ingest", "document.delete"] {
         assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
     }

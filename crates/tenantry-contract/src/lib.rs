@@ -308,7 +308,7 @@ pub async fn update_uses_optimistic_concurrency(store: Arc<dyn Store>) {
     let loser = if ra.is_ok() { rb } else { ra };
     assert!(matches!(loser, Err(StoreError::VersionConflict { current: 3 })), "{loser:?}");
     let audit_ops: Vec<String> =
-        ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.record.operation).collect();
+        ctx.registry.tenant_audit(&scope, 100).await.unwrap().into_iter().map(|e| e.entry.record.operation).collect();
     assert_eq!(audit_ops.iter().filter(|o| *o == "a" || *o == "b").count(), 1, "the loser left no audit entry");
 }
 
@@ -373,7 +373,11 @@ pub async fn lifecycle_follows_the_machine_and_is_audited(store: Arc<dyn Store>)
         ctx.registry.update_tenant(&legal, TenantPatch { name: Some("x".into()), ..Default::default() }, None).await;
     assert_eq!(after.unwrap_err().code(), ErrorCode::InvalidInput);
 
-    let entries = ctx.registry.tenant_audit(&legal, 100).await.unwrap();
+    let history = ctx.registry.tenant_audit(&legal, 100).await.unwrap();
+    assert_eq!(history.iter().map(|h| h.position).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "numbered in the tenant");
+    assert!(history.windows(2).all(|w| w[1].previous_hash == w[0].entry.seal.as_ref().map(|s| s.hash.clone())));
+    assert_eq!(history[0].previous_hash, None);
+    let entries: Vec<tenantry_app::AuditEntry> = history.into_iter().map(|h| h.entry).collect();
     let summary: Vec<(String, Option<String>)> =
         entries.iter().map(|e| (e.record.operation.clone(), e.record.reason.clone())).collect();
     assert_eq!(
@@ -434,6 +438,43 @@ pub async fn the_kill_switch_disables_a_flag_everywhere(store: Arc<dyn Store>) {
     assert_eq!(disable.record.reason.as_deref(), Some("incident 42"));
     assert_eq!(disable.record.after.as_ref().unwrap()["enabled"], false);
     assert!(recent.iter().any(|e| e.record.operation == "flag.enable"));
+}
+
+/// A tenant's history is its own: entries numbered 1, 2, 3… in the tenant and linked to the
+/// tenant's previous entry, so other tenants' activity in between shows nowhere; and it starts at
+/// the tenant's registration (an entry naming the id before then is not part of it).
+pub async fn a_tenants_history_holds_nothing_of_other_tenants(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    let early = tenantry_app::AuditRecord {
+        tenant: Some(tid("late-co")),
+        ..tenantry_app::AuditRecord::platform(&ctx.admin, ctx.clock.now(), tenantry_app::AuditOp::TenantUpdate)
+    };
+    store.append_audit(&ctx.admin, &early).await.unwrap();
+    create(&ctx, "late-co", "gold").await;
+    create(&ctx, "busy-co", "gold").await;
+    let (late, busy) = (ctx.admin.act_in(tid("late-co")), ctx.admin.act_in(tid("busy-co")));
+    let rename = |name: &'static str| TenantPatch { name: Some(name.to_owned()), ..TenantPatch::default() };
+    ctx.registry.update_tenant(&late, rename("Late One"), None).await.unwrap();
+    for name in ["B1", "B2", "B3", "B4", "B5"] {
+        ctx.registry.update_tenant(&busy, rename(name), None).await.unwrap();
+    }
+    ctx.registry.update_tenant(&late, rename("Late Two"), None).await.unwrap();
+
+    let history = ctx.registry.tenant_audit(&late, 100).await.unwrap();
+    let ops: Vec<&str> = history.iter().map(|h| h.entry.record.operation.as_str()).collect();
+    assert_eq!(ops, ["tenant.create", "tenant.place", "tenant.update", "tenant.update"], "from registration on");
+    assert_eq!(history.iter().map(|h| h.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for pair in history.windows(2) {
+        assert_eq!(pair[1].previous_hash, pair[0].entry.seal.as_ref().map(|s| s.hash.clone()), "linked in the tenant");
+    }
+    // the pages of the tenant's view go by position
+    let page = ctx
+        .app
+        .auditor
+        .tenant_entries(&late, tenantry_app::AuditFilter { after_seq: 2, limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|h| h.position).collect::<Vec<_>>(), [3, 4, 5], "the earlier read is recorded too");
 }
 
 fn value_of(e: Evaluation) -> Option<FlagValue> {
@@ -686,8 +727,8 @@ pub async fn a_tenant_scope_never_reaches_another_tenant(store: Arc<dyn Store>) 
     // audit: B's trail holds only B's entries
     let b_audit = ctx.registry.tenant_audit(&b, 100).await.unwrap();
     assert!(!b_audit.is_empty());
-    assert!(b_audit.iter().all(|e| e.record.tenant == Some(tid("tenant_b"))), "{b_audit:?}");
-    assert!(b_audit.iter().all(|e| e.record.operation != "forged"));
+    assert!(b_audit.iter().all(|e| e.entry.record.tenant == Some(tid("tenant_b"))), "{b_audit:?}");
+    assert!(b_audit.iter().all(|e| e.entry.record.operation != "forged"));
 }
 
 pub async fn health_is_scored_and_stored(store: Arc<dyn Store>) {
@@ -758,7 +799,7 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.record.operation)
+        .map(|e| e.entry.record.operation)
         .filter(|op| !op.ends_with(".read"))
         .collect();
     assert_eq!(ops, ["tenant.create", "tenant.place"], "no audit entry for a refused write");
@@ -838,6 +879,7 @@ macro_rules! contract_suite {
             store_constraints_refuse_invalid_rows,
             identity_round_trips_and_stays_in_scope,
             tenant_flag_writes_stay_in_their_tenant,
+            a_tenants_history_holds_nothing_of_other_tenants,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -382,10 +382,15 @@ impl From<&Statistics> for StatisticsView {
     }
 }
 
-/// One audit entry, with everything an outside verifier needs to recompute its hash and check its
-/// signature (see `tenantry_domain::audit` for the canonical encoding).
+/// One audit entry. In the platform's view, with everything an outside verifier needs to
+/// recompute its hash and check its signature (see `tenantry_domain::audit` for the canonical
+/// encoding). In a tenant's view (a tenant's reviewers and admins), `seq` is the entry's position
+/// in the tenant's history and `prev_hash` the hash of the tenant's previous entry: nothing there
+/// tells how much other tenants did (the hashes chain through the whole log, which the platform
+/// verifies).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEntryView {
+    /// The global sequence number, or in a tenant's view the position in its history.
     pub seq: i64,
     pub at: String,
     /// `at` as microseconds since the Unix epoch (the hashed form).
@@ -402,7 +407,7 @@ pub struct AuditEntryView {
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub request_id: Option<String>,
-    /// Hash of the previous entry (hex); absent for entries older than the chain.
+    /// Hash of the previous entry (hex; in a tenant's view, of the tenant's previous entry).
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
     pub key_id: Option<String>,
@@ -431,6 +436,12 @@ impl From<&AuditEntry> for AuditEntryView {
             key_id: seal.and_then(|s| s.key_id.clone()),
             signature: seal.and_then(|s| s.signature.clone()),
         }
+    }
+}
+
+impl From<&tenantry_app::TenantAuditEntry> for AuditEntryView {
+    fn from(e: &tenantry_app::TenantAuditEntry) -> Self {
+        AuditEntryView { seq: e.position, prev_hash: e.previous_hash.clone(), ..AuditEntryView::from(&e.entry) }
     }
 }
 

@@ -708,11 +708,14 @@ pub async fn audit(
     let after_seq = query.after_seq.unwrap_or(0).max(0);
     let tenant = query.tenant_id.as_deref().map(parse_tenant).transpose()?;
     let filter = tenantry_app::AuditFilter { after_seq, tenant: tenant.clone(), since, limit };
-    let entries = match (&tenant, principal.is_platform_admin()) {
-        (_, true) => state.auditor.entries(&principal.platform()?, filter).await?,
+    let entries: Vec<AuditEntryView> = match (&tenant, principal.is_platform_admin()) {
+        (_, true) => {
+            state.auditor.entries(&principal.platform()?, filter).await?.iter().map(AuditEntryView::from).collect()
+        }
+        // a tenant's own view: positions in its history, not global sequence numbers
         (Some(t), false) => {
             let scope = scope_in(&state, &principal, t.as_str())?;
-            state.auditor.tenant_entries(&scope, filter).await?
+            state.auditor.tenant_entries(&scope, filter).await?.iter().map(AuditEntryView::from).collect()
         }
         (None, false) => {
             return Err(ApiError::new(
@@ -722,5 +725,5 @@ pub async fn audit(
         }
     };
     let next_after_seq = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.seq)).flatten();
-    Ok(axum::Json(AuditPageView { entries: entries.iter().map(AuditEntryView::from).collect(), next_after_seq }))
+    Ok(axum::Json(AuditPageView { entries, next_after_seq }))
 }

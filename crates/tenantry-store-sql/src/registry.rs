@@ -722,23 +722,46 @@ macro_rules! registry_store {
                 audit_entries(&rows)
             }
 
-            async fn tenant_audit(&self, scope: &TenantScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+            async fn tenant_audit(
+                &self,
+                scope: &TenantScope,
+                filter: &AuditFilter,
+            ) -> Result<Vec<::tenantry_app::TenantAuditEntry>, StoreError> {
                 let mut tx = self.tenant_read(scope).await?;
+                // positions and links over the tenant's own entries since its registration
                 let rows = sqlx::query(concat!(
-                    "select ",
+                    "select * from (
+                         select row_number() over (order by seq) as position, lag(hash) over (order by seq) as tenant_prev,
+                                ",
                     audit_columns!(),
-                    " from audit_log where tenant_id = $1 and seq > $2 and ($3 is null or at >= $3)
-                     order by seq limit $4"
+                    " from audit_log
+                         where tenant_id = $1
+                           and seq >= coalesce((select max(seq) from audit_log where tenant_id = $1 and operation = $5), 0)
+                     ) h
+                     where position > $2 and ($3 is null or at >= $3)
+                     order by position limit $4"
                 ))
                 .bind(scope.tenant().as_str())
                 .bind(filter.after_seq)
                 .bind(filter.since)
                 .bind(i64::from(filter.limit))
+                .bind(::tenantry_app::AuditOp::TenantCreate.as_str())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| store_error(e, "read audit"))?;
                 $store::end_read(tx).await?;
-                audit_entries(&rows)
+                let entries = audit_entries(&rows)?;
+                rows.iter()
+                    .zip(entries)
+                    .map(|(row, entry)| {
+                        use ::sqlx::Row as _;
+                        Ok(::tenantry_app::TenantAuditEntry {
+                            position: row.try_get("position").map_err(|e| store_error(e, "read audit position"))?,
+                            previous_hash: row.try_get("tenant_prev").map_err(|e| store_error(e, "read audit link"))?,
+                            entry,
+                        })
+                    })
+                    .collect()
             }
 
             async fn audit_entries(&self, access: &PlatformScope, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {

@@ -80,3 +80,70 @@ delete from flag_definitions d
 where d.enabled
   and not exists (select 1 from flag_defaults f where f.flag_key = d.flag_key)
   and exists (select 1 from tenant_flags tf where tf.flag_key = d.flag_key);
+
+-- Search functions no longer set the tenant context they were given: they refuse to run unless
+-- the caller's context already names that tenant (so no code path can search another tenant's
+-- chunks by passing its id). Every existing partition's function is regenerated.
+create or replace function tenantry_create_search_function(p_partition text, p_index text, p_dims integer)
+returns void language plpgsql set search_path = public, pg_temp as $$
+begin
+    if p_partition !~ '^chunks_i[0-9]{1,18}$' or p_index !~ '^[a-z0-9][a-z0-9_-]{1,79}$'
+       or p_dims not between 1 and 16000 then
+        raise exception 'tenantry_create_search_function: invalid partition, index or dimensions' using errcode = '22023';
+    end if;
+    execute format($f$
+create or replace function public.%1$I(p_tenant text, p_query public.vector, p_filter jsonb, p_k integer, p_ef integer)
+returns table (document_id text, chunk_index integer, content text, metadata jsonb, title text, score real)
+language plpgsql security invoker as $body$
+declare
+    v_found bigint := 0;
+begin
+    if p_k not between 1 and 1000 or p_ef not between 0 and 1000 then
+        raise exception 'search: invalid k or ef_search' using errcode = '22023';
+    end if;
+    -- the caller sets the tenant context; the function only runs for that tenant
+    if p_tenant is null or current_setting('tenantry.tenant_id', true) is distinct from p_tenant then
+        raise exception 'search: the tenant context is not %%', p_tenant using errcode = '42501';
+    end if;
+    perform set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true);
+    if p_ef > 0 then
+        perform set_config('hnsw.iterative_scan', 'strict_order', true), set_config('hnsw.ef_search', p_ef::text, true),
+                set_config('enable_sort', 'off', true);
+        return query
+            select k.document_id, k.chunk_index, k.content, k.metadata, doc.title, (1 - k.distance)::real
+            from (select c.document_id, c.chunk_index, c.content, c.metadata,
+                         c.embedding::public.vector(%3$s) operator(public.<=>) p_query as distance
+                  from public.chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
+                  order by c.embedding::public.vector(%3$s) operator(public.<=>) p_query limit p_k) k
+            join public.documents doc on doc.tenant_id = p_tenant and doc.document_id = k.document_id
+            order by k.distance;
+        get diagnostics v_found = row_count;
+        perform set_config('enable_sort', 'on', true);
+    end if;
+    if v_found < p_k then
+        return query
+            select k.document_id, k.chunk_index, k.content, k.metadata, doc.title, (1 - k.distance)::real
+            from (select c.document_id, c.chunk_index, c.content, c.metadata,
+                         (c.embedding operator(public.<=>) p_query) + 0 as distance
+                  from public.chunks c where c.index_name = %2$L and c.tenant_id = p_tenant and c.metadata @> p_filter
+                  order by (c.embedding operator(public.<=>) p_query) + 0, c.document_id, c.chunk_index limit p_k) k
+            join public.documents doc on doc.tenant_id = p_tenant and doc.document_id = k.document_id
+            order by k.distance;
+    end if;
+    -- lifted again: a caller inside a longer transaction does not keep them
+    perform set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true);
+end
+$body$
+$f$, p_partition || '_search', p_index, p_dims);
+end
+$$;
+
+do $$
+declare
+    r record;
+begin
+    for r in select partition, index_name, dimensions from vector_indexes loop
+        perform tenantry_create_search_function(r.partition, r.index_name, r.dimensions);
+    end loop;
+end
+$$;

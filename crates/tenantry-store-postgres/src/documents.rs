@@ -50,7 +50,7 @@ pub struct SearchCatalog {
 
 #[derive(Clone)]
 struct IndexSearch {
-    /// `select * from public.<partition>_search($1, $2, $3, $4, $5)`
+    /// The search statement: sets the tenant context, then `public.<partition>_search(...)`
     sql: Arc<str>,
     /// `public.chunks_i<id>`
     partition: Arc<str>,
@@ -91,7 +91,12 @@ impl PgStore {
             })
             .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("no index {index} in the pool")))?;
         let found = IndexSearch {
-            sql: format!("select * from public.{partition}_search($1, $2, $3, $4, $5)").into(),
+            // the statement sets the tenant context first; the function runs only for that tenant
+            sql: format!(
+                "select f.* from (select set_config('tenantry.tenant_id', $1, true) as tenant) s
+                 cross join lateral public.{partition}_search(s.tenant, $2, $3, $4, $5) f"
+            )
+            .into(),
             partition: format!("public.{partition}").into(),
         };
         self.search.statements.write().unwrap_or_else(|p| p.into_inner()).insert(index.to_owned(), found.clone());
@@ -238,8 +243,8 @@ impl PgStore {
             SearchPlan::Exact => 0,
             SearchPlan::Hnsw { ef_search } => ef_search,
         };
-        // One round trip: the function sets the tenant's RLS context and the plan's settings for
-        // this statement only, runs the plan, and falls back to the exact scan when short
+        // One round trip: the statement sets the tenant's RLS context for itself only, the function
+        // checks it, sets the plan's settings, runs the plan, and falls back to the exact scan
         let sql = self.index_search(index).await?.sql;
         let query = sqlx::query_as(sqlx::AssertSqlSafe(&*sql))
             .bind(tenant.as_str())

@@ -97,7 +97,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
     }
     let grants = format!(
         "grant usage on schema public to {role};
-         grant select, insert, update on tiers to {role};
+         grant select, insert on tiers to {role};
          grant select, insert, update, delete on flag_defaults to {role};
          grant select, insert, update on tenants to {role};
          grant select, insert, update, delete on tenant_flags to {role};
@@ -116,11 +116,12 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};
          grant select on vector_indexes to {role};
-         grant select, insert, update on tenant_placements to {role};
-         grant select, insert, update, delete on documents to {role};
-         grant select, insert, update, delete on chunks to {role};
+         grant select, insert on tenant_placements to {role};
+         grant select, insert, delete on documents to {role};
+         grant select, insert, delete on chunks to {role};
          grant select, insert, update on tenant_usage to {role};
-         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};"
+         grant execute on function tenantry_provision_index(text, text, bigint, integer) to {role};
+         revoke update on tiers, tenant_placements, documents, chunks from {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
     Ok(())

@@ -398,7 +398,8 @@ async fn the_search_function_leaves_no_context_behind() {
     let partition = partition_of(&config, "shared-1").await;
     let mut conn = pool.acquire().await.unwrap();
     let hits: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 0)"
+        "select count(*) from (select set_config('tenantry.tenant_id', 'tenant_a', true) as t) s
+         cross join lateral {partition}_search(s.t, array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 0)"
     )))
     .fetch_one(&mut *conn)
     .await
@@ -437,7 +438,8 @@ async fn a_dedicated_index_search_function_answers_only_its_tenant_and_leaves_no
     let search = |tenant: &str| {
         format!(
             "select count(distinct (document_id, chunk_index))
-             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
+             from (select set_config('tenantry.tenant_id', '{tenant}', true) as t) s
+                  cross join lateral {partition}_search(s.t, array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 100)"
         )
     };
     let mut conn = pool.acquire().await.unwrap();
@@ -467,7 +469,8 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
     let search = |tenant: &str, filter: &str, ef: i32| {
         format!(
             "select count(distinct (document_id, chunk_index))
-             from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{filter}'::jsonb, 5, {ef})"
+             from (select set_config('tenantry.tenant_id', '{tenant}', true) as t) s
+                  cross join lateral {partition}_search(s.t, array_fill(0.1::real, array[64])::vector, '{filter}'::jsonb, 5, {ef})"
         )
     };
     let mut conn = pool.acquire().await.unwrap();
@@ -491,14 +494,22 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
             .unwrap();
         assert_eq!(n, 0, "tenant_a filtering for tenant_b's documents ({path})");
         // the other tenant's rows are in the same partition, but never in the answer
-        let mixed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "select count(*) from {partition}_search('tenant_a', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, {ef})
-             where document_id in (select document_id from {partition}_search('tenant_b', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, {ef}))"
-        )))
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-        assert_eq!(mixed, 0, "a document of both tenants ({path})");
+        let documents = |tenant: &'static str| {
+            AssertSqlSafe(format!(
+                "select f.document_id from {} f",
+                in_context(
+                    &partition,
+                    tenant,
+                    &format!("array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 10, {ef}")
+                )
+            ))
+        };
+        let a: Vec<String> = sqlx::query_scalar(documents("tenant_a")).fetch_all(&mut *conn).await.unwrap();
+        let b: Vec<String> = sqlx::query_scalar(documents("tenant_b")).fetch_all(&mut *conn).await.unwrap();
+        assert!(
+            !a.is_empty() && !b.is_empty() && a.iter().all(|d| !b.contains(d)),
+            "a document of both tenants ({path})"
+        );
         no_context_left(&mut conn, &partition, path).await;
     }
     for ef in [-1, 1001] {
@@ -508,6 +519,53 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
             .unwrap_err();
         assert!(refused.to_string().contains("invalid k or ef_search"), "ef_search {ef}: {refused}");
     }
+}
+
+/// The app role holds no privilege it does not use: rows of these tables are written once and never
+/// updated, so UPDATE is not granted.
+#[tokio::test]
+async fn the_app_role_cannot_update_write_once_tables() {
+    let Some((_, pool)) = two_tenants(1).await else { return };
+    for table in ["tiers", "tenant_placements", "documents", "chunks", "audit_log", "audit_checkpoints", "users"] {
+        let can: bool = sqlx::query_scalar("select has_table_privilege(current_user, $1, 'UPDATE')")
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(!can, "the app role may update {table}");
+    }
+}
+
+/// `partition`'s search for `tenant` as the store runs it: the statement sets the tenant context,
+/// then calls the function (`args` after the tenant).
+fn in_context(partition: &str, tenant: &str, args: &str) -> String {
+    format!(
+        "(select set_config('tenantry.tenant_id', '{tenant}', true) as t) s
+         cross join lateral {partition}_search(s.t, {args})"
+    )
+}
+
+/// A search function runs only for the tenant the caller's context names: inside tenant_a's
+/// transaction, asking for tenant_b's chunks (or with no context at all) is refused, not answered.
+#[tokio::test]
+async fn a_search_function_refuses_a_tenant_other_than_the_context() {
+    let Some((config, pool)) = two_tenants(1).await else { return };
+    let partition = partition_of(&config, "shared-1").await;
+    let call = |tenant: &str| {
+        AssertSqlSafe(format!(
+            "select count(*) from {partition}_search('{tenant}', array_fill(0.1::real, array[64])::vector, '{{}}'::jsonb, 5, 0)"
+        ))
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let refused = sqlx::query_scalar::<_, i64>(call("tenant_a")).fetch_one(&mut *conn).await.unwrap_err();
+    assert!(refused.to_string().contains("the tenant context is not tenant_a"), "no context: {refused}");
+    let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
+    sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+    let own: i64 = sqlx::query_scalar(call("tenant_a")).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(own, 3, "tenant_a in its own context");
+    let other = sqlx::query_scalar::<_, i64>(call("tenant_b")).fetch_one(&mut *tx).await.unwrap_err();
+    let code = other.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("42501"), "tenant_b from tenant_a's context: {other}");
 }
 
 /// After a search in autocommit: no tenant context on the connection, so nothing is visible.

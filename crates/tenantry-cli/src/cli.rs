@@ -252,6 +252,9 @@ pub struct ServeArgs {
     /// Requests running longer than this many seconds are answered 503 request_timeout.
     #[arg(long, env = "TENANTRY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's complete headers before it is disconnected.
+    #[arg(long, env = "TENANTRY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
     /// Distinct tenants that get their own per-tenant request metric series (the rest: `_other`).
     #[arg(long, env = "TENANTRY_MAX_TENANT_METRIC_LABELS", default_value_t = 1000)]
     pub max_tenant_metric_labels: usize,

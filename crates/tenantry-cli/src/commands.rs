@@ -366,7 +366,8 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
         replica_id(args.bind),
     )
     .await;
-    let served = tenantry_http::serve(router, args.bind).await.map_err(CliError::Failed);
+    let header_timeout = std::time::Duration::from_secs(args.header_read_timeout_secs.max(1));
+    let served = tenantry_http::serve(router, args.bind, header_timeout).await.map_err(CliError::Failed);
     reporter.leave().await;
     served
 }

@@ -219,11 +219,44 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Binds and serves until SIGTERM or Ctrl-C; in-flight requests finish before it returns.
-pub async fn serve(app: Router, bind: SocketAddr) -> anyhow::Result<()> {
+/// Serves `app` on `bind` until SIGTERM or Ctrl-C, then stops accepting, lets the requests in
+/// flight finish and returns. A client that has not sent a request's complete headers within
+/// `header_read_timeout` is disconnected (a slow client cannot hold a connection open).
+pub async fn serve(app: Router, bind: SocketAddr, header_read_timeout: Duration) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("bind {bind}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "tenantry serving; API docs at /docs");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // e.g. out of file descriptors: keep serving the connections we have
+                        tracing::warn!(error = %e, "could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut signal => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -307,6 +307,7 @@ impl DataPlane {
         let usage = self.store.data_usage(scope).await?;
         let bytes: i64 = docs.iter().map(NewDocument::bytes).sum();
         quota.check(usage, docs.len() as i64, bytes).map_err(AppError::QuotaExceeded)?;
+        self.admit_ingest(&tenant, docs.len() as i64, bytes).await?;
 
         let now = self.clock.now();
         let mut writes = Vec::with_capacity(docs.len());
@@ -495,6 +496,47 @@ pub fn document_summary(d: &StoredDocument) -> serde_json::Value {
 }
 
 impl DataPlane {
+    /// Takes a batch from the tenant's ingest rate (documents and bytes per second). A batch
+    /// larger than a full bucket could never pass: refused as invalid, with the size that would.
+    async fn admit_ingest(&self, tenant: &Tenant, documents: i64, bytes: i64) -> Result<(), AppError> {
+        let limits = &tenant.limits;
+        let take = IngestTake {
+            documents,
+            bytes,
+            documents_per_second: limits.ingest_documents_per_second,
+            bytes_per_second: limits.ingest_bytes_per_second,
+        };
+        let (max_documents, max_bytes) = (
+            limits.ingest_documents_per_second.saturating_mul(INGEST_BURST_SECONDS),
+            limits.ingest_bytes_per_second.saturating_mul(INGEST_BURST_SECONDS),
+        );
+        if documents > max_documents || bytes > max_bytes {
+            return Err(AppError::Invalid(format!(
+                "a batch of {documents} documents ({bytes} bytes) is more than tenant {} may ingest at once \
+                 ({max_documents} documents, {max_bytes} bytes): send smaller batches",
+                tenant.id
+            )));
+        }
+        match self.meter.admit_ingest(&tenant.id, take, self.clock.now()).await {
+            Ok(()) => Ok(()),
+            Err(Throttled::MeterUnavailable(e)) => {
+                tracing::warn!(tenant = tenant.id.as_str(), error = %e, "ingest meter unavailable; ingest served unmetered");
+                Ok(())
+            }
+            Err(
+                Throttled::Ingest { retry_after_secs }
+                | Throttled::PerMinute { retry_after_secs }
+                | Throttled::PerDay { retry_after_secs },
+            ) => Err(AppError::RateLimited {
+                message: format!(
+                    "tenant {} may ingest {} documents and {} bytes per second",
+                    tenant.id, limits.ingest_documents_per_second, limits.ingest_bytes_per_second
+                ),
+                retry_after_secs,
+            }),
+        }
+    }
+
     /// Counts the query against the tenant's limits (read from its record on every call, so a
     /// raised limit applies to the next query). If the meter itself fails, the query is served
     /// and the failure logged: limits protect capacity, they are not an isolation boundary.
@@ -517,6 +559,10 @@ impl DataPlane {
                 ),
                 retry_after_secs,
             }),
+            Err(Throttled::Ingest { retry_after_secs }) => Err(AppError::RateLimited {
+                message: format!("tenant {} is rate limited", tenant.id),
+                retry_after_secs,
+            }),
             Err(Throttled::MeterUnavailable(e)) => {
                 tracing::warn!(tenant = tenant.id.as_str(), error = %e, "query meter unavailable; query served unmetered");
                 Ok(())
@@ -532,9 +578,15 @@ pub enum Throttled {
     PerMinute { retry_after_secs: u64 },
     /// The day's quota is used up.
     PerDay { retry_after_secs: u64 },
-    /// The meter could not be asked (the query is served).
+    /// The ingest buckets (documents or bytes per second) hold too little for this batch now.
+    Ingest { retry_after_secs: u64 },
+    /// The meter could not be asked (the query or ingest is served).
     MeterUnavailable(anyhow::Error),
 }
+
+/// An ingest bucket holds this many seconds' worth of its rate: the largest burst a tenant can
+/// send at once.
+pub const INGEST_BURST_SECONDS: i64 = 10;
 
 /// Counts queries per tenant: a token bucket of `per_minute` (refilled evenly over the minute,
 /// bursting up to a minute's worth) and a count per UTC day against `per_day`.
@@ -547,6 +599,30 @@ pub trait QueryMeter: Send + Sync {
         per_day: i64,
         now: OffsetDateTime,
     ) -> Result<(), Throttled>;
+
+    /// Takes `documents` and `bytes` from the tenant's two ingest buckets (refilled at the given
+    /// rates per second, each holding [`INGEST_BURST_SECONDS`] of its rate), both or neither;
+    /// refuses with the wait until both could.
+    async fn admit_ingest(&self, tenant: &TenantId, take: IngestTake, now: OffsetDateTime) -> Result<(), Throttled>;
+}
+
+/// One ingest's cost and the tenant's ingest rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestTake {
+    pub documents: i64,
+    pub bytes: i64,
+    pub documents_per_second: i64,
+    pub bytes_per_second: i64,
+}
+
+/// A token bucket's state after refilling at `rate` per second up to `rate × burst seconds`:
+/// whether `cost` can be taken, and if not, how many seconds until it could (pure; shared by the
+/// in-process meter and mirrored by the Redis script).
+pub fn refill(tokens: f64, elapsed_secs: f64, rate: i64, cost: i64) -> (f64, Option<u64>) {
+    let rate = rate.max(1) as f64;
+    let tokens = (tokens + elapsed_secs.max(0.0) * rate).min(rate * INGEST_BURST_SECONDS as f64);
+    let cost = cost as f64;
+    if tokens >= cost { (tokens, None) } else { (tokens, Some((((cost - tokens) / rate).ceil() as u64).max(1))) }
 }
 
 /// Seconds from `now` to the next UTC midnight (at least 1).
@@ -559,6 +635,13 @@ pub fn seconds_to_midnight(now: OffsetDateTime) -> u64 {
 #[derive(Default)]
 pub struct QueryLimiter {
     meters: Mutex<HashMap<TenantId, Meter>>,
+    ingest: Mutex<HashMap<TenantId, IngestBuckets>>,
+}
+
+struct IngestBuckets {
+    documents: f64,
+    bytes: f64,
+    refilled_at: OffsetDateTime,
 }
 
 struct Meter {
@@ -601,6 +684,27 @@ impl QueryMeter for QueryLimiter {
         }
         m.tokens -= 1.0;
         m.today += 1;
+        Ok(())
+    }
+
+    async fn admit_ingest(&self, tenant: &TenantId, take: IngestTake, now: OffsetDateTime) -> Result<(), Throttled> {
+        let mut buckets = self.ingest.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(tenant.clone()).or_insert(IngestBuckets {
+            documents: (take.documents_per_second.max(1) * INGEST_BURST_SECONDS) as f64,
+            bytes: (take.bytes_per_second.max(1) * INGEST_BURST_SECONDS) as f64,
+            refilled_at: now,
+        });
+        let elapsed = (now - b.refilled_at).as_seconds_f64();
+        let (documents, wait_documents) = refill(b.documents, elapsed, take.documents_per_second, take.documents);
+        let (bytes, wait_bytes) = refill(b.bytes, elapsed, take.bytes_per_second, take.bytes);
+        b.refilled_at = now;
+        b.documents = documents;
+        b.bytes = bytes;
+        if let Some(wait) = wait_documents.max(wait_bytes) {
+            return Err(Throttled::Ingest { retry_after_secs: wait });
+        }
+        b.documents -= take.documents as f64;
+        b.bytes -= take.bytes as f64;
         Ok(())
     }
 }

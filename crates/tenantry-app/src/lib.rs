@@ -25,8 +25,8 @@ pub use cache::{
     Snapshot,
 };
 pub use dataplane::{
-    AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, LocalEmbedder, LogAlerts, QueryAnswer,
-    QueryLimiter, QueryMeter, Throttled,
+    AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, IngestTake, LocalEmbedder, LogAlerts,
+    QueryAnswer, QueryLimiter, QueryMeter, Throttled,
 };
 pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
-use tenantry_app::dataplane::seconds_to_midnight;
-use tenantry_app::{QueryMeter, Throttled};
+use tenantry_app::dataplane::{INGEST_BURST_SECONDS, seconds_to_midnight};
+use tenantry_app::{IngestTake, QueryMeter, Throttled};
 use tenantry_domain::TenantId;
 
 /// KEYS: bucket, day counter. ARGV: per minute, per day, now (ms), seconds to midnight.
@@ -39,9 +39,40 @@ redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], to_midnight + 3600)
 return {0, 0}";
 
+/// KEYS: the tenant's ingest buckets. ARGV: documents per second, bytes per second, now (ms),
+/// documents, bytes, burst seconds. Takes both costs or neither. Returns {0, 0} admitted, or
+/// {1, wait} with the seconds until both buckets could pay.
+const ADMIT_INGEST: &str = "local dr = tonumber(ARGV[1])
+local br = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local dc = tonumber(ARGV[4])
+local bc = tonumber(ARGV[5])
+local burst = tonumber(ARGV[6])
+local b = redis.call('HMGET', KEYS[1], 'docs', 'bytes', 'ts')
+local docs = tonumber(b[1])
+local bytes = tonumber(b[2])
+local ts = tonumber(b[3])
+if docs == nil or bytes == nil or ts == nil then docs = dr * burst; bytes = br * burst; ts = now end
+local elapsed = math.max(0, now - ts) / 1000.0
+docs = math.min(dr * burst, docs + elapsed * dr)
+bytes = math.min(br * burst, bytes + elapsed * br)
+local wait = 0
+if docs < dc then wait = math.max(wait, math.ceil((dc - docs) / dr)) end
+if bytes < bc then wait = math.max(wait, math.ceil((bc - bytes) / br)) end
+local ttl = burst * 2000 + 60000
+if wait > 0 then
+  redis.call('HSET', KEYS[1], 'docs', tostring(docs), 'bytes', tostring(bytes), 'ts', tostring(now))
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return {1, wait}
+end
+redis.call('HSET', KEYS[1], 'docs', tostring(docs - dc), 'bytes', tostring(bytes - bc), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {0, 0}";
+
 pub struct RedisQueryMeter {
     connection: ConnectionManager,
     script: redis::Script,
+    ingest: redis::Script,
     namespace: String,
 }
 
@@ -50,7 +81,12 @@ impl RedisQueryMeter {
         use anyhow::Context;
         let client = redis::Client::open(url).context("parse REDIS_URL")?;
         let connection = ConnectionManager::new(client).await.context("connect to Redis")?;
-        Ok(Self { connection, script: redis::Script::new(ADMIT), namespace: namespace.to_owned() })
+        Ok(Self {
+            connection,
+            script: redis::Script::new(ADMIT),
+            ingest: redis::Script::new(ADMIT_INGEST),
+            namespace: namespace.to_owned(),
+        })
     }
 }
 
@@ -84,6 +120,28 @@ impl QueryMeter for RedisQueryMeter {
             0 => Ok(()),
             1 => Err(Throttled::PerMinute { retry_after_secs }),
             _ => Err(Throttled::PerDay { retry_after_secs }),
+        }
+    }
+
+    async fn admit_ingest(&self, tenant: &TenantId, take: IngestTake, now: OffsetDateTime) -> Result<(), Throttled> {
+        let bucket = format!("{}tenantry:ingest:{tenant}", self.namespace);
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut conn = self.connection.clone();
+        let (verdict, wait): (i64, i64) = self
+            .ingest
+            .key(bucket)
+            .arg(take.documents_per_second.max(1))
+            .arg(take.bytes_per_second.max(1))
+            .arg(now_ms)
+            .arg(take.documents)
+            .arg(take.bytes)
+            .arg(INGEST_BURST_SECONDS)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Throttled::MeterUnavailable(anyhow::Error::new(e).context("count an ingest in Redis")))?;
+        match verdict {
+            0 => Ok(()),
+            _ => Err(Throttled::Ingest { retry_after_secs: wait.max(1) as u64 }),
         }
     }
 }

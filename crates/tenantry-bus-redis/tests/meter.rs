@@ -5,7 +5,7 @@
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use tenantry_app::{QueryMeter, Throttled};
+use tenantry_app::{IngestTake, QueryMeter, Throttled};
 use tenantry_bus_redis::RedisQueryMeter;
 use tenantry_domain::TenantId;
 
@@ -55,6 +55,36 @@ async fn replicas_share_the_daily_quota() {
     }
     // a new UTC day starts a new count
     b.admit(&t, 1000, 2, now + Duration::minutes(2)).await.unwrap();
+}
+
+/// The ingest buckets (documents and bytes per second, ten seconds' worth each) are shared by
+/// every replica, and a batch takes from both or from neither — the in-process meter's rule.
+#[tokio::test]
+async fn replicas_share_the_ingest_buckets_and_match_the_in_process_meter() {
+    let Some((a, b)) = two_replicas().await else { return };
+    let local = tenantry_app::QueryLimiter::default();
+    let t = TenantId::parse("loader").unwrap();
+    let now = datetime!(2026-11-23 10:00:00 UTC);
+    let take = |documents, bytes| IngestTake { documents, bytes, documents_per_second: 2, bytes_per_second: 100 };
+    // 20 documents and 1,000 bytes fit at once; spread over both replicas
+    for (meter, n) in [(&a as &dyn QueryMeter, 12), (&b as &dyn QueryMeter, 8)] {
+        meter.admit_ingest(&t, take(n, 10), now).await.unwrap();
+    }
+    local.admit_ingest(&t, take(20, 20), now).await.unwrap();
+    for meter in [&a as &dyn QueryMeter, &b, &local] {
+        match meter.admit_ingest(&t, take(3, 1), now).await {
+            Err(Throttled::Ingest { retry_after_secs }) => {
+                assert_eq!(retry_after_secs, 2, "3 documents at 2 per second")
+            }
+            other => panic!("expected the documents bucket to be empty, got {other:?}"),
+        }
+    }
+    // refused batches took nothing: the bytes are all there after the documents refill
+    let later = now + Duration::seconds(10);
+    for meter in [&a as &dyn QueryMeter, &local] {
+        meter.admit_ingest(&t, take(1, 980), later).await.unwrap();
+        assert!(matches!(meter.admit_ingest(&t, take(1, 100), later).await, Err(Throttled::Ingest { .. })));
+    }
 }
 
 #[tokio::test]

@@ -129,6 +129,8 @@ async fn setup(store: Arc<dyn Store>, label: &str, shared: &[usize], vip_docs: u
             max_documents: Some(10_000_000),
             max_queries_per_day: Some(1_000_000_000),
             rate_limit_per_minute: Some(1_000_000_000),
+            ingest_documents_per_second: Some(1_000_000_000),
+            ingest_bytes_per_second: Some(1_000_000_000_000),
             ..Default::default()
         };
         let current = registry.get_tenant(&scope).await.unwrap();

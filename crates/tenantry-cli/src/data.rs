@@ -233,13 +233,13 @@ pub async fn docs(plane: &DataPlane, admin: &PlatformScope, cmd: DocsCmd, out: &
                     }
                 }
                 if !docs.is_empty() {
-                    match plane.ingest(&scope, docs.clone()).await {
+                    match ingest_paced(plane, &scope, docs.clone()).await {
                         Ok(s) => stored.extend(s),
                         // one file of the batch is stored already: go one by one, skipping those
                         Err(AppError::AlreadyExists(_)) => {
                             for d in docs {
                                 let name = d.client_id.clone().unwrap_or_default();
-                                match plane.ingest(&scope, vec![d]).await {
+                                match ingest_paced(plane, &scope, vec![d]).await {
                                     Ok(s) => stored.extend(s),
                                     Err(AppError::AlreadyExists(_)) => skipped.push(name),
                                     Err(e) => return Err(e.into()),
@@ -359,6 +359,23 @@ pub async fn index(plane: &DataPlane, admin: &PlatformScope, cmd: IndexCmd, out:
 pub const SEED_TENANTS: [(&str, usize, usize); 3] =
     [("tenant-d", 1000, 150), ("tenant-e", 50, 5200), ("tenant-f", 200, 800)];
 
+/// Ingests a batch as a well-behaved client does: when the tenant's ingest rate says wait, waits
+/// the `Retry-After` it was given and sends the batch again.
+async fn ingest_paced(
+    plane: &DataPlane,
+    scope: &tenantry_app::TenantScope,
+    docs: Vec<NewDocument>,
+) -> std::result::Result<Vec<tenantry_app::StoredDocument>, AppError> {
+    loop {
+        match plane.ingest(scope, docs.clone()).await {
+            Err(AppError::RateLimited { retry_after_secs, .. }) => {
+                tokio::time::sleep(std::time::Duration::from_secs(retry_after_secs.min(60))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn seed_data(
     registry: &Registry,
     plane: &DataPlane,
@@ -403,7 +420,7 @@ pub async fn seed_data(
                     .map_err(usage)
                 })
                 .collect::<Result<_>>()?;
-            match plane.ingest(&scope, docs).await {
+            match ingest_paced(plane, &scope, docs).await {
                 Ok(s) => stored += s.len(),
                 Err(AppError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e.into()),

@@ -456,6 +456,47 @@ pub async fn queries_are_rate_limited_per_tenant(store: Arc<dyn Store>) {
     d.query("chatty", "a", 1).await.expect("a new day");
 }
 
+/// Ingest draws on two buckets per tenant, documents and bytes per second (tier defaults,
+/// overridable), each holding ten seconds' worth: a burst passes, the next batch waits, a batch
+/// larger than a full bucket is refused outright, and another tenant is untouched.
+pub async fn ingest_is_rate_limited_per_tenant(store: Arc<dyn Store>) {
+    let d = DataCtx::with(store, CapacityPolicy::default()).await;
+    d.tenant("loader", "silver").await;
+    d.tenant("bystander", "silver").await;
+    let limits = LimitOverrides {
+        ingest_documents_per_second: Some(1),
+        ingest_bytes_per_second: Some(1_000),
+        ..Default::default()
+    };
+    d.set_limits("loader", limits).await;
+    let docs = |n: usize, words_each: usize| -> Vec<NewDocument> {
+        (0..n).map(|i| NewDocument::new("t", words(i as u64, words_each), &json!({}), None).unwrap()).collect()
+    };
+    let scope = d.scope("loader");
+    d.plane.ingest(&scope, docs(10, 3)).await.expect("a full burst of ten documents");
+    match d.plane.ingest(&scope, docs(1, 3)).await {
+        Err(AppError::RateLimited { retry_after_secs, message }) => {
+            assert_eq!(retry_after_secs, 1, "{message}");
+            assert!(message.contains("1 documents and 1000 bytes per second"), "{message}");
+        }
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    d.plane.ingest(&d.scope("bystander"), docs(10, 3)).await.expect("another tenant has its own buckets");
+    d.clock.advance(Duration::seconds(2));
+    d.plane.ingest(&scope, docs(2, 3)).await.expect("two seconds refill two documents");
+    match d.plane.ingest(&scope, docs(11, 3)).await {
+        Err(AppError::Invalid(message)) => assert!(message.contains("send smaller batches"), "{message}"),
+        other => panic!("a batch beyond the burst is refused, got {other:?}"),
+    }
+    // bytes: a full refill, then one document larger than what is left
+    d.clock.advance(Duration::seconds(60));
+    d.plane.ingest(&scope, docs(1, 700)).await.expect("within the 10,000-byte burst");
+    match d.plane.ingest(&scope, docs(1, 700)).await {
+        Err(AppError::RateLimited { retry_after_secs, .. }) => assert!(retry_after_secs >= 1),
+        other => panic!("expected the bytes bucket to refuse, got {other:?}"),
+    }
+}
+
 pub async fn bad_input_is_refused_without_writes(store: Arc<dyn Store>) {
     let d = DataCtx::new(store).await;
     d.tenant("strict", "silver").await;
@@ -558,6 +599,7 @@ macro_rules! data_suite {
             quotas_hold_exactly_under_concurrent_uploads,
             lifecycle_gates_the_data_plane,
             queries_are_rate_limited_per_tenant,
+            ingest_is_rate_limited_per_tenant,
             bad_input_is_refused_without_writes,
             the_storage_quota_is_exact_at_the_store,
             a_scope_cannot_borrow_another_tenants_placement_or_audit_trail,

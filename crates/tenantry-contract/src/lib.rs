@@ -193,6 +193,8 @@ pub async fn operator_adds_a_tier(store: Arc<dyn Store>) {
             rate_limit_per_minute: 5,
             sla_target: 0.9,
             support_level: Label::parse("community").unwrap(),
+            ingest_documents_per_second: 2,
+            ingest_bytes_per_second: 10_000,
         },
         IsolationMode::SharedNamespace,
         7,

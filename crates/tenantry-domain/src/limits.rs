@@ -266,6 +266,10 @@ tenant_limits! {
     SlaTarget => sla_target: f64,
     /// Support level, e.g. `24/7`.
     SupportLevel => support_level: Label,
+    /// Documents ingested per second, sustained (bursts up to ten seconds' worth).
+    IngestDocumentsPerSecond => ingest_documents_per_second: i64,
+    /// Bytes of text ingested per second, sustained (bursts up to ten seconds' worth).
+    IngestBytesPerSecond => ingest_bytes_per_second: i64,
 }
 
 impl LimitField {

@@ -4,6 +4,8 @@
 use crate::ids::{Label, TierName};
 use crate::tenant::Limits;
 
+const MIB: i64 = 1024 * 1024;
+
 /// How a tier's tenants are placed in the vector store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IsolationMode {
@@ -91,6 +93,8 @@ impl Tier {
                     rate_limit_per_minute: 30,
                     sla_target: 0.99,
                     support_level: support("email"),
+                    ingest_documents_per_second: 5,
+                    ingest_bytes_per_second: MIB,
                 },
                 IsolationMode::SharedNamespace,
                 30,
@@ -107,6 +111,8 @@ impl Tier {
                     rate_limit_per_minute: 60,
                     sla_target: 0.995,
                     support_level: support("business_hours"),
+                    ingest_documents_per_second: 20,
+                    ingest_bytes_per_second: 4 * MIB,
                 },
                 IsolationMode::SharedNamespace,
                 90,
@@ -123,6 +129,8 @@ impl Tier {
                     rate_limit_per_minute: 300,
                     sla_target: 0.999,
                     support_level: support("extended_hours"),
+                    ingest_documents_per_second: 50,
+                    ingest_bytes_per_second: 16 * MIB,
                 },
                 IsolationMode::SharedNamespace,
                 180,
@@ -139,6 +147,8 @@ impl Tier {
                     rate_limit_per_minute: 1_200,
                     sla_target: 0.9999,
                     support_level: support("24/7"),
+                    ingest_documents_per_second: 200,
+                    ingest_bytes_per_second: 64 * MIB,
                 },
                 IsolationMode::DedicatedIndex,
                 365,

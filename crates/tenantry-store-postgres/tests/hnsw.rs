@@ -33,6 +33,8 @@ async fn a_small_tenant_on_a_busy_index_searches_hnsw_with_high_recall() {
                 .map(|i| NewDocument::new(&format!("{tenant} {i}"), text(tenant, i), &json!({}), None).unwrap())
                 .collect();
             data.plane.ingest(&data.scope(tenant), batch).await.unwrap();
+            // paced like a client within gold's ingest rate (50 documents per second)
+            data.clock.advance(time::Duration::seconds(2));
         }
     }
     // as autovacuum would after a bulk load: the plan needs the index's analyzed size

@@ -71,3 +71,21 @@ delete from flag_definitions
 where enabled
   and not exists (select 1 from flag_defaults f where f.flag_key = flag_definitions.flag_key)
   and exists (select 1 from tenant_flags tf where tf.flag_key = flag_definitions.flag_key);
+
+-- Ingest rate limits (documents and bytes per second), a tier default like every limit. The
+-- built-in tiers get their values; a tier an operator added gets gold's; every tenant's resolved
+-- value is its tier's (no tenant had set one).
+alter table tiers add column ingest_documents_per_second integer not null default 50
+    check (ingest_documents_per_second between 1 and 1000000000000);
+alter table tiers add column ingest_bytes_per_second integer not null default 16777216
+    check (ingest_bytes_per_second between 1 and 1000000000000);
+alter table tenants add column ingest_documents_per_second integer not null default 50
+    check (ingest_documents_per_second between 1 and 1000000000000);
+alter table tenants add column ingest_bytes_per_second integer not null default 16777216
+    check (ingest_bytes_per_second between 1 and 1000000000000);
+update tiers set ingest_documents_per_second = 5, ingest_bytes_per_second = 1048576 where name = 'bronze';
+update tiers set ingest_documents_per_second = 20, ingest_bytes_per_second = 4194304 where name = 'silver';
+update tiers set ingest_documents_per_second = 200, ingest_bytes_per_second = 67108864 where name = 'platinum';
+update tenants set
+    ingest_documents_per_second = (select t.ingest_documents_per_second from tiers t where t.name = tenants.tier),
+    ingest_bytes_per_second = (select t.ingest_bytes_per_second from tiers t where t.name = tenants.tier);

@@ -78,4 +78,32 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
+# TLS: a private CA and a server certificate for 127.0.0.1 signed by it (made once, kept under
+# /var/lib/tenantry-tls), and a Redis that speaks only TLS on port 6380, for the rediss:// tests.
+tls=/var/lib/tenantry-tls
+if [ ! -s "$tls/ca.pem" ] || [ ! -s "$tls/server.pem" ]; then
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 3650 \
+    -subj "/CN=tenantry test CA" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" \
+    -subj "/CN=127.0.0.1" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$tls/server.ext"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -out "$tls/server.pem" -days 3650 -extfile "$tls/server.ext" >/dev/null 2>&1
+  chmod 600 "$tls/ca.key" "$tls/server.key"
+fi
+if ! redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p 6380 ping >/dev/null 2>&1; then
+  log "starting redis with TLS on 6380"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 0 --tls-port 6380 --tls-cert-file "$tls/server.pem" \
+    --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no \
+    --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/tls.log
+  for _ in $(seq 1 30); do
+    redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p 6380 ping >/dev/null 2>&1 && break; sleep 0.2
+  done
+fi
+# PostgreSQL's own certificate (Debian: ssl = on with the snakeoil certificate, for localhost)
+if [ "$(psql -h 127.0.0.1 -U postgres -d postgres -qtA -c 'show ssl')" != "on" ]; then
+  echo "[ensure-services] PostgreSQL does not have ssl = on; the TLS tests need it" >&2
+fi
+
 log "services ready"

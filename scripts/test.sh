@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README "Test"; CI runs exactly this through .ci/run):
 # installs/starts the real services, then formatting, lints and every test of the workspace,
-# with PostgreSQL, Redis, the OpenFeature SDK and a real S3 server always enabled (DATABASE_URL,
-# REDIS_URL, TENANTRY_SDK_PYTHON, TENANTRY_S3FS_BIN), so no such test can silently skip.
+# with PostgreSQL, Redis (also over TLS), the OpenFeature SDK and a real S3 server always enabled
+# (DATABASE_URL, REDIS_URL, TENANTRY_TEST_*_TLS/CA, TENANTRY_SDK_PYTHON, TENANTRY_S3FS_BIN), so no
+# such test can silently skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,11 @@ bash scripts/ensure-services.sh
 
 export DATABASE_URL="${DATABASE_URL:-postgres://tenantry_owner@127.0.0.1:5432/postgres}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+# TLS to the backing services: Redis on 6380 with a certificate of the private CA ensure-services made,
+# PostgreSQL with its own (the CA file each test trusts)
+export TENANTRY_TEST_REDIS_TLS_URL="${TENANTRY_TEST_REDIS_TLS_URL:-rediss://127.0.0.1:6380}"
+export TENANTRY_TEST_REDIS_CA="${TENANTRY_TEST_REDIS_CA:-/var/lib/tenantry-tls/ca.pem}"
+export TENANTRY_TEST_PG_CA="${TENANTRY_TEST_PG_CA:-$(psql -h 127.0.0.1 -U postgres -d postgres -qtA -c 'show ssl_cert_file')}"
 
 # The stock OpenFeature SDK and OFREP provider (pinned) for the interoperability test.
 venv=target/sdk-venv

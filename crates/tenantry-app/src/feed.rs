@@ -20,6 +20,9 @@ use crate::ports::{Clock, ReplicaRow, Store};
 /// How many feed entries one poll reads at most.
 const POLL_BATCH: u32 = 1000;
 
+/// Consecutive failed reads of the feed before a warning is logged.
+const FAILURES_WORTH_A_WARNING: u32 = 3;
+
 /// A server whose last report is older than this is taken to be gone.
 pub const REPLICA_LIVENESS: Duration = Duration::from_secs(10);
 
@@ -56,15 +59,17 @@ impl InvalidationBus for StoreBus {
         let mut after = self.store.feed_head().await?;
         let (store, poll) = (self.store.clone(), self.poll);
         tokio::spawn(async move {
-            let mut failing = false;
+            // consecutive failed reads; said once it is more than a blip (a process shutting
+            // down closes its pool under the poller: that is not worth a line)
+            let mut failures = 0u32;
             loop {
                 tokio::time::sleep(poll).await;
                 match store.feed_after(after, POLL_BATCH).await {
                     Ok(messages) => {
-                        if failing {
+                        if failures >= FAILURES_WORTH_A_WARNING {
                             tracing::info!("the change feed is readable again");
-                            failing = false;
                         }
+                        failures = 0;
                         if messages.first().is_some_and(|m| m.seq > after + 1) {
                             // entries were trimmed while this replica could not read: start over
                             cache.resync();
@@ -75,10 +80,10 @@ impl InvalidationBus for StoreBus {
                         }
                     }
                     Err(e) => {
-                        if !failing {
+                        failures += 1;
+                        if failures == FAILURES_WORTH_A_WARNING {
                             tracing::warn!(error = %e, "cannot read the change feed; retrying");
                         }
-                        failing = true;
                     }
                 }
             }

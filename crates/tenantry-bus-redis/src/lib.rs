@@ -66,11 +66,30 @@ pub struct RedisBus {
     last_published: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A Redis client for `url`. A `rediss://` URL speaks TLS (rustls) and checks the server's
+/// certificate against the system's roots, or with `ca` (PEM) against that CA only.
+pub fn client(url: &str, ca: Option<&[u8]>) -> anyhow::Result<redis::Client> {
+    // several TLS backends are linked in (object storage brings its own): name the one rustls
+    // uses for Redis, once per process (a second call finds it installed)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match ca {
+        Some(pem) => {
+            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) };
+            redis::Client::build_with_tls(url, certificates).context("parse REDIS_URL (with its CA)")
+        }
+        None => redis::Client::open(url).context("parse REDIS_URL"),
+    }
+}
+
 impl RedisBus {
     /// Connects to `url`. `namespace` prefixes the channel and sequence key, so several
     /// deployments (or test runs) can share one Redis.
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("parse REDIS_URL")?;
+        Self::connect_client(client(url, None)?, namespace).await
+    }
+
+    /// Connects with a client from [`client`] (e.g. over TLS with a private CA).
+    pub async fn connect_client(client: redis::Client, namespace: &str) -> anyhow::Result<Self> {
         let connection = ConnectionManager::new(client.clone()).await.context("connect to Redis")?;
         Ok(Self {
             client,

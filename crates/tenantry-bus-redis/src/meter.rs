@@ -78,8 +78,12 @@ pub struct RedisQueryMeter {
 
 impl RedisQueryMeter {
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        Self::connect_client(crate::client(url, None)?, namespace).await
+    }
+
+    /// Connects with a client from [`crate::client`] (e.g. over TLS with a private CA).
+    pub async fn connect_client(client: redis::Client, namespace: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let client = redis::Client::open(url).context("parse REDIS_URL")?;
         let connection = ConnectionManager::new(client).await.context("connect to Redis")?;
         Ok(Self {
             connection,

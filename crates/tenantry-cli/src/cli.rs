@@ -60,6 +60,10 @@ pub struct Global {
     /// Prefix of the Redis channel and keys, so deployments can share one Redis.
     #[arg(long, global = true, env = "TENANTRY_REDIS_NAMESPACE", default_value = "")]
     pub redis_namespace: String,
+    /// PEM file of the CA that signed Redis's certificate (a `rediss://` URL checks the server
+    /// against it instead of the system's roots).
+    #[arg(long, global = true, env = "TENANTRY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
 }

@@ -409,7 +409,7 @@ async fn build_app(
         Arc::new(tenantry_app::StoreBus::new(store.clone(), Arc::new(SystemClock), poll))
     };
     let (bus, shared_cache, meter): (Arc<dyn tenantry_app::InvalidationBus>, _, _) = match redis {
-        Some((url, namespace)) => match redis_parts(url, namespace).await {
+        Some((url, namespace)) => match redis_parts(url, namespace, g.redis_ca_file.as_deref()).await {
             Ok((bus, meter)) => {
                 let shared: Arc<dyn tenantry_app::SharedCache> = bus.clone();
                 (bus, Some(shared), Some(meter))
@@ -448,9 +448,15 @@ async fn build_app(
 async fn redis_parts(
     url: &str,
     namespace: &str,
+    ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<(Arc<tenantry_bus_redis::RedisBus>, Arc<dyn tenantry_app::QueryMeter>)> {
-    let bus = Arc::new(tenantry_bus_redis::RedisBus::connect(url, namespace).await?);
-    let meter = tenantry_bus_redis::RedisQueryMeter::connect(url, namespace).await?;
+    use anyhow::Context;
+    let ca = ca_file
+        .map(|f| std::fs::read(f).with_context(|| format!("read --redis-ca-file {}", f.display())))
+        .transpose()?;
+    let client = tenantry_bus_redis::client(url, ca.as_deref())?;
+    let bus = Arc::new(tenantry_bus_redis::RedisBus::connect_client(client.clone(), namespace).await?);
+    let meter = tenantry_bus_redis::RedisQueryMeter::connect_client(client, namespace).await?;
     Ok((bus, Arc::new(meter)))
 }
 

@@ -165,3 +165,54 @@ update tiers set ingest_documents_per_second = 200, ingest_bytes_per_second = 67
 update tenants set
     ingest_documents_per_second = (select t.ingest_documents_per_second from tiers t where t.name = tenants.tier),
     ingest_bytes_per_second = (select t.ingest_bytes_per_second from tiers t where t.name = tenants.tier);
+
+-- audit_head moves only with the log, on every path: one step forward with the same hash (the
+-- append taking the lock), then to the hash of the entry written at that position. Any other
+-- write — a forged head, a rewind, a jump — is refused.
+create function tenantry_audit_head_follows_the_log() returns trigger language plpgsql as $$
+begin
+    if new.id = old.id and new.seq = old.seq + 1 and new.hash = old.hash then
+        return new;
+    end if;
+    if new.id = old.id and new.seq = old.seq
+       and exists (select 1 from audit_log where seq = new.seq and hash = new.hash) then
+        return new;
+    end if;
+    raise exception 'audit_head only follows the audit log' using errcode = 'insufficient_privilege';
+end
+$$;
+create trigger audit_head_follows_the_log before update on audit_head
+    for each row execute function tenantry_audit_head_follows_the_log();
+
+-- A new partition's rows are never updated: the application role gets no UPDATE on it.
+create or replace function tenantry_provision_index(p_name text, p_kind text, p_capacity bigint, p_dimensions integer)
+returns void language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+    v_id bigint;
+    v_part text;
+begin
+    if current_setting('tenantry.platform', true) is distinct from 'on' then
+        raise exception 'provisioning an index needs the platform path' using errcode = '42501';
+    end if;
+    perform pg_advisory_xact_lock(7364, 1);
+    if exists (select 1 from vector_indexes where index_name = p_name) then
+        if exists (select 1 from vector_indexes where index_name = p_name
+                   and (kind, capacity, dimensions) = (p_kind, p_capacity, p_dimensions)) then
+            return;
+        end if;
+        raise exception 'index % exists with other settings', p_name using errcode = '23505';
+    end if;
+    v_id := nextval(pg_get_serial_sequence('vector_indexes', 'index_id'));
+    v_part := 'chunks_i' || v_id;
+    insert into vector_indexes (index_id, index_name, kind, capacity, dimensions, partition)
+        values (v_id, p_name, p_kind, p_capacity, p_dimensions, v_part);
+    execute format('create table %I partition of chunks for values in (%L)', v_part, p_name);
+    execute format('alter table %I add check (vector_dims(embedding) = %s)', v_part, p_dimensions);
+    execute format('create index %I on %I using hnsw ((embedding::vector(%s)) vector_cosine_ops)',
+                   v_part || '_hnsw', v_part, p_dimensions);
+    execute format('comment on table %I is %L', v_part, 'tenantry:tenant');
+    perform tenantry_isolate_by_tenant(v_part::regclass);
+    execute format('grant select, insert, delete on %I to %I', v_part, session_user);
+    perform tenantry_create_search_function(v_part, p_name, p_dimensions);
+end
+$$;

@@ -124,5 +124,16 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          revoke update on tiers, tenant_placements, documents, chunks from {role};"
     );
     sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut *conn).await.context("grant the application role")?;
+    // partitions provisioned before the app role lost UPDATE on chunks carry their own grant
+    let partitions: Vec<String> =
+        sqlx::query_scalar("select partition from vector_indexes").fetch_all(&mut *conn).await?;
+    for partition in
+        partitions.iter().filter(|p| p.starts_with("chunks_i") && p[8..].chars().all(|c| c.is_ascii_digit()))
+    {
+        sqlx::raw_sql(AssertSqlSafe(format!("revoke update on {partition} from {role}")))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("revoke update on {partition}"))?;
+    }
     Ok(())
 }

@@ -521,12 +521,37 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
     }
 }
 
+/// The chain head follows the log on every path: as the app role, in a tenant's context or the
+/// platform's, it cannot be forged, rewound or moved ahead (the whole suite shows that appends
+/// still move it).
+#[tokio::test]
+async fn the_audit_head_only_follows_the_log() {
+    let Some((_, pool)) = two_tenants(1).await else { return };
+    for context in [
+        "select set_config('tenantry.tenant_id', 'tenant_a', true)",
+        "select set_config('tenantry.platform', 'on', true)",
+    ] {
+        for forged in [
+            "update audit_head set hash = repeat('a', 64) where id = 1",
+            "update audit_head set seq = seq - 1, hash = (select hash from audit_log where seq = (select seq - 1 from audit_head)) where id = 1",
+            "update audit_head set seq = seq + 2 where id = 1",
+        ] {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(AssertSqlSafe(context)).execute(&mut *tx).await.unwrap();
+            let refused = sqlx::query(AssertSqlSafe(forged)).execute(&mut *tx).await.unwrap_err();
+            assert!(refused.to_string().contains("audit_head only follows the audit log"), "{forged}: {refused}");
+        }
+    }
+}
+
 /// The app role holds no privilege it does not use: rows of these tables are written once and never
 /// updated, so UPDATE is not granted.
 #[tokio::test]
 async fn the_app_role_cannot_update_write_once_tables() {
     let Some((_, pool)) = two_tenants(1).await else { return };
-    for table in ["tiers", "tenant_placements", "documents", "chunks", "audit_log", "audit_checkpoints", "users"] {
+    for table in
+        ["tiers", "tenant_placements", "documents", "chunks", "chunks_i1", "audit_log", "audit_checkpoints", "users"]
+    {
         let can: bool = sqlx::query_scalar("select has_table_privilege(current_user, $1, 'UPDATE')")
             .bind(table)
             .fetch_one(&pool)

@@ -21,9 +21,11 @@ impl RawAccess for Raw {
              select set_config('tenantry.platform', 'on', true);
              alter table audit_log disable trigger user;
              alter table audit_checkpoints disable trigger user;
+             alter table audit_head disable trigger user;
              {sql};
              alter table audit_log enable trigger user;
              alter table audit_checkpoints enable trigger user;
+             alter table audit_head enable trigger user;
              commit;"
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(unprotected)).execute(&mut conn).await.expect("raw tampering SQL runs");

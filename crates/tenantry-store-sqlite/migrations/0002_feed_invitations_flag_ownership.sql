@@ -89,3 +89,13 @@ update tiers set ingest_documents_per_second = 200, ingest_bytes_per_second = 67
 update tenants set
     ingest_documents_per_second = (select t.ingest_documents_per_second from tiers t where t.name = tenants.tier),
     ingest_bytes_per_second = (select t.ingest_bytes_per_second from tiers t where t.name = tenants.tier);
+
+-- audit_head moves only with the log, on every path: one step forward with the same hash (the
+-- append taking the lock), then to the hash of the entry written at that position. Any other
+-- write — a forged head, a rewind, a jump — is refused.
+create trigger audit_head_follows_the_log before update on audit_head
+when not (new.id = old.id and ((new.seq = old.seq + 1 and new.hash = old.hash)
+    or (new.seq = old.seq and exists (select 1 from audit_log where seq = new.seq and hash = new.hash))))
+begin
+    select raise(abort, 'audit_head only follows the audit log');
+end;

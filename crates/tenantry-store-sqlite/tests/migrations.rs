@@ -174,3 +174,15 @@ async fn flag_ownership_migrates_existing_definitions() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The chain head follows the log: a forged, rewound or advanced head is refused by the database.
+#[tokio::test]
+async fn the_audit_head_only_follows_the_log() {
+    let store = SqliteStore::open_temporary().await.unwrap();
+    for forged in
+        ["update audit_head set hash = 'aaaa' where id = 1", "update audit_head set seq = seq + 2 where id = 1"]
+    {
+        let refused = sqlx::query(sqlx::AssertSqlSafe(forged)).execute(store.pool()).await.unwrap_err();
+        assert!(refused.to_string().contains("audit_head only follows the audit log"), "{forged}: {refused}");
+    }
+}

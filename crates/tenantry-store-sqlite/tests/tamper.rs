@@ -15,6 +15,7 @@ impl RawAccess for Raw {
         let unprotected = format!(
             "drop trigger if exists audit_log_no_update; drop trigger if exists audit_log_no_delete;
              drop trigger if exists audit_checkpoints_no_update; drop trigger if exists audit_checkpoints_no_delete;
+             drop trigger if exists audit_head_follows_the_log;
              {sql}"
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(unprotected)).execute(&self.0).await.expect("raw tampering SQL runs");

@@ -28,6 +28,14 @@ const ACCESS: &str = "tenantry-test";
 const SECRET: &str = "tenantry-test-secret";
 
 fn start() -> Option<S3Server> {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let root = std::env::temp_dir().join(format!("tenantry-s3-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    start_on(port, root)
+}
+
+/// `s3s-fs` on `port`, serving `root` (which may hold a bucket from before).
+fn start_on(port: u16, root: std::path::PathBuf) -> Option<S3Server> {
     let bin = match std::env::var("TENANTRY_S3FS_BIN") {
         Ok(b) if !b.is_empty() => b,
         _ if std::env::var("CI").as_deref() == Ok("true") => {
@@ -40,9 +48,6 @@ fn start() -> Option<S3Server> {
             return None;
         }
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let root = std::env::temp_dir().join(format!("tenantry-s3-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(root.join("docs")).unwrap();
     let mut child = Command::new(bin)
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", ACCESS, "--secret-key", SECRET])
         .arg(&root)
@@ -122,4 +127,54 @@ async fn the_data_plane_keeps_raw_documents_in_s3() {
     plane.delete_document(&acme, &a.id).await.unwrap();
     assert!(blobs.list("tenants/acme/documents/").await.unwrap().is_empty());
     assert_eq!(blobs.list("tenants/beta/documents/").await.unwrap().len(), 1);
+}
+
+/// S3 goes away while the service runs: an ingest is refused with 503 `store_unavailable`, no
+/// document row is written and nothing of the batch is in the bucket; once S3 is back, the same
+/// service ingests again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_while_s3_is_down_writes_nothing_and_recovers() {
+    use tenantry_app::{App, AppConfig, ErrorCode, LocalEmbedder, Store};
+    use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
+    let Some(mut server) = start() else { return };
+    let blobs = Arc::new(ObjectBlobStore::open(&config(&server, SECRET)).unwrap());
+    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
+    let app = App::build(AppConfig::local(
+        store,
+        Arc::new(tenantry_app::SystemClock),
+        Arc::new(LocalEmbedder::new(32)),
+        blobs.clone(),
+    ))
+    .await
+    .unwrap();
+    let admin = app.operator("s3-test");
+    let acme = TenantId::parse("acme").unwrap();
+    app.registry
+        .create_tenant(&admin, NewTenant::minimal(acme.clone(), "Acme", TierName::parse("silver").unwrap()))
+        .await
+        .unwrap();
+    let scope = admin.act_in(acme);
+    let docs = |n: usize| -> Vec<NewDocument> {
+        (0..n)
+            .map(|i| {
+                NewDocument::new("t", format!("document {i} of the batch"), &serde_json::Value::Null, None).unwrap()
+            })
+            .collect()
+    };
+    app.data.ingest(&scope, docs(1)).await.expect("ingest with S3 up");
+
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let refused = app.data.ingest(&scope, docs(3)).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::StoreUnavailable, "{refused}");
+    assert_eq!(app.data.list_documents(&scope, None, 100).await.unwrap().len(), 1, "no row of the refused batch");
+
+    let (port, root) = (server.port, server.root.clone());
+    std::mem::forget(server); // its Drop would remove the bucket the new server serves
+    let server = start_on(port, root).expect("s3s-fs again");
+    assert_eq!(blobs.list("tenants/acme/documents/").await.unwrap().len(), 1, "no object of the refused batch");
+    app.data.ingest(&scope, docs(2)).await.expect("ingest once S3 is back, same service");
+    assert_eq!(app.data.list_documents(&scope, None, 100).await.unwrap().len(), 3);
+    assert_eq!(blobs.list("tenants/acme/documents/").await.unwrap().len(), 3);
+    drop(server);
 }

@@ -68,3 +68,85 @@ async fn a_change_through_replica_a_is_seen_by_replica_b() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `redis-server` on a free port, nothing persisted; killed with SIGKILL when dropped.
+struct RedisProcess(std::process::Child, u16);
+
+impl RedisProcess {
+    fn start(port: u16) -> RedisProcess {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return RedisProcess(child, port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis killed (SIGKILL) and restarted empty under two running replicas: both keep serving
+/// from the store meanwhile, a change made through A while Redis is down commits, and once Redis
+/// is back both replicas resubscribe, resynchronize and B serves the change — no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_resynchronize_after_redis_is_killed_and_restarted() {
+    // a Redis of this test's own: killing the shared one would disturb every other test
+    if required_env("REDIS_URL").is_none() {
+        return;
+    }
+    let Some(config) = tenantry_store_postgres::testing::fresh_config().await else { return };
+    let url = config.owner_url.clone();
+    let dir = std::env::temp_dir().join(format!("tenantry-redis-restart-{}", std::process::id()));
+    let port = support::free_port();
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    let redis = RedisProcess::start(port);
+    let cli = |args: &[&str]| {
+        let mut cmd = tenantry(&url, &dir);
+        cmd.env("REDIS_URL", &redis_url).args(args);
+        run_ok(cmd).trim().to_owned()
+    };
+    let token = cli(&["keys", "create", "--platform-admin", "--admin-name", "ops"]);
+    cli(&["tenant", "create", "finance", "--name", "Finance", "--tier", "gold"]);
+    cli(&["flag", "set", "beta", "--enabled", "false", "--scope", "global"]);
+    let a = Replica::start(&url, &dir, &redis_url, "");
+    let b = Replica::start(&url, &dir, &redis_url, "");
+    assert_eq!(ofrep(b.port, &token, "finance", "beta").1["value"], false, "B caches the value");
+
+    drop(redis);
+    let change = r#"{"feature_name": "beta", "enabled": true, "scope": "tenant", "scope_id": "finance"}"#;
+    let (status, body) = http(a.port, "POST", "/feature-flags", Some(&token), Some(change));
+    assert_eq!(status, 200, "a write commits to the store while Redis is down: {body}");
+    let (status, body) = ofrep(b.port, &token, "finance", "beta");
+    assert_eq!(status, 200, "B keeps serving while Redis is down: {body}");
+
+    let _redis = RedisProcess::start(port);
+    // B's subscriber reconnects with backoff; on reconnecting it drops its snapshots
+    let mut seen = false;
+    for _ in 0..600 {
+        if ofrep(b.port, &token, "finance", "beta").1["value"] == true {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "B never served the change made while Redis was down");
+    let (status, _) = http(a.port, "POST", "/feature-flags", Some(&token), Some(&change.replace("true", "false")));
+    assert_eq!(status, 200);
+    eventually("B hears A again over the restarted Redis", || {
+        ofrep(b.port, &token, "finance", "beta").1["value"] == false
+    });
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

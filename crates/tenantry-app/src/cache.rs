@@ -442,6 +442,16 @@ impl ConfigCache {
         (loaded.elapsed() < self.config.critical_ttl && expires_at.is_none_or(|e| e > now)).then(|| principal.clone())
     }
 
+    /// A principal past its TTL but within the stale-if-error window (and not past its key's
+    /// expiry), for when the store cannot be asked: a revocation or membership change committed
+    /// before the outage has already removed it, so only an unchanged principal is served.
+    pub fn stale_principal(&self, digest: &str, now: time::OffsetDateTime) -> Option<crate::auth::Principal> {
+        let state = self.lock();
+        let (principal, expires_at, loaded) = state.principals.get(digest)?;
+        let window = self.config.critical_ttl + self.config.stale_if_error;
+        (loaded.elapsed() < window && expires_at.is_none_or(|e| e > now)).then(|| principal.clone())
+    }
+
     /// Caches an authenticated principal, unless anything was dropped since `generation` (from
     /// [`ConfigCache::principal_generation`], read before the lookup).
     pub fn put_principal(

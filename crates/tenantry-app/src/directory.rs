@@ -328,11 +328,14 @@ impl Directory {
         }
         let generation = self.cache.principal_generation();
         let access = PlatformScope::system("authenticator");
-        let key = self
-            .store
-            .find_key_by_digest(&access, &digest)
-            .await?
-            .ok_or_else(|| AppError::Unauthenticated("the API key is not valid".to_owned()))?;
+        let key = match self.store.find_key_by_digest(&access, &digest).await {
+            Ok(key) => key.ok_or_else(|| AppError::Unauthenticated("the API key is not valid".to_owned()))?,
+            // the store is down: a principal known before the outage keeps working (stale-if-error)
+            Err(StoreError::Unavailable(e)) => {
+                return self.cache.stale_principal(&digest, self.clock.now()).ok_or(AppError::Unavailable(e));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if key.revoked_at.is_some() {
             return Err(AppError::Unauthenticated(format!("API key {} was revoked", key.id)));
         }

@@ -70,11 +70,11 @@ async fn a_change_through_replica_a_is_seen_by_replica_b() {
 }
 
 /// `redis-server` on a free port, nothing persisted; killed with SIGKILL when dropped.
-struct RedisProcess(std::process::Child, u16);
+struct RedisProcess(std::process::Child);
 
 impl RedisProcess {
     fn start(port: u16) -> RedisProcess {
-        let child = std::process::Command::new("redis-server")
+        let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -82,10 +82,12 @@ impl RedisProcess {
             .expect("start redis-server");
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisProcess(child, port);
+                return RedisProcess(child);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start on {port}");
     }
 }

@@ -252,8 +252,7 @@ impl PgStore {
             .bind(Json(filter.to_value()))
             .bind(top_k as i32)
             .bind(ef_search as i32);
-        let query = query.fetch_all(&self.pool).await;
-        let rows: Vec<SearchRow> = query.map_err(|e| store_error(e, "search chunks"))?;
+        let rows: Vec<SearchRow> = self.guarded(query.fetch_all(&self.pool), "search chunks").await?;
         top_k_of(rows, top_k as usize)
             .into_iter()
             .map(|(doc, index, text, metadata, title, score)| {

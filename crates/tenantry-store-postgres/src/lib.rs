@@ -8,6 +8,7 @@
 //! `set_config('tenantry.platform', 'on', true)` — both transaction-local, so a pooled connection
 //! never carries one request's context into the next.
 
+mod breaker;
 pub mod config;
 pub mod documents;
 mod migrate;
@@ -36,6 +37,8 @@ pub struct PgStore {
     signer: Option<Arc<dyn EntrySigner>>,
     /// Each index's search statement and the counts search plans are made from; see `documents.rs`.
     search: Arc<documents::SearchCatalog>,
+    /// Fails requests at once while the database cannot be reached; see `breaker.rs`.
+    breaker: Arc<breaker::Breaker>,
 }
 
 impl PgStore {
@@ -45,12 +48,12 @@ impl PgStore {
             migrate(config).await?;
         }
         let pool = app_pool(config).await?;
-        Ok(Self { pool, signer: None, search: Default::default() })
+        Ok(Self { pool, signer: None, search: Default::default(), breaker: Default::default() })
     }
 
     /// Connects as the application role without migrating.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, signer: None, search: Default::default() }
+        Self { pool, signer: None, search: Default::default(), breaker: Default::default() }
     }
 
     /// Signs every audit entry this store appends from now on.
@@ -70,7 +73,33 @@ impl PgStore {
         let tenant = scope.tenant().as_str();
         debug_assert!(tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
         let begin = format!("BEGIN; SELECT set_config('tenantry.tenant_id', '{tenant}', true)");
-        self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await.map_err(|e| store_error(e, "begin tenant transaction"))
+        self.guarded(self.pool.begin_with(sqlx::AssertSqlSafe(begin)), "begin tenant transaction").await
+    }
+
+    /// Runs `start` (taking a connection) through the breaker: refused at once while the
+    /// database is known to be down, and reporting whether it was reached.
+    pub(crate) async fn guarded<T>(
+        &self,
+        start: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+        what: &'static str,
+    ) -> Result<T, StoreError> {
+        if self.breaker.check(breaker::now_ms()) == breaker::Pass::Refuse {
+            return Err(StoreError::Unavailable(anyhow::anyhow!("the database is unreachable; retrying shortly")));
+        }
+        match start.await.map_err(|e| store_error(e, what)) {
+            Ok(value) => {
+                self.breaker.reached();
+                Ok(value)
+            }
+            Err(StoreError::Unavailable(e)) => {
+                self.breaker.unreachable(breaker::now_ms());
+                Err(StoreError::Unavailable(e))
+            }
+            Err(other) => {
+                self.breaker.reached();
+                Err(other)
+            }
+        }
     }
 
     /// A read confined to one tenant: a transaction with its context, ended by [`Self::end_read`].
@@ -90,7 +119,7 @@ impl PgStore {
     /// Begins a transaction on the platform path (RLS policy `platform_access`). Only a
     /// `PlatformScope` opens one.
     async fn platform_tx(&self, _access: &PlatformScope) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| store_error(e, "begin platform transaction"))?;
+        let mut tx = self.guarded(self.pool.begin(), "begin platform transaction").await?;
         sqlx::query("select set_config('tenantry.platform', 'on', true)")
             .execute(&mut *tx)
             .await

@@ -34,6 +34,16 @@ pub fn store_error(e: sqlx::Error, what: &'static str) -> StoreError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
             StoreError::Unavailable(anyhow::anyhow!("statement timed out: {}", db.message()).context(what))
         }
+        // PostgreSQL class 08 (connection exception), 57P01-57P03 (the server is shutting down,
+        // crashed or not yet accepting), 53300 (too many connections): the server, not the request
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .as_deref()
+                .is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300")) =>
+        {
+            StoreError::Unavailable(anyhow::anyhow!("the database is unavailable: {}", db.message()).context(what))
+        }
         other => StoreError::Unexpected(anyhow::Error::new(other).context(what)),
     }
 }

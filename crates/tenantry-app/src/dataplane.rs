@@ -385,12 +385,46 @@ impl DataPlane {
         Ok(writes.into_iter().map(|w| w.document).collect())
     }
 
+    /// Removes the objects of a batch whose rows did not commit; what object storage cannot
+    /// remove now is recorded as an orphan and removed by the next sweep.
     async fn remove_objects(&self, keys: &[String]) {
+        let mut left = Vec::new();
         for key in keys {
             if let Err(e) = self.blobs.delete(key).await {
-                tracing::error!(key = key.as_str(), error = %e, "could not remove an object after a failed ingest");
+                tracing::warn!(key = key.as_str(), error = %e, "could not remove an object after a failed ingest");
+                left.push(key.clone());
             }
         }
+        self.record_orphans(left).await;
+    }
+
+    async fn record_orphans(&self, keys: Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let janitor = PlatformScope::system("janitor");
+        if let Err(e) = self.store.record_orphans(&janitor, &keys, self.clock.now()).await {
+            tracing::error!(keys = ?keys, error = %e, "objects left behind could not be recorded; remove them by hand");
+        }
+    }
+
+    /// Removes the recorded orphan objects that object storage can remove now (at most `limit`);
+    /// returns how many went. `serve` runs it periodically.
+    pub async fn sweep_orphans(&self, limit: u32) -> Result<usize, AppError> {
+        let janitor = PlatformScope::system("janitor");
+        let keys = self.store.orphans(&janitor, limit).await?;
+        let mut removed = Vec::new();
+        for key in keys {
+            match self.blobs.delete(&key).await {
+                Ok(()) => removed.push(key),
+                Err(e) => {
+                    tracing::warn!(key = key.as_str(), error = %e, "an orphan object could not be removed yet");
+                    break;
+                }
+            }
+        }
+        self.store.forget_orphans(&janitor, &removed).await?;
+        Ok(removed.len())
     }
 
     pub async fn list_documents(
@@ -434,7 +468,8 @@ impl DataPlane {
             .change(Some(document_summary(&before)), None);
         let deleted = self.store.delete_document(scope, id, &audit).await?;
         if let Err(e) = self.blobs.delete(&deleted.object_key).await {
-            tracing::error!(key = deleted.object_key.as_str(), error = %e, "document deleted but its object was not");
+            tracing::warn!(key = deleted.object_key.as_str(), error = %e, "document deleted, its object not yet");
+            self.record_orphans(vec![deleted.object_key.clone()]).await;
         }
         Ok(deleted)
     }

@@ -599,9 +599,27 @@ pub trait ChangeFeed: Send + Sync {
     async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError>;
 }
 
+/// Objects left behind in object storage: written for a batch whose rows did not commit, or
+/// kept by a deleted document, when object storage could not remove them at the time. Recorded
+/// on the platform path and removed later by [`crate::DataPlane::sweep_orphans`].
+#[async_trait]
+pub trait OrphanObjects: Send + Sync {
+    async fn record_orphans(
+        &self,
+        access: &PlatformScope,
+        keys: &[String],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// At most `limit` recorded keys, oldest first.
+    async fn orphans(&self, access: &PlatformScope, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn forget_orphans(&self, access: &PlatformScope, keys: &[String]) -> Result<(), StoreError>;
+}
+
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed {
+pub trait Store:
+    TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed + OrphanObjects
+{
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A short name for logs and `doctor`: "sqlite" or "postgres".

@@ -178,3 +178,81 @@ async fn ingest_while_s3_is_down_writes_nothing_and_recovers() {
     assert_eq!(blobs.list("tenants/acme/documents/").await.unwrap().len(), 3);
     drop(server);
 }
+
+/// The real S3 adapter, with the server killed right after the `after`-th object of a batch is
+/// written: the outage hits in the middle of the batch, at a known point (every read and write
+/// still goes to the real server).
+struct KillAfter {
+    inner: ObjectBlobStore,
+    after: usize,
+    puts: std::sync::atomic::AtomicUsize,
+    server: std::sync::Mutex<Option<S3Server>>,
+}
+
+#[async_trait::async_trait]
+impl BlobStore for KillAfter {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), tenantry_app::StoreError> {
+        self.inner.put(key, bytes).await?;
+        if self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.after
+            && let Some(server) = self.server.lock().unwrap().as_mut()
+        {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, tenantry_app::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), tenantry_app::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, tenantry_app::StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// S3 dies in the middle of a batch (after two of its four objects are written): the batch is
+/// refused and writes no row; the two objects that could not be removed are recorded, and the
+/// sweep removes them once S3 is back — nothing of the batch is left in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_left_by_a_batch_s3_dropped_are_swept_when_it_returns() {
+    use tenantry_app::{App, AppConfig, LocalEmbedder, Store};
+    use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
+    let Some(server) = start() else { return };
+    let (port, root) = (server.port, server.root.clone());
+    let real = ObjectBlobStore::open(&config(&server, SECRET)).unwrap();
+    let blobs = Arc::new(KillAfter {
+        inner: real,
+        after: 2,
+        puts: Default::default(),
+        server: std::sync::Mutex::new(Some(server)),
+    });
+    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
+    let local =
+        AppConfig::local(store, Arc::new(tenantry_app::SystemClock), Arc::new(LocalEmbedder::new(32)), blobs.clone());
+    let app = App::build(local).await.unwrap();
+    let admin = app.operator("s3-test");
+    let acme = TenantId::parse("acme").unwrap();
+    app.registry
+        .create_tenant(&admin, NewTenant::minimal(acme.clone(), "Acme", TierName::parse("silver").unwrap()))
+        .await
+        .unwrap();
+    let scope = admin.act_in(acme);
+    let docs: Vec<NewDocument> = (0..4)
+        .map(|i| NewDocument::new("t", format!("document {i}"), &serde_json::Value::Null, None).unwrap())
+        .collect();
+    let refused = app.data.ingest(&scope, docs).await.unwrap_err();
+    assert_eq!(refused.code(), tenantry_app::ErrorCode::StoreUnavailable, "{refused}");
+    assert!(app.data.list_documents(&scope, None, 100).await.unwrap().is_empty(), "no row of the batch");
+
+    // the killed server's bucket still holds the two objects; S3 comes back on it
+    let dead = blobs.server.lock().unwrap().take().unwrap();
+    std::mem::forget(dead); // its Drop would remove the bucket the new server serves
+    let server = start_on(port, root).expect("s3s-fs again");
+    assert_eq!(blobs.list("tenants/acme/documents/").await.unwrap().len(), 2, "left behind by the batch");
+    assert_eq!(app.data.sweep_orphans(100).await.unwrap(), 2, "both were recorded");
+    assert!(blobs.list("tenants/acme/documents/").await.unwrap().is_empty(), "nothing of the batch is left");
+    assert_eq!(app.data.sweep_orphans(100).await.unwrap(), 0, "and forgotten once removed");
+    drop(server);
+}

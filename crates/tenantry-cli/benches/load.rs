@@ -59,7 +59,9 @@ fn request(port: u16, token: &str, class: Class, n: u64) -> u16 {
             );
             http(port, "POST", &format!("/tenants/{tenant}/documents"), Some(token), Some(&body)).0
         }
-        Class::Management if n.is_multiple_of(2) => http(port, "GET", &format!("/tenants/{tenant}"), Some(token), None).0,
+        Class::Management if n.is_multiple_of(2) => {
+            http(port, "GET", &format!("/tenants/{tenant}"), Some(token), None).0
+        }
         Class::Management => {
             let body = format!(
                 r#"{{"feature_name": "new_ranker", "enabled": {}, "scope": "tenant", "scope_id": "{tenant}"}}"#,
@@ -108,7 +110,11 @@ async fn main() {
         let body = format!(r#"{{"tenant_id": "load-{t}", "tenant_name": "Load {t}", "tier": "gold"}}"#);
         assert_eq!(http(port, "POST", "/tenants", Some(&token), Some(&body)).0, 201);
         let docs: Vec<String> = (0..5)
-            .map(|i| format!(r#"{{"title": "seed {i}", "text": "seed document {i} of tenant {t}: revenue, budget, hiring"}}"#))
+            .map(|i| {
+                format!(
+                    r#"{{"title": "seed {i}", "text": "seed document {i} of tenant {t}: revenue, budget, hiring"}}"#
+                )
+            })
             .collect();
         let batch = format!(r#"{{"documents": [{}]}}"#, docs.join(","));
         assert_eq!(http(port, "POST", &format!("/tenants/load-{t}/documents"), Some(&token), Some(&batch)).0, 201);

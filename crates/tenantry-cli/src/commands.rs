@@ -358,6 +358,7 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
         app.data.clone(),
         &config,
     );
+    spawn_orphan_sweeps(app.data.clone(), std::time::Duration::from_secs(60));
     let reporter = tenantry_app::ReplicaReporter::start(
         app.store.clone(),
         app.clock.clone(),
@@ -488,6 +489,22 @@ async fn settle(app: &App) {
         }
         Err(e) => tracing::warn!("cannot read the servers' progress: {e}"),
     }
+}
+
+/// Removes the objects left behind in object storage (recorded when it could not remove them at
+/// the time), at start and then every `every`.
+fn spawn_orphan_sweeps(data: tenantry_app::DataPlane, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match data.sweep_orphans(1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed objects left behind by failed writes"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep the objects left behind"),
+            }
+        }
+    });
 }
 
 /// Signs the chain head periodically, when it has moved since the last checkpoint.

@@ -216,3 +216,20 @@ begin
     perform tenantry_create_search_function(v_part, p_name, p_dimensions);
 end
 $$;
+
+-- Objects left behind in object storage (a batch whose rows did not commit, a deleted document)
+-- when object storage could not remove them at the time; a periodic sweep removes them.
+create table orphan_objects (
+    object_key  text primary key check (length(object_key) between 1 and 1024),
+    recorded_at timestamptz not null
+);
+comment on table orphan_objects is 'tenantry:platform';
+
+-- The chain head is the platform's: on PostgreSQL it is visible and writable on the platform path
+-- only (a tenant's transaction sealing its own entry switches to that path for the head's two
+-- statements and back).
+alter table audit_head enable row level security;
+alter table audit_head force row level security;
+create policy platform_only on audit_head
+    using ((select current_setting('tenantry.platform', true)) = 'on')
+    with check ((select current_setting('tenantry.platform', true)) = 'on');

@@ -116,6 +116,29 @@ impl PgStore {
         tx.commit().await.map_err(|e| store_error(e, "end read"))
     }
 
+    /// Puts `tx` on the platform path (for the audit head, which RLS keeps to it); returns the
+    /// path setting to restore.
+    async fn enter_platform_path(tx: &mut Transaction<'_, Postgres>) -> Result<String, StoreError> {
+        let (previous, _): (Option<String>, String) = sqlx::query_as(
+            "select current_setting('tenantry.platform', true), set_config('tenantry.platform', 'on', true)",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| store_error(e, "enter the platform path"))?;
+        Ok(previous.unwrap_or_default())
+    }
+
+    /// Restores the path `enter_platform_path` found: a tenant's transaction goes back to its
+    /// tenant only.
+    async fn leave_platform_path(tx: &mut Transaction<'_, Postgres>, previous: String) -> Result<(), StoreError> {
+        sqlx::query("select set_config('tenantry.platform', $1, true)")
+            .bind(previous)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "leave the platform path"))?;
+        Ok(())
+    }
+
     /// Begins a transaction on the platform path (RLS policy `platform_access`). Only a
     /// `PlatformScope` opens one.
     async fn platform_tx(&self, _access: &PlatformScope) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -112,6 +112,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on replicas to {role};
          grant select, insert, update, delete on invitations to {role};
          grant select, insert, update, delete on tenant_flag_definitions to {role};
+         grant select, insert, delete on orphan_objects to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};

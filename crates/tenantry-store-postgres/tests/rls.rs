@@ -521,26 +521,29 @@ async fn a_shared_index_search_function_answers_only_its_tenant_on_either_path()
     }
 }
 
-/// The chain head follows the log on every path: as the app role, in a tenant's context or the
-/// platform's, it cannot be forged, rewound or moved ahead (the whole suite shows that appends
-/// still move it).
+/// The chain head is the platform's and follows the log: in a tenant's context it is invisible
+/// and an update touches nothing; on the platform path it cannot be forged, rewound or moved
+/// ahead (the whole suite shows that appends, also a tenant's, still move it).
 #[tokio::test]
-async fn the_audit_head_only_follows_the_log() {
+async fn the_audit_head_is_the_platforms_and_only_follows_the_log() {
     let Some((_, pool)) = two_tenants(1).await else { return };
-    for context in [
-        "select set_config('tenantry.tenant_id', 'tenant_a', true)",
-        "select set_config('tenantry.platform', 'on', true)",
-    ] {
-        for forged in [
-            "update audit_head set hash = repeat('a', 64) where id = 1",
-            "update audit_head set seq = seq - 1, hash = (select hash from audit_log where seq = (select seq - 1 from audit_head)) where id = 1",
-            "update audit_head set seq = seq + 2 where id = 1",
-        ] {
-            let mut tx = pool.begin().await.unwrap();
-            sqlx::query(AssertSqlSafe(context)).execute(&mut *tx).await.unwrap();
-            let refused = sqlx::query(AssertSqlSafe(forged)).execute(&mut *tx).await.unwrap_err();
-            assert!(refused.to_string().contains("audit_head only follows the audit log"), "{forged}: {refused}");
-        }
+    let forgeries = [
+        "update audit_head set hash = repeat('a', 64) where id = 1",
+        "update audit_head set seq = seq - 1, hash = (select hash from audit_log where seq = (select seq - 1 from audit_head)) where id = 1",
+        "update audit_head set seq = seq + 2 where id = 1",
+    ];
+    for forged in forgeries {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("select set_config('tenantry.tenant_id', 'tenant_a', true)").execute(&mut *tx).await.unwrap();
+        assert_eq!(count(&mut tx, "audit_head").await, 0, "the head is not visible to a tenant");
+        let touched = sqlx::query(AssertSqlSafe(forged)).execute(&mut *tx).await.unwrap().rows_affected();
+        assert_eq!(touched, 0, "{forged} in a tenant's context");
+    }
+    for forged in forgeries {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("select set_config('tenantry.platform', 'on', true)").execute(&mut *tx).await.unwrap();
+        let refused = sqlx::query(AssertSqlSafe(forged)).execute(&mut *tx).await.unwrap_err();
+        assert!(refused.to_string().contains("audit_head only follows the audit log"), "{forged}: {refused}");
     }
 }
 

@@ -20,7 +20,10 @@
 //! - `async fn tenant_read(&self, &TenantScope)`, `async fn platform_read(&self, &PlatformScope)`
 //!   returning something that dereferences to the connection, and `async fn end_read(that)`: a
 //!   read on that path (on PostgreSQL a transaction with the context, on SQLite a pooled
-//!   connection).
+//!   connection);
+//! - `async fn enter_platform_path(&mut Transaction) -> Result<T, StoreError>` and
+//!   `async fn leave_platform_path(&mut Transaction, T)`: switch a transaction to the platform
+//!   path for the audit head's two statements and back (PostgreSQL; a no-op on SQLite).
 
 /// Implements the registry's ports for `$store` over database `$db` with rows `$row`; see the
 /// module documentation for what `$store` must provide.
@@ -68,6 +71,9 @@ macro_rules! registry_store {
             a: &AuditRecord,
             signer: Option<&dyn EntrySigner>,
         ) -> Result<(), StoreError> {
+            // the head is the platform's: it is written on the platform path only, also when a
+            // tenant's transaction seals its own entry (PostgreSQL: RLS on audit_head)
+            let path = $store::enter_platform_path(tx).await?;
             let (seq, prev): (i64, String) =
                 sqlx::query_as("update audit_head set seq = seq + 1 where id = 1 returning seq, hash")
                     .fetch_one(&mut **tx)
@@ -101,7 +107,7 @@ macro_rules! registry_store {
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| store_error(e, "record audit chain head"))?;
-            Ok(())
+            $store::leave_platform_path(tx, path).await
         }
 
         fn tenant_from_row(row: &$row) -> Result<Tenant, StoreError> {
@@ -1200,6 +1206,53 @@ macro_rules! registry_store {
                         seen_at,
                     })
                     .collect())
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::tenantry_app::ports::OrphanObjects for $store {
+            async fn record_orphans(
+                &self,
+                access: &PlatformScope,
+                keys: &[String],
+                at: ::time::OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.platform_tx(access).await?;
+                for key in keys {
+                    sqlx::query("insert into orphan_objects (object_key, recorded_at) values ($1, $2) on conflict (object_key) do nothing")
+                        .bind(key)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "record an orphan object"))?;
+                }
+                tx.commit().await.map_err(|e| store_error(e, "commit orphan objects"))
+            }
+
+            async fn orphans(&self, access: &PlatformScope, limit: u32) -> Result<Vec<String>, StoreError> {
+                let mut tx = self.platform_read(access).await?;
+                let keys = sqlx::query_scalar("select object_key from orphan_objects order by recorded_at, object_key limit $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "list orphan objects"))?;
+                $store::end_read(tx).await?;
+                Ok(keys)
+            }
+
+            async fn forget_orphans(&self, access: &PlatformScope, keys: &[String]) -> Result<(), StoreError> {
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.platform_tx(access).await?;
+                for key in keys {
+                    sqlx::query("delete from orphan_objects where object_key = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| store_error(e, "forget an orphan object"))?;
+                }
+                tx.commit().await.map_err(|e| store_error(e, "commit orphan objects"))
             }
         }
         }

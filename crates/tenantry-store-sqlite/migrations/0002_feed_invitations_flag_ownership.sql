@@ -99,3 +99,10 @@ when not (new.id = old.id and ((new.seq = old.seq + 1 and new.hash = old.hash)
 begin
     select raise(abort, 'audit_head only follows the audit log');
 end;
+
+-- Objects left behind in object storage (a batch whose rows did not commit, a deleted document)
+-- when object storage could not remove them at the time; a periodic sweep removes them.
+create table orphan_objects (
+    object_key  text primary key check (length(object_key) between 1 and 1024),
+    recorded_at text not null
+) strict;

@@ -217,6 +217,15 @@ impl SqliteStore {
     async fn end_read(_conn: PoolConnection<Sqlite>) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// No paths on SQLite (no RLS): nothing to switch.
+    async fn enter_platform_path(_tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn leave_platform_path(_tx: &mut Transaction<'_, Sqlite>, _previous: ()) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 tenantry_store_sql::registry_store!(SqliteStore, Sqlite, SqliteRow);

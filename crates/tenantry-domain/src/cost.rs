@@ -5,6 +5,144 @@
 //! for display, so no float ever decides a verdict.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::ids::{Label, TenantId};
+use crate::invalid::Invalid;
+
+/// What a tenant is billed for, each with the unit its quantities are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Meter {
+    /// Tokens sent to an embedding model (ingest and query).
+    EmbeddingTokens,
+    /// Tokens sent to a language model.
+    LlmInputTokens,
+    /// Tokens a language model produced.
+    LlmOutputTokens,
+    /// Vector searches.
+    VectorQueries,
+    /// API calls answered.
+    ApiCalls,
+    /// Stored bytes sampled over time, in byte-seconds (summed into GB-days and GB-months).
+    StorageByteSeconds,
+    /// Server time spent on the tenant's requests, in microseconds.
+    ComputeMicros,
+}
+
+impl Meter {
+    pub const ALL: [Meter; 7] = [
+        Meter::EmbeddingTokens,
+        Meter::LlmInputTokens,
+        Meter::LlmOutputTokens,
+        Meter::VectorQueries,
+        Meter::ApiCalls,
+        Meter::StorageByteSeconds,
+        Meter::ComputeMicros,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meter::EmbeddingTokens => "embedding_tokens",
+            Meter::LlmInputTokens => "llm_input_tokens",
+            Meter::LlmOutputTokens => "llm_output_tokens",
+            Meter::VectorQueries => "vector_queries",
+            Meter::ApiCalls => "api_calls",
+            Meter::StorageByteSeconds => "storage_byte_seconds",
+            Meter::ComputeMicros => "compute_micros",
+        }
+    }
+
+    /// The unit of a quantity of this meter.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Meter::EmbeddingTokens | Meter::LlmInputTokens | Meter::LlmOutputTokens => "token",
+            Meter::VectorQueries => "query",
+            Meter::ApiCalls => "call",
+            Meter::StorageByteSeconds => "byte_second",
+            Meter::ComputeMicros => "microsecond",
+        }
+    }
+
+    /// Whether events of this meter name the model (and provider) they were used with.
+    pub fn per_model(self) -> bool {
+        matches!(self, Meter::EmbeddingTokens | Meter::LlmInputTokens | Meter::LlmOutputTokens)
+    }
+
+    pub fn parse(name: &str) -> Result<Self, Invalid> {
+        Self::ALL.iter().copied().find(|m| m.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
+            Invalid::new(format!("{name:?} is not a meter: meters are {}", names.join(", ")))
+        })
+    }
+}
+
+/// One billable thing a tenant caused. `key` makes it idempotent: recording the same key twice
+/// counts it once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub tenant: TenantId,
+    pub meter: Meter,
+    pub quantity: u64,
+    /// The model, for per-model meters (`provider/model`, e.g. `openai/text-embedding-3-small`).
+    pub model: Option<Label>,
+    pub at: OffsetDateTime,
+    pub key: String,
+}
+
+impl UsageEvent {
+    pub fn new(
+        tenant: TenantId,
+        meter: Meter,
+        quantity: u64,
+        model: Option<Label>,
+        at: OffsetDateTime,
+        key: impl Into<String>,
+    ) -> Result<Self, Invalid> {
+        let key = key.into();
+        if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+            return Err(Invalid::new("a usage event's idempotency key is 1 to 200 printable characters"));
+        }
+        if meter.per_model() != model.is_some() {
+            return Err(Invalid::new(format!(
+                "{} events {} a model",
+                meter.as_str(),
+                if meter.per_model() { "need" } else { "take no" }
+            )));
+        }
+        Ok(Self { tenant, meter, quantity, model, at, key })
+    }
+
+    /// The UTC day the event falls on (reports and month boundaries are in UTC).
+    pub fn day(&self) -> Date {
+        self.at.to_offset(UtcOffset::UTC).date()
+    }
+}
+
+/// Where a day's usage rolls up: one row per tenant, meter, model and UTC day.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub tenant: TenantId,
+    pub meter: Meter,
+    pub model: Option<Label>,
+    pub day: Date,
+}
+
+/// Sums events into daily rollups, counting each idempotency key once (the first event with a
+/// key wins; a later one with the same key is a retry of the same thing).
+pub fn roll_up<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> BTreeMap<RollupKey, u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut rollups = BTreeMap::new();
+    for e in events {
+        if !seen.insert((e.tenant.clone(), e.key.as_str())) {
+            continue;
+        }
+        let key = RollupKey { tenant: e.tenant.clone(), meter: e.meter, model: e.model.clone(), day: e.day() };
+        *rollups.entry(key).or_insert(0) += e.quantity;
+    }
+    rollups
+}
 
 /// Splits `total` (minor units, ≥ 0) among the parties in proportion to their weights, by the
 /// largest-remainder method: each gets the floor of its exact share, and the minor units left
@@ -122,6 +260,47 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn tenant(id: &str) -> TenantId {
+        TenantId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn events_are_checked_and_roll_up_per_tenant_meter_model_and_utc_day_once_per_key() {
+        let model = Some(Label::parse("openai/text-embedding-3-small").unwrap());
+        let at = time::macros::datetime!(2026-11-30 23:30 -02:00); // 2026-12-01 01:30 UTC
+        let ev = |t: &str, m: Meter, q, key: &str| {
+            UsageEvent::new(tenant(t), m, q, if m.per_model() { model.clone() } else { None }, at, key).unwrap()
+        };
+        let events = [
+            ev("acme", Meter::EmbeddingTokens, 100, "req-1:embed"),
+            ev("acme", Meter::EmbeddingTokens, 50, "req-2:embed"),
+            ev("acme", Meter::EmbeddingTokens, 100, "req-1:embed"), // a retry of req-1
+            ev("beta", Meter::EmbeddingTokens, 7, "req-1:embed"),   // another tenant's own key
+            ev("acme", Meter::VectorQueries, 1, "req-2:query"),
+        ];
+        let rollups = roll_up(&events);
+        let day = time::macros::date!(2026 - 12 - 01);
+        let key = |t: &str, m: Meter| RollupKey {
+            tenant: tenant(t),
+            meter: m,
+            model: if m.per_model() { model.clone() } else { None },
+            day,
+        };
+        assert_eq!(rollups[&key("acme", Meter::EmbeddingTokens)], 150, "the retry counted once");
+        assert_eq!(rollups[&key("beta", Meter::EmbeddingTokens)], 7);
+        assert_eq!(rollups[&key("acme", Meter::VectorQueries)], 1);
+        assert_eq!(rollups.len(), 3);
+        // refused shapes
+        assert!(UsageEvent::new(tenant("acme"), Meter::EmbeddingTokens, 1, None, at, "k").is_err(), "needs a model");
+        assert!(UsageEvent::new(tenant("acme"), Meter::ApiCalls, 1, model.clone(), at, "k").is_err(), "takes no model");
+        assert!(UsageEvent::new(tenant("acme"), Meter::ApiCalls, 1, None, at, "").is_err(), "needs a key");
+        for m in Meter::ALL {
+            assert_eq!(Meter::parse(m.as_str()).unwrap(), m);
+            assert!(!m.unit().is_empty());
+        }
+        assert!(Meter::parse("coffee").unwrap_err().reason().contains("api_calls"));
+    }
 
     #[test]
     fn allocation_sums_exactly_and_gives_leftovers_to_the_largest_remainders() {

@@ -129,31 +129,31 @@ async fn the_data_plane_keeps_raw_documents_in_s3() {
     assert_eq!(blobs.list("tenants/beta/documents/").await.unwrap().len(), 1);
 }
 
+/// The services on an embedded store with `blobs` for objects, and tenant `acme`'s scope.
+async fn app_with_acme(blobs: Arc<dyn BlobStore>) -> (tenantry_app::App, tenantry_app::TenantScope) {
+    use tenantry_app::{App, AppConfig, LocalEmbedder, Store};
+    use tenantry_domain::{NewTenant, TenantId, TierName};
+    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
+    let local = AppConfig::local(store, Arc::new(tenantry_app::SystemClock), Arc::new(LocalEmbedder::new(32)), blobs);
+    let app = App::build(local).await.unwrap();
+    let admin = app.operator("s3-test");
+    let acme = TenantId::parse("acme").unwrap();
+    let new = NewTenant::minimal(acme.clone(), "Acme", TierName::parse("silver").unwrap());
+    app.registry.create_tenant(&admin, new).await.unwrap();
+    let scope = admin.act_in(acme);
+    (app, scope)
+}
+
 /// S3 goes away while the service runs: an ingest is refused with 503 `store_unavailable`, no
 /// document row is written and nothing of the batch is in the bucket; once S3 is back, the same
 /// service ingests again without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_while_s3_is_down_writes_nothing_and_recovers() {
-    use tenantry_app::{App, AppConfig, ErrorCode, LocalEmbedder, Store};
-    use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
+    use tenantry_app::ErrorCode;
+    use tenantry_domain::NewDocument;
     let Some(mut server) = start() else { return };
     let blobs = Arc::new(ObjectBlobStore::open(&config(&server, SECRET)).unwrap());
-    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
-    let app = App::build(AppConfig::local(
-        store,
-        Arc::new(tenantry_app::SystemClock),
-        Arc::new(LocalEmbedder::new(32)),
-        blobs.clone(),
-    ))
-    .await
-    .unwrap();
-    let admin = app.operator("s3-test");
-    let acme = TenantId::parse("acme").unwrap();
-    app.registry
-        .create_tenant(&admin, NewTenant::minimal(acme.clone(), "Acme", TierName::parse("silver").unwrap()))
-        .await
-        .unwrap();
-    let scope = admin.act_in(acme);
+    let (app, scope) = app_with_acme(blobs.clone()).await;
     let docs = |n: usize| -> Vec<NewDocument> {
         (0..n)
             .map(|i| {
@@ -217,8 +217,7 @@ impl BlobStore for KillAfter {
 /// sweep removes them once S3 is back — nothing of the batch is left in the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_left_by_a_batch_s3_dropped_are_swept_when_it_returns() {
-    use tenantry_app::{App, AppConfig, LocalEmbedder, Store};
-    use tenantry_domain::{NewDocument, NewTenant, TenantId, TierName};
+    use tenantry_domain::NewDocument;
     let Some(server) = start() else { return };
     let (port, root) = (server.port, server.root.clone());
     let real = ObjectBlobStore::open(&config(&server, SECRET)).unwrap();
@@ -228,17 +227,7 @@ async fn objects_left_by_a_batch_s3_dropped_are_swept_when_it_returns() {
         puts: Default::default(),
         server: std::sync::Mutex::new(Some(server)),
     });
-    let store: Arc<dyn Store> = Arc::new(tenantry_store_sqlite::SqliteStore::open_temporary().await.unwrap());
-    let local =
-        AppConfig::local(store, Arc::new(tenantry_app::SystemClock), Arc::new(LocalEmbedder::new(32)), blobs.clone());
-    let app = App::build(local).await.unwrap();
-    let admin = app.operator("s3-test");
-    let acme = TenantId::parse("acme").unwrap();
-    app.registry
-        .create_tenant(&admin, NewTenant::minimal(acme.clone(), "Acme", TierName::parse("silver").unwrap()))
-        .await
-        .unwrap();
-    let scope = admin.act_in(acme);
+    let (app, scope) = app_with_acme(blobs.clone()).await;
     let docs: Vec<NewDocument> = (0..4)
         .map(|i| NewDocument::new("t", format!("document {i}"), &serde_json::Value::Null, None).unwrap())
         .collect();

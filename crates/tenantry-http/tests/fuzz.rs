@@ -51,6 +51,13 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/feature-flags",
             Some(json!({"feature_name": "f", "enabled": true, "scope": "tenant", "scope_id": "{t}"})),
         ),
+        (
+            Method::POST,
+            "/feature-flags",
+            Some(
+                json!({"feature_name": "g", "enabled": true, "scope": "tenant", "scope_id": "{t}", "platform_set": true}),
+            ),
+        ),
         (Method::GET, "/feature-flags", None),
         (Method::GET, "/flag-definitions", None),
         (Method::GET, "/flag-definitions/stale", None),
@@ -62,6 +69,8 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/tiers", None),
         (Method::GET, "/tiers/gold", None),
         (Method::GET, "/me", None),
+        (Method::GET, "/me/invitations", None),
+        (Method::POST, "/me/invitations/{t}/accept", None),
         (Method::POST, "/users", Some(json!({"user_id": "fz.user", "display_name": "F"}))),
         (Method::GET, "/users", None),
         (Method::POST, "/keys", Some(json!({"user_id": "u-spare", "name": "n", "expires_at": "2030-01-01T00:00:00Z"}))),

@@ -110,6 +110,30 @@ macro_rules! registry_store {
             $store::leave_platform_path(tx, path).await
         }
 
+        /// Makes `user` a member of the scope's tenant with `role` (or changes the role); `NotFound`
+        /// if the user does not exist.
+        async fn upsert_membership(
+            tx: &mut ::sqlx::Transaction<'_, $db>,
+            scope: &TenantScope,
+            user: &UserId,
+            role: Role,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            sqlx::query(concat!(
+                "insert into memberships (",
+                membership_columns!(),
+                ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
+            ))
+            .bind(scope.tenant().as_str())
+            .bind(user.as_str())
+            .bind(role.as_str())
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "put membership"))?;
+            Ok(())
+        }
+
         fn tenant_from_row(row: &$row) -> Result<Tenant, StoreError> {
             let record = tenantry_store_sql::tenant_record_from_row!(row, |e| store_error(e, "read tenant row"));
             Tenant::try_from(record)
@@ -869,18 +893,7 @@ macro_rules! registry_store {
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
                 let mut tx = self.tenant_tx(scope).await?;
-                sqlx::query(concat!(
-                    "insert into memberships (",
-                    membership_columns!(),
-                    ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
-                ))
-                .bind(scope.tenant().as_str())
-                .bind(user.as_str())
-                .bind(role.as_str())
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "put membership"))?;
+                upsert_membership(&mut tx, scope, user, role, at).await?;
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit membership"))
             }
@@ -996,18 +1009,7 @@ macro_rules! registry_store {
                 };
                 let role = Role::parse(&role)
                     .map_err(|e| StoreError::Unexpected(::anyhow::anyhow!("stored invitation role is not valid: {e}")))?;
-                sqlx::query(concat!(
-                    "insert into memberships (",
-                    membership_columns!(),
-                    ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
-                ))
-                .bind(scope.tenant().as_str())
-                .bind(user.as_str())
-                .bind(role.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "accept invitation"))?;
+                upsert_membership(&mut tx, scope, user, role, now).await?;
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit acceptance"))?;
                 Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })

@@ -21,6 +21,7 @@ pub enum ErrorCode {
     MemberNotFound,
     InvitationNotFound,
     KeyNotFound,
+    FixedCostNotFound,
     QuotaExceeded,
     RateLimited,
     MethodNotAllowed,
@@ -41,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -54,6 +55,7 @@ impl ErrorCode {
         ErrorCode::MemberNotFound,
         ErrorCode::InvitationNotFound,
         ErrorCode::KeyNotFound,
+        ErrorCode::FixedCostNotFound,
         ErrorCode::QuotaExceeded,
         ErrorCode::RateLimited,
         ErrorCode::MethodNotAllowed,
@@ -87,6 +89,7 @@ impl ErrorCode {
             ErrorCode::MemberNotFound => "member_not_found",
             ErrorCode::InvitationNotFound => "invitation_not_found",
             ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::FixedCostNotFound => "fixed_cost_not_found",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -141,6 +144,7 @@ pub enum Missing {
     FlagDefinition(FlagKey),
     /// The tenant has no placement on the index pool.
     Placement(TenantId),
+    FixedCost(tenantry_domain::Label),
 }
 
 /// What a store adapter reports. Adapters map their own constraint names onto these.
@@ -186,6 +190,8 @@ pub enum AppError {
     KeyNotFound(KeyId),
     #[error("document {0} does not exist")]
     DocumentNotFound(tenantry_domain::DocumentId),
+    #[error("fixed cost {0} does not exist: list them with `tenantry cost fixed list`")]
+    FixedCostNotFound(tenantry_domain::Label),
     #[error(transparent)]
     QuotaExceeded(tenantry_domain::QuotaExceeded),
     /// Too many requests: try again after `retry_after_secs`.
@@ -232,6 +238,7 @@ impl AppError {
             AppError::MemberNotFound { .. } => ErrorCode::MemberNotFound,
             AppError::InvitationNotFound { .. } => ErrorCode::InvitationNotFound,
             AppError::KeyNotFound(_) => ErrorCode::KeyNotFound,
+            AppError::FixedCostNotFound(_) => ErrorCode::FixedCostNotFound,
             AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::AlreadyExists(_) => ErrorCode::AlreadyExists,
@@ -281,6 +288,7 @@ impl From<StoreError> for AppError {
                 Missing::Invitation { tenant, user } => AppError::InvitationNotFound { tenant, user },
                 Missing::Key(k) => AppError::KeyNotFound(k),
                 Missing::Document(d) => AppError::DocumentNotFound(d),
+                Missing::FixedCost(name) => AppError::FixedCostNotFound(name),
                 Missing::FlagValue(k) => AppError::FlagNotFound(k, "at that scope"),
                 Missing::FlagDefinition(k) => AppError::FlagNotFound(k, "at any level: define it with a value first"),
             },
@@ -309,6 +317,7 @@ mod tests {
             AppError::MemberNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
             AppError::InvitationNotFound { tenant: t.clone(), user: UserId::parse("u1").unwrap() },
             AppError::KeyNotFound(KeyId::parse("k1").unwrap()),
+            AppError::FixedCostNotFound(tenantry_domain::Label::parse("lb").unwrap()),
             AppError::DocumentNotFound(tenantry_domain::DocumentId::from_random(1)),
             AppError::QuotaExceeded(tenantry_domain::QuotaExceeded {
                 resource: tenantry_domain::QuotaResource::Documents,

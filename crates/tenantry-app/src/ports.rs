@@ -6,11 +6,13 @@
 //! (PostgreSQL RLS) turn that scope into the transaction-local context; the others filter by it.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
+use tenantry_domain::cost::{RollupKey, UsageEvent};
+use tenantry_domain::pricing::{Bill, FixedCost, Month, Price};
 use tenantry_domain::{
     Actor, DataUsage, DocumentId, FlagDefinition, FlagKey, FlagMeta, FlagRule, FlagScope, FlagSet, FlagValue,
-    IngestQuota, Invitation, KeyId, Membership, Metadata, PhysicalIndex, Placement, PlacementPlan, Role, Tenant,
+    IngestQuota, Invitation, KeyId, Label, Membership, Metadata, PhysicalIndex, Placement, PlacementPlan, Role, Tenant,
     TenantId, TenantStatus, Tier, TierName, User, UserId,
 };
 
@@ -615,10 +617,87 @@ pub trait OrphanObjects: Send + Sync {
     async fn forget_orphans(&self, access: &PlatformScope, keys: &[String]) -> Result<(), StoreError>;
 }
 
+/// A stored reconciliation: the month's verdict and the report behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReconciliation {
+    pub id: i64,
+    pub month: String,
+    pub currency: String,
+    pub verdict: String,
+    pub at: OffsetDateTime,
+    pub detail: serde_json::Value,
+}
+
+/// The cost ledger: usage, prices, fixed costs, bills, reconciliations and budget alerts.
+/// Usage is recorded on the platform path (one writer batches many tenants' events); a tenant
+/// reads its own rollups on its path.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Records `events` in one transaction: each (tenant, key) once — an event whose key is
+    /// already recorded is skipped — and the new ones added to their daily rollups. Returns how
+    /// many were new.
+    async fn record_usage(&self, access: &PlatformScope, events: &[UsageEvent]) -> Result<u64, StoreError>;
+    /// Daily rollups for days in `from..until`, every tenant.
+    async fn usage_rollups(&self, access: &PlatformScope, from: Date, until: Date)
+    -> Result<Vec<(RollupKey, u64)>, StoreError>;
+    /// The scope's tenant's daily rollups for days in `from..until`.
+    async fn tenant_usage_rollups(
+        &self,
+        scope: &TenantScope,
+        from: Date,
+        until: Date,
+    ) -> Result<Vec<(RollupKey, u64)>, StoreError>;
+    /// How many raw events are recorded for the scope's tenant (tests and `doctor`).
+    async fn tenant_usage_events(&self, scope: &TenantScope) -> Result<u64, StoreError>;
+    /// Adds a price version; a version for the same meter, model, currency and day is replaced.
+    async fn put_price(&self, access: &PlatformScope, price: &Price, audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn prices(&self, access: &PlatformScope) -> Result<Vec<Price>, StoreError>;
+    /// Creates or replaces the fixed cost item of that name.
+    async fn put_fixed_cost(&self, access: &PlatformScope, item: &FixedCost, audit: &AuditRecord)
+    -> Result<(), StoreError>;
+    /// Removes an item; `NotFound` when there is none.
+    async fn delete_fixed_cost(&self, access: &PlatformScope, name: &Label, audit: &AuditRecord)
+    -> Result<(), StoreError>;
+    async fn fixed_costs(&self, access: &PlatformScope) -> Result<Vec<FixedCost>, StoreError>;
+    /// Records bills; a provider's bill for a month replaces the one imported before.
+    async fn put_bills(&self, access: &PlatformScope, bills: &[Bill], audit: &AuditRecord) -> Result<(), StoreError>;
+    async fn bills(&self, access: &PlatformScope, month: Month) -> Result<Vec<Bill>, StoreError>;
+    async fn insert_reconciliation(
+        &self,
+        access: &PlatformScope,
+        record: &StoredReconciliation,
+        audit: &AuditRecord,
+    ) -> Result<i64, StoreError>;
+    /// The most recent reconciliation (of `month`, if given).
+    async fn latest_reconciliation(
+        &self,
+        access: &PlatformScope,
+        month: Option<Month>,
+    ) -> Result<Option<StoredReconciliation>, StoreError>;
+    /// Claims the alert for `tenant` crossing `threshold` percent of its budget in `month`:
+    /// true for the first claim only.
+    async fn claim_budget_alert(
+        &self,
+        access: &PlatformScope,
+        tenant: &TenantId,
+        month: Month,
+        threshold: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed + OrphanObjects
+    TierStore
+    + TenantStore
+    + FlagStore
+    + AuditLog
+    + IdentityStore
+    + DocumentStore
+    + ChangeFeed
+    + OrphanObjects
+    + Ledger
 {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -200,12 +200,21 @@ impl Variance {
 
     /// The variance in percent, rounded half away from zero to one decimal (display only).
     pub fn percent_one_decimal(&self) -> f64 {
+        self.tenths_of_percent() as f64 / 10.0
+    }
+
+    /// The variance in percent, rounded half away from zero to one decimal, exactly.
+    pub fn percent(&self) -> rust_decimal::Decimal {
+        rust_decimal::Decimal::new(self.tenths_of_percent() as i64, 1)
+    }
+
+    fn tenths_of_percent(&self) -> i128 {
         let (num, den) = (i128::from(self.difference) * 1000, i128::from(self.basis));
         let (mut tenths, rest) = (num / den, num % den);
         if 2 * rest.abs() >= den {
             tenths += num.signum();
         }
-        tenths as f64 / 10.0
+        tenths
     }
 }
 

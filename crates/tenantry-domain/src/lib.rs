@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod money;
 pub mod placement;
+pub mod pricing;
 pub mod search;
 pub mod tenant;
 pub mod tier;

@@ -29,6 +29,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
         C::MemberNotFound => (StatusCode::NOT_FOUND, "Membership not found"),
         C::InvitationNotFound => (StatusCode::NOT_FOUND, "Invitation not found"),
         C::KeyNotFound => (StatusCode::NOT_FOUND, "API key not found"),
+        C::FixedCostNotFound => (StatusCode::NOT_FOUND, "Fixed cost not found"),
         C::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         C::TenantInactive => (StatusCode::LOCKED, "Tenant is not active"),
         C::AlreadyExists => (StatusCode::CONFLICT, "Already exists"),

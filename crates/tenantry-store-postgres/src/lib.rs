@@ -203,3 +203,4 @@ impl Store for PgStore {
         }
     }
 }
+tenantry_store_sql::ledger_store!(PgStore, sqlx::Postgres);

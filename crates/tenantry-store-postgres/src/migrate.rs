@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "feed_invitations_flag_ownership",
         sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
     },
+    Migration { version: 3, name: "cost_ledger", sql: include_str!("../migrations/0003_cost_ledger.sql") },
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.
@@ -113,6 +114,12 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on invitations to {role};
          grant select, insert, update, delete on tenant_flag_definitions to {role};
          grant select, insert, delete on orphan_objects to {role};
+         grant select, insert on usage_events to {role};
+         grant select, insert, update on usage_daily to {role};
+         grant select, insert, update on prices, fixed_costs, bills to {role};
+         grant delete on fixed_costs to {role};
+         grant select, insert on reconciliations, budget_alerts to {role};
+         grant usage on sequence reconciliations_id_seq to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};
          grant usage on sequence audit_checkpoints_id_seq to {role};

@@ -5,6 +5,7 @@
 pub mod document_store;
 pub mod documents;
 pub mod identity;
+pub mod ledger;
 pub mod migrations;
 pub mod records;
 pub mod registry;

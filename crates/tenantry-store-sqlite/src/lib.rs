@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "feed_invitations_flag_ownership",
         sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
     },
+    Migration { version: 3, name: "cost_ledger", sql: include_str!("../migrations/0003_cost_ledger.sql") },
 ];
 
 pub const DB_FILE: &str = "tenantry.db";
@@ -249,3 +250,4 @@ impl Store for SqliteStore {
         }
     }
 }
+tenantry_store_sql::ledger_store!(SqliteStore, sqlx::Sqlite);

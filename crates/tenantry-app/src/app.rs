@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use crate::access::PlatformScope;
 use crate::audit::Auditor;
+use crate::costs::{BudgetAlerts, Costs, LogBudgetAlerts};
+use crate::metering::{Metering, MeteringConfig};
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
 use crate::dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedder, LogAlerts, QueryLimiter, QueryMeter,
@@ -38,6 +40,10 @@ pub struct AppConfig {
     pub audit_key: Option<Arc<AuditKey>>,
     /// The keys whose signatures verification accepts.
     pub trusted: TrustedKeys,
+    /// How usage events are batched into the ledger.
+    pub metering: MeteringConfig,
+    /// Where budget alerts go.
+    pub budget_alerts: Arc<dyn BudgetAlerts>,
 }
 
 impl AppConfig {
@@ -63,6 +69,8 @@ impl AppConfig {
             meter: None,
             audit_key: None,
             trusted: TrustedKeys::default(),
+            metering: MeteringConfig::default(),
+            budget_alerts: Arc::new(LogBudgetAlerts),
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct App {
     pub directory: Directory,
     pub data: DataPlane,
     pub auditor: Auditor,
+    pub metering: Metering,
+    pub costs: Costs,
     bus: Arc<dyn InvalidationBus>,
     audit_key: Option<Arc<AuditKey>>,
 }
@@ -98,6 +108,8 @@ impl App {
             meter,
             audit_key,
             trusted,
+            metering,
+            budget_alerts,
         } = config;
         let mut snapshot_cache = ConfigCache::new(store.clone(), bus.clone(), cache);
         if let Some(shared) = shared_cache {
@@ -105,13 +117,28 @@ impl App {
         }
         bus.deliver_to(snapshot_cache.clone()).await?;
         let meter = meter.unwrap_or_else(|| Arc::new(QueryLimiter::default()));
+        let metering = Metering::start(store.clone(), metering);
         let data = DataPlane::new(store.clone(), clock.clone(), snapshot_cache.clone(), embedder, blobs, alerts, data)
-            .with_meter(meter);
+            .with_meter(meter)
+            .with_metering(metering.clone());
+        let costs = Costs::new(store.clone(), clock.clone(), budget_alerts);
         let registry =
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());
         let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
         let auditor = Auditor::new(store.clone(), clock.clone(), audit_key.clone(), trusted);
-        Ok(App { store, clock, cache: snapshot_cache, registry, directory, data, auditor, bus, audit_key })
+        Ok(App {
+            store,
+            clock,
+            cache: snapshot_cache,
+            registry,
+            directory,
+            data,
+            auditor,
+            metering,
+            costs,
+            bus,
+            audit_key,
+        })
     }
 
     /// The platform operator, attributed to `name`: whoever built this root over the store holds

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -23,6 +24,8 @@ use tenantry_domain::{
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::cache::ConfigCache;
+use crate::metering::{Metering, OperationUsage, operation_id};
+use tenantry_domain::cost::Meter as UsageMeter;
 use crate::error::{AppError, StoreError};
 use crate::operations::AuditOp;
 use crate::ports::{
@@ -160,6 +163,8 @@ pub struct DataPlane {
     cache: ConfigCache,
     config: DataPlaneConfig,
     meter: Arc<dyn QueryMeter>,
+    /// Where the usage of the work done goes (the cost ledger); `None`: not metered.
+    metering: Option<Metering>,
     /// Recorded placements: written once when a tenant is placed, so safe to keep (moving a
     /// tenant between indexes must drop its entry — see ARCHITECTURE, "Data plane").
     placements: Arc<Mutex<HashMap<TenantId, TenantPlacement>>>,
@@ -186,8 +191,28 @@ impl DataPlane {
             cache,
             config,
             meter: Arc::new(QueryLimiter::default()),
+            metering: None,
             placements: Arc::default(),
         }
+    }
+
+    /// Meters the work done (embedding tokens, vector queries, compute time) into `metering`.
+    pub fn with_metering(mut self, metering: Metering) -> Self {
+        self.metering = Some(metering);
+        self
+    }
+
+    /// Records what an operation used, before it is answered.
+    async fn bill(&self, usage: OperationUsage) -> Result<(), AppError> {
+        match &self.metering {
+            Some(m) => m.meter(usage.into_events()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The usage of one operation on the tenant, begun now.
+    fn usage_of(&self, tenant: &TenantId) -> Result<OperationUsage, AppError> {
+        Ok(OperationUsage::new(tenant.clone(), operation_id()?, self.clock.now()))
     }
 
     /// Counts queries with `meter` (e.g. Redis, shared by every replica) instead of in-process.
@@ -287,6 +312,7 @@ impl DataPlane {
 
     /// Chunks, embeds and stores `docs` (1 to 100) — all of them or none.
     pub async fn ingest(&self, scope: &TenantScope, docs: Vec<NewDocument>) -> Result<Vec<StoredDocument>, AppError> {
+        let started = Instant::now();
         scope.require(Permission::ManageDocuments)?;
         if docs.is_empty() || docs.len() > MAX_BATCH {
             return Err(AppError::Invalid(format!("send 1 to {MAX_BATCH} documents per request")));
@@ -382,6 +408,12 @@ impl DataPlane {
                 other => other.into(),
             });
         }
+        let tokens: u64 = writes.iter().map(|w| w.document.token_count.max(0) as u64).sum();
+        let usage = self
+            .usage_of(&tenant.id)?
+            .add(UsageMeter::EmbeddingTokens, tokens, Some(self.embedder.model()))?
+            .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
+        self.bill(usage).await?;
         Ok(writes.into_iter().map(|w| w.document).collect())
     }
 
@@ -487,6 +519,7 @@ impl DataPlane {
     /// The tenant's `top_k` closest chunks. Counted against the tenant's rate limit and daily
     /// query quota before any work is done.
     pub async fn query(&self, scope: &TenantScope, spec: QuerySpec) -> Result<QueryAnswer, AppError> {
+        let started = Instant::now();
         scope.require(Permission::QueryDocuments)?;
         let tenant = self.tenant_for(scope, DataAccess::Read).await?;
         self.admit(&tenant).await?;
@@ -511,8 +544,19 @@ impl DataPlane {
             // Not placed yet: nothing was ever ingested.
             None => Vec::new(),
         };
+        let usage = self
+            .usage_of(&tenant.id)?
+            .add(UsageMeter::VectorQueries, 1, None)?
+            .add(UsageMeter::EmbeddingTokens, u64::from(tokens), Some(self.embedder.model()))?
+            .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
+        self.bill(usage).await?;
         Ok(QueryAnswer { hits, tokens, model: self.embedder.model().to_owned() })
     }
+}
+
+/// Server time since `started`, in whole microseconds (at least 1: the work took some).
+fn elapsed_micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 fn new_document_id() -> Result<DocumentId, AppError> {

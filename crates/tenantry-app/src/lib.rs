@@ -6,10 +6,12 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod costs;
 pub mod dataplane;
 pub mod directory;
 pub mod error;
 pub mod feed;
+pub mod metering;
 pub mod operations;
 pub mod ports;
 pub mod registry;
@@ -28,9 +30,11 @@ pub use dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, IngestTake, LocalEmbedder, LogAlerts,
     QueryAnswer, QueryLimiter, QueryMeter, Throttled,
 };
+pub use costs::{BudgetAlert, BudgetAlerts, Costs, LogBudgetAlerts, TenantMonth};
 pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use feed::{ReplicaReporter, Settled, StoreBus};
+pub use metering::{Metering, MeteringConfig};
 pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, ChangeFeed, Checkpoint, ChunkHit, Clock,

@@ -14,8 +14,10 @@
 //! | `member.invite`, `member.accept` | a tenant admin invites a user; the user accepts |
 //! | `key.create`, `key.revoke` | API keys are issued or revoked (never the token) |
 //! | `document.ingest`, `document.delete` | documents enter or leave a tenant's data |
+//! | `cost.price`, `cost.fixed.put`, `cost.fixed.delete`, `cost.bills`, `cost.reconcile` | the price book, fixed costs and bills change; a month is reconciled |
+//! | `cost.read` | a tenant's costs are read in its scope |
 //! | `tenant.read`, `flag.evaluate`, `flag.evaluate_all`, `member.read`, `audit.read` | a principal reads in a tenant's scope |
-//! | `platform.read.<what>` | a principal reads platform-wide (`tenants`, `statistics`, `flags`, `flag_definitions`, `stale_flags`, `user`, `users`, `memberships`, `keys`, `audit`, `audit_verify`) |
+//! | `platform.read.<what>` | a principal reads platform-wide (`tenants`, `statistics`, `flags`, `flag_definitions`, `stale_flags`, `user`, `users`, `memberships`, `keys`, `audit`, `audit_verify`, `costs`, `prices`, `fixed_costs`) |
 
 use tenantry_domain::TenantStatus;
 
@@ -46,6 +48,12 @@ pub enum AuditOp {
     DocumentIngest,
     DocumentDelete,
     AuditRead,
+    CostPrice,
+    CostFixedPut,
+    CostFixedDelete,
+    CostBills,
+    CostReconcile,
+    CostRead,
     PlatformRead(PlatformRead),
 }
 
@@ -63,6 +71,9 @@ pub enum PlatformRead {
     Keys,
     Audit,
     AuditVerify,
+    Costs,
+    Prices,
+    FixedCosts,
 }
 
 impl AuditOp {
@@ -90,6 +101,12 @@ impl AuditOp {
             FlagEvaluateAll,
             MemberRead,
             AuditRead,
+            CostPrice,
+            CostFixedPut,
+            CostFixedDelete,
+            CostBills,
+            CostReconcile,
+            CostRead,
         ]);
         use self::PlatformRead as P;
         all.extend(
@@ -105,6 +122,9 @@ impl AuditOp {
                 P::Keys,
                 P::Audit,
                 P::AuditVerify,
+                P::Costs,
+                P::Prices,
+                P::FixedCosts,
             ]
             .map(PlatformRead),
         );
@@ -143,6 +163,12 @@ impl AuditOp {
             DocumentIngest => "document.ingest",
             DocumentDelete => "document.delete",
             AuditRead => "audit.read",
+            CostPrice => "cost.price",
+            CostFixedPut => "cost.fixed.put",
+            CostFixedDelete => "cost.fixed.delete",
+            CostBills => "cost.bills",
+            CostReconcile => "cost.reconcile",
+            CostRead => "cost.read",
             PlatformRead(read) => match read {
                 self::PlatformRead::Tenants => "platform.read.tenants",
                 self::PlatformRead::Statistics => "platform.read.statistics",
@@ -155,6 +181,9 @@ impl AuditOp {
                 self::PlatformRead::Keys => "platform.read.keys",
                 self::PlatformRead::Audit => "platform.read.audit",
                 self::PlatformRead::AuditVerify => "platform.read.audit_verify",
+                self::PlatformRead::Costs => "platform.read.costs",
+                self::PlatformRead::Prices => "platform.read.prices",
+                self::PlatformRead::FixedCosts => "platform.read.fixed_costs",
             },
         }
     }

@@ -351,13 +351,7 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
             std::time::Duration::from_secs(args.audit_checkpoint_interval_secs),
         );
     }
-    let router = tenantry_http::router(
-        app.registry.clone(),
-        app.directory.clone(),
-        app.auditor.clone(),
-        app.data.clone(),
-        &config,
-    );
+    let router = tenantry_http::router(tenantry_http::Services::of(&app), &config);
     spawn_orphan_sweeps(app.data.clone(), std::time::Duration::from_secs(60));
     let reporter = tenantry_app::ReplicaReporter::start(
         app.store.clone(),
@@ -440,6 +434,8 @@ async fn build_app(
         meter,
         audit_key: Some(key),
         trusted,
+        metering: tenantry_app::MeteringConfig::default(),
+        budget_alerts: Arc::new(tenantry_app::LogBudgetAlerts),
     })
     .await
     .map_err(CliError::Failed)?;

@@ -38,10 +38,12 @@ pub enum Permission {
     QueryDocuments,
     /// Ingest and delete the tenant's documents.
     ManageDocuments,
+    /// Read the tenant's costs and budget.
+    ReadCosts,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::ReadTenant,
         Permission::EvaluateFlags,
         Permission::RecordHealth,
@@ -51,6 +53,7 @@ impl Permission {
         Permission::ManageMembers,
         Permission::QueryDocuments,
         Permission::ManageDocuments,
+        Permission::ReadCosts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Permission {
             Permission::ManageMembers => "manage_members",
             Permission::QueryDocuments => "query_documents",
             Permission::ManageDocuments => "manage_documents",
+            Permission::ReadCosts => "read_costs",
         }
     }
 }
@@ -88,13 +92,15 @@ impl Role {
     }
 
     /// The permission table. Viewers read and query; analysts also report health and ingest or
-    /// delete documents; reviewers also read the audit trail; admins do everything a tenant may do
-    /// for itself.
+    /// delete documents; reviewers also read the audit trail and the costs; admins do everything a
+    /// tenant may do for itself.
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Reviewer => matches!(permission, ReadTenant | EvaluateFlags | ReadAudit | QueryDocuments),
+            Role::Reviewer => {
+                matches!(permission, ReadTenant | EvaluateFlags | ReadAudit | QueryDocuments | ReadCosts)
+            }
             Role::Analyst => {
                 matches!(permission, ReadTenant | EvaluateFlags | RecordHealth | QueryDocuments | ManageDocuments)
             }
@@ -178,6 +184,7 @@ mod tests {
             (ManageMembers, false, false, false, true),
             (QueryDocuments, true, true, true, true),
             (ManageDocuments, false, true, false, true),
+            (ReadCosts, false, false, true, true),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, viewer, analyst, reviewer, admin) in table {

@@ -75,6 +75,13 @@ impl Month {
     }
 }
 
+/// Parses a UTC day, `YYYY-MM-DD`; errors name `field`.
+pub fn parse_day(field: &str, text: &str) -> Result<Date, Invalid> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text, &format)
+        .map_err(|_| Invalid::new(format!("{field} {text:?} is not a day: use YYYY-MM-DD, e.g. 2026-11-01")))
+}
+
 impl std::fmt::Display for Month {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}", self.year, u8::from(self.month))
@@ -833,6 +840,8 @@ mod tests {
         assert_eq!(Month::parse("2028-02").unwrap().days(), 29);
         assert_eq!(Month::parse("2026-12").unwrap().next().to_string(), "2027-01");
         assert!(nov.contains(date!(2026 - 11 - 30)) && !nov.contains(date!(2026 - 12 - 01)));
+        assert_eq!(parse_day("from", "2026-11-05").unwrap(), date!(2026 - 11 - 05));
+        assert!(parse_day("from", "2026-11-31").unwrap_err().reason().starts_with("from"));
         for bad in ["2026-13", "2026-1", "26-11", "2026/11", "", "2026-00"] {
             assert!(Month::parse(bad).is_err(), "{bad}");
         }

@@ -5,6 +5,7 @@
 //! problem normalizer (any bare 4xx/5xx from routing or limits becomes problem+json) → timeout →
 //! body size limit → handlers.
 
+pub mod costs;
 pub mod documents;
 pub mod dto;
 pub mod extract;
@@ -32,7 +33,8 @@ use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
 use tenantry_app::ErrorCode;
-use tenantry_app::{Auditor, DataPlane, Directory, Registry};
+use tenantry_app::ports::Clock;
+use tenantry_app::{Auditor, Costs, DataPlane, Directory, Metering, Registry};
 
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, code_for_status};
@@ -57,21 +59,59 @@ pub struct AppState {
     pub directory: Directory,
     pub auditor: Auditor,
     pub data: DataPlane,
+    pub costs: Costs,
+    pub metering: Metering,
+    pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub(crate) fn data_clock_now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+/// The use-cases the shell serves (never the composition root itself: a request cannot mint
+/// operator scope).
+#[derive(Clone)]
+pub struct Services {
+    pub registry: Registry,
+    pub directory: Directory,
+    pub auditor: Auditor,
+    pub data: DataPlane,
+    pub costs: Costs,
+    pub metering: Metering,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    pub fn of(app: &tenantry_app::App) -> Self {
+        Self {
+            registry: app.registry.clone(),
+            directory: app.directory.clone(),
+            auditor: app.auditor.clone(),
+            data: app.data.clone(),
+            costs: app.costs.clone(),
+            metering: app.metering.clone(),
+            clock: app.clock.clone(),
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The complete application: every route, with every layer.
-pub fn router(
-    registry: Registry,
-    directory: Directory,
-    auditor: Auditor,
-    data: DataPlane,
-    config: &ServerConfig,
-) -> Router {
+pub fn router(services: Services, config: &ServerConfig) -> Router {
     let metrics = Arc::new(Metrics::new(config.max_tenant_metric_labels));
-    let state = AppState { registry, directory, auditor, data, metrics };
+    let Services { registry, directory, auditor, data, costs, metering, clock } = services;
+    let state = AppState { registry, directory, auditor, data, costs, metering, clock, metrics };
+    // the data plane's requests are metered (usage recorded before the answer leaves)
+    let metered = Router::new()
+        .route("/tenants/{tenant_id}/documents", post(documents::ingest).get(documents::list))
+        .route("/tenants/{tenant_id}/documents/{document_id}", get(documents::get).delete(documents::delete))
+        .route("/tenants/{tenant_id}/documents/{document_id}/text", get(documents::text))
+        .route("/tenants/{tenant_id}/query", post(documents::query))
+        .route_layer(middleware::from_fn_with_state(state.clone(), costs::meter_requests));
     let timeout = config.request_timeout;
     let api = Router::new()
         .route("/healthz", get(routes::healthz))
@@ -90,10 +130,18 @@ pub fn router(
         .route("/tenants/{tenant_id}/history", get(routes::tenant_history))
         .route("/tenants/{tenant_id}/members", get(routes::list_members).post(routes::put_member))
         .route("/tenants/{tenant_id}/members/{user_id}", axum::routing::delete(routes::remove_member))
-        .route("/tenants/{tenant_id}/documents", post(documents::ingest).get(documents::list))
-        .route("/tenants/{tenant_id}/documents/{document_id}", get(documents::get).delete(documents::delete))
-        .route("/tenants/{tenant_id}/documents/{document_id}/text", get(documents::text))
-        .route("/tenants/{tenant_id}/query", post(documents::query))
+        .merge(metered)
+        .route("/tenants/{tenant_id}/costs", get(costs::tenant_costs))
+        .route("/costs", get(costs::report))
+        .route("/costs/chargeback", get(costs::chargeback_report))
+        .route("/costs/meters", get(costs::meters))
+        .route("/costs/prices", get(costs::prices).post(costs::set_price))
+        .route("/costs/prices/presets/{preset}", post(costs::load_preset))
+        .route("/costs/fixed", get(costs::fixed_costs))
+        .route("/costs/fixed/{item}", axum::routing::put(costs::put_fixed_cost).delete(costs::delete_fixed_cost))
+        .route("/costs/bills", post(costs::import_bills))
+        .route("/costs/reconcile", post(costs::reconcile))
+        .route("/costs/budgets/check", post(costs::check_budgets))
         .route("/tenants/{tenant_id}/usage", get(documents::usage))
         .route("/tenants/{tenant_id}/placement", get(documents::placement))
         .route("/indexes", get(documents::indexes))

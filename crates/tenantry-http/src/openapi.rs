@@ -28,6 +28,10 @@ use crate::routes;
         crate::documents::ingest, crate::documents::list, crate::documents::get, crate::documents::text,
         crate::documents::delete, crate::documents::query, crate::documents::usage, crate::documents::placement,
         crate::documents::indexes,
+        crate::costs::report, crate::costs::chargeback_report, crate::costs::tenant_costs, crate::costs::meters,
+        crate::costs::prices, crate::costs::set_price, crate::costs::load_preset, crate::costs::fixed_costs,
+        crate::costs::put_fixed_cost, crate::costs::delete_fixed_cost, crate::costs::import_bills,
+        crate::costs::reconcile, crate::costs::check_budgets,
     ),
     components(schemas(
         Problem, KillSwitchBody, KillSwitchView, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
@@ -38,6 +42,8 @@ use crate::routes;
         crate::documents::DocumentView, crate::documents::DocumentsView, crate::documents::QueryBody,
         crate::documents::HitView, crate::documents::QueryView, crate::documents::UsageView,
         crate::documents::PlacementView, crate::documents::IndexView, crate::documents::IndexesView,
+        crate::costs::CostDocument, crate::costs::PriceBody, crate::costs::PresetBody, crate::costs::FixedCostBody,
+        crate::costs::BillBody, crate::costs::BillsBody, crate::costs::ReconcileBody, crate::costs::BudgetCheckBody,
     )),
     modifiers(&BearerAuth),
 )]
@@ -77,7 +83,7 @@ pub fn document() -> serde_json::Value {
 
 /// Each path parameter's pattern and lengths: the rule its domain type parses by
 /// (`tenantry_domain::ids`, `DocumentId`). A value outside it is answered 422 `invalid_input`.
-pub const PATH_PARAMETERS: [(&str, &str, u64, u64); 7] = [
+pub const PATH_PARAMETERS: [(&str, &str, u64, u64); 9] = [
     ("tenant_id", "^[a-z0-9][a-z0-9_-]{1,62}$", 2, 63),
     ("name", "^[a-z0-9][a-z0-9_-]{0,31}$", 1, 32),
     ("feature", "^[a-z0-9][a-z0-9_.-]{0,127}$", 1, 128),
@@ -85,6 +91,8 @@ pub const PATH_PARAMETERS: [(&str, &str, u64, u64); 7] = [
     ("user_id", "^[a-z0-9][a-z0-9_.@-]{1,127}$", 2, 128),
     ("key_id", "^[a-z0-9][a-z0-9_-]{1,63}$", 2, 64),
     ("document_id", "^d-[0-9a-f]{1,62}$", 3, 64),
+    ("item", "^[a-z0-9][a-z0-9_./:-]{0,63}$", 1, 64),
+    ("preset", "^[a-z0-9][a-z0-9_./:-]{0,63}$", 1, 64),
 ];
 
 fn constrain_path_parameters(doc: &mut serde_json::Value) {

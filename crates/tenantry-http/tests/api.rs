@@ -371,6 +371,17 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
         "/tenants/{tenant_id}/usage",
         "/tenants/{tenant_id}/placement",
         "/indexes",
+        "/costs",
+        "/costs/chargeback",
+        "/tenants/{tenant_id}/costs",
+        "/costs/meters",
+        "/costs/prices",
+        "/costs/prices/presets/{preset}",
+        "/costs/fixed",
+        "/costs/fixed/{item}",
+        "/costs/bills",
+        "/costs/reconcile",
+        "/costs/budgets/check",
     ] {
         assert!(paths.contains_key(path), "openapi.json lacks {path}");
     }

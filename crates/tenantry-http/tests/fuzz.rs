@@ -97,6 +97,33 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/tenants/{t}/usage", None),
         (Method::GET, "/tenants/{t}/placement", None),
         (Method::GET, "/indexes", None),
+        (Method::GET, "/costs?month=2026-03", None),
+        (Method::GET, "/costs/chargeback?month=2026-03&currency=USD", None),
+        (Method::GET, "/tenants/{t}/costs?month=2026-03", None),
+        (Method::GET, "/costs/meters", None),
+        (Method::GET, "/costs/prices", None),
+        (
+            Method::POST,
+            "/costs/prices",
+            Some(json!({"meter": "embedding_tokens", "model": "m1", "provider": "p", "currency": "USD",
+                        "unit_price": "0.0001", "effective_from": "2026-03-01"})),
+        ),
+        (Method::POST, "/costs/prices/presets/seed-004-inr", Some(json!({"effective_from": "2026-01-01"}))),
+        (Method::GET, "/costs/fixed", None),
+        (
+            Method::PUT,
+            "/costs/fixed/db",
+            Some(json!({"provider": "cloud", "amount": "30", "currency": "USD", "per_index": false,
+                        "allocation": "even", "from": "2026-01", "until": "2026-12"})),
+        ),
+        (Method::DELETE, "/costs/fixed/db", None),
+        (
+            Method::POST,
+            "/costs/bills",
+            Some(json!({"bills": [{"provider": "cloud", "month": "2026-03", "currency": "USD", "amount": "1.5"}]})),
+        ),
+        (Method::POST, "/costs/reconcile", Some(json!({"month": "2026-03", "currency": "USD"}))),
+        (Method::POST, "/costs/budgets/check", None),
     ]
 }
 

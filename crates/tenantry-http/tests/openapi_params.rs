@@ -13,6 +13,7 @@ fn parses(name: &str, value: &str) -> bool {
         "user_id" => UserId::parse(value).is_ok(),
         "key_id" => KeyId::parse(value).is_ok(),
         "document_id" => DocumentId::parse(value).is_ok(),
+        "item" | "preset" => tenantry_domain::Label::parse(value).is_ok(),
         other => panic!("no parser for path parameter {other}"),
     }
 }

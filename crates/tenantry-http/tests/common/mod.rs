@@ -156,7 +156,8 @@ impl World {
         let outsider = directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
         let auditor = built.auditor.clone();
         let data_for_world = data.clone();
-        let app = tenantry_http::router(registry.clone(), directory.clone(), auditor, data, config);
+        let services = tenantry_http::Services { auditor, data, ..tenantry_http::Services::of(&built) };
+        let app = tenantry_http::router(services, config);
         World {
             app,
             registry,

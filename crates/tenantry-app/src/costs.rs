@@ -11,7 +11,7 @@ use tenantry_domain::pricing::{
     Bill, FixedCost, IndexTenants, Month, MonthReport, Price, PriceBook, ReconciliationReport, ReportInput,
     TenantBilling, TenantCost, price_month, reconcile_month,
 };
-use tenantry_domain::{Currency, Label, Permission, Placement, TenantId, TenantStatus};
+use tenantry_domain::{Currency, IndexKind, Label, Permission, Placement, TenantId, TenantStatus};
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::error::AppError;
@@ -190,8 +190,22 @@ impl Costs {
         let fixed = self.store.fixed_costs(access).await?;
         let tenants = self.all_tenants(access).await?;
         let mut billing = Vec::with_capacity(tenants.len());
-        let mut indexes: Vec<IndexTenants> = Vec::new();
         let per_index = fixed.iter().any(|f| f.per_index && f.applies_to(month));
+        // every index in the pool is charged, an idle one (no tenants) as unallocated
+        let mut indexes: Vec<IndexTenants> = if per_index {
+            self.store
+                .index_pool(access)
+                .await?
+                .into_iter()
+                .map(|u| IndexTenants {
+                    index: u.index.name.to_string(),
+                    dedicated: u.index.kind == IndexKind::Dedicated,
+                    tenants: Vec::new(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         for t in &tenants {
             billing.push(TenantBilling {
                 tenant: t.id.clone(),

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod data;
+pub mod ledger;
 pub mod tamper;
 
 use std::sync::{Arc, Mutex};

@@ -16,6 +16,10 @@ mod data {
     tenantry_contract::data_suite!(super::fresh().await);
 }
 
+mod ledger {
+    tenantry_contract::ledger_suite!(super::fresh().await);
+}
+
 mod cache {
     tenantry_contract::cache_suite!(super::fresh().await);
 }

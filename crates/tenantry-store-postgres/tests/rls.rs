@@ -50,7 +50,7 @@ async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
 }
 
-const TENANT_TABLES: [&str; 10] = [
+const TENANT_TABLES: [&str; 12] = [
     "tenants",
     "tenant_flags",
     "audit_log",
@@ -61,6 +61,9 @@ const TENANT_TABLES: [&str; 10] = [
     "chunks",
     "chunks_i1",
     "tenant_usage",
+    // the ingests were metered
+    "usage_events",
+    "usage_daily",
 ];
 
 /// Users and API keys are read and written only on the platform path (authentication, admins).
@@ -153,6 +156,12 @@ async fn probe3_writing_another_tenants_id_is_rejected_by_with_check() {
         "select tenantry_provision_index('shared-9', 'shared', 10, 64)",
         "insert into memberships (tenant_id, user_id, role, created_at) values ('tenant_b', 'mallory', 'admin', now())",
         "update memberships set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "insert into usage_events (tenant_id, idem_key, meter, quantity, at) values ('tenant_b', 'forged', 'api_calls', 1, now())",
+        "insert into usage_daily (tenant_id, meter, day, quantity) values ('tenant_b', 'api_calls', current_date, 1000000)",
+        "update usage_daily set tenant_id = 'tenant_b' where tenant_id = 'tenant_a'",
+        "insert into budget_alerts (tenant_id, month, threshold, fired_at) values ('tenant_b', '2026-03', 80, now())",
+        "insert into prices (meter, currency, effective_from, provider, unit_price, created_at) values ('api_calls', 'USD', current_date, 'x', '0', now())",
+        "insert into bills (provider, month, currency, amount_minor, imported_at) values ('x', '2026-03', 'USD', 0, now())",
     ];
     for sql in attempts {
         let mut tx = pool.begin().await.unwrap();
@@ -201,6 +210,7 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
         tables,
         [
             "audit_log",
+            "budget_alerts",
             "chunks",
             "chunks_i1",
             "documents",
@@ -210,7 +220,9 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
             "tenant_flags",
             "tenant_placements",
             "tenant_usage",
-            "tenants"
+            "tenants",
+            "usage_daily",
+            "usage_events"
         ]
     );
     let unforced: Vec<String> = sqlx::query_scalar(

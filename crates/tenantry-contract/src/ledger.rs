@@ -1,0 +1,301 @@
+//! The cost ledger's contract: usage is recorded once per key under concurrent writers and rolls
+//! up exactly; a month is priced exactly to the minor unit against a computation written out in
+//! the test; the data plane meters its work; a tenant reads only its own usage and costs; bills
+//! reconcile with the seed's thresholds; budget alerts fire once per threshold and month.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::macros::{date, datetime};
+
+use tenantry_app::ports::Store;
+use tenantry_app::{ErrorCode, TenantScope};
+use tenantry_domain::cost::{Meter, RollupKey, UsageEvent, roll_up};
+use tenantry_domain::pricing::{Allocation, Bill, FixedCost, Month, Price, preset};
+use tenantry_domain::{Currency, Label, Money, NewTenant, Role, TenantPatch, UserId};
+
+use crate::{Ctx, tid, tier};
+
+fn label(s: &str) -> Label {
+    Label::parse(s).unwrap()
+}
+
+fn usd(amount: &str) -> Money {
+    Money::parse_decimal(amount, Currency::parse("USD").unwrap()).unwrap()
+}
+
+async fn tenant(ctx: &Ctx, id: &str, tier_name: &str) {
+    ctx.registry.create_tenant(&ctx.admin, NewTenant::minimal(tid(id), id, tier(tier_name))).await.unwrap();
+}
+
+/// The scope `user` gets in `tenant` with `role`, through an authenticated key.
+async fn member(ctx: &Ctx, tenant: &str, user: &str, role: Role) -> TenantScope {
+    let directory = &ctx.app.directory;
+    let id = UserId::parse(user).unwrap();
+    directory.create_user(&ctx.admin, id.clone(), user).await.unwrap();
+    directory.put_member(&ctx.admin.act_in(tid(tenant)), &id, role).await.unwrap();
+    let token = directory.create_key(&ctx.admin, tenantry_app::KeyOwner::User(id), "k", None).await.unwrap().token;
+    directory.authenticate(&token).await.unwrap().tenant(&tid(tenant)).unwrap()
+}
+
+fn event(tenant: &str, meter: Meter, quantity: u64, at: time::OffsetDateTime, key: &str) -> UsageEvent {
+    let model = meter.per_model().then(|| label("m1"));
+    UsageEvent::new(tid(tenant), meter, quantity, model, at, key).unwrap()
+}
+
+pub async fn usage_counts_each_key_once_under_concurrent_writers(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    // 2,000 events over three days and two tenants; every fifth is sent again by another writer
+    let meters = [Meter::ApiCalls, Meter::VectorQueries, Meter::EmbeddingTokens, Meter::ComputeMicros];
+    let mut events = Vec::new();
+    for i in 0..2_000u64 {
+        let t = if i % 3 == 0 { "ledger-b" } else { "ledger-a" };
+        let at = datetime!(2026-03-01 23:59:59 UTC) + time::Duration::seconds((i % 3) as i64 * 86_400 / 2);
+        events.push(event(t, meters[(i % 4) as usize], i % 97 + 1, at, &format!("op-{i}")));
+    }
+    let mut sends: Vec<Vec<UsageEvent>> = events.chunks(25).map(<[UsageEvent]>::to_vec).collect();
+    let retries: Vec<UsageEvent> = events.iter().step_by(5).cloned().collect();
+    sends.extend(retries.chunks(7).map(<[UsageEvent]>::to_vec));
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, batch) in sends.into_iter().enumerate() {
+        let metering = ctx.app.metering.clone();
+        writers.spawn(async move {
+            if n % 2 == 0 {
+                tokio::task::yield_now().await;
+            }
+            metering.record(batch).await
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap().expect("recorded");
+    }
+    let expected: BTreeMap<RollupKey, u64> = roll_up(&events);
+    let stored: BTreeMap<RollupKey, u64> = store
+        .usage_rollups(&ctx.admin, date!(2026 - 03 - 01), date!(2026 - 04 - 01))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(stored, expected, "rollups equal the events counted once each");
+    let a_events = events.iter().filter(|e| e.tenant.as_str() == "ledger-a").count() as u64;
+    assert_eq!(store.tenant_usage_events(&ctx.admin.act_in(tid("ledger-a"))).await.unwrap(), a_events);
+    // a whole replay adds nothing
+    assert_eq!(store.record_usage(&ctx.admin, &events).await.unwrap(), 0);
+    let again: BTreeMap<RollupKey, u64> = store
+        .usage_rollups(&ctx.admin, date!(2026 - 03 - 01), date!(2026 - 04 - 01))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(again, expected);
+}
+
+/// Three tenants: a and b share an index, c (platinum) has its own. The expected amounts are
+/// worked out by hand in the comments.
+async fn priced_world(store: Arc<dyn Store>) -> Ctx {
+    let ctx = Ctx::new(store.clone()).await;
+    tenant(&ctx, "ledger-a", "silver").await;
+    tenant(&ctx, "ledger-b", "silver").await;
+    tenant(&ctx, "ledger-c", "platinum").await;
+    let costs = &ctx.app.costs;
+    costs.load_preset(&ctx.admin, "seed-002-usd", date!(2026 - 01 - 01)).await.unwrap();
+    costs.load_preset(&ctx.admin, "seed-004-inr", date!(2026 - 01 - 01)).await.unwrap();
+    // vector queries cost double from the 16th
+    let dearer = Price::new(
+        Meter::VectorQueries,
+        None,
+        label("vector-db"),
+        Currency::parse("USD").unwrap(),
+        "0.00002".parse().unwrap(),
+        date!(2026 - 03 - 16),
+    )
+    .unwrap();
+    costs.set_price(&ctx.admin, dearer).await.unwrap();
+    let fixed = |name: &str, amount: &str, allocation: Allocation, per_index: bool| FixedCost {
+        name: label(name),
+        provider: label("cloud"),
+        amount: usd(amount),
+        per_index,
+        allocation,
+        from: Month::parse("2026-01").unwrap(),
+        until: None,
+    };
+    costs.put_fixed_cost(&ctx.admin, fixed("postgres", "30", Allocation::Proportional, false)).await.unwrap();
+    costs.put_fixed_cost(&ctx.admin, fixed("lb", "35", Allocation::Even, false)).await.unwrap();
+    costs
+        .put_fixed_cost(&ctx.admin, fixed("index", "50", Allocation::ByMeter(Meter::VectorQueries), true))
+        .await
+        .unwrap();
+    let events = [
+        event("ledger-a", Meter::VectorQueries, 1_000_000, datetime!(2026-03-10 12:00 UTC), "a1"), // $10.00
+        event("ledger-a", Meter::VectorQueries, 2_000_000, datetime!(2026-03-20 12:00 UTC), "a2"), // $40.00
+        event("ledger-a", Meter::EmbeddingTokens, 3_333_333, datetime!(2026-03-05 08:00 UTC), "a3"), // $0.3333333 → $0.33
+        event("ledger-b", Meter::VectorQueries, 500_000, datetime!(2026-03-31 23:59:59 UTC), "b1"), // $10.00
+        event("ledger-b", Meter::VectorQueries, 7, datetime!(2026-04-01 00:00 UTC), "b2"), // April
+        event("ledger-b", Meter::ApiCalls, 10, datetime!(2026-03-02 00:00 UTC), "b3"), // INR only: unpriced in USD
+    ];
+    store.record_usage(&ctx.admin, &events).await.unwrap();
+    ctx
+}
+
+pub async fn a_month_is_priced_exactly_to_the_minor_unit(store: Arc<dyn Store>) {
+    let ctx = priced_world(store.clone()).await;
+    let mut patch = TenantPatch::default();
+    patch.monthly_budget = Some(Some(usd("100")));
+    ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
+    let march = Month::parse("2026-03").unwrap();
+    let report = ctx.app.costs.report(&ctx.admin, march, None).await.unwrap();
+    assert_eq!(report.currency, "USD", "the usual currency: the latest effective price is in USD");
+    let of = |t: &str| report.tenants.iter().find(|c| c.tenant.as_str() == t).unwrap();
+    let fixed = |t: &str, name: &str| of(t).fixed.iter().find(|s| s.name == name).map_or(0, |s| s.amount_minor);
+    // variable: a 5,000 + 33; b 1,000; c nothing
+    assert_eq!((of("ledger-a").variable_minor, of("ledger-b").variable_minor, of("ledger-c").variable_minor), (5_033, 1_000, 0));
+    // postgres $30 by variable cost 5,033 : 1,000 : 0 → 2,502.7 / 497.3 / 0 → 2,503 / 497 / 0
+    assert_eq!((fixed("ledger-a", "postgres"), fixed("ledger-b", "postgres"), fixed("ledger-c", "postgres")), (2_503, 497, 0));
+    // lb $35 evenly → 1,167 / 1,167 / 1,166
+    assert_eq!((fixed("ledger-a", "lb"), fixed("ledger-b", "lb"), fixed("ledger-c", "lb")), (1_167, 1_167, 1_166));
+    // index $50 each: the shared one by March vector queries 3,000,000 : 500,000 → 4,285.7 / 714.3
+    // → 4,286 / 714; c's dedicated one all to c; idle indexes are charged but unallocated
+    assert_eq!((fixed("ledger-a", "index"), fixed("ledger-b", "index"), fixed("ledger-c", "index")), (4_286, 714, 5_000));
+    let pool = store.index_pool(&ctx.admin).await.unwrap().len() as i64;
+    let index = report.fixed.iter().find(|f| f.name == "index").unwrap();
+    assert_eq!((index.amount_minor, index.unallocated_minor), (5_000 * pool, 5_000 * (pool - 2)));
+    assert_eq!(of("ledger-a").total_minor, 5_033 + 2_503 + 1_167 + 4_286);
+    assert_eq!(of("ledger-b").total_minor, 1_000 + 497 + 1_167 + 714);
+    assert_eq!(of("ledger-c").total_minor, 1_166 + 5_000);
+    // a's budget $100: $129.89 spent, 29.9% over
+    assert_eq!(of("ledger-a").budget_mark, Some("⚠"));
+    assert_eq!(of("ledger-a").budget_variance_percent.map(|p| p.to_string()).as_deref(), Some("29.9"));
+    assert_eq!(report.unpriced.len(), 1, "b's API calls have an INR price only: {:?}", report.unpriced);
+    // in INR, only the API calls are priced: 10 × ₹0.50
+    let inr = ctx.app.costs.report(&ctx.admin, march, Some(Currency::parse("INR").unwrap())).await.unwrap();
+    assert_eq!(inr.tenants.iter().map(|c| c.variable_minor).sum::<i64>(), 500);
+    // April holds b's 7 queries at the later price: $0.00014 → $0.00
+    let april = ctx.app.costs.report(&ctx.admin, Month::parse("2026-04").unwrap(), None).await.unwrap();
+    assert_eq!(april.tenants.iter().find(|c| c.tenant.as_str() == "ledger-b").unwrap().lines[0].quantity, 7);
+}
+
+pub async fn a_tenant_reads_only_its_own_usage_and_costs(store: Arc<dyn Store>) {
+    let ctx = priced_world(store.clone()).await;
+    let march = Month::parse("2026-03").unwrap();
+    let b_rows = store
+        .tenant_usage_rollups(&ctx.admin.act_in(tid("ledger-b")), march.first_day(), march.end())
+        .await
+        .unwrap();
+    assert!(!b_rows.is_empty() && b_rows.iter().all(|(k, _)| k.tenant.as_str() == "ledger-b"), "{b_rows:?}");
+    let reviewer = member(&ctx, "ledger-b", "rev-b", Role::Reviewer).await;
+    let own = ctx.app.costs.tenant_report(&reviewer, march, None).await.unwrap();
+    assert_eq!(own.cost.tenant.as_str(), "ledger-b");
+    assert_eq!(own.cost.total_minor, 1_000 + 497 + 1_167 + 714);
+    let body = serde_json::to_string(&own).unwrap();
+    assert!(!body.contains("ledger-a") && !body.contains("ledger-c"), "another tenant leaked: {body}");
+    let viewer = member(&ctx, "ledger-b", "view-b", Role::Viewer).await;
+    let refused = ctx.app.costs.tenant_report(&viewer, march, None).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Forbidden);
+    // on the store, b's scope reads b's rows only, whatever a caller asks for
+    let admin_b = member(&ctx, "ledger-b", "adm-b", Role::Admin).await;
+    let rows = store.tenant_usage_rollups(&admin_b, march.first_day(), march.end()).await.unwrap();
+    assert!(rows.iter().all(|(k, _)| k.tenant.as_str() == "ledger-b"));
+    assert_eq!(store.tenant_usage_events(&admin_b).await.unwrap(), 3);
+}
+
+pub async fn bills_reconcile_with_the_seed_thresholds_and_are_recorded(store: Arc<dyn Store>) {
+    let ctx = priced_world(store.clone()).await;
+    let march = Month::parse("2026-03").unwrap();
+    let report = ctx.app.costs.report(&ctx.admin, march, None).await.unwrap();
+    // bills off by a given percentage of the bill: expected / (1 + p)
+    let bills = |off_percent: i64, provider_off: &str| -> Vec<Bill> {
+        report
+            .by_provider
+            .iter()
+            .map(|(p, expected)| {
+                let billed = if p == provider_off { expected * 100 / (100 + off_percent) } else { *expected };
+                Bill { provider: label(p), month: march, amount: Money::new(billed, Currency::parse("USD").unwrap()).unwrap() }
+            })
+            .collect()
+    };
+    for (percent, verdict) in [(3, "pass"), (7, "warn"), (12, "fail")] {
+        ctx.app.costs.import_bills(&ctx.admin, bills(percent, "vector-db")).await.unwrap();
+        let (id, result) = ctx.app.costs.reconcile(&ctx.admin, march, None).await.unwrap();
+        assert_eq!(result.verdict, verdict, "{percent}%: {result:?}");
+        let vector = result.providers.iter().find(|p| p.provider == "vector-db").unwrap();
+        assert_eq!(vector.verdict, verdict);
+        assert_eq!(vector.drivers[0].0, "vector_queries");
+        let stored = ctx.app.costs.latest_reconciliation(&ctx.admin, Some(march)).await.unwrap().unwrap();
+        assert_eq!((stored.id, stored.verdict.as_str()), (id, verdict));
+    }
+    let none = ctx.app.costs.reconcile(&ctx.admin, Month::parse("2025-01").unwrap(), None).await.unwrap_err();
+    assert_eq!(none.code(), ErrorCode::InvalidInput);
+}
+
+pub async fn budget_alerts_fire_once_per_threshold_and_month(store: Arc<dyn Store>) {
+    let ctx = priced_world(store.clone()).await;
+    // a spends $129.89 in March (the clock is in March 2026): at $150, 80% has passed, 100% not
+    let mut patch = TenantPatch::default();
+    patch.monthly_budget = Some(Some(usd("150")));
+    ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
+    let fired = ctx.app.costs.check_budgets(&ctx.admin).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].tenant.as_str(), fired[0].threshold_percent), ("ledger-a", 80));
+    assert!(ctx.app.costs.check_budgets(&ctx.admin).await.unwrap().is_empty(), "once per month");
+    let mut patch = TenantPatch::default();
+    patch.monthly_budget = Some(Some(usd("100")));
+    ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
+    let fired = ctx.app.costs.check_budgets(&ctx.admin).await.unwrap();
+    assert_eq!(fired.iter().map(|a| a.threshold_percent).collect::<Vec<_>>(), [100]);
+}
+
+pub async fn the_data_plane_meters_its_work(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    tenant(&ctx, "meter-co", "silver").await;
+    let scope = ctx.admin.act_in(tid("meter-co"));
+    let doc = tenantry_domain::NewDocument::new("Plan", "revenue plan for the year".to_owned(), &serde_json::Value::Null, None)
+        .unwrap();
+    let stored = ctx.app.data.ingest(&scope, vec![doc]).await.unwrap();
+    let spec =
+        tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
+            .unwrap();
+    // inside `collect` (as the HTTP shell runs a request) nothing is written until it records
+    let (answer, gathered) = tenantry_app::metering::collect(ctx.app.data.query(&scope, spec)).await;
+    answer.unwrap();
+    assert!(gathered.iter().any(|e| e.meter == Meter::VectorQueries && e.quantity == 1), "{gathered:?}");
+    let day = ctx.app.clock.now().date();
+    let before: BTreeMap<RollupKey, u64> =
+        store.tenant_usage_rollups(&scope, day, day.next_day().unwrap()).await.unwrap().into_iter().collect();
+    assert!(before.keys().all(|k| k.meter != Meter::VectorQueries), "not recorded before the shell records it");
+    ctx.app.metering.record(gathered).await.unwrap();
+    let rows: BTreeMap<RollupKey, u64> =
+        store.tenant_usage_rollups(&scope, day, day.next_day().unwrap()).await.unwrap().into_iter().collect();
+    let qty = |m: Meter| rows.iter().filter(|(k, _)| k.meter == m).map(|(_, q)| *q).sum::<u64>();
+    let ingest_tokens = stored[0].token_count as u64;
+    assert!(ingest_tokens > 0);
+    assert_eq!(qty(Meter::EmbeddingTokens), ingest_tokens + 1, "the document's tokens and the query's one word");
+    assert_eq!(qty(Meter::VectorQueries), 1);
+    assert!(qty(Meter::ComputeMicros) >= 2, "both operations took measurable time");
+    let model = rows.keys().find(|k| k.meter == Meter::EmbeddingTokens).unwrap().model.clone().unwrap();
+    assert_eq!(model.as_str(), "tenantry-local-hash-v1");
+    assert!(preset("seed-002-usd", day).is_ok());
+}
+
+#[macro_export]
+macro_rules! ledger_suite {
+    ($make:expr) => {
+        $crate::ledger_suite!(@cases $make;
+            usage_counts_each_key_once_under_concurrent_writers,
+            a_month_is_priced_exactly_to_the_minor_unit,
+            a_tenant_reads_only_its_own_usage_and_costs,
+            bills_reconcile_with_the_seed_thresholds_and_are_recorded,
+            budget_alerts_fire_once_per_threshold_and_month,
+            the_data_plane_meters_its_work,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(store) = $make else { return };
+                $crate::ledger::$case(store).await;
+            }
+        )*
+    };
+}

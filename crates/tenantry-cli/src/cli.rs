@@ -165,6 +165,9 @@ pub enum Command {
     /// The physical vector index pool.
     #[command(subcommand)]
     Index(IndexCmd),
+    /// The cost ledger: reports, chargeback, prices, fixed costs, bills, reconciliation, budgets.
+    #[command(subcommand)]
+    Cost(CostCmd),
     /// Create the seed's benchmark tenants D (1,000 docs of ~150 words), E (50 of ~5,200) and
     /// F (200 of ~800) with generated text.
     SeedData {
@@ -672,4 +675,132 @@ pub enum TierCmd {
 pub enum DoctorCmd {
     /// RLS probes (PostgreSQL): no tenant context and a wrong tenant both see zero rows.
     Rls,
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CostCmd {
+    /// Per tenant: the meters, variable cost, allocated fixed cost, total, budget and variance.
+    Report {
+        /// The month, YYYY-MM (UTC).
+        #[arg(long)]
+        month: String,
+        /// Price in this currency (default: the price book's usual one).
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// The month by cost center (the CFO's chargeback report).
+    Chargeback {
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// The meters, their units and what prices are quoted per.
+    Meters,
+    /// The price book.
+    #[command(subcommand)]
+    Prices(PricesCmd),
+    /// Monthly fixed costs and how each is allocated.
+    #[command(subcommand)]
+    Fixed(FixedCmd),
+    /// Actual bills from providers.
+    #[command(subcommand)]
+    Bills(BillsCmd),
+    /// Compare the month's allocated provider costs with the bills: exit 0 pass (≤5%), 3 warn
+    /// (≤10%), 1 fail; the result is recorded.
+    Reconcile {
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        currency: Option<String>,
+    },
+    /// Raise budget alerts (80%, 100%) for this month, each once.
+    #[command(subcommand)]
+    Budgets(BudgetsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCmd {
+    /// Every price version.
+    List,
+    /// Add a price version, in effect from a day on (past months keep their prices).
+    Set {
+        #[arg(long)]
+        meter: String,
+        /// For per-model meters; absent: every model without its own price.
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        currency: String,
+        /// Per the meter's price unit (`cost meters`), e.g. 0.0001 per 1K tokens.
+        #[arg(long)]
+        unit_price: String,
+        /// YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+    },
+    /// Load a shipped price book: seed-002-usd or seed-004-inr.
+    Preset {
+        name: String,
+        /// YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixedCmd {
+    List,
+    /// Create or replace a fixed cost item.
+    Set {
+        name: String,
+        #[arg(long)]
+        provider: String,
+        /// Per month (per index with --per-index).
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        currency: String,
+        /// Charge it once per physical index (a dedicated index's share goes to its tenant).
+        #[arg(long)]
+        per_index: bool,
+        /// proportional (default), meter:<meter>, even, weights:<tenant>=<n>,…, tenant:<tenant>.
+        #[arg(long, default_value = "proportional")]
+        allocation: String,
+        /// First month, YYYY-MM.
+        #[arg(long)]
+        from: String,
+        /// Last month, YYYY-MM.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillsCmd {
+    /// Import bills from CSV with columns provider, month, currency, amount.
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetsCmd {
+    /// Check every tenant's spend this month against its budget.
+    Check,
 }

@@ -35,6 +35,8 @@ pub enum CliError {
     Failed(anyhow::Error),
     /// A check command ran and found problems (already printed).
     ChecksFailed(String),
+    /// A check command ran and found something to look at, short of a failure (exit 3).
+    Warned(String),
 }
 
 impl From<AppError> for CliError {
@@ -179,6 +181,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::data::query(data, &admin, &tenant, text, top_k, filter, &out).await
         }
         Command::Index(cmd) => crate::data::index(data, &admin, cmd, &out).await,
+        Command::Cost(cmd) => crate::cost::cost(&app.costs, &admin, cmd, &out).await,
         Command::SeedData { scale, tier } => crate::data::seed_data(registry, data, &admin, scale, &tier, &out).await,
         Command::Audit(cmd) => audit(&key, auditor, &admin, cmd, &out).await,
         Command::Keys(cmd) => keys(directory, &admin, cmd, &out).await,

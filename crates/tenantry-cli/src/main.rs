@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod cost;
 mod data;
 mod output;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             ExitCode::from(match e {
                 CliError::Usage(_) => 2,
                 CliError::Refused(_) | CliError::Failed(_) | CliError::ChecksFailed(_) => 1,
+                CliError::Warned(_) => 3,
             })
         }
     }

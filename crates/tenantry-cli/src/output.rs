@@ -23,12 +23,12 @@ pub struct Out {
     pub json: bool,
 }
 
-fn print_json(v: &Value) {
+pub fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
 /// Prints rows under headers with columns padded to the widest cell.
-fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -474,6 +474,7 @@ fn exit_message(e: &CliError) -> (String, &'static str) {
         }
         CliError::Failed(e) => (format!("{e:#}"), "failed"),
         CliError::ChecksFailed(m) => (m.clone(), "checks_failed"),
+        CliError::Warned(m) => (m.clone(), "checks_warned"),
     }
 }
 

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use crate::access::PlatformScope;
 use crate::audit::Auditor;
-use crate::costs::{BudgetAlerts, Costs, LogBudgetAlerts};
-use crate::metering::{Metering, MeteringConfig};
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
+use crate::costs::{BudgetAlerts, Costs, LogBudgetAlerts};
 use crate::dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedder, LogAlerts, QueryLimiter, QueryMeter,
 };
 use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::feed::{Settled, settled};
+use crate::metering::{Metering, MeteringConfig};
 use crate::ports::{Clock, Store};
 use crate::registry::Registry;
 use crate::signing::{AuditKey, TrustedKeys};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use time::Date;
 
-use tenantry_domain::cost::Meter;
+use tenantry_domain::cost::{Meter, UsageEvent};
 use tenantry_domain::pricing::{
     Bill, FixedCost, IndexTenants, Month, MonthReport, Price, PriceBook, ReconciliationReport, ReportInput,
     TenantBilling, TenantCost, price_month, reconcile_month,
@@ -80,7 +80,8 @@ impl Costs {
     // ---- price book -----------------------------------------------------------------------------
 
     pub async fn set_price(&self, access: &PlatformScope, price: Price) -> Result<(), AppError> {
-        let audit = AuditRecord::platform(access, self.clock.now(), AuditOp::CostPrice).change(None, Some(price_json(&price)));
+        let audit =
+            AuditRecord::platform(access, self.clock.now(), AuditOp::CostPrice).change(None, Some(price_json(&price)));
         self.store.put_price(access, &price, &audit).await?;
         Ok(())
     }
@@ -135,7 +136,8 @@ impl Costs {
         currency: Option<Currency>,
     ) -> Result<MonthReport, AppError> {
         let report = self.compute(access, month, currency).await?;
-        let detail = serde_json::json!({"month": report.month, "currency": report.currency, "tenants": report.tenants.len()});
+        let detail =
+            serde_json::json!({"month": report.month, "currency": report.currency, "tenants": report.tenants.len()});
         self.audit_read(access, PlatformRead::Costs, detail).await?;
         Ok(report)
     }
@@ -311,6 +313,41 @@ impl Costs {
         Ok(self.store.latest_reconciliation(access, month).await?)
     }
 
+    // ---- storage sampling -----------------------------------------------------------------------
+
+    /// Samples every tenant's stored bytes into the ledger as byte-seconds for the current
+    /// interval of `interval_secs` (intervals are aligned to the Unix epoch). The key names the
+    /// interval, so sampling again within it — or on another replica — counts once; an interval
+    /// in which no server sampled is not billed. Returns how many tenants were newly charged.
+    pub async fn sample_storage(&self, access: &PlatformScope, interval_secs: u64) -> Result<u64, AppError> {
+        let interval = interval_secs.max(1);
+        let now = self.clock.now();
+        let bucket = now.unix_timestamp().max(0) as u64 / interval;
+        let at = time::OffsetDateTime::from_unix_timestamp((bucket * interval) as i64)
+            .map_err(|e| AppError::Unexpected(e.into()))?;
+        let mut events = Vec::new();
+        for t in self.all_tenants(access).await? {
+            if t.status == TenantStatus::Deleted {
+                continue;
+            }
+            let usage = self.store.data_usage(&access.act_in(t.id.clone())).await?;
+            let bytes = u64::try_from(usage.bytes).unwrap_or(0);
+            if bytes == 0 {
+                continue;
+            }
+            let key = format!("storage:{interval}:{bucket}");
+            events.push(UsageEvent::new(
+                t.id,
+                Meter::StorageByteSeconds,
+                bytes.saturating_mul(interval),
+                None,
+                at,
+                key,
+            )?);
+        }
+        Ok(self.store.record_usage(access, &events).await?)
+    }
+
     // ---- budgets --------------------------------------------------------------------------------
 
     /// Checks every active tenant's spend this month against its budget and raises each crossed
@@ -350,7 +387,12 @@ impl Costs {
         Ok(fired)
     }
 
-    async fn audit_read(&self, access: &PlatformScope, what: PlatformRead, detail: serde_json::Value) -> Result<(), AppError> {
+    async fn audit_read(
+        &self,
+        access: &PlatformScope,
+        what: PlatformRead,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
         let audit = AuditRecord::platform_read(access, self.clock.now(), AuditOp::PlatformRead(what), detail);
         self.store.append_audit(access, &audit).await?;
         Ok(())

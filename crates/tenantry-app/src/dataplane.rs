@@ -24,13 +24,13 @@ use tenantry_domain::{
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::cache::ConfigCache;
-use crate::metering::{Metering, OperationUsage, operation_id};
-use tenantry_domain::cost::Meter as UsageMeter;
 use crate::error::{AppError, StoreError};
+use crate::metering::{Metering, OperationUsage, operation_id};
 use crate::operations::AuditOp;
 use crate::ports::{
     AuditRecord, ChunkHit, Clock, DocumentWrite, IndexUsage, Store, StoredChunk, StoredDocument, TenantPlacement,
 };
+use tenantry_domain::cost::Meter as UsageMeter;
 
 /// Most documents accepted in one ingest request.
 pub const MAX_BATCH: usize = 100;

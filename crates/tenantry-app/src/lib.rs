@@ -26,11 +26,11 @@ pub use cache::{
     CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus, SharedCache, SharedRead,
     Snapshot,
 };
+pub use costs::{BudgetAlert, BudgetAlerts, Costs, LogBudgetAlerts, TenantMonth};
 pub use dataplane::{
     AlertSink, BlobStore, DataPlane, DataPlaneConfig, Embedded, Embedder, IngestTake, LocalEmbedder, LogAlerts,
     QueryAnswer, QueryLimiter, QueryMeter, Throttled,
 };
-pub use costs::{BudgetAlert, BudgetAlerts, Costs, LogBudgetAlerts, TenantMonth};
 pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use feed::{ReplicaReporter, Settled, StoreBus};

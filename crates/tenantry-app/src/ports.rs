@@ -638,8 +638,12 @@ pub trait Ledger: Send + Sync {
     /// many were new.
     async fn record_usage(&self, access: &PlatformScope, events: &[UsageEvent]) -> Result<u64, StoreError>;
     /// Daily rollups for days in `from..until`, every tenant.
-    async fn usage_rollups(&self, access: &PlatformScope, from: Date, until: Date)
-    -> Result<Vec<(RollupKey, u64)>, StoreError>;
+    async fn usage_rollups(
+        &self,
+        access: &PlatformScope,
+        from: Date,
+        until: Date,
+    ) -> Result<Vec<(RollupKey, u64)>, StoreError>;
     /// The scope's tenant's daily rollups for days in `from..until`.
     async fn tenant_usage_rollups(
         &self,
@@ -653,11 +657,19 @@ pub trait Ledger: Send + Sync {
     async fn put_price(&self, access: &PlatformScope, price: &Price, audit: &AuditRecord) -> Result<(), StoreError>;
     async fn prices(&self, access: &PlatformScope) -> Result<Vec<Price>, StoreError>;
     /// Creates or replaces the fixed cost item of that name.
-    async fn put_fixed_cost(&self, access: &PlatformScope, item: &FixedCost, audit: &AuditRecord)
-    -> Result<(), StoreError>;
+    async fn put_fixed_cost(
+        &self,
+        access: &PlatformScope,
+        item: &FixedCost,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// Removes an item; `NotFound` when there is none.
-    async fn delete_fixed_cost(&self, access: &PlatformScope, name: &Label, audit: &AuditRecord)
-    -> Result<(), StoreError>;
+    async fn delete_fixed_cost(
+        &self,
+        access: &PlatformScope,
+        name: &Label,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     async fn fixed_costs(&self, access: &PlatformScope) -> Result<Vec<FixedCost>, StoreError>;
     /// Records bills; a provider's bill for a month replaces the one imported before.
     async fn put_bills(&self, access: &PlatformScope, bills: &[Bill], audit: &AuditRecord) -> Result<(), StoreError>;
@@ -689,15 +701,7 @@ pub trait Ledger: Send + Sync {
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TierStore
-    + TenantStore
-    + FlagStore
-    + AuditLog
-    + IdentityStore
-    + DocumentStore
-    + ChangeFeed
-    + OrphanObjects
-    + Ledger
+    TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed + OrphanObjects + Ledger
 {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

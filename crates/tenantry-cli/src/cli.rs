@@ -284,6 +284,14 @@ pub struct ServeArgs {
     /// Sign the audit chain head this often, in seconds, when it has moved (0: never).
     #[arg(long, env = "TENANTRY_AUDIT_CHECKPOINT_INTERVAL_SECS", default_value_t = 300)]
     pub audit_checkpoint_interval_secs: u64,
+    /// Sample every tenant's stored bytes into the cost ledger this often, in seconds (each
+    /// interval is charged once across replicas; 0: never).
+    #[arg(long, env = "TENANTRY_STORAGE_SAMPLE_SECS", default_value_t = 3600)]
+    pub storage_sample_secs: u64,
+    /// Check tenants' spend against their budgets this often, in seconds (alerts at 80% and 100%,
+    /// each once a month; 0: never).
+    #[arg(long, env = "TENANTRY_BUDGET_CHECK_SECS", default_value_t = 300)]
+    pub budget_check_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -354,8 +354,9 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
             std::time::Duration::from_secs(args.audit_checkpoint_interval_secs),
         );
     }
-    let router = tenantry_http::router(tenantry_http::Services::of(&app), &config);
+    let router = tenantry_http::router(tenantry_http::Services::of(app), &config);
     spawn_orphan_sweeps(app.data.clone(), std::time::Duration::from_secs(60));
+    spawn_cost_tasks(app, args.storage_sample_secs, args.budget_check_secs);
     let reporter = tenantry_app::ReplicaReporter::start(
         app.store.clone(),
         app.clock.clone(),
@@ -504,6 +505,34 @@ fn spawn_orphan_sweeps(data: tenantry_app::DataPlane, every: std::time::Duration
             }
         }
     });
+}
+
+/// Samples stored bytes into the ledger and checks budgets, each on its own period (0: off).
+fn spawn_cost_tasks(app: &App, storage_every: u64, budgets_every: u64) {
+    if storage_every > 0 {
+        let (costs, access) = (app.costs.clone(), app.operator("storage-sampler"));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(storage_every));
+            loop {
+                tick.tick().await;
+                if let Err(e) = costs.sample_storage(&access, storage_every).await {
+                    tracing::warn!(error = %e, "could not sample stored bytes into the ledger");
+                }
+            }
+        });
+    }
+    if budgets_every > 0 {
+        let (costs, access) = (app.costs.clone(), app.operator("budget-checker"));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(budgets_every));
+            loop {
+                tick.tick().await;
+                if let Err(e) = costs.check_budgets(&access).await {
+                    tracing::warn!(error = %e, "could not check budgets");
+                }
+            }
+        });
+    }
 }
 
 /// Signs the chain head periodically, when it has moved since the last checkpoint.

@@ -54,7 +54,12 @@ pub async fn cost(costs: &Costs, admin: &PlatformScope, cmd: CostCmd, out: &Out)
                 let rows = Meter::ALL
                     .iter()
                     .map(|m| {
-                        vec![m.as_str().to_owned(), m.unit().to_owned(), m.price_unit().to_owned(), m.per_model().to_string()]
+                        vec![
+                            m.as_str().to_owned(),
+                            m.unit().to_owned(),
+                            m.price_unit().to_owned(),
+                            m.per_model().to_string(),
+                        ]
                     })
                     .collect::<Vec<_>>();
                 table(&["meter", "unit", "priced per", "per model"], &rows);
@@ -162,9 +167,11 @@ async fn fixed(costs: &Costs, admin: &PlatformScope, cmd: FixedCmd, out: &Out) -
             let item = FixedCost {
                 name: label_arg("name", &name)?,
                 provider: label_arg("--provider", &provider)?,
-                amount: Money::parse_decimal(&amount, currency).map_err(|e| usage(format!("--amount: {}", e.reason())))?,
+                amount: Money::parse_decimal(&amount, currency)
+                    .map_err(|e| usage(format!("--amount: {}", e.reason())))?,
                 per_index,
-                allocation: Allocation::parse(&allocation).map_err(|e| usage(format!("--allocation: {}", e.reason())))?,
+                allocation: Allocation::parse(&allocation)
+                    .map_err(|e| usage(format!("--allocation: {}", e.reason())))?,
                 from: Month::parse(&from).map_err(|e| usage(format!("--from: {}", e.reason())))?,
                 until: until
                     .as_deref()
@@ -224,7 +231,8 @@ fn print_report(r: &MonthReport, format: ReportFormat) -> Result<()> {
             header.extend(["variable", "fixed", "total", "budget", "budget_variance_percent"]);
             println!("{}", header.join(","));
             for t in &r.tenants {
-                let mut cells = vec![t.tenant.to_string(), csv_cell(t.cost_center.as_deref().unwrap_or("")), r.currency.clone()];
+                let mut cells =
+                    vec![t.tenant.to_string(), csv_cell(t.cost_center.as_deref().unwrap_or("")), r.currency.clone()];
                 for m in Meter::ALL {
                     let sum: i64 = t.lines.iter().filter(|l| l.meter == m.as_str()).map(|l| l.amount_minor).sum();
                     cells.push(money(sum));
@@ -298,7 +306,14 @@ fn print_report(r: &MonthReport, format: ReportFormat) -> Result<()> {
                 let rows = r
                     .unpriced
                     .iter()
-                    .map(|u| vec![u.tenant.to_string(), u.meter.to_owned(), u.model.clone().unwrap_or_default(), u.quantity.to_string()])
+                    .map(|u| {
+                        vec![
+                            u.tenant.to_string(),
+                            u.meter.to_owned(),
+                            u.model.clone().unwrap_or_default(),
+                            u.quantity.to_string(),
+                        ]
+                    })
                     .collect::<Vec<_>>();
                 table(&["tenant", "meter", "model", "quantity"], &rows);
             }
@@ -322,7 +337,9 @@ fn print_chargeback(r: &MonthReport, format: ReportFormat) -> Result<()> {
     let lines = chargeback(r);
     let money = |minor: i64| format_minor(minor);
     match format {
-        ReportFormat::Json => print_json(&json!({"month": r.month, "currency": r.currency, "cost_centers": json_of(&lines)?})),
+        ReportFormat::Json => {
+            print_json(&json!({"month": r.month, "currency": r.currency, "cost_centers": json_of(&lines)?}))
+        }
         ReportFormat::Csv => {
             println!("cost_center,tenants,currency,variable,fixed,total,budget,budget_variance_percent");
             for l in &lines {

@@ -38,8 +38,12 @@ fn kill_under_load(command: &dyn Fn() -> Command) {
         run_ok(cmd).trim().to_owned()
     };
     let mut cmd = command();
-    cmd.args(["tenant", "create", "metered", "--name", "Metered", "--tier", "gold"])
-        .args(["--rate-limit-per-minute", "1000000", "--max-queries-per-day", "100000000"]);
+    cmd.args(["tenant", "create", "metered", "--name", "Metered", "--tier", "gold"]).args([
+        "--rate-limit-per-minute",
+        "1000000",
+        "--max-queries-per-day",
+        "100000000",
+    ]);
     run_ok(cmd);
 
     let port = free_port();
@@ -55,7 +59,8 @@ fn kill_under_load(command: &dyn Fn() -> Command) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (answered, sent, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let (answered, sent, stop) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let clients: Vec<_> = (0..16)
         .map(|_| {
             let (answered, sent, stop, token) = (answered.clone(), sent.clone(), stop.clone(), token.clone());

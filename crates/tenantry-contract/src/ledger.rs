@@ -130,8 +130,8 @@ async fn priced_world(store: Arc<dyn Store>) -> Ctx {
         event("ledger-a", Meter::VectorQueries, 1_000_000, datetime!(2026-03-10 12:00 UTC), "a1"), // $10.00
         event("ledger-a", Meter::VectorQueries, 2_000_000, datetime!(2026-03-20 12:00 UTC), "a2"), // $40.00
         event("ledger-a", Meter::EmbeddingTokens, 3_333_333, datetime!(2026-03-05 08:00 UTC), "a3"), // $0.3333333 → $0.33
-        event("ledger-b", Meter::VectorQueries, 500_000, datetime!(2026-03-31 23:59:59 UTC), "b1"), // $10.00
-        event("ledger-b", Meter::VectorQueries, 7, datetime!(2026-04-01 00:00 UTC), "b2"), // April
+        event("ledger-b", Meter::VectorQueries, 500_000, datetime!(2026-03-31 23:59:59 UTC), "b1"),  // $10.00
+        event("ledger-b", Meter::VectorQueries, 7, datetime!(2026-04-01 00:00 UTC), "b2"),           // April
         event("ledger-b", Meter::ApiCalls, 10, datetime!(2026-03-02 00:00 UTC), "b3"), // INR only: unpriced in USD
     ];
     store.record_usage(&ctx.admin, &events).await.unwrap();
@@ -140,8 +140,7 @@ async fn priced_world(store: Arc<dyn Store>) -> Ctx {
 
 pub async fn a_month_is_priced_exactly_to_the_minor_unit(store: Arc<dyn Store>) {
     let ctx = priced_world(store.clone()).await;
-    let mut patch = TenantPatch::default();
-    patch.monthly_budget = Some(Some(usd("100")));
+    let patch = TenantPatch { monthly_budget: Some(Some(usd("100"))), ..Default::default() };
     ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
     let march = Month::parse("2026-03").unwrap();
     let report = ctx.app.costs.report(&ctx.admin, march, None).await.unwrap();
@@ -149,14 +148,23 @@ pub async fn a_month_is_priced_exactly_to_the_minor_unit(store: Arc<dyn Store>) 
     let of = |t: &str| report.tenants.iter().find(|c| c.tenant.as_str() == t).unwrap();
     let fixed = |t: &str, name: &str| of(t).fixed.iter().find(|s| s.name == name).map_or(0, |s| s.amount_minor);
     // variable: a 5,000 + 33; b 1,000; c nothing
-    assert_eq!((of("ledger-a").variable_minor, of("ledger-b").variable_minor, of("ledger-c").variable_minor), (5_033, 1_000, 0));
+    assert_eq!(
+        (of("ledger-a").variable_minor, of("ledger-b").variable_minor, of("ledger-c").variable_minor),
+        (5_033, 1_000, 0)
+    );
     // postgres $30 by variable cost 5,033 : 1,000 : 0 → 2,502.7 / 497.3 / 0 → 2,503 / 497 / 0
-    assert_eq!((fixed("ledger-a", "postgres"), fixed("ledger-b", "postgres"), fixed("ledger-c", "postgres")), (2_503, 497, 0));
+    assert_eq!(
+        (fixed("ledger-a", "postgres"), fixed("ledger-b", "postgres"), fixed("ledger-c", "postgres")),
+        (2_503, 497, 0)
+    );
     // lb $35 evenly → 1,167 / 1,167 / 1,166
     assert_eq!((fixed("ledger-a", "lb"), fixed("ledger-b", "lb"), fixed("ledger-c", "lb")), (1_167, 1_167, 1_166));
     // index $50 each: the shared one by March vector queries 3,000,000 : 500,000 → 4,285.7 / 714.3
     // → 4,286 / 714; c's dedicated one all to c; idle indexes are charged but unallocated
-    assert_eq!((fixed("ledger-a", "index"), fixed("ledger-b", "index"), fixed("ledger-c", "index")), (4_286, 714, 5_000));
+    assert_eq!(
+        (fixed("ledger-a", "index"), fixed("ledger-b", "index"), fixed("ledger-c", "index")),
+        (4_286, 714, 5_000)
+    );
     let pool = store.index_pool(&ctx.admin).await.unwrap().len() as i64;
     let index = report.fixed.iter().find(|f| f.name == "index").unwrap();
     assert_eq!((index.amount_minor, index.unallocated_minor), (5_000 * pool, 5_000 * (pool - 2)));
@@ -178,10 +186,8 @@ pub async fn a_month_is_priced_exactly_to_the_minor_unit(store: Arc<dyn Store>) 
 pub async fn a_tenant_reads_only_its_own_usage_and_costs(store: Arc<dyn Store>) {
     let ctx = priced_world(store.clone()).await;
     let march = Month::parse("2026-03").unwrap();
-    let b_rows = store
-        .tenant_usage_rollups(&ctx.admin.act_in(tid("ledger-b")), march.first_day(), march.end())
-        .await
-        .unwrap();
+    let b_rows =
+        store.tenant_usage_rollups(&ctx.admin.act_in(tid("ledger-b")), march.first_day(), march.end()).await.unwrap();
     assert!(!b_rows.is_empty() && b_rows.iter().all(|(k, _)| k.tenant.as_str() == "ledger-b"), "{b_rows:?}");
     let reviewer = member(&ctx, "ledger-b", "rev-b", Role::Reviewer).await;
     let own = ctx.app.costs.tenant_report(&reviewer, march, None).await.unwrap();
@@ -210,7 +216,11 @@ pub async fn bills_reconcile_with_the_seed_thresholds_and_are_recorded(store: Ar
             .iter()
             .map(|(p, expected)| {
                 let billed = if p == provider_off { expected * 100 / (100 + off_percent) } else { *expected };
-                Bill { provider: label(p), month: march, amount: Money::new(billed, Currency::parse("USD").unwrap()).unwrap() }
+                Bill {
+                    provider: label(p),
+                    month: march,
+                    amount: Money::new(billed, Currency::parse("USD").unwrap()).unwrap(),
+                }
             })
             .collect()
     };
@@ -231,15 +241,13 @@ pub async fn bills_reconcile_with_the_seed_thresholds_and_are_recorded(store: Ar
 pub async fn budget_alerts_fire_once_per_threshold_and_month(store: Arc<dyn Store>) {
     let ctx = priced_world(store.clone()).await;
     // a spends $129.89 in March (the clock is in March 2026): at $150, 80% has passed, 100% not
-    let mut patch = TenantPatch::default();
-    patch.monthly_budget = Some(Some(usd("150")));
+    let patch = TenantPatch { monthly_budget: Some(Some(usd("150"))), ..Default::default() };
     ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
     let fired = ctx.app.costs.check_budgets(&ctx.admin).await.unwrap();
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!((fired[0].tenant.as_str(), fired[0].threshold_percent), ("ledger-a", 80));
     assert!(ctx.app.costs.check_budgets(&ctx.admin).await.unwrap().is_empty(), "once per month");
-    let mut patch = TenantPatch::default();
-    patch.monthly_budget = Some(Some(usd("100")));
+    let patch = TenantPatch { monthly_budget: Some(Some(usd("100"))), ..Default::default() };
     ctx.registry.update_tenant(&ctx.admin.act_in(tid("ledger-a")), patch, None).await.unwrap();
     let fired = ctx.app.costs.check_budgets(&ctx.admin).await.unwrap();
     assert_eq!(fired.iter().map(|a| a.threshold_percent).collect::<Vec<_>>(), [100]);
@@ -249,8 +257,13 @@ pub async fn the_data_plane_meters_its_work(store: Arc<dyn Store>) {
     let ctx = Ctx::new(store.clone()).await;
     tenant(&ctx, "meter-co", "silver").await;
     let scope = ctx.admin.act_in(tid("meter-co"));
-    let doc = tenantry_domain::NewDocument::new("Plan", "revenue plan for the year".to_owned(), &serde_json::Value::Null, None)
-        .unwrap();
+    let doc = tenantry_domain::NewDocument::new(
+        "Plan",
+        "revenue plan for the year".to_owned(),
+        &serde_json::Value::Null,
+        None,
+    )
+    .unwrap();
     let stored = ctx.app.data.ingest(&scope, vec![doc]).await.unwrap();
     let spec =
         tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
@@ -277,6 +290,29 @@ pub async fn the_data_plane_meters_its_work(store: Arc<dyn Store>) {
     assert!(preset("seed-002-usd", day).is_ok());
 }
 
+pub async fn storage_is_sampled_into_byte_seconds_once_per_interval(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    tenant(&ctx, "stored-co", "silver").await;
+    tenant(&ctx, "empty-co", "silver").await;
+    let scope = ctx.admin.act_in(tid("stored-co"));
+    let doc =
+        tenantry_domain::NewDocument::new("Plan", "a plan held in storage".to_owned(), &serde_json::Value::Null, None)
+            .unwrap();
+    let bytes = ctx.app.data.ingest(&scope, vec![doc]).await.unwrap()[0].bytes as u64;
+    let costs = &ctx.app.costs;
+    assert_eq!(costs.sample_storage(&ctx.admin, 3_600).await.unwrap(), 1, "one tenant holds bytes");
+    ctx.clock.advance(time::Duration::minutes(5));
+    assert_eq!(costs.sample_storage(&ctx.admin, 3_600).await.unwrap(), 0, "the same hour counts once");
+    ctx.clock.advance(time::Duration::hours(1));
+    assert_eq!(costs.sample_storage(&ctx.admin, 3_600).await.unwrap(), 1);
+    let day = ctx.app.clock.now().date();
+    let rows = store.tenant_usage_rollups(&scope, day.previous_day().unwrap(), day.next_day().unwrap()).await.unwrap();
+    let held: u64 = rows.iter().filter(|(k, _)| k.meter == Meter::StorageByteSeconds).map(|(_, q)| *q).sum();
+    assert_eq!(held, 2 * bytes * 3_600, "two hours of {bytes} bytes");
+    let empty = ctx.admin.act_in(tid("empty-co"));
+    assert_eq!(store.tenant_usage_events(&empty).await.unwrap(), 0);
+}
+
 #[macro_export]
 macro_rules! ledger_suite {
     ($make:expr) => {
@@ -287,6 +323,7 @@ macro_rules! ledger_suite {
             bills_reconcile_with_the_seed_thresholds_and_are_recorded,
             budget_alerts_fire_once_per_threshold_and_month,
             the_data_plane_meters_its_work,
+            storage_is_sampled_into_byte_seconds_once_per_interval,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

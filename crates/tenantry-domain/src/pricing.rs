@@ -150,7 +150,8 @@ impl Price {
 
     /// Parses a unit price such as `0.0001`.
     pub fn parse_unit_price(text: &str) -> Result<Decimal, Invalid> {
-        let bad = || Invalid::new(format!("unit price {text:?} is not valid: use a non-negative decimal such as 0.0001"));
+        let bad =
+            || Invalid::new(format!("unit price {text:?} is not valid: use a non-negative decimal such as 0.0001"));
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(bad());
         }
@@ -180,7 +181,10 @@ impl PriceBook {
             self.prices
                 .iter()
                 .filter(|p| {
-                    p.meter == meter && &p.currency == currency && p.effective_from <= day && p.model.as_ref() == want_model
+                    p.meter == meter
+                        && &p.currency == currency
+                        && p.effective_from <= day
+                        && p.model.as_ref() == want_model
                 })
                 .max_by_key(|p| p.effective_from)
         };
@@ -443,21 +447,25 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
     let mut meter_quantity: BTreeMap<(TenantId, Meter), u128> = BTreeMap::new();
     for (key, quantity) in input.rollups.iter().filter(|(k, _)| month.contains(k.day)) {
         *meter_quantity.entry((key.tenant.clone(), key.meter)).or_default() += u128::from(*quantity);
-        let found = input.prices.price_for(key.meter, key.model.as_ref(), key.day, &input.currency).and_then(|p| {
-            input.prices.prices().iter().position(|q| std::ptr::eq(q, p))
-        });
+        let found = input
+            .prices
+            .price_for(key.meter, key.model.as_ref(), key.day, &input.currency)
+            .and_then(|p| input.prices.prices().iter().position(|q| std::ptr::eq(q, p)));
         match found {
             Some(version) => {
                 *per_version.entry((key.tenant.clone(), key.meter, key.model.clone(), version)).or_default() +=
                     u128::from(*quantity)
             }
-            None => *unpriced.entry((key.tenant.clone(), key.meter, key.model.clone())).or_default() += u128::from(*quantity),
+            None => {
+                *unpriced.entry((key.tenant.clone(), key.meter, key.model.clone())).or_default() +=
+                    u128::from(*quantity)
+            }
         }
     }
     let too_large = || Invalid::new("a quantity is too large to price");
     for ((tenant, meter, model, version), quantity) in per_version {
         let price = &input.prices.prices()[version];
-        let q = Decimal::try_from(i128::try_from(quantity).map_err(|_| too_large())?).map_err(|_| too_large())?;
+        let q = Decimal::from(u64::try_from(quantity).map_err(|_| too_large())?);
         let amount = q
             .checked_mul(price.unit_price)
             .and_then(|a| a.checked_div(meter.quantities_per_price_unit(month)))
@@ -471,7 +479,11 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
     let mut billing: BTreeMap<TenantId, TenantBilling> =
         input.tenants.iter().map(|t| (t.tenant.clone(), t.clone())).collect();
     for t in exact.keys().chain(meter_quantity.keys().map(|(t, _)| t)) {
-        billing.entry(t.clone()).or_insert_with(|| TenantBilling { tenant: t.clone(), cost_center: None, budget: None });
+        billing.entry(t.clone()).or_insert_with(|| TenantBilling {
+            tenant: t.clone(),
+            cost_center: None,
+            budget: None,
+        });
     }
 
     let mut by_provider: BTreeMap<String, i64> = BTreeMap::new();
@@ -532,11 +544,7 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
     for item in input.fixed.iter().filter(|f| f.applies_to(month) && f.amount.currency() == &input.currency) {
         // each pool is (its amount, the tenants who share it)
         let pools: Vec<(i64, Vec<TenantId>, bool)> = if item.per_index {
-            input
-                .indexes
-                .iter()
-                .map(|ix| (item.amount.minor_units(), ix.tenants.clone(), ix.dedicated))
-                .collect()
+            input.indexes.iter().map(|ix| (item.amount.minor_units(), ix.tenants.clone(), ix.dedicated)).collect()
         } else {
             vec![(item.amount.minor_units(), tenants.clone(), false)]
         };
@@ -680,10 +688,11 @@ impl Bill {
         let (_, header) = lines.next().ok_or_else(|| Invalid::new("the bills file is empty"))?;
         let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
         let col = |name: &str| {
-            columns
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| Invalid::new(format!("the bills header has no {name:?} column (needs provider, month, currency, amount)")))
+            columns.iter().position(|c| c == name).ok_or_else(|| {
+                Invalid::new(format!(
+                    "the bills header has no {name:?} column (needs provider, month, currency, amount)"
+                ))
+            })
         };
         let (p, m, c, a) = (col("provider")?, col("month")?, col("currency")?, col("amount")?);
         let mut bills: Vec<Bill> = Vec::new();
@@ -853,12 +862,20 @@ mod tests {
         let mut prices = preset("seed-002-usd", from).unwrap();
         // vector queries get dearer from the 16th
         prices.push(
-            Price::new(Meter::VectorQueries, None, l("vector-db"), usd(), dec("0.00002"), date!(2026 - 11 - 16)).unwrap(),
+            Price::new(Meter::VectorQueries, None, l("vector-db"), usd(), dec("0.00002"), date!(2026 - 11 - 16))
+                .unwrap(),
         );
         // one model has its own embedding price
         prices.push(
-            Price::new(Meter::EmbeddingTokens, Some(l("openai/big")), l("embedding-provider"), usd(), dec("0.00013"), from)
-                .unwrap(),
+            Price::new(
+                Meter::EmbeddingTokens,
+                Some(l("openai/big")),
+                l("embedding-provider"),
+                usd(),
+                dec("0.00013"),
+                from,
+            )
+            .unwrap(),
         );
         let book = PriceBook::new(prices);
         let rollups = vec![
@@ -867,7 +884,7 @@ mod tests {
             roll("acme", Meter::EmbeddingTokens, Some("local/hash"), date!(2026 - 11 - 03), 2_500_000),
             roll("acme", Meter::EmbeddingTokens, Some("openai/big"), date!(2026 - 11 - 03), 1_000_000),
             roll("acme", Meter::VectorQueries, None, date!(2026 - 12 - 01), 9_999_999), // another month
-            roll("acme", Meter::ApiCalls, None, date!(2026 - 11 - 03), 10), // no USD price
+            roll("acme", Meter::ApiCalls, None, date!(2026 - 11 - 03), 10),             // no USD price
         ];
         let report = price_month(&ReportInput {
             month: Month::parse("2026-11").unwrap(),
@@ -903,7 +920,13 @@ mod tests {
         let gb_all_month_per_day = 2 * 1_000_000_000u64 * 86_400;
         let mut rollups: Vec<(RollupKey, u64)> = (1..=30)
             .map(|d| {
-                roll("legal", Meter::StorageByteSeconds, None, Date::from_calendar_date(2026, CalendarMonth::November, d).unwrap(), gb_all_month_per_day)
+                roll(
+                    "legal",
+                    Meter::StorageByteSeconds,
+                    None,
+                    Date::from_calendar_date(2026, CalendarMonth::November, d).unwrap(),
+                    gb_all_month_per_day,
+                )
             })
             .collect();
         rollups.push(roll("legal", Meter::ComputeMicros, None, date!(2026 - 11 - 02), 3 * 3_600_000_000));
@@ -1019,8 +1042,10 @@ mod tests {
             total_minor: 20_000,
         };
         let bills = |llm: &str, cloud: &str| {
-            Bill::parse_csv(&format!("provider,month,currency,amount\nllm,2026-11,USD,{llm}\ncloud,2026-11,USD,{cloud}\n"))
-                .unwrap()
+            Bill::parse_csv(&format!(
+                "provider,month,currency,amount\nllm,2026-11,USD,{llm}\ncloud,2026-11,USD,{cloud}\n"
+            ))
+            .unwrap()
         };
         // expected 100 vs bills: 3% → pass, 7% → warn, 12% → fail (bill is the basis)
         let r = reconcile_month(&report, &bills("97.09", "100"));
@@ -1034,7 +1059,12 @@ mod tests {
         report.by_provider.insert("vector-db".into(), 1);
         assert_eq!(reconcile_month(&report, &bills("100", "100")).verdict, "fail");
         assert!(Bill::parse_csv("provider,month,amount\n").unwrap_err().reason().contains("currency"));
-        assert!(Bill::parse_csv("provider,month,currency,amount\nx,2026-11,USD,-1\n").unwrap_err().reason().contains("line 2"));
+        assert!(
+            Bill::parse_csv("provider,month,currency,amount\nx,2026-11,USD,-1\n")
+                .unwrap_err()
+                .reason()
+                .contains("line 2")
+        );
         assert!(Bill::parse_csv("provider,month,currency,amount\nx,2026-11,USD,1\nx,2026-11,USD,2\n").is_err());
     }
 
@@ -1043,7 +1073,7 @@ mod tests {
         assert_eq!(to_minor(dec("0.005")).unwrap(), 1);
         assert_eq!(to_minor(dec("0.00499")).unwrap(), 0);
         assert_eq!(to_minor(dec("-0.005")).unwrap(), -1);
-        assert_eq!(format_minor(-1_234_05), "-1234.05");
+        assert_eq!(format_minor(-123_405), "-1234.05");
         assert_eq!(format_minor(7), "0.07");
         assert!(Price::parse_unit_price("-1").is_err() && Price::parse_unit_price("1e3").is_err());
         assert!(preset("nope", date!(2026 - 01 - 01)).is_err());

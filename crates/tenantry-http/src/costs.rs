@@ -129,9 +129,8 @@ pub struct PriceBody {
 
 impl PriceBody {
     pub fn parse(self) -> Result<Price, tenantry_domain::Invalid> {
-        let label = |field: &str, v: &str| {
-            Label::parse(v).map_err(|e| tenantry_domain::Invalid::new(format!("{field}: {e}")))
-        };
+        let label =
+            |field: &str, v: &str| Label::parse(v).map_err(|e| tenantry_domain::Invalid::new(format!("{field}: {e}")));
         Price::new(
             Meter::parse(&self.meter)?,
             self.model.as_deref().map(|m| label("model", m)).transpose()?,
@@ -178,7 +177,10 @@ pub async fn load_preset(
 ) -> ApiResult<(StatusCode, axum::Json<CostDocument>)> {
     let from = parse_day("effective_from", &body.effective_from).map_err(invalid)?;
     let prices = state.costs.load_preset(&access, &preset, from).await?;
-    Ok((StatusCode::CREATED, document(serde_json::json!({"prices": prices.iter().map(price_json).collect::<Vec<_>>()}))?))
+    Ok((
+        StatusCode::CREATED,
+        document(serde_json::json!({"prices": prices.iter().map(price_json).collect::<Vec<_>>()}))?,
+    ))
 }
 
 /// Every fixed cost item (platform administrators).
@@ -212,15 +214,19 @@ pub struct FixedCostBody {
 
 impl FixedCostBody {
     pub fn parse(self, name: &str) -> Result<FixedCost, tenantry_domain::Invalid> {
-        let label = |field: &str, v: &str| {
-            Label::parse(v).map_err(|e| tenantry_domain::Invalid::new(format!("{field}: {e}")))
-        };
+        let label =
+            |field: &str, v: &str| Label::parse(v).map_err(|e| tenantry_domain::Invalid::new(format!("{field}: {e}")));
         Ok(FixedCost {
             name: label("name", name)?,
             provider: label("provider", &self.provider)?,
             amount: Money::parse_decimal(&self.amount, Currency::parse(&self.currency)?)?,
             per_index: self.per_index,
-            allocation: self.allocation.as_deref().map(Allocation::parse).transpose()?.unwrap_or(Allocation::Proportional),
+            allocation: self
+                .allocation
+                .as_deref()
+                .map(Allocation::parse)
+                .transpose()?
+                .unwrap_or(Allocation::Proportional),
             from: Month::parse(&self.from)?,
             until: self.until.as_deref().map(Month::parse).transpose()?,
         })

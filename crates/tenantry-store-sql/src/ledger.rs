@@ -26,8 +26,8 @@ pub fn distinct_events(events: &[UsageEvent]) -> Vec<&UsageEvent> {
 }
 
 /// The rollup increments of the events that were new, in key order.
-pub fn rollup_increments<'a>(
-    events: &[&'a UsageEvent],
+pub fn rollup_increments(
+    events: &[&UsageEvent],
     new: &std::collections::HashSet<(String, String)>,
 ) -> BTreeMap<(String, &'static str, String, time::Date), i64> {
     let mut sums = BTreeMap::new();
@@ -65,9 +65,7 @@ pub fn rollup_from_columns(
 /// The columns of `prices` read back, in `select` order.
 pub type PriceColumns = (String, String, String, time::Date, String, String);
 
-pub fn price_from_columns(
-    (meter, model, currency, from, provider, unit): PriceColumns,
-) -> Result<Price, StoreError> {
+pub fn price_from_columns((meter, model, currency, from, provider, unit): PriceColumns) -> Result<Price, StoreError> {
     Price::new(
         Meter::parse(&meter).map_err(|e| corrupt("meter", e.reason()))?,
         model_of(&model)?,
@@ -97,7 +95,61 @@ pub fn fixed_cost_from_columns(
     })
 }
 
-/// Implements `Ledger` for `$store` over database `$db`.
+/// A rollup increment: (tenant, meter, model or "", day) and the quantity to add.
+pub type RollupIncrement = ((String, &'static str, String, time::Date), i64);
+
+/// The usage writes as multi-row `VALUES` statements (SQLite; PostgreSQL binds arrays instead):
+/// `insert_usage_rows` inserts events skipping recorded keys and returns the new (tenant, key)
+/// pairs; `add_usage_rollups` adds increments to the daily rows.
+#[macro_export]
+macro_rules! usage_rows_by_values {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            pub(crate) async fn insert_usage_rows(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                chunk: &[&::tenantry_domain::cost::UsageEvent],
+            ) -> Result<Vec<(String, String)>, ::tenantry_app::StoreError> {
+                let mut insert = ::sqlx::QueryBuilder::<$db>::new(
+                    "insert into usage_events (tenant_id, idem_key, meter, model, quantity, at) ",
+                );
+                insert.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.tenant.as_str().to_owned())
+                        .push_bind(e.key.clone())
+                        .push_bind(e.meter.as_str())
+                        .push_bind(e.model.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default())
+                        .push_bind(i64::try_from(e.quantity).unwrap_or(i64::MAX))
+                        .push_bind(e.at);
+                });
+                insert.push(" on conflict (tenant_id, idem_key) do nothing returning tenant_id, idem_key");
+                insert
+                    .build_query_as()
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(|e| $crate::store_error(e, "record usage events"))
+            }
+
+            pub(crate) async fn add_usage_rollups(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                chunk: &[$crate::ledger::RollupIncrement],
+            ) -> Result<(), ::tenantry_app::StoreError> {
+                let mut upsert = ::sqlx::QueryBuilder::<$db>::new(
+                    "insert into usage_daily (tenant_id, meter, model, day, quantity) ",
+                );
+                upsert.push_values(chunk, |mut row, ((tenant, meter, model, day), q)| {
+                    row.push_bind(tenant.clone()).push_bind(*meter).push_bind(model.clone()).push_bind(*day).push_bind(*q);
+                });
+                upsert.push(
+                    " on conflict (tenant_id, meter, model, day) do update set quantity = usage_daily.quantity + excluded.quantity",
+                );
+                upsert.build().execute(&mut **tx).await.map_err(|e| $crate::store_error(e, "roll up usage"))?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Implements `Ledger` for `$store` over database `$db`; `$store` also has `insert_usage_rows`
+/// and `add_usage_rollups` (see [`usage_rows_by_values!`]).
 #[macro_export]
 macro_rules! ledger_store {
     ($store:ident, $db:ty) => {
@@ -128,46 +180,11 @@ macro_rules! ledger_store {
                     let mut tx = self.platform_tx(access).await?;
                     let mut new: HashSet<(String, String)> = HashSet::new();
                     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-                        let mut insert = ::sqlx::QueryBuilder::<$db>::new(
-                            "insert into usage_events (tenant_id, idem_key, meter, model, quantity, at) ",
-                        );
-                        insert.push_values(chunk, |mut row, e| {
-                            row.push_bind(e.tenant.as_str().to_owned())
-                                .push_bind(e.key.clone())
-                                .push_bind(e.meter.as_str())
-                                .push_bind(e.model.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default())
-                                .push_bind(i64::try_from(e.quantity).unwrap_or(i64::MAX))
-                                .push_bind(e.at);
-                        });
-                        insert.push(" on conflict (tenant_id, idem_key) do nothing returning tenant_id, idem_key");
-                        let inserted: Vec<(String, String)> = insert
-                            .build_query_as()
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(|e| store_error(e, "record usage events"))?;
-                        new.extend(inserted);
+                        new.extend($store::insert_usage_rows(&mut tx, chunk).await?);
                     }
-                    let sums = rollup_increments(&events, &new);
-                    let rows: Vec<_> = sums.into_iter().collect();
+                    let rows: Vec<_> = rollup_increments(&events, &new).into_iter().collect();
                     for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-                        let mut upsert = ::sqlx::QueryBuilder::<$db>::new(
-                            "insert into usage_daily (tenant_id, meter, model, day, quantity) ",
-                        );
-                        upsert.push_values(chunk, |mut row, ((tenant, meter, model, day), q)| {
-                            row.push_bind(tenant.clone())
-                                .push_bind(*meter)
-                                .push_bind(model.clone())
-                                .push_bind(*day)
-                                .push_bind(*q);
-                        });
-                        upsert.push(
-                            " on conflict (tenant_id, meter, model, day) do update set quantity = usage_daily.quantity + excluded.quantity",
-                        );
-                        upsert
-                            .build()
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(|e| store_error(e, "roll up usage"))?;
+                        $store::add_usage_rollups(&mut tx, chunk).await?;
                     }
                     tx.commit().await.map_err(|e| store_error(e, "commit usage"))?;
                     Ok(new.len() as u64)

@@ -251,3 +251,4 @@ impl Store for SqliteStore {
     }
 }
 tenantry_store_sql::ledger_store!(SqliteStore, sqlx::Sqlite);
+tenantry_store_sql::usage_rows_by_values!(SqliteStore, sqlx::Sqlite);

@@ -17,6 +17,7 @@ pub fn tenant_snapshot(t: &Tenant) -> Value {
         "cost_center": t.cost_center,
         "monthly_budget_minor": t.monthly_budget.as_ref().map(|m| m.minor_units()),
         "budget_currency": t.monthly_budget.as_ref().map(|m| m.currency().as_str()),
+        "budget_action": t.budget_action.as_str(),
         "status": t.status.as_str(),
         "status_reason": t.status_reason,
         "status_changed_at": format_time(t.status_changed_at),

@@ -452,6 +452,9 @@ pub struct AttributeArgs {
     /// ISO 4217 currency of the budget, e.g. USD, INR.
     #[arg(long, requires = "monthly_budget")]
     pub currency: Option<String>,
+    /// What a spent budget does: alert (default) or block (refuse billable requests).
+    #[arg(long)]
+    pub budget_action: Option<String>,
     /// Compliance tag (repeatable), e.g. --compliance-tag gdpr --compliance-tag sox.
     #[arg(long = "compliance-tag")]
     pub compliance_tags: Vec<String>,

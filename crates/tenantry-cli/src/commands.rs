@@ -124,6 +124,14 @@ fn limit_overrides(l: &LimitArgs) -> Result<LimitOverrides> {
     Ok(overrides)
 }
 
+fn budget_action(a: &AttributeArgs) -> Result<Option<tenantry_domain::BudgetAction>> {
+    a.budget_action
+        .as_deref()
+        .map(tenantry_domain::BudgetAction::parse)
+        .transpose()
+        .map_err(|e| usage(format!("--budget-action: {}", e.reason())))
+}
+
 fn budget(a: &AttributeArgs) -> Result<Option<Money>> {
     match (&a.monthly_budget, &a.currency) {
         (Some(amount), Some(cur)) => {
@@ -681,6 +689,7 @@ async fn tenant(registry: &Registry, admin: &PlatformScope, cmd: TenantCmd, out:
                 limits: limit_overrides(&limits)?,
                 cost_center: attributes.cost_center.clone(),
                 monthly_budget: budget(&attributes)?,
+                budget_action: budget_action(&attributes)?.unwrap_or_default(),
                 compliance_tags: tags(&attributes)?,
                 data_region: attributes.data_region.as_deref().map(label).transpose()?,
                 metadata: metadata(&attributes)?.unwrap_or_else(|| serde_json::json!({})),
@@ -711,6 +720,7 @@ async fn tenant(registry: &Registry, admin: &PlatformScope, cmd: TenantCmd, out:
                 reset_limits,
                 cost_center: attributes.cost_center.clone().map(Some),
                 monthly_budget: budget(&attributes)?.map(Some),
+                budget_action: budget_action(&attributes)?,
                 compliance_tags: if attributes.compliance_tags.is_empty() { None } else { Some(tags(&attributes)?) },
                 data_region: attributes.data_region.as_deref().map(label).transpose()?,
                 metadata: metadata(&attributes)?,

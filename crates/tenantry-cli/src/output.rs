@@ -200,6 +200,7 @@ impl Out {
             ("explicit_limits", explicit.join(", ")),
             ("cost_center", opt(&t.cost_center)),
             ("monthly_budget", opt(&budget)),
+            ("budget_action", t.budget_action.as_str().to_owned()),
             ("health_score", opt(&t.health_score)),
             ("compliance_tags", if tags.is_empty() { "-".to_owned() } else { tags.join(", ") }),
             ("data_region", t.data_region.to_string()),

@@ -155,6 +155,7 @@ pub fn full_tenant(id: &str, tier_name: &str) -> NewTenant {
     new.limits = LimitOverrides { max_users: Some(42), sla_target: Some(0.9995), ..Default::default() };
     new.cost_center = Some("CC-1001".into());
     new.monthly_budget = Some(Money::parse_decimal("1250.50", Currency::parse("INR").unwrap()).unwrap());
+    new.budget_action = tenantry_domain::BudgetAction::Block;
     new.compliance_tags = ["gdpr", "sox"].iter().map(|t| Label::parse(t).unwrap()).collect();
     new.data_region = Some(Label::parse("eu-west-1").unwrap());
     new.metadata = serde_json::json!({"department": "finance", "nested": {"k": [1, 2]}});
@@ -220,6 +221,7 @@ pub async fn tenant_round_trips_every_attribute(store: Arc<dyn Store>) {
     assert_eq!(read.limits.max_documents, 500_000, "unset limits come from the tier");
     assert_eq!(read.limit_overrides.explicit_fields(), [LimitField::MaxUsers, LimitField::SlaTarget]);
     assert_eq!(read.monthly_budget.as_ref().unwrap().to_string(), "1250.50 INR");
+    assert_eq!(read.budget_action, tenantry_domain::BudgetAction::Block);
 }
 
 pub async fn create_refuses_duplicates_and_unknown_tiers(store: Arc<dyn Store>) {

@@ -36,7 +36,7 @@ pub use ids::{FlagKey, IdError, IndexName, KeyId, Label, TenantId, TierName, Use
 pub use invalid::Invalid;
 pub use lifecycle::{LifecycleError, TenantStatus};
 pub use limits::{LimitField, LimitKind, LimitOverrides, LimitValue, Limits};
-pub use money::{Currency, Money};
+pub use money::{BudgetAction, Currency, Money};
 pub use placement::{CapacityAlert, CapacityPolicy, IndexKind, PhysicalIndex, Placement, PlacementPlan};
 pub use search::{SearchInputs, SearchPlan, base_ef_search, plan_search};
 pub use tenant::{NewTenant, Tenant, TenantError, TenantPatch};

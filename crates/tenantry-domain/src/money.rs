@@ -36,6 +36,34 @@ impl Currency {
     }
 }
 
+/// What happens when a tenant has spent its monthly budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetAction {
+    /// Alerts at 80% and 100%; requests go on.
+    #[default]
+    Alert,
+    /// Alerts, and billable requests are refused once the budget is spent.
+    Block,
+}
+
+impl BudgetAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetAction::Alert => "alert",
+            BudgetAction::Block => "block",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, crate::Invalid> {
+        match value {
+            "alert" => Ok(BudgetAction::Alert),
+            "block" => Ok(BudgetAction::Block),
+            other => Err(crate::Invalid::from(format!("budget action {other:?} is not one of alert, block"))),
+        }
+    }
+}
+
 /// An amount in hundredths of the currency unit. Invariant: `minor_units >= 0` (budgets are never
 /// negative).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

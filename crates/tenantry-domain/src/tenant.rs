@@ -10,7 +10,7 @@ use crate::ids::{IdError, Label, TenantId, TierName};
 use crate::invalid::Invalid;
 use crate::lifecycle::{LifecycleError, TenantStatus};
 pub use crate::limits::{LimitField, LimitOverrides, Limits};
-use crate::money::Money;
+use crate::money::{BudgetAction, Money};
 use crate::tier::Tier;
 
 /// RFC 3339 in UTC, the one textual time format of the registry.
@@ -78,6 +78,7 @@ pub struct NewTenant {
     pub limits: LimitOverrides,
     pub cost_center: Option<String>,
     pub monthly_budget: Option<Money>,
+    pub budget_action: BudgetAction,
     pub compliance_tags: BTreeSet<Label>,
     pub data_region: Option<Label>,
     pub metadata: serde_json::Value,
@@ -95,6 +96,7 @@ impl NewTenant {
             limits: LimitOverrides::default(),
             cost_center: None,
             monthly_budget: None,
+            budget_action: BudgetAction::Alert,
             compliance_tags: BTreeSet::new(),
             data_region: None,
             metadata: serde_json::json!({}),
@@ -115,6 +117,7 @@ pub struct TenantPatch {
     pub reset_limits: Vec<LimitField>,
     pub cost_center: Option<Option<String>>,
     pub monthly_budget: Option<Option<Money>>,
+    pub budget_action: Option<BudgetAction>,
     pub compliance_tags: Option<BTreeSet<Label>>,
     pub data_region: Option<Label>,
     pub metadata: Option<serde_json::Value>,
@@ -142,6 +145,9 @@ impl TenantPatch {
         if self.monthly_budget.is_some() {
             fields.push("monthly_budget");
         }
+        if self.budget_action.is_some() {
+            fields.push("budget_action");
+        }
         if self.compliance_tags.is_some() {
             fields.push("compliance_tags");
         }
@@ -166,6 +172,8 @@ pub struct Tenant {
     pub limit_overrides: LimitOverrides,
     pub cost_center: Option<String>,
     pub monthly_budget: Option<Money>,
+    #[serde(default)]
+    pub budget_action: BudgetAction,
     pub status: TenantStatus,
     pub status_reason: Option<String>,
     pub status_changed_at: OffsetDateTime,
@@ -222,6 +230,7 @@ impl Tenant {
             limit_overrides: new.limits,
             cost_center: new.cost_center,
             monthly_budget: new.monthly_budget,
+            budget_action: new.budget_action,
             status: TenantStatus::Active,
             status_reason: Some("created".to_owned()),
             status_changed_at: now,
@@ -286,6 +295,9 @@ impl Tenant {
         }
         if let Some(b) = &patch.monthly_budget {
             next.monthly_budget = b.clone();
+        }
+        if let Some(a) = patch.budget_action {
+            next.budget_action = a;
         }
         if let Some(tags) = &patch.compliance_tags {
             next.compliance_tags = tags.clone();

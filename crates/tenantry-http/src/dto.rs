@@ -13,8 +13,8 @@ use tenantry_domain::limits;
 use tenantry_domain::tenant::format_time;
 use tenantry_domain::timestamp::parse_time;
 use tenantry_domain::{
-    Currency, Evaluation, FlagKey, HealthReport, Label, LimitField, LimitKind, LimitOverrides, Limits, Membership,
-    Money, Tenant, TenantId, User,
+    BudgetAction, Currency, Evaluation, FlagKey, HealthReport, Label, LimitField, LimitKind, LimitOverrides, Limits,
+    Membership, Money, Tenant, TenantId, User,
 };
 
 use crate::problem::ApiError;
@@ -120,6 +120,8 @@ pub struct CreateTenantBody {
     pub owner: Option<String>,
     pub cost_center: Option<String>,
     pub monthly_budget: Option<MoneyBody>,
+    /// `alert` (default) or `block`: refuse billable requests once the month's budget is spent.
+    pub budget_action: Option<String>,
     #[serde(default)]
     pub compliance_tags: Vec<String>,
     pub data_region: Option<String>,
@@ -138,6 +140,13 @@ impl CreateTenantBody {
             limits: self.limits.0.clone(),
             cost_center: self.cost_center.clone(),
             monthly_budget: self.monthly_budget.as_ref().map(MoneyBody::parse).transpose()?,
+            budget_action: self
+                .budget_action
+                .as_deref()
+                .map(BudgetAction::parse)
+                .transpose()
+                .map_err(invalid)?
+                .unwrap_or_default(),
             compliance_tags: labels(&self.compliance_tags)?,
             data_region: self.data_region.as_deref().map(Label::parse).transpose().map_err(invalid)?,
             metadata: self.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
@@ -170,6 +179,8 @@ pub struct PatchTenantBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<MoneyBody>)]
     pub monthly_budget: Option<Option<MoneyBody>>,
+    /// `alert` or `block`.
+    pub budget_action: Option<String>,
     pub compliance_tags: Option<Vec<String>>,
     pub data_region: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -195,6 +206,7 @@ impl PatchTenantBody {
                 Some(None) => Some(None),
                 Some(Some(m)) => Some(Some(m.parse()?)),
             },
+            budget_action: self.budget_action.as_deref().map(BudgetAction::parse).transpose().map_err(invalid)?,
             compliance_tags: self.compliance_tags.as_deref().map(labels).transpose()?,
             data_region: self.data_region.as_deref().map(Label::parse).transpose().map_err(invalid)?,
             metadata: self.metadata.clone(),
@@ -260,6 +272,8 @@ pub struct TenantView {
     pub explicit_limits: Vec<String>,
     pub cost_center: Option<String>,
     pub monthly_budget: Option<MoneyView>,
+    /// `alert` or `block`.
+    pub budget_action: String,
     pub health_score: Option<f64>,
     pub health_updated_at: Option<String>,
     pub compliance_tags: Vec<String>,
@@ -293,6 +307,7 @@ impl From<&Tenant> for TenantView {
                 .monthly_budget
                 .as_ref()
                 .map(|m| MoneyView { amount: m.amount_string(), currency: m.currency().as_str().to_owned() }),
+            budget_action: t.budget_action.as_str().to_owned(),
             health_score: t.health_score,
             health_updated_at: t.health_updated_at.map(format_time),
             compliance_tags: t.compliance_tags.iter().map(|l| l.to_string()).collect(),

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use tenantry_domain::{
-    Currency, FlagKey, FlagLevel, FlagScope, FlagValue, Invalid, IsolationMode, Label, LimitField, LimitOverrides,
-    LimitValue, Limits, Money, Tenant, TenantId, TenantStatus, Tier, TierName,
+    BudgetAction, Currency, FlagKey, FlagLevel, FlagScope, FlagValue, Invalid, IsolationMode, Label, LimitField,
+    LimitOverrides, LimitValue, Limits, Money, Tenant, TenantId, TenantStatus, Tier, TierName,
 };
 
 use tenantry_app::StoreError;
@@ -31,6 +31,7 @@ pub struct TenantRecord {
     pub cost_center: Option<String>,
     pub monthly_budget_minor: Option<i64>,
     pub budget_currency: Option<String>,
+    pub budget_action: String,
     pub status: String,
     pub status_reason: Option<String>,
     pub status_changed_at: OffsetDateTime,
@@ -61,6 +62,7 @@ impl From<&Tenant> for TenantRecord {
             cost_center: t.cost_center.clone(),
             monthly_budget_minor: t.monthly_budget.as_ref().map(|m| m.minor_units()),
             budget_currency: t.monthly_budget.as_ref().map(|m| m.currency().as_str().to_owned()),
+            budget_action: t.budget_action.as_str().to_owned(),
             status: t.status.as_str().to_owned(),
             status_reason: t.status_reason.clone(),
             status_changed_at: t.status_changed_at,
@@ -111,6 +113,7 @@ impl TryFrom<TenantRecord> for Tenant {
             limits,
             cost_center: r.cost_center,
             monthly_budget,
+            budget_action: BudgetAction::parse(&r.budget_action).map_err(|e| corrupt("budget_action", e))?,
             status: TenantStatus::parse(&r.status).map_err(|e| corrupt("status", e))?,
             status_reason: r.status_reason,
             status_changed_at: r.status_changed_at,
@@ -276,6 +279,7 @@ macro_rules! tenant_record_from_row {
             cost_center: row.try_get("cost_center").map_err($err)?,
             monthly_budget_minor: row.try_get("monthly_budget_minor").map_err($err)?,
             budget_currency: row.try_get("budget_currency").map_err($err)?,
+            budget_action: row.try_get("budget_action").map_err($err)?,
             status: row.try_get("status").map_err($err)?,
             status_reason: row.try_get("status_reason").map_err($err)?,
             status_changed_at: row.try_get("status_changed_at").map_err($err)?,
@@ -307,6 +311,7 @@ macro_rules! bind_tenant_record {
             .bind(&r.cost_center)
             .bind(r.monthly_budget_minor)
             .bind(&r.budget_currency)
+            .bind(&r.budget_action)
             .bind(&r.status)
             .bind(&r.status_reason)
             .bind(r.status_changed_at)

@@ -13,7 +13,7 @@ pub fn statement(sql: &'static LazyLock<String>) -> AssertSqlSafe<&'static str> 
 }
 
 /// `tenants` columns before the limit columns, in bind order of [`bind_tenant_record!`](crate::bind_tenant_record).
-const TENANT_FIXED: [&str; 21] = [
+const TENANT_FIXED: [&str; 22] = [
     "tenant_id",
     "name",
     "billing_email",
@@ -23,6 +23,7 @@ const TENANT_FIXED: [&str; 21] = [
     "cost_center",
     "monthly_budget_minor",
     "budget_currency",
+    "budget_action",
     "status",
     "status_reason",
     "status_changed_at",
@@ -102,7 +103,7 @@ mod tests {
     fn update_binds_every_column_then_the_key_and_version() {
         let n = with_limits(&TENANT_FIXED).len();
         assert!(UPDATE_TENANT.contains("tenant_id = $1,"));
-        assert!(UPDATE_TENANT.contains("max_users = $22"));
+        assert!(UPDATE_TENANT.contains("max_users = $23"));
         assert!(UPDATE_TENANT.ends_with(&format!("where tenant_id = ${} and version = ${}", n + 1, n + 2)));
         assert!(INSERT_TENANT.ends_with(&format!("${n})")));
     }

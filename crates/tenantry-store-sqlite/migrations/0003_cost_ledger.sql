@@ -64,6 +64,11 @@ create table reconciliations (
 ) strict;
 create index reconciliations_month_idx on reconciliations (month, id);
 
+-- What a spent budget does: alert only, or also refuse billable requests.
+alter table tenants add column budget_action text not null default 'alert'
+    check (budget_action in ('alert', 'block'));
+
+-- One alert per tenant, month and budget threshold (percent), however many replicas notice.
 create table budget_alerts (
     tenant_id text not null,
     month     text not null,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::access::PlatformScope;
 use crate::audit::Auditor;
+use crate::budget::BudgetGuard;
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
 use crate::costs::{BudgetAlerts, Costs, LogBudgetAlerts};
 use crate::dataplane::{
@@ -120,7 +121,8 @@ impl App {
         let metering = Metering::start(store.clone(), metering);
         let data = DataPlane::new(store.clone(), clock.clone(), snapshot_cache.clone(), embedder, blobs, alerts, data)
             .with_meter(meter)
-            .with_metering(metering.clone());
+            .with_metering(metering.clone())
+            .with_budget(BudgetGuard::new(store.clone(), clock.clone(), crate::budget::DEFAULT_REFRESH));
         let costs = Costs::new(store.clone(), clock.clone(), budget_alerts);
         let registry =
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());

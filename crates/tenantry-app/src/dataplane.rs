@@ -23,14 +23,18 @@ use tenantry_domain::{
 };
 
 use crate::access::{PlatformScope, TenantScope};
+use crate::budget::{BudgetGuard, Reservation, usage_of};
 use crate::cache::ConfigCache;
 use crate::error::{AppError, StoreError};
-use crate::metering::{Metering, OperationUsage, operation_id};
+use crate::metering::{Metering, OperationUsage, model_label, operation_id};
 use crate::operations::AuditOp;
 use crate::ports::{
     AuditRecord, ChunkHit, Clock, DocumentWrite, IndexUsage, Store, StoredChunk, StoredDocument, TenantPlacement,
 };
 use tenantry_domain::cost::Meter as UsageMeter;
+
+/// The compute time a budget reservation assumes for one request (settled with the measured).
+const ESTIMATED_COMPUTE_MICROS: u64 = 1_000_000;
 
 /// Most documents accepted in one ingest request.
 pub const MAX_BATCH: usize = 100;
@@ -165,6 +169,8 @@ pub struct DataPlane {
     meter: Arc<dyn QueryMeter>,
     /// Where the usage of the work done goes (the cost ledger); `None`: not metered.
     metering: Option<Metering>,
+    /// Holds budgets of tenants that block on them; `None`: no hard stop.
+    budget: Option<BudgetGuard>,
     /// Recorded placements: written once when a tenant is placed, so safe to keep (moving a
     /// tenant between indexes must drop its entry — see ARCHITECTURE, "Data plane").
     placements: Arc<Mutex<HashMap<TenantId, TenantPlacement>>>,
@@ -192,6 +198,7 @@ impl DataPlane {
             config,
             meter: Arc::new(QueryLimiter::default()),
             metering: None,
+            budget: None,
             placements: Arc::default(),
         }
     }
@@ -202,10 +209,27 @@ impl DataPlane {
         self
     }
 
+    /// Refuses requests past the budget of tenants that block on theirs (see `budget.rs`).
+    pub fn with_budget(mut self, budget: BudgetGuard) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    async fn hold_budget(
+        &self,
+        tenant: &Tenant,
+        estimate: &[crate::budget::Usage<'_>],
+    ) -> Result<Option<Reservation>, AppError> {
+        match &self.budget {
+            Some(guard) => guard.reserve(tenant, estimate).await,
+            None => Ok(None),
+        }
+    }
+
     /// Records what an operation used, before it is answered.
-    async fn bill(&self, usage: OperationUsage) -> Result<(), AppError> {
+    async fn bill_events(&self, events: Vec<tenantry_domain::cost::UsageEvent>) -> Result<(), AppError> {
         match &self.metering {
-            Some(m) => m.meter(usage.into_events()).await,
+            Some(m) => m.meter(events).await,
             None => Ok(()),
         }
     }
@@ -334,6 +358,18 @@ impl DataPlane {
         let bytes: i64 = docs.iter().map(NewDocument::bytes).sum();
         quota.check(usage, docs.len() as i64, bytes).map_err(AppError::QuotaExceeded)?;
         self.admit_ingest(&tenant, docs.len() as i64, bytes).await?;
+        let model = model_label(self.embedder.model());
+        let hold = self
+            .hold_budget(
+                &tenant,
+                &[
+                    // overlapping chunks embed some text twice: at most twice the bytes
+                    (UsageMeter::EmbeddingTokens, Some(&model), 2 * bytes.max(0) as u64),
+                    (UsageMeter::ApiCalls, None, 1),
+                    (UsageMeter::ComputeMicros, None, ESTIMATED_COMPUTE_MICROS),
+                ],
+            )
+            .await?;
 
         let now = self.clock.now();
         let mut writes = Vec::with_capacity(docs.len());
@@ -413,7 +449,13 @@ impl DataPlane {
             .usage_of(&tenant.id)?
             .add(UsageMeter::EmbeddingTokens, tokens, Some(self.embedder.model()))?
             .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
-        self.bill(usage).await?;
+        let events = usage.into_events();
+        if let Some(hold) = hold {
+            let mut used = usage_of(&events);
+            used.push((UsageMeter::ApiCalls, None, 1));
+            hold.settle(&used).await;
+        }
+        self.bill_events(events).await?;
         Ok(writes.into_iter().map(|w| w.document).collect())
     }
 
@@ -523,6 +565,22 @@ impl DataPlane {
         scope.require(Permission::QueryDocuments)?;
         let tenant = self.tenant_for(scope, DataAccess::Read).await?;
         self.admit(&tenant).await?;
+        let model = model_label(self.embedder.model());
+        let text_bytes = match &spec.input {
+            QueryInput::Text(t) => t.len() as u64,
+            QueryInput::Vector(_) => 0,
+        };
+        let hold = self
+            .hold_budget(
+                &tenant,
+                &[
+                    (UsageMeter::VectorQueries, None, 1),
+                    (UsageMeter::EmbeddingTokens, Some(&model), text_bytes),
+                    (UsageMeter::ApiCalls, None, 1),
+                    (UsageMeter::ComputeMicros, None, ESTIMATED_COMPUTE_MICROS),
+                ],
+            )
+            .await?;
         let (vector, tokens) = match spec.input {
             QueryInput::Vector(v) => (v, 0),
             QueryInput::Text(t) => {
@@ -549,7 +607,13 @@ impl DataPlane {
             .add(UsageMeter::VectorQueries, 1, None)?
             .add(UsageMeter::EmbeddingTokens, u64::from(tokens), Some(self.embedder.model()))?
             .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
-        self.bill(usage).await?;
+        let events = usage.into_events();
+        if let Some(hold) = hold {
+            let mut used = usage_of(&events);
+            used.push((UsageMeter::ApiCalls, None, 1));
+            hold.settle(&used).await;
+        }
+        self.bill_events(events).await?;
         Ok(QueryAnswer { hits, tokens, model: self.embedder.model().to_owned() })
     }
 }

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     KeyNotFound,
     FixedCostNotFound,
     QuotaExceeded,
+    BudgetExceeded,
     RateLimited,
     MethodNotAllowed,
     TenantInactive,
@@ -42,7 +43,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::KeyNotFound,
         ErrorCode::FixedCostNotFound,
         ErrorCode::QuotaExceeded,
+        ErrorCode::BudgetExceeded,
         ErrorCode::RateLimited,
         ErrorCode::MethodNotAllowed,
         ErrorCode::TenantInactive,
@@ -91,6 +93,7 @@ impl ErrorCode {
             ErrorCode::KeyNotFound => "key_not_found",
             ErrorCode::FixedCostNotFound => "fixed_cost_not_found",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TenantInactive => "tenant_inactive",
@@ -194,6 +197,12 @@ pub enum AppError {
     FixedCostNotFound(tenantry_domain::Label),
     #[error(transparent)]
     QuotaExceeded(tenantry_domain::QuotaExceeded),
+    /// The tenant blocks on its budget and this request would pass it.
+    #[error(
+        "tenant {tenant} has spent {spent} of its {budget} {currency} budget this month (including requests in flight); \
+         billable requests are refused until next month or a larger budget"
+    )]
+    BudgetExceeded { tenant: TenantId, spent: String, budget: String, currency: String },
     /// Too many requests: try again after `retry_after_secs`.
     #[error("{message}")]
     RateLimited { message: String, retry_after_secs: u64 },
@@ -234,6 +243,7 @@ impl AppError {
             AppError::UserNotFound(_) => ErrorCode::UserNotFound,
             AppError::DocumentNotFound(_) => ErrorCode::DocumentNotFound,
             AppError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            AppError::BudgetExceeded { .. } => ErrorCode::BudgetExceeded,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::MemberNotFound { .. } => ErrorCode::MemberNotFound,
             AppError::InvitationNotFound { .. } => ErrorCode::InvitationNotFound,
@@ -326,6 +336,12 @@ mod tests {
                 requested: 1,
             }),
             AppError::RateLimited { message: "x".into(), retry_after_secs: 1 },
+            AppError::BudgetExceeded {
+                tenant: t.clone(),
+                spent: "1".into(),
+                budget: "1".into(),
+                currency: "USD".into(),
+            },
             AppError::Unauthenticated("x".into()),
             AppError::Forbidden("x".into()),
             AppError::AlreadyExists("x".into()),

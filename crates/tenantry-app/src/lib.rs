@@ -5,6 +5,7 @@ pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod costs;
 pub mod dataplane;
@@ -22,6 +23,7 @@ pub use access::{Authority, PlatformScope, TenantScope};
 pub use app::{App, AppConfig};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
+pub use budget::{BudgetGuard, Reservation};
 pub use cache::{
     CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus, SharedCache, SharedRead,
     Snapshot,

@@ -313,6 +313,65 @@ pub async fn storage_is_sampled_into_byte_seconds_once_per_interval(store: Arc<d
     assert_eq!(store.tenant_usage_events(&empty).await.unwrap(), 0);
 }
 
+/// 64 clients query a tenant that blocks on a $1.00 budget, each query costing $0.01: exactly 100
+/// are answered (reservations count the queries in flight), the rest refused with
+/// `budget_exceeded`, and the ledger holds $1.00. A tenant that only alerts is not stopped.
+pub async fn a_blocking_budget_holds_under_64_concurrent_clients(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    let penny = Price::new(
+        Meter::VectorQueries,
+        None,
+        label("vector-db"),
+        Currency::parse("USD").unwrap(),
+        "0.01".parse().unwrap(),
+        date!(2026 - 01 - 01),
+    )
+    .unwrap();
+    ctx.app.costs.set_price(&ctx.admin, penny).await.unwrap();
+    for (id, action) in
+        [("capped-co", tenantry_domain::BudgetAction::Block), ("alerting-co", tenantry_domain::BudgetAction::Alert)]
+    {
+        let mut new = NewTenant::minimal(tid(id), id, tier("gold"));
+        new.monthly_budget = Some(usd("1.00"));
+        new.budget_action = action;
+        new.limits.rate_limit_per_minute = Some(1_000_000);
+        new.limits.max_queries_per_day = Some(1_000_000);
+        ctx.registry.create_tenant(&ctx.admin, new).await.unwrap();
+    }
+    let query = || {
+        tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
+            .unwrap()
+    };
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (data, scope) = (ctx.app.data.clone(), ctx.admin.act_in(tid("capped-co")));
+        clients.spawn(async move {
+            let mut answered = 0u32;
+            loop {
+                match data.query(&scope, query()).await {
+                    Ok(_) => answered += 1,
+                    Err(e) if e.code() == ErrorCode::BudgetExceeded => return answered,
+                    Err(e) => panic!("unexpected refusal: {e}"),
+                }
+            }
+        });
+    }
+    let mut answered = 0;
+    while let Some(n) = clients.join_next().await {
+        answered += n.unwrap();
+    }
+    assert_eq!(answered, 100, "$1.00 at $0.01 a query");
+    let march = Month::of(ctx.app.clock.now().date());
+    let report = ctx.app.costs.report(&ctx.admin, march, None).await.unwrap();
+    let capped = report.tenants.iter().find(|c| c.tenant.as_str() == "capped-co").unwrap();
+    assert_eq!(capped.variable_minor, 100, "the ledger holds exactly the budget");
+    let refused = ctx.app.data.query(&ctx.admin.act_in(tid("capped-co")), query()).await.unwrap_err();
+    assert!(refused.to_string().contains("1.00 USD budget"), "{refused}");
+    for _ in 0..120 {
+        ctx.app.data.query(&ctx.admin.act_in(tid("alerting-co")), query()).await.expect("alert-only tenants go on");
+    }
+}
+
 #[macro_export]
 macro_rules! ledger_suite {
     ($make:expr) => {
@@ -324,6 +383,7 @@ macro_rules! ledger_suite {
             budget_alerts_fire_once_per_threshold_and_month,
             the_data_plane_meters_its_work,
             storage_is_sampled_into_byte_seconds_once_per_interval,
+            a_blocking_budget_holds_under_64_concurrent_clients,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

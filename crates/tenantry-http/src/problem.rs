@@ -22,6 +22,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
         C::TenantNotFound => (StatusCode::NOT_FOUND, "Tenant not found"),
         C::DocumentNotFound => (StatusCode::NOT_FOUND, "Document not found"),
         C::QuotaExceeded => (StatusCode::FORBIDDEN, "Quota exceeded"),
+        C::BudgetExceeded => (StatusCode::PAYMENT_REQUIRED, "Budget spent"),
         C::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         C::TierNotFound => (StatusCode::NOT_FOUND, "Tier not found"),
         C::FlagNotFound => (StatusCode::NOT_FOUND, "Flag not found"),

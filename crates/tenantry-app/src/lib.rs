@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod directory;
 pub mod error;
 pub mod feed;
+pub mod generation;
 pub mod metering;
 pub mod operations;
 pub mod ports;
@@ -36,6 +37,7 @@ pub use dataplane::{
 pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use feed::{ReplicaReporter, Settled, StoreBus};
+pub use generation::{Generated, LanguageModel};
 pub use metering::{Metering, MeteringConfig};
 pub use operations::{AuditOp, PlatformRead};
 pub use ports::{

@@ -129,13 +129,18 @@ async fn flusher(store: Arc<dyn Store>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max
             }
             jobs
         };
-        let events: Vec<UsageEvent> = jobs.iter().flat_map(|j| j.events.iter().cloned()).collect();
+        let mut events: Vec<UsageEvent> = Vec::with_capacity(jobs.iter().map(|j| j.events.len()).sum());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            events.extend(job.events);
+            waiters.push(job.done);
+        }
         let result = store.record_usage(&writer, &events).await.map(|_| ()).map_err(|e| format!("{e}"));
         if let Err(e) = &result {
             tracing::error!(events = events.len(), error = e.as_str(), "usage batch not recorded");
         }
-        for job in jobs {
-            let _ = job.done.send(result.clone());
+        for done in waiters {
+            let _ = done.send(result.clone());
         }
     }
 }

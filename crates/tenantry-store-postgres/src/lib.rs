@@ -205,40 +205,52 @@ impl Store for PgStore {
 }
 tenantry_store_sql::ledger_store!(PgStore, sqlx::Postgres);
 
-/// Rows per usage statement. sqlx does not set TCP_NODELAY on its sockets: a statement whose
+/// Events per usage statement. sqlx does not set TCP_NODELAY on its sockets: a statement whose
 /// message is larger than about 8 KiB meets Nagle's algorithm and the server's delayed ACK, and
 /// waits 40 ms on a TCP connection (measured: 256 events took 47 ms in one statement, 64 took
 /// 1.2 ms; see BENCHMARKS.md). 64 events stay below that.
 const USAGE_ROWS_PER_STATEMENT: usize = 64;
 
-/// The usage writes with arrays bound to `unnest`: one prepared statement whatever the batch
-/// size (a `VALUES` list would be a new statement for every size, parsed and planned each time).
+/// The usage writes: one statement per 64 events, with the events bound as arrays to `unnest`
+/// (one prepared statement whatever the count; a `VALUES` list would be a new statement for
+/// every size). The statement inserts the events, skipping recorded keys, and adds the new ones
+/// to their daily rollups (the UTC day, as `UsageEvent::day`) in the same round trip.
 impl PgStore {
-    pub(crate) async fn insert_usage_rows(
+    pub(crate) async fn write_usage(
         tx: &mut Transaction<'static, Postgres>,
         events: &[&tenantry_domain::cost::UsageEvent],
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut new = Vec::with_capacity(events.len());
+    ) -> Result<u64, StoreError> {
+        let mut new = 0;
         for chunk in events.chunks(USAGE_ROWS_PER_STATEMENT) {
-            new.extend(Self::insert_usage_chunk(tx, chunk).await?);
+            new += Self::write_usage_chunk(tx, chunk).await?;
         }
         Ok(new)
     }
 
-    async fn insert_usage_chunk(
+    async fn write_usage_chunk(
         tx: &mut Transaction<'static, Postgres>,
         chunk: &[&tenantry_domain::cost::UsageEvent],
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<u64, StoreError> {
         let tenants: Vec<&str> = chunk.iter().map(|e| e.tenant.as_str()).collect();
         let keys: Vec<&str> = chunk.iter().map(|e| e.key.as_str()).collect();
         let meters: Vec<&str> = chunk.iter().map(|e| e.meter.as_str()).collect();
         let models: Vec<&str> = chunk.iter().map(|e| e.model.as_ref().map_or("", |m| m.as_str())).collect();
         let quantities: Vec<i64> = chunk.iter().map(|e| i64::try_from(e.quantity).unwrap_or(i64::MAX)).collect();
         let ats: Vec<time::OffsetDateTime> = chunk.iter().map(|e| e.at).collect();
-        sqlx::query_as(
-            "insert into usage_events (tenant_id, idem_key, meter, model, quantity, at)
-             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
-             on conflict (tenant_id, idem_key) do nothing returning tenant_id, idem_key",
+        let new: i64 = sqlx::query_scalar(
+            "with new as (
+                 insert into usage_events (tenant_id, idem_key, meter, model, quantity, at)
+                 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
+                 on conflict (tenant_id, idem_key) do nothing
+                 returning tenant_id, meter, model, quantity, at
+             ), rolled as (
+                 insert into usage_daily (tenant_id, meter, model, day, quantity)
+                 select tenant_id, meter, model, (at at time zone 'UTC')::date, sum(quantity)
+                 from new group by 1, 2, 3, 4 order by 1, 2, 3, 4
+                 on conflict (tenant_id, meter, model, day)
+                 do update set quantity = usage_daily.quantity + excluded.quantity
+             )
+             select count(*) from new",
         )
         .bind(tenants)
         .bind(keys)
@@ -246,43 +258,9 @@ impl PgStore {
         .bind(models)
         .bind(quantities)
         .bind(ats)
-        .fetch_all(&mut **tx)
+        .fetch_one(&mut **tx)
         .await
-        .map_err(|e| store_error(e, "record usage events"))
-    }
-
-    pub(crate) async fn add_usage_rollups(
-        tx: &mut Transaction<'static, Postgres>,
-        rows: &[tenantry_store_sql::ledger::RollupIncrement],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
-            Self::add_rollup_chunk(tx, chunk).await?;
-        }
-        Ok(())
-    }
-
-    async fn add_rollup_chunk(
-        tx: &mut Transaction<'static, Postgres>,
-        chunk: &[tenantry_store_sql::ledger::RollupIncrement],
-    ) -> Result<(), StoreError> {
-        let tenants: Vec<&str> = chunk.iter().map(|((t, ..), _)| t.as_str()).collect();
-        let meters: Vec<&str> = chunk.iter().map(|((_, m, ..), _)| *m).collect();
-        let models: Vec<&str> = chunk.iter().map(|((_, _, m, _), _)| m.as_str()).collect();
-        let days: Vec<time::Date> = chunk.iter().map(|((.., d), _)| *d).collect();
-        let quantities: Vec<i64> = chunk.iter().map(|(_, q)| *q).collect();
-        sqlx::query(
-            "insert into usage_daily (tenant_id, meter, model, day, quantity)
-             select * from unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[])
-             on conflict (tenant_id, meter, model, day) do update set quantity = usage_daily.quantity + excluded.quantity",
-        )
-        .bind(tenants)
-        .bind(meters)
-        .bind(models)
-        .bind(days)
-        .bind(quantities)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| store_error(e, "roll up usage"))?;
-        Ok(())
+        .map_err(|e| store_error(e, "record usage"))?;
+        Ok(u64::try_from(new).unwrap_or(0))
     }
 }

@@ -28,10 +28,10 @@ pub fn distinct_events(events: &[UsageEvent]) -> Vec<&UsageEvent> {
 /// The rollup increments of the events that were new, in key order.
 pub fn rollup_increments(
     events: &[&UsageEvent],
-    new: &std::collections::HashSet<(String, String)>,
+    new: &std::collections::HashSet<(&str, &str)>,
 ) -> BTreeMap<(String, &'static str, String, time::Date), i64> {
     let mut sums = BTreeMap::new();
-    for e in events.iter().filter(|e| new.contains(&(e.tenant.as_str().to_owned(), e.key.clone()))) {
+    for e in events.iter().filter(|e| new.contains(&(e.tenant.as_str(), e.key.as_str()))) {
         let model = e.model.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default();
         *sums.entry((e.tenant.as_str().to_owned(), e.meter.as_str(), model, e.day())).or_insert(0i64) +=
             i64::try_from(e.quantity).unwrap_or(i64::MAX);
@@ -105,6 +105,23 @@ pub type RollupIncrement = ((String, &'static str, String, time::Date), i64);
 macro_rules! usage_rows_by_values {
     ($store:ident, $db:ty) => {
         impl $store {
+            pub(crate) async fn write_usage(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                events: &[&::tenantry_domain::cost::UsageEvent],
+            ) -> Result<u64, ::tenantry_app::StoreError> {
+                let mut inserted: Vec<(String, String)> = Vec::with_capacity(events.len());
+                for chunk in events.chunks($crate::ledger::EVENTS_PER_STATEMENT) {
+                    inserted.extend(Self::insert_usage_rows(tx, chunk).await?);
+                }
+                let new: ::std::collections::HashSet<(&str, &str)> =
+                    inserted.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+                let rows: Vec<_> = $crate::ledger::rollup_increments(events, &new).into_iter().collect();
+                for chunk in rows.chunks($crate::ledger::EVENTS_PER_STATEMENT) {
+                    Self::add_usage_rollups(tx, chunk).await?;
+                }
+                Ok(inserted.len() as u64)
+            }
+
             pub(crate) async fn insert_usage_rows(
                 tx: &mut ::sqlx::Transaction<'static, $db>,
                 chunk: &[&::tenantry_domain::cost::UsageEvent],
@@ -148,14 +165,15 @@ macro_rules! usage_rows_by_values {
     };
 }
 
-/// Implements `Ledger` for `$store` over database `$db`; `$store` also has `insert_usage_rows`
-/// and `add_usage_rollups` (see [`usage_rows_by_values!`]).
+/// Implements `Ledger` for `$store` over database `$db`; `$store` also has
+/// `async fn write_usage(&mut Transaction, &[&UsageEvent]) -> Result<u64, StoreError>`: record
+/// the (distinct, key-ordered) events skipping recorded keys, add the new ones to their rollups,
+/// and say how many were new (see [`usage_rows_by_values!`]).
 #[macro_export]
 macro_rules! ledger_store {
     ($store:ident, $db:ty) => {
         pub(crate) mod ledger {
             use super::*;
-            use ::std::collections::HashSet;
             use ::sqlx::types::Json;
             use ::tenantry_app::ports::{AuditRecord, Ledger, StoredReconciliation};
             use ::tenantry_app::{PlatformScope, StoreError, TenantScope};
@@ -163,8 +181,8 @@ macro_rules! ledger_store {
             use ::tenantry_domain::pricing::{Bill, FixedCost, Month, Price};
             use ::tenantry_domain::{Label, Money, TenantId};
             use $crate::ledger::{
-                EVENTS_PER_STATEMENT, FixedCostColumns, PriceColumns, distinct_events, fixed_cost_from_columns,
-                price_from_columns, rollup_from_columns, rollup_increments,
+                FixedCostColumns, PriceColumns, distinct_events, fixed_cost_from_columns, price_from_columns,
+                rollup_from_columns,
             };
             use $crate::store_error;
 
@@ -178,16 +196,9 @@ macro_rules! ledger_store {
                         return Ok(0);
                     }
                     let mut tx = self.platform_tx(access).await?;
-                    let mut new: HashSet<(String, String)> = HashSet::new();
-                    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-                        new.extend($store::insert_usage_rows(&mut tx, chunk).await?);
-                    }
-                    let rows: Vec<_> = rollup_increments(&events, &new).into_iter().collect();
-                    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-                        $store::add_usage_rollups(&mut tx, chunk).await?;
-                    }
+                    let new = $store::write_usage(&mut tx, &events).await?;
                     tx.commit().await.map_err(|e| store_error(e, "commit usage"))?;
-                    Ok(new.len() as u64)
+                    Ok(new)
                 }
 
                 async fn usage_rollups(

@@ -34,7 +34,7 @@ fn producer_counts() -> Vec<usize> {
     std::env::var("METERING_PRODUCERS")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![16, 64, 256])
+        .unwrap_or_else(|| vec![1, 16, 64, 256])
 }
 
 fn request_events(tenant: &TenantId, op: &str, at: time::OffsetDateTime) -> Vec<UsageEvent> {

@@ -9,7 +9,7 @@ use time::Date;
 use tenantry_domain::cost::{Meter, UsageEvent};
 use tenantry_domain::pricing::{
     Bill, FixedCost, IndexTenants, Month, MonthReport, Price, PriceBook, ReconciliationReport, ReportInput,
-    TenantBilling, TenantCost, price_month, reconcile_month,
+    TenantBilling, TenantCost, Unpriced, price_month, reconcile_month,
 };
 use tenantry_domain::{Currency, IndexKind, Label, Permission, Placement, TenantId, TenantStatus};
 
@@ -62,6 +62,8 @@ pub struct TenantMonth {
     pub month: String,
     pub currency: String,
     pub cost: TenantCost,
+    /// The tenant's usage without a price in the currency.
+    pub unpriced: Vec<Unpriced>,
 }
 
 /// The cost ledger's use-cases.
@@ -169,7 +171,8 @@ impl Costs {
         let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::CostRead)
             .change(None, Some(serde_json::json!({"month": report.month, "total_minor": cost.total_minor})));
         self.store.append_tenant_audit(scope, &audit).await?;
-        Ok(TenantMonth { month: report.month, currency: report.currency, cost })
+        let unpriced = report.unpriced.into_iter().filter(|u| &u.tenant == scope.tenant()).collect();
+        Ok(TenantMonth { month: report.month, currency: report.currency, cost, unpriced })
     }
 
     async fn compute(

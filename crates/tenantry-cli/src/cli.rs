@@ -703,6 +703,9 @@ pub enum CostCmd {
         /// The month, YYYY-MM (UTC).
         #[arg(long)]
         month: String,
+        /// Only this tenant's line (fixed shares are still computed over every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
         /// Price in this currency (default: the price book's usual one).
         #[arg(long)]
         currency: Option<String>,

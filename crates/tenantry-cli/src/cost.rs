@@ -38,8 +38,23 @@ fn json_of(v: impl serde::Serialize) -> Result<Value> {
 
 pub async fn cost(costs: &Costs, admin: &PlatformScope, cmd: CostCmd, out: &Out) -> Result<()> {
     match cmd {
-        CostCmd::Report { month, currency, format } => {
-            let report = costs.report(admin, month_arg(&month)?, currency_arg(currency.as_deref())?).await?;
+        CostCmd::Report { month, tenant, currency, format } => {
+            let mut report = costs.report(admin, month_arg(&month)?, currency_arg(currency.as_deref())?).await?;
+            if let Some(tenant) = tenant {
+                let id = tenantry_domain::TenantId::parse(&tenant).map_err(|e| usage(format!("--tenant: {e}")))?;
+                report.tenants.retain(|t| t.tenant == id);
+                report.unpriced.retain(|u| u.tenant == id);
+                if report.tenants.is_empty() {
+                    return Err(CliError::Refused(tenantry_app::AppError::TenantNotFound(id)));
+                }
+                // the totals are the tenant's; the platform-wide parts are left out
+                report.variable_minor = report.tenants.iter().map(|t| t.variable_minor).sum();
+                report.fixed_minor = report.tenants.iter().map(|t| t.fixed_minor).sum();
+                report.total_minor = report.variable_minor + report.fixed_minor;
+                report.fixed.clear();
+                report.by_provider.clear();
+                report.provider_drivers.clear();
+            }
             print_report(&report, if out.json { ReportFormat::Json } else { format })
         }
         CostCmd::Chargeback { month, currency, format } => {

@@ -362,12 +362,17 @@ pub async fn check_budgets(
 /// leaves. If they cannot be recorded the request fails with 503: no 2xx without its usage.
 pub async fn meter_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let tenant = tenant_of(req.uri().path());
+    let started = std::time::Instant::now();
     let (response, mut events) = tenantry_app::metering::collect(next.run(req)).await;
     if response.status().as_u16() < 400
         && let Some(tenant) = tenant
     {
-        match api_call(tenant, state.data_clock_now()) {
-            Ok(event) => events.push(event),
+        // the data plane measures its own work (query, ingest); the other requests' server
+        // time is the handler's
+        let handler_micros = (!events.iter().any(|e| e.meter == Meter::ComputeMicros))
+            .then(|| u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+        match answered(tenant, state.data_clock_now(), handler_micros) {
+            Ok(more) => events.extend(more),
             Err(e) => return e.into_response(),
         }
     }
@@ -385,10 +390,16 @@ fn tenant_of(path: &str) -> Option<TenantId> {
     }
 }
 
-fn api_call(tenant: TenantId, at: time::OffsetDateTime) -> Result<tenantry_domain::cost::UsageEvent, ApiError> {
+/// An answered request's API call, and its server time when the work did not measure its own.
+fn answered(
+    tenant: TenantId,
+    at: time::OffsetDateTime,
+    compute_micros: Option<u64>,
+) -> Result<Vec<tenantry_domain::cost::UsageEvent>, ApiError> {
     let op = tenantry_app::metering::operation_id()?;
     tenantry_app::metering::OperationUsage::new(tenant, op, at)
         .add(Meter::ApiCalls, 1, None)
-        .map(|u| u.into_events().remove(0))
+        .and_then(|u| u.add(Meter::ComputeMicros, compute_micros.unwrap_or(0), None))
+        .map(tenantry_app::metering::OperationUsage::into_events)
         .map_err(invalid)
 }

@@ -685,7 +685,61 @@ async fn a_request_past_the_timeout_is_answered_503(store: Arc<dyn Store>) {
     assert!(r.body["detail"].as_str().unwrap().contains("longer than"), "{}", r.text);
 }
 
+/// Answered data-plane requests are metered (an API call each, the work's own meters, server
+/// time); refused ones are not. A tenant's reviewers read its costs; its viewers and other
+/// tenants' admins are refused.
+async fn data_plane_requests_are_metered_and_costs_stay_in_their_tenant(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = w.fresh_tenant().await;
+    let price = json!({"meter": "api_calls", "provider": "gateway", "currency": "USD", "unit_price": "0.10",
+                       "effective_from": "2026-01-01"});
+    assert_eq!(w.call(Method::POST, "/costs/prices", Some(&w.admin), Some(price)).await.status, 201);
+    let analyst = w.token_of(tenantry_domain::Role::Analyst);
+    let viewer = w.token_of(tenantry_domain::Role::Viewer);
+    let doc = json!({"title": "Plan", "text": "the quarterly revenue plan"});
+    let r = w.call(Method::POST, &format!("/tenants/{t}/documents"), Some(analyst), Some(doc.clone())).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = w.call(Method::POST, &format!("/tenants/{t}/query"), Some(viewer), Some(json!({"text": "revenue"}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(w.call(Method::GET, &format!("/tenants/{t}/documents"), Some(viewer), None).await.status, 200);
+    // refused: not billed
+    let r = w.call(Method::POST, &format!("/tenants/{t}/documents"), Some(viewer), Some(doc)).await;
+    assert_eq!(r.status, 403);
+
+    let path = format!("/tenants/{t}/costs?month=2026-03");
+    let r = w.call(Method::GET, &path, Some(w.token_of(tenantry_domain::Role::Reviewer)), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let lines = r.body["cost"]["lines"].as_array().unwrap();
+    let calls = lines.iter().find(|l| l["meter"] == "api_calls").unwrap();
+    assert_eq!((calls["quantity"].as_u64(), calls["amount_minor"].as_i64()), (Some(3), Some(30)), "{}", r.text);
+    let unpriced = |meter: &str| {
+        r.body["unpriced"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["meter"] == meter)
+            .map(|u| u["quantity"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(unpriced("vector_queries"), 1);
+    assert!(unpriced("embedding_tokens") >= 5, "the document's and the query's tokens");
+    assert!(unpriced("compute_micros") >= 3, "each answered request's server time");
+    assert!(!r.text.contains("other-co"), "nothing of another tenant: {}", r.text);
+    assert_eq!(w.call(Method::GET, &path, Some(viewer), None).await.status, 403);
+    assert_eq!(w.call(Method::GET, &path, Some(&w.outsider), None).await.status, 403);
+    let r = w
+        .call(
+            Method::GET,
+            "/tenants/other-co/costs?month=2026-03",
+            Some(w.token_of(tenantry_domain::Role::Reviewer)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "a reviewer of one tenant reads no other's costs");
+}
+
 on_both_stores!(
+    data_plane_requests_are_metered_and_costs_stay_in_their_tenant,
     a_request_past_the_timeout_is_answered_503,
     documents_over_http,
     flags_roll_out_and_explain_themselves,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::access::PlatformScope;
 use crate::audit::Auditor;
-use crate::budget::BudgetGuard;
+use crate::budget::{BudgetGuard, BudgetHolds, LocalBudgetHolds};
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
 use crate::costs::{BudgetAlerts, Costs, LogBudgetAlerts};
 use crate::dataplane::{
@@ -45,6 +45,8 @@ pub struct AppConfig {
     pub metering: MeteringConfig,
     /// Where budget alerts go.
     pub budget_alerts: Arc<dyn BudgetAlerts>,
+    /// Where budget reservations are counted; `None`: in this process (`LocalBudgetHolds`).
+    pub budget_holds: Option<Arc<dyn BudgetHolds>>,
 }
 
 impl AppConfig {
@@ -72,6 +74,7 @@ impl AppConfig {
             trusted: TrustedKeys::default(),
             metering: MeteringConfig::default(),
             budget_alerts: Arc::new(LogBudgetAlerts),
+            budget_holds: None,
         }
     }
 }
@@ -111,6 +114,7 @@ impl App {
             trusted,
             metering,
             budget_alerts,
+            budget_holds,
         } = config;
         let mut snapshot_cache = ConfigCache::new(store.clone(), bus.clone(), cache);
         if let Some(shared) = shared_cache {
@@ -122,7 +126,12 @@ impl App {
         let data = DataPlane::new(store.clone(), clock.clone(), snapshot_cache.clone(), embedder, blobs, alerts, data)
             .with_meter(meter)
             .with_metering(metering.clone())
-            .with_budget(BudgetGuard::new(store.clone(), clock.clone(), crate::budget::DEFAULT_REFRESH));
+            .with_budget(BudgetGuard::new(
+                store.clone(),
+                clock.clone(),
+                budget_holds.unwrap_or_else(|| Arc::new(LocalBudgetHolds::default())),
+                crate::budget::DEFAULT_REFRESH,
+            ));
         let costs = Costs::new(store.clone(), clock.clone(), budget_alerts);
         let registry =
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());

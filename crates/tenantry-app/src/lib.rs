@@ -24,7 +24,7 @@ pub use access::{Authority, PlatformScope, TenantScope};
 pub use app::{App, AppConfig};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
-pub use budget::{BudgetGuard, Reservation};
+pub use budget::{BudgetGuard, BudgetHolds, HoldRequest, LocalBudgetHolds, Reservation};
 pub use cache::{
     CacheConfig, ConfigCache, Invalidation, InvalidationBus, InvalidationTarget, LocalBus, SharedCache, SharedRead,
     Snapshot,

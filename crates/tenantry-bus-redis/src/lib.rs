@@ -13,8 +13,10 @@
 //! data in Redis. (The scripts build key names from the generation, so this targets a single
 //! Redis, not Redis Cluster.)
 
+mod budget;
 mod meter;
 
+pub use budget::RedisBudgetHolds;
 pub use meter::RedisQueryMeter;
 
 use std::time::Duration;

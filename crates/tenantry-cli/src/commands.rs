@@ -415,11 +415,11 @@ async fn build_app(
     let feed = || -> Arc<dyn tenantry_app::InvalidationBus> {
         Arc::new(tenantry_app::StoreBus::new(store.clone(), Arc::new(SystemClock), poll))
     };
-    let (bus, shared_cache, meter): (Arc<dyn tenantry_app::InvalidationBus>, _, _) = match redis {
+    let (bus, shared_cache, meter, budget_holds): (Arc<dyn tenantry_app::InvalidationBus>, _, _, _) = match redis {
         Some((url, namespace)) => match redis_parts(url, namespace, g.redis_ca_file.as_deref()).await {
-            Ok((bus, meter)) => {
+            Ok((bus, meter, holds)) => {
                 let shared: Arc<dyn tenantry_app::SharedCache> = bus.clone();
-                (bus, Some(shared), Some(meter))
+                (bus, Some(shared), Some(meter), Some(holds))
             }
             // a server without its bus would serve stale data: refuse to start
             Err(e) if serve.is_some() => return Err(CliError::Failed(e)),
@@ -427,10 +427,10 @@ async fn build_app(
                 tracing::warn!(
                     "Redis is unreachable ({e:#}); this command's change reaches the servers when their caches expire"
                 );
-                (feed(), None, None)
+                (feed(), None, None, None)
             }
         },
-        None => (feed(), None, None),
+        None => (feed(), None, None, None),
     };
     let trusted = key.trusted();
     let app = App::build(AppConfig {
@@ -448,6 +448,7 @@ async fn build_app(
         trusted,
         metering: tenantry_app::MeteringConfig::default(),
         budget_alerts: Arc::new(tenantry_app::LogBudgetAlerts),
+        budget_holds,
     })
     .await
     .map_err(CliError::Failed)?;
@@ -458,15 +459,20 @@ async fn redis_parts(
     url: &str,
     namespace: &str,
     ca_file: Option<&std::path::Path>,
-) -> anyhow::Result<(Arc<tenantry_bus_redis::RedisBus>, Arc<dyn tenantry_app::QueryMeter>)> {
+) -> anyhow::Result<(
+    Arc<tenantry_bus_redis::RedisBus>,
+    Arc<dyn tenantry_app::QueryMeter>,
+    Arc<dyn tenantry_app::BudgetHolds>,
+)> {
     use anyhow::Context;
     let ca = ca_file
         .map(|f| std::fs::read(f).with_context(|| format!("read --redis-ca-file {}", f.display())))
         .transpose()?;
     let client = tenantry_bus_redis::client(url, ca.as_deref())?;
     let bus = Arc::new(tenantry_bus_redis::RedisBus::connect_client(client.clone(), namespace).await?);
-    let meter = tenantry_bus_redis::RedisQueryMeter::connect_client(client, namespace).await?;
-    Ok((bus, Arc::new(meter)))
+    let meter = tenantry_bus_redis::RedisQueryMeter::connect_client(client.clone(), namespace).await?;
+    let holds = tenantry_bus_redis::RedisBudgetHolds::connect_client(client, namespace).await?;
+    Ok((bus, Arc::new(meter), Arc::new(holds)))
 }
 
 /// How long a command waits for the running servers to apply its change.

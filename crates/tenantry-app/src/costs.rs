@@ -156,18 +156,11 @@ impl Costs {
         scope.require(Permission::ReadCosts)?;
         let system = PlatformScope::system("costs");
         let report = self.compute(&system, month, currency).await?;
-        let cost = report.tenants.into_iter().find(|c| &c.tenant == scope.tenant()).unwrap_or_else(|| TenantCost {
-            tenant: scope.tenant().clone(),
-            cost_center: None,
-            lines: Vec::new(),
-            fixed: Vec::new(),
-            variable_minor: 0,
-            fixed_minor: 0,
-            total_minor: 0,
-            budget_minor: None,
-            budget_variance_percent: None,
-            budget_mark: None,
-        });
+        let cost = report
+            .tenants
+            .into_iter()
+            .find(|c| &c.tenant == scope.tenant())
+            .unwrap_or_else(|| TenantCost::empty(scope.tenant().clone(), None));
         let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::CostRead)
             .change(None, Some(serde_json::json!({"month": report.month, "total_minor": cost.total_minor})));
         self.store.append_tenant_audit(scope, &audit).await?;

@@ -226,8 +226,15 @@ impl DataPlane {
         }
     }
 
-    /// Records what an operation used, before it is answered.
-    async fn bill_events(&self, events: Vec<tenantry_domain::cost::UsageEvent>) -> Result<(), AppError> {
+    /// Settles the operation's budget reservation with what it used (and the API call the
+    /// shell bills for it), then records the usage before the operation is answered.
+    async fn settle_and_bill(&self, hold: Option<Reservation>, usage: OperationUsage) -> Result<(), AppError> {
+        let events = usage.into_events();
+        if let Some(hold) = hold {
+            let mut used = usage_of(&events);
+            used.push((UsageMeter::ApiCalls, None, 1));
+            hold.settle(&used).await;
+        }
         match &self.metering {
             Some(m) => m.meter(events).await,
             None => Ok(()),
@@ -449,13 +456,7 @@ impl DataPlane {
             .usage_of(&tenant.id)?
             .add(UsageMeter::EmbeddingTokens, tokens, Some(self.embedder.model()))?
             .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
-        let events = usage.into_events();
-        if let Some(hold) = hold {
-            let mut used = usage_of(&events);
-            used.push((UsageMeter::ApiCalls, None, 1));
-            hold.settle(&used).await;
-        }
-        self.bill_events(events).await?;
+        self.settle_and_bill(hold, usage).await?;
         Ok(writes.into_iter().map(|w| w.document).collect())
     }
 
@@ -607,13 +608,7 @@ impl DataPlane {
             .add(UsageMeter::VectorQueries, 1, None)?
             .add(UsageMeter::EmbeddingTokens, u64::from(tokens), Some(self.embedder.model()))?
             .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
-        let events = usage.into_events();
-        if let Some(hold) = hold {
-            let mut used = usage_of(&events);
-            used.push((UsageMeter::ApiCalls, None, 1));
-            hold.settle(&used).await;
-        }
-        self.bill_events(events).await?;
+        self.settle_and_bill(hold, usage).await?;
         Ok(QueryAnswer { hits, tokens, model: self.embedder.model().to_owned() })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use tenantry_app::{App, AppConfig, BudgetHolds, ErrorCode, HoldRequest, LocalEmbedder};
+use tenantry_app::{App, AppConfig, BudgetHolds, HoldRequest, LocalEmbedder};
 use tenantry_bus_redis::RedisBudgetHolds;
 use tenantry_domain::{BudgetAction, Currency, Money, NewTenant, TenantId, TierName};
 
@@ -100,32 +100,10 @@ async fn sixty_four_clients_on_two_replicas_cannot_pass_a_budget() {
     new.limits.max_queries_per_day = Some(1_000_000);
     one.registry.create_tenant(&admin, new).await.unwrap();
 
-    let mut clients = tokio::task::JoinSet::new();
-    for n in 0..64 {
-        let app = if n % 2 == 0 { one.clone() } else { two.clone() };
-        let scope = app.operator("client").act_in(id.clone());
-        clients.spawn(async move {
-            let mut answered = 0u32;
-            loop {
-                let spec = tenantry_domain::QuerySpec::new(
-                    Some("revenue".into()),
-                    None,
-                    Some(3),
-                    &serde_json::Value::Null,
-                    tenantry_contract::DIMS,
-                )
-                .unwrap();
-                match app.data.query(&scope, spec).await {
-                    Ok(_) => answered += 1,
-                    Err(e) if e.code() == ErrorCode::BudgetExceeded => return answered,
-                    Err(e) => panic!("unexpected refusal: {e}"),
-                }
-            }
-        });
-    }
-    let mut answered = 0;
-    while let Some(n) = clients.join_next().await {
-        answered += n.unwrap();
-    }
+    let replicas = [
+        (one.data.clone(), one.operator("client").act_in(id.clone())),
+        (two.data.clone(), two.operator("client").act_in(id.clone())),
+    ];
+    let answered = tenantry_contract::ledger::query_until_the_budget_is_spent(&replicas, 64).await;
     assert_eq!(answered, 100, "$1.00 at $0.01 a query, across both replicas");
 }

@@ -313,6 +313,38 @@ pub async fn storage_is_sampled_into_byte_seconds_once_per_interval(store: Arc<d
     assert_eq!(store.tenant_usage_events(&empty).await.unwrap(), 0);
 }
 
+fn query() -> tenantry_domain::QuerySpec {
+    tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
+        .unwrap()
+}
+
+/// `clients` concurrent clients, spread over the given services (replicas), each querying until
+/// its tenant's budget refuses it; returns how many queries were answered in all.
+pub async fn query_until_the_budget_is_spent(
+    replicas: &[(tenantry_app::DataPlane, TenantScope)],
+    clients: usize,
+) -> u32 {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..clients {
+        let (data, scope) = replicas[n % replicas.len()].clone();
+        tasks.spawn(async move {
+            let mut answered = 0u32;
+            loop {
+                match data.query(&scope, query()).await {
+                    Ok(_) => answered += 1,
+                    Err(e) if e.code() == ErrorCode::BudgetExceeded => return answered,
+                    Err(e) => panic!("unexpected refusal: {e}"),
+                }
+            }
+        });
+    }
+    let mut answered = 0;
+    while let Some(n) = tasks.join_next().await {
+        answered += n.unwrap();
+    }
+    answered
+}
+
 /// 64 clients query a tenant that blocks on a $1.00 budget, each query costing $0.01: exactly 100
 /// are answered (reservations count the queries in flight), the rest refused with
 /// `budget_exceeded`, and the ledger holds $1.00. A tenant that only alerts is not stopped.
@@ -338,28 +370,8 @@ pub async fn a_blocking_budget_holds_under_64_concurrent_clients(store: Arc<dyn 
         new.limits.max_queries_per_day = Some(1_000_000);
         ctx.registry.create_tenant(&ctx.admin, new).await.unwrap();
     }
-    let query = || {
-        tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
-            .unwrap()
-    };
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..64 {
-        let (data, scope) = (ctx.app.data.clone(), ctx.admin.act_in(tid("capped-co")));
-        clients.spawn(async move {
-            let mut answered = 0u32;
-            loop {
-                match data.query(&scope, query()).await {
-                    Ok(_) => answered += 1,
-                    Err(e) if e.code() == ErrorCode::BudgetExceeded => return answered,
-                    Err(e) => panic!("unexpected refusal: {e}"),
-                }
-            }
-        });
-    }
-    let mut answered = 0;
-    while let Some(n) = clients.join_next().await {
-        answered += n.unwrap();
-    }
+    let scope = ctx.admin.act_in(tid("capped-co"));
+    let answered = query_until_the_budget_is_spent(&[(ctx.app.data.clone(), scope)], 64).await;
     assert_eq!(answered, 100, "$1.00 at $0.01 a query");
     let march = Month::of(ctx.app.clock.now().date());
     let report = ctx.app.costs.report(&ctx.admin, march, None).await.unwrap();

@@ -369,6 +369,24 @@ pub struct TenantCost {
     pub budget_mark: Option<&'static str>,
 }
 
+impl TenantCost {
+    /// A month with nothing spent, yet.
+    pub fn empty(tenant: TenantId, cost_center: Option<String>) -> Self {
+        TenantCost {
+            tenant,
+            cost_center,
+            lines: Vec::new(),
+            fixed: Vec::new(),
+            variable_minor: 0,
+            fixed_minor: 0,
+            total_minor: 0,
+            budget_minor: None,
+            budget_variance_percent: None,
+            budget_mark: None,
+        }
+    }
+}
+
 /// Usage the price book has no price for in the report's currency: shown, never silently dropped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unpriced {
@@ -510,21 +528,12 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
             });
         }
         let variable: i64 = lines.iter().map(|l| l.amount_minor).sum();
-        costs.insert(
-            tenant.clone(),
-            TenantCost {
-                tenant: tenant.clone(),
-                cost_center: info.cost_center.clone(),
-                lines,
-                fixed: Vec::new(),
-                variable_minor: variable,
-                fixed_minor: 0,
-                total_minor: 0,
-                budget_minor: None,
-                budget_variance_percent: None,
-                budget_mark: None,
-            },
-        );
+        let cost = TenantCost {
+            lines,
+            variable_minor: variable,
+            ..TenantCost::empty(tenant.clone(), info.cost_center.clone())
+        };
+        costs.insert(tenant.clone(), cost);
     }
 
     let tenants: Vec<TenantId> = billing.keys().cloned().collect();

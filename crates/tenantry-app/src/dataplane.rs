@@ -441,7 +441,16 @@ impl DataPlane {
             }
             written.push(key);
         }
-        if let Err(e) = self.store.insert_documents(scope, &writes, quota).await {
+        // the ingest's usage commits with its documents (an HTTP request's API call too)
+        let tokens: u64 = writes.iter().map(|w| w.document.token_count.max(0) as u64).sum();
+        let in_request = crate::metering::collecting();
+        let events = self
+            .usage_of(&tenant.id)?
+            .add(UsageMeter::EmbeddingTokens, tokens, Some(self.embedder.model()))?
+            .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?
+            .add(UsageMeter::ApiCalls, u64::from(in_request), None)?
+            .into_events();
+        if let Err(e) = self.store.insert_documents(scope, &writes, quota, &events).await {
             self.remove_objects(&written).await;
             return Err(match e {
                 StoreError::AlreadyExists(what) => AppError::AlreadyExists(what),
@@ -451,12 +460,16 @@ impl DataPlane {
                 other => other.into(),
             });
         }
-        let tokens: u64 = writes.iter().map(|w| w.document.token_count.max(0) as u64).sum();
-        let usage = self
-            .usage_of(&tenant.id)?
-            .add(UsageMeter::EmbeddingTokens, tokens, Some(self.embedder.model()))?
-            .add(UsageMeter::ComputeMicros, elapsed_micros(started), None)?;
-        self.settle_and_bill(hold, usage).await?;
+        if in_request {
+            crate::metering::note_call_billed();
+        }
+        if let Some(hold) = hold {
+            let mut used = usage_of(&events);
+            if !in_request {
+                used.push((UsageMeter::ApiCalls, None, 1));
+            }
+            hold.settle(&used).await;
+        }
         Ok(writes.into_iter().map(|w| w.document).collect())
     }
 

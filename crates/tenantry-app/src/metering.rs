@@ -54,19 +54,39 @@ pub struct Metering {
     queue: mpsc::Sender<Job>,
 }
 
+/// What a request's work metered while [`collect`] ran it.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Events for the shell to record before it answers.
+    pub events: Vec<UsageEvent>,
+    /// The work recorded the request's API call itself (in its own transaction).
+    pub call_billed: bool,
+}
+
 tokio::task_local! {
-    static COLLECTING: RefCell<Vec<UsageEvent>>;
+    static COLLECTING: RefCell<Collected>;
 }
 
 /// Runs `work`, gathering the events metered inside it instead of recording them; returns its
-/// output and the events, for the caller to record once.
-pub async fn collect<F: Future>(work: F) -> (F::Output, Vec<UsageEvent>) {
+/// output and what it gathered, for the caller to record once.
+pub async fn collect<F: Future>(work: F) -> (F::Output, Collected) {
     COLLECTING
-        .scope(RefCell::new(Vec::new()), async move {
+        .scope(RefCell::new(Collected::default()), async move {
             let out = work.await;
             (out, COLLECTING.with(|c| c.take()))
         })
         .await
+}
+
+/// Whether this task runs inside [`collect`] (an HTTP request): then the request's API call is
+/// the shell's to bill, unless the work bills it (see [`note_call_billed`]).
+pub fn collecting() -> bool {
+    COLLECTING.try_with(|_| ()).is_ok()
+}
+
+/// Tells [`collect`]'s caller that the request's API call was recorded with the work.
+pub fn note_call_billed() {
+    let _ = COLLECTING.try_with(|c| c.borrow_mut().call_billed = true);
 }
 
 impl Metering {
@@ -101,7 +121,8 @@ impl Metering {
     /// them now.
     pub async fn meter(&self, events: Vec<UsageEvent>) -> Result<(), AppError> {
         let mut pending = Some(events);
-        let gathered = COLLECTING.try_with(|c| c.borrow_mut().extend(pending.take().unwrap_or_default())).is_ok();
+        let gathered =
+            COLLECTING.try_with(|c| c.borrow_mut().events.extend(pending.take().unwrap_or_default())).is_ok();
         match pending {
             Some(events) if !gathered => self.record(events).await,
             _ => Ok(()),

@@ -520,14 +520,16 @@ pub trait DocumentStore: Send + Sync {
         dimensions: u32,
         decide: PlacementDecision<'_>,
     ) -> Result<Option<PlacementPlan>, StoreError>;
-    /// Stores documents with their chunks and audit entries, all or nothing, if the tenant's
-    /// usage stays within `quota` (`QuotaExceeded` otherwise, checked exactly under concurrent
-    /// ingests); `AlreadyExists` if a client id is taken; `NotFound` if the tenant has no placement.
+    /// Stores documents with their chunks and audit entries, and the usage events that bill the
+    /// ingest (the scope's tenant's only), all or nothing, if the tenant's usage stays within
+    /// `quota` (`QuotaExceeded` otherwise, checked exactly under concurrent ingests);
+    /// `AlreadyExists` if a client id is taken; `NotFound` if the tenant has no placement.
     async fn insert_documents(
         &self,
         scope: &TenantScope,
         writes: &[DocumentWrite],
         quota: IngestQuota,
+        usage: &[UsageEvent],
     ) -> Result<(), StoreError>;
     /// Documents in id order, after the cursor.
     async fn list_documents(

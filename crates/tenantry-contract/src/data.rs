@@ -550,9 +550,9 @@ pub async fn the_storage_quota_is_exact_at_the_store(store: Arc<dyn Store>) {
     d.tenant("bytes-co", "silver").await;
     let scope = d.scope("bytes-co");
     let quota = tenantry_domain::IngestQuota { max_documents: 100, max_bytes: 100 };
-    store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 1, 60)], quota).await.expect("60 of 100 bytes");
+    store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 1, 60)], quota, &[]).await.expect("60 of 100 bytes");
     let refused = store
-        .insert_documents(&scope, &[raw_write(&d, "bytes-co", 2, 30), raw_write(&d, "bytes-co", 3, 20)], quota)
+        .insert_documents(&scope, &[raw_write(&d, "bytes-co", 2, 30), raw_write(&d, "bytes-co", 3, 20)], quota, &[])
         .await
         .unwrap_err();
     match refused {
@@ -564,7 +564,26 @@ pub async fn the_storage_quota_is_exact_at_the_store(store: Arc<dyn Store>) {
     }
     let (usage, _) = d.plane.usage(&scope).await.unwrap();
     assert_eq!((usage.documents, usage.bytes), (1, 60), "nothing of the refused batch was written");
-    store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 4, 40)], quota).await.expect("exactly at the limit");
+    // an ingest bills its own tenant only: usage for another tenant refuses the whole write
+    d.tenant("other-co", "silver").await;
+    let foreign = tenantry_domain::cost::UsageEvent::new(
+        tenantry_domain::TenantId::parse("other-co").unwrap(),
+        tenantry_domain::cost::Meter::ApiCalls,
+        1_000_000,
+        None,
+        d.clock.now(),
+        "forged",
+    )
+    .unwrap();
+    let refused = store.insert_documents(&scope, &[raw_write(&d, "bytes-co", 5, 10)], quota, &[foreign]).await;
+    assert!(matches!(refused, Err(tenantry_app::StoreError::ConstraintViolated(_))), "{refused:?}");
+    assert_eq!(store.tenant_usage_events(&d.scope("other-co")).await.unwrap(), 0);
+    let (usage, _) = d.plane.usage(&scope).await.unwrap();
+    assert_eq!(usage.documents, 1, "nothing of the refused write");
+    store
+        .insert_documents(&scope, &[raw_write(&d, "bytes-co", 4, 40)], quota, &[])
+        .await
+        .expect("exactly at the limit");
 }
 
 /// A tenant's scope cannot search another tenant's index through a placement it was handed,

@@ -264,13 +264,18 @@ pub async fn the_data_plane_meters_its_work(store: Arc<dyn Store>) {
         None,
     )
     .unwrap();
-    let stored = ctx.app.data.ingest(&scope, vec![doc]).await.unwrap();
+    // an ingest in a request records its usage, API call included, with its documents
+    let (stored, ingest) = tenantry_app::metering::collect(ctx.app.data.ingest(&scope, vec![doc])).await;
+    let stored = stored.unwrap();
+    assert!(ingest.call_billed && ingest.events.is_empty(), "{ingest:?}");
     let spec =
         tenantry_domain::QuerySpec::new(Some("revenue".into()), None, Some(3), &serde_json::Value::Null, crate::DIMS)
             .unwrap();
     // inside `collect` (as the HTTP shell runs a request) nothing is written until it records
     let (answer, gathered) = tenantry_app::metering::collect(ctx.app.data.query(&scope, spec)).await;
     answer.unwrap();
+    assert!(!gathered.call_billed, "the shell bills a query's API call");
+    let gathered = gathered.events;
     assert!(gathered.iter().any(|e| e.meter == Meter::VectorQueries && e.quantity == 1), "{gathered:?}");
     let day = ctx.app.clock.now().date();
     let before: BTreeMap<RollupKey, u64> =
@@ -284,6 +289,7 @@ pub async fn the_data_plane_meters_its_work(store: Arc<dyn Store>) {
     assert!(ingest_tokens > 0);
     assert_eq!(qty(Meter::EmbeddingTokens), ingest_tokens + 1, "the document's tokens and the query's one word");
     assert_eq!(qty(Meter::VectorQueries), 1);
+    assert_eq!(qty(Meter::ApiCalls), 1, "the ingest's; the query's is the shell's to add");
     assert!(qty(Meter::ComputeMicros) >= 2, "both operations took measurable time");
     let model = rows.keys().find(|k| k.meter == Meter::EmbeddingTokens).unwrap().model.clone().unwrap();
     assert_eq!(model.as_str(), "tenantry-local-hash-v1");

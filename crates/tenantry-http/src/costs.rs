@@ -359,12 +359,15 @@ pub async fn check_budgets(
 
 /// Meters a data-plane request: the work's own events (gathered while the handler runs) and one
 /// API call for an answered request (status below 400), recorded together before the answer
-/// leaves. If they cannot be recorded the request fails with 503: no 2xx without its usage.
+/// leaves. If they cannot be recorded the request fails with 503: no 2xx without its usage. An
+/// ingest records its usage, API call included, in the documents' own transaction.
 pub async fn meter_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let tenant = tenant_of(req.uri().path());
     let started = std::time::Instant::now();
-    let (response, mut events) = tenantry_app::metering::collect(next.run(req)).await;
+    let (response, collected) = tenantry_app::metering::collect(next.run(req)).await;
+    let mut events = collected.events;
     if response.status().as_u16() < 400
+        && !collected.call_billed
         && let Some(tenant) = tenant
     {
         // the data plane measures its own work (query, ingest); the other requests' server

@@ -163,8 +163,14 @@ macro_rules! document_store {
                     scope: &TenantScope,
                     writes: &[DocumentWrite],
                     quota: IngestQuota,
+                    billed: &[::tenantry_domain::cost::UsageEvent],
                 ) -> Result<(), StoreError> {
                     let tenant = scope.tenant();
+                    if billed.iter().any(|e| &e.tenant != tenant) {
+                        return Err(StoreError::ConstraintViolated(format!(
+                            "an ingest of tenant {tenant} may only bill tenant {tenant}"
+                        )));
+                    }
                     let mut tx = self.tenant_tx(scope).await?;
                     ensure_usage(&mut tx, tenant).await?;
                     let place = placement(&mut tx, tenant)
@@ -223,6 +229,7 @@ macro_rules! document_store {
                         }
                         self.seal(&mut tx, &w.audit).await?;
                     }
+                    $store::write_usage(&mut tx, &$crate::ledger::distinct_events(billed)).await?;
                     tx.commit().await.map_err(|e| store_error(e, "commit documents"))?;
                     self.after_write(tenant);
                     Ok(())

@@ -66,17 +66,40 @@ pub struct TenantMonth {
     pub unpriced: Vec<Unpriced>,
 }
 
+/// How long a month computed for a tenant's own view is reused (every tenant's view needs the
+/// whole month: fixed shares depend on everyone's usage).
+pub const TENANT_VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+type MonthCache = std::collections::HashMap<(Month, Option<Currency>), (std::time::Instant, Arc<MonthReport>)>;
+
 /// The cost ledger's use-cases.
 #[derive(Clone)]
 pub struct Costs {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     alerts: Arc<dyn BudgetAlerts>,
+    months: Arc<std::sync::Mutex<MonthCache>>,
 }
 
 impl Costs {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, alerts: Arc<dyn BudgetAlerts>) -> Self {
-        Self { store, clock, alerts }
+        Self { store, clock, alerts, months: Arc::default() }
+    }
+
+    /// The month for tenants' own views: computed at most every [`TENANT_VIEW_TTL`].
+    async fn month_for_tenants(&self, month: Month, currency: Option<Currency>) -> Result<Arc<MonthReport>, AppError> {
+        let key = (month, currency.clone());
+        {
+            let months = self.months.lock().expect("cost cache lock is never poisoned");
+            if let Some((_, report)) = months.get(&key).filter(|(at, _)| at.elapsed() < TENANT_VIEW_TTL) {
+                return Ok(report.clone());
+            }
+        }
+        let report = Arc::new(self.compute(&PlatformScope::system("costs"), month, currency).await?);
+        let mut months = self.months.lock().expect("cost cache lock is never poisoned");
+        months.retain(|_, (at, _)| at.elapsed() < TENANT_VIEW_TTL);
+        months.insert(key, (std::time::Instant::now(), report.clone()));
+        Ok(report)
     }
 
     // ---- price book -----------------------------------------------------------------------------
@@ -154,18 +177,18 @@ impl Costs {
         currency: Option<Currency>,
     ) -> Result<TenantMonth, AppError> {
         scope.require(Permission::ReadCosts)?;
-        let system = PlatformScope::system("costs");
-        let report = self.compute(&system, month, currency).await?;
+        let report = self.month_for_tenants(month, currency).await?;
         let cost = report
             .tenants
-            .into_iter()
+            .iter()
             .find(|c| &c.tenant == scope.tenant())
+            .cloned()
             .unwrap_or_else(|| TenantCost::empty(scope.tenant().clone(), None));
         let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::CostRead)
             .change(None, Some(serde_json::json!({"month": report.month, "total_minor": cost.total_minor})));
         self.store.append_tenant_audit(scope, &audit).await?;
-        let unpriced = report.unpriced.into_iter().filter(|u| &u.tenant == scope.tenant()).collect();
-        Ok(TenantMonth { month: report.month, currency: report.currency, cost, unpriced })
+        let unpriced = report.unpriced.iter().filter(|u| &u.tenant == scope.tenant()).cloned().collect();
+        Ok(TenantMonth { month: report.month.clone(), currency: report.currency.clone(), cost, unpriced })
     }
 
     async fn compute(
@@ -342,6 +365,19 @@ impl Costs {
             )?);
         }
         Ok(self.store.record_usage(access, &events).await?)
+    }
+
+    /// Removes raw usage events older than `retention_days`, in batches; returns how many.
+    pub async fn prune_usage_events(&self, access: &PlatformScope, retention_days: u32) -> Result<u64, AppError> {
+        let before = self.clock.now() - time::Duration::days(i64::from(retention_days));
+        let mut removed = 0;
+        loop {
+            let n = self.store.prune_usage_events(access, before, 10_000).await?;
+            removed += n;
+            if n < 10_000 {
+                return Ok(removed);
+            }
+        }
     }
 
     // ---- budgets --------------------------------------------------------------------------------

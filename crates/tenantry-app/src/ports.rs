@@ -688,6 +688,15 @@ pub trait Ledger: Send + Sync {
         access: &PlatformScope,
         month: Option<Month>,
     ) -> Result<Option<StoredReconciliation>, StoreError>;
+    /// Removes raw usage events recorded before `before` (at most `limit`); their rollups stay.
+    /// A retry of a removed event's key would count again, so `before` bounds the idempotency
+    /// window. Returns how many were removed.
+    async fn prune_usage_events(
+        &self,
+        access: &PlatformScope,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
     /// Claims the alert for `tenant` crossing `threshold` percent of its budget in `month`:
     /// true for the first claim only.
     async fn claim_budget_alert(

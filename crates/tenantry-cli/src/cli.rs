@@ -292,6 +292,10 @@ pub struct ServeArgs {
     /// each once a month; 0: never).
     #[arg(long, env = "TENANTRY_BUDGET_CHECK_SECS", default_value_t = 300)]
     pub budget_check_secs: u64,
+    /// Keep raw usage events this many days (their daily rollups stay; a retried write older than
+    /// this would count again; 0: keep them all).
+    #[arg(long, env = "TENANTRY_USAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_retention_days: u32,
 }
 
 #[derive(Debug, Subcommand)]

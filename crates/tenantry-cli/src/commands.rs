@@ -364,7 +364,7 @@ async fn serve(app: &App, args: ServeArgs) -> Result<()> {
     }
     let router = tenantry_http::router(tenantry_http::Services::of(app), &config);
     spawn_orphan_sweeps(app.data.clone(), std::time::Duration::from_secs(60));
-    spawn_cost_tasks(app, args.storage_sample_secs, args.budget_check_secs);
+    spawn_cost_tasks(app, args.storage_sample_secs, args.budget_check_secs, args.usage_retention_days);
     let reporter = tenantry_app::ReplicaReporter::start(
         app.store.clone(),
         app.clock.clone(),
@@ -521,8 +521,23 @@ fn spawn_orphan_sweeps(data: tenantry_app::DataPlane, every: std::time::Duration
     });
 }
 
-/// Samples stored bytes into the ledger and checks budgets, each on its own period (0: off).
-fn spawn_cost_tasks(app: &App, storage_every: u64, budgets_every: u64) {
+/// Prunes raw usage events past their retention (hourly), samples stored bytes into the ledger
+/// and checks budgets, each on its own period (0: off).
+fn spawn_cost_tasks(app: &App, storage_every: u64, budgets_every: u64, retention_days: u32) {
+    if retention_days > 0 {
+        let (costs, access) = (app.costs.clone(), app.operator("usage-pruner"));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match costs.prune_usage_events(&access, retention_days).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "pruned raw usage events past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "could not prune raw usage events"),
+                }
+            }
+        });
+    }
     if storage_every > 0 {
         let (costs, access) = (app.costs.clone(), app.operator("storage-sampler"));
         tokio::spawn(async move {

@@ -390,6 +390,26 @@ pub async fn a_blocking_budget_holds_under_64_concurrent_clients(store: Arc<dyn 
     }
 }
 
+/// Raw events past their retention are removed; the rollups keep their counts.
+pub async fn pruning_raw_events_keeps_the_rollups(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store.clone()).await;
+    let old = datetime!(2026-01-10 12:00 UTC);
+    let recent = datetime!(2026-02-27 12:00 UTC);
+    let events: Vec<UsageEvent> = (0..30)
+        .map(|i| event("pruned-co", Meter::ApiCalls, 1, if i < 20 { old } else { recent }, &format!("k{i}")))
+        .collect();
+    store.record_usage(&ctx.admin, &events).await.unwrap();
+    let totals = |rows: Vec<(RollupKey, u64)>| rows.iter().map(|(_, q)| *q).sum::<u64>();
+    let before = totals(store.usage_rollups(&ctx.admin, date!(2026 - 01 - 01), date!(2026 - 03 - 01)).await.unwrap());
+    assert_eq!(before, 30);
+    // the clock is at 2026-03-01: 30 days keeps February's events
+    assert_eq!(ctx.app.costs.prune_usage_events(&ctx.admin, 30).await.unwrap(), 20);
+    assert_eq!(store.tenant_usage_events(&ctx.admin.act_in(tid("pruned-co"))).await.unwrap(), 10);
+    let after = totals(store.usage_rollups(&ctx.admin, date!(2026 - 01 - 01), date!(2026 - 03 - 01)).await.unwrap());
+    assert_eq!(after, 30, "rollups are not raw events");
+    assert_eq!(store.record_usage(&ctx.admin, &events[20..]).await.unwrap(), 0, "kept keys still count once");
+}
+
 #[macro_export]
 macro_rules! ledger_suite {
     ($make:expr) => {
@@ -402,6 +422,7 @@ macro_rules! ledger_suite {
             the_data_plane_meters_its_work,
             storage_is_sampled_into_byte_seconds_once_per_interval,
             a_blocking_budget_holds_under_64_concurrent_clients,
+            pruning_raw_events_keeps_the_rollups,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -13,6 +13,8 @@ create table usage_events (
 );
 comment on table usage_events is 'tenantry:tenant';
 select tenantry_isolate_by_tenant('usage_events');
+-- raw events are pruned by age (`serve --usage-retention-days`); rollups stay
+create index usage_events_at_idx on usage_events (at);
 
 create table usage_daily (
     tenant_id text not null,

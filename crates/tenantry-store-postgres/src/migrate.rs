@@ -114,7 +114,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update, delete on invitations to {role};
          grant select, insert, update, delete on tenant_flag_definitions to {role};
          grant select, insert, delete on orphan_objects to {role};
-         grant select, insert on usage_events to {role};
+         grant select, insert, delete on usage_events to {role};
          grant select, insert, update on usage_daily to {role};
          grant select, insert, update on prices, fixed_costs, bills to {role};
          grant delete on fixed_costs to {role};

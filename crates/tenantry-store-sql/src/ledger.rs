@@ -442,6 +442,26 @@ macro_rules! ledger_store {
                     }))
                 }
 
+                async fn prune_usage_events(
+                    &self,
+                    access: &PlatformScope,
+                    before: ::time::OffsetDateTime,
+                    limit: u32,
+                ) -> Result<u64, StoreError> {
+                    let mut tx = self.platform_tx(access).await?;
+                    let gone = ::sqlx::query(
+                        "delete from usage_events where (tenant_id, idem_key) in
+                           (select tenant_id, idem_key from usage_events where at < $1 limit $2)",
+                    )
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store_error(e, "prune usage events"))?;
+                    tx.commit().await.map_err(|e| store_error(e, "commit usage pruning"))?;
+                    Ok(gone.rows_affected())
+                }
+
                 async fn claim_budget_alert(
                     &self,
                     access: &PlatformScope,

@@ -11,6 +11,8 @@ create table usage_events (
     at        text not null,
     primary key (tenant_id, idem_key)
 ) strict, without rowid;
+-- raw events are pruned by age (`serve --usage-retention-days`); rollups stay
+create index usage_events_at_idx on usage_events (at);
 
 create table usage_daily (
     tenant_id text not null,

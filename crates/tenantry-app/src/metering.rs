@@ -48,10 +48,22 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// What the writer has done in this process (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct MeteringStats {
+    /// Events handed to flushes that committed (retries of recorded keys included).
+    pub events: std::sync::atomic::AtomicU64,
+    /// Flushes that committed.
+    pub flushes: std::sync::atomic::AtomicU64,
+    /// Flushes that failed (their requests were answered 503).
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
 /// The metering writer. Cheap to clone; the flushers stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Metering {
     queue: mpsc::Sender<Job>,
+    stats: Arc<MeteringStats>,
 }
 
 /// What a request's work metered while [`collect`] ran it.
@@ -94,10 +106,16 @@ impl Metering {
     pub fn start(store: Arc<dyn Store>, config: MeteringConfig) -> Self {
         let (queue, rx) = mpsc::channel::<Job>(config.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(MeteringStats::default());
         for _ in 0..config.flushers.max(1) {
-            tokio::spawn(flusher(store.clone(), rx.clone(), config.max_batch.max(1)));
+            tokio::spawn(flusher(store.clone(), rx.clone(), config.max_batch.max(1), stats.clone()));
         }
-        Self { queue }
+        Self { queue, stats }
+    }
+
+    /// What the writer has done in this process.
+    pub fn stats(&self) -> &MeteringStats {
+        &self.stats
     }
 
     /// Records `events` and returns once they are durable (or could not be written).
@@ -130,7 +148,12 @@ impl Metering {
     }
 }
 
-async fn flusher(store: Arc<dyn Store>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
+async fn flusher(
+    store: Arc<dyn Store>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+    stats: Arc<MeteringStats>,
+) {
     let writer = PlatformScope::system("metering");
     loop {
         // one flusher gathers at a time; it lets go before writing, so the next gathers meanwhile
@@ -157,8 +180,16 @@ async fn flusher(store: Arc<dyn Store>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max
             waiters.push(job.done);
         }
         let result = store.record_usage(&writer, &events).await.map(|_| ()).map_err(|e| format!("{e}"));
-        if let Err(e) = &result {
-            tracing::error!(events = events.len(), error = e.as_str(), "usage batch not recorded");
+        use std::sync::atomic::Ordering::Relaxed;
+        match &result {
+            Ok(()) => {
+                stats.flushes.fetch_add(1, Relaxed);
+                stats.events.fetch_add(events.len() as u64, Relaxed);
+            }
+            Err(e) => {
+                stats.failures.fetch_add(1, Relaxed);
+                tracing::error!(events = events.len(), error = e.as_str(), "usage batch not recorded");
+            }
         }
         for done in waiters {
             let _ = done.send(result.clone());

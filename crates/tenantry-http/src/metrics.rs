@@ -41,6 +41,8 @@ struct Inner {
 pub struct DataMetrics {
     pub alerts_fired: u64,
     pub indexes: Vec<(String, String, u32, u32)>,
+    /// Usage events recorded, flushes committed, flushes failed (this process).
+    pub metering: (u64, u64, u64),
 }
 
 pub struct Metrics {
@@ -100,6 +102,14 @@ impl Metrics {
             let _ = writeln!(out, "tenantry_index_namespaces{{{labels},state=\"used\"}} {used}");
             let _ = writeln!(out, "tenantry_index_namespaces{{{labels},state=\"capacity\"}} {capacity}");
         }
+        let (events, flushes, failures) = data.metering;
+        out.push_str("# HELP tenantry_usage_events_total Usage events written to the cost ledger (this process).\n");
+        out.push_str("# TYPE tenantry_usage_events_total counter\n");
+        let _ = writeln!(out, "tenantry_usage_events_total {events}");
+        out.push_str("# HELP tenantry_usage_flushes_total Group-committed ledger writes, by result (this process).\n");
+        out.push_str("# TYPE tenantry_usage_flushes_total counter\n");
+        let _ = writeln!(out, "tenantry_usage_flushes_total{{result=\"committed\"}} {flushes}");
+        let _ = writeln!(out, "tenantry_usage_flushes_total{{result=\"failed\"}} {failures}");
         out.push_str("# HELP tenantry_http_requests_total HTTP requests by method, route template and status.\n");
         out.push_str("# TYPE tenantry_http_requests_total counter\n");
         for ((method, route, status), n) in &inner.requests {
@@ -172,7 +182,11 @@ mod tests {
         let m = Metrics::new(10);
         m.observe_request("GET", "/x", 200, Duration::from_millis(3));
         m.observe_request("GET", "/x", 404, Duration::from_secs(20));
-        let data = DataMetrics { alerts_fired: 2, indexes: vec![("shared-1".into(), "shared".into(), 80, 100)] };
+        let data = DataMetrics {
+            alerts_fired: 2,
+            indexes: vec![("shared-1".into(), "shared".into(), 80, 100)],
+            metering: (12, 3, 1),
+        };
         let text = m.render(PoolStats { size: 3, idle: 1, max: 10 }, "postgres", &data);
         assert!(text.contains("tenantry_index_capacity_alerts_total 2"), "{text}");
         assert!(
@@ -185,5 +199,7 @@ mod tests {
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
         assert!(text.contains("status=\"404\"} 1"), "{text}");
         assert!(text.contains("state=\"busy\"} 2"), "{text}");
+        assert!(text.contains("tenantry_usage_events_total 12"), "{text}");
+        assert!(text.contains("tenantry_usage_flushes_total{result=\"failed\"} 1"), "{text}");
     }
 }

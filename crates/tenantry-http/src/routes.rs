@@ -78,6 +78,11 @@ pub async fn metrics(State(state): State<AppState>, PlatformAccess(access): Plat
                 (view.name, view.kind, view.used, view.capacity)
             })
             .collect(),
+        metering: {
+            use std::sync::atomic::Ordering::Relaxed;
+            let m = state.metering.stats();
+            (m.events.load(Relaxed), m.flushes.load(Relaxed), m.failures.load(Relaxed))
+        },
     };
     let text = state.metrics.render(store.pool_stats(), store.backend(), &data);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())

@@ -19,6 +19,7 @@ use crate::error::StoreError;
 use crate::feed::{Settled, settled};
 use crate::metering::{Metering, MeteringConfig};
 use crate::ports::{Clock, Store};
+use crate::readiness::Readiness;
 use crate::registry::Registry;
 use crate::signing::{AuditKey, TrustedKeys};
 
@@ -91,6 +92,7 @@ pub struct App {
     pub auditor: Auditor,
     pub metering: Metering,
     pub costs: Costs,
+    pub readiness: Readiness,
     bus: Arc<dyn InvalidationBus>,
     audit_key: Option<Arc<AuditKey>>,
 }
@@ -133,6 +135,7 @@ impl App {
                 crate::budget::DEFAULT_REFRESH,
             ));
         let costs = Costs::new(store.clone(), clock.clone(), budget_alerts);
+        let readiness = Readiness::new(store.clone(), clock.clone(), data.clone(), costs.clone());
         let registry =
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());
         let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
@@ -147,6 +150,7 @@ impl App {
             auditor,
             metering,
             costs,
+            readiness,
             bus,
             audit_key,
         })

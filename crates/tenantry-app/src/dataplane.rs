@@ -106,6 +106,10 @@ pub trait AlertSink: Send + Sync {
     fn capacity_alert(&self, alert: &CapacityAlert);
     /// Alerts raised by this process so far (the metric).
     fn fired(&self) -> u64;
+    /// Where the alerts go, in words.
+    fn destination(&self) -> String {
+        "the log and the metric tenantry_index_capacity_alerts_total".to_owned()
+    }
 }
 
 /// Logs alerts as warnings and counts them (for `/metrics`).
@@ -257,6 +261,15 @@ impl DataPlane {
     }
 
     /// Capacity alerts raised by this process.
+    /// Where capacity alerts go, in words (readiness reports it).
+    pub fn alert_destination(&self) -> String {
+        self.alerts.destination()
+    }
+
+    pub fn capacity_policy(&self) -> tenantry_domain::CapacityPolicy {
+        self.config.capacity
+    }
+
     pub fn alerts_fired(&self) -> u64 {
         self.alerts.fired()
     }

@@ -16,6 +16,7 @@ pub mod generation;
 pub mod metering;
 pub mod operations;
 pub mod ports;
+pub mod readiness;
 pub mod registry;
 pub mod signing;
 pub mod snapshot;
@@ -46,5 +47,6 @@ pub use ports::{
     PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock, TenantAuditEntry, TenantFilter,
     TenantPlacement, TenantStore, TierStore,
 };
+pub use readiness::Readiness;
 pub use registry::{Registry, RuntimeEvaluation};
 pub use signing::{AuditKey, TrustedKeys};

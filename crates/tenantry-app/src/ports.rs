@@ -716,10 +716,21 @@ pub trait Store:
 {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The database's own isolation probes, run as the application (PostgreSQL: RLS with no and
+    /// with a wrong tenant context); empty where the database enforces none (SQLite).
+    async fn isolation_probes(&self) -> Result<Vec<IsolationProbe>, StoreError>;
     /// A short name for logs and `doctor`: "sqlite" or "postgres".
     fn backend(&self) -> &'static str;
     /// Connection pool occupancy, for `/metrics`.
     fn pool_stats(&self) -> PoolStats;
+}
+
+/// One database isolation probe: `passed` is `None` when it could not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsolationProbe {
+    pub name: String,
+    pub passed: Option<bool>,
+    pub detail: String,
 }
 
 /// Connection pool occupancy.

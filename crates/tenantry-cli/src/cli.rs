@@ -168,6 +168,10 @@ pub enum Command {
     /// The cost ledger: reports, chargeback, prices, fixed costs, bills, reconciliation, budgets.
     #[command(subcommand)]
     Cost(CostCmd),
+    /// The four readiness checks (isolation, cost reconciliation, capacity monitoring, three
+    /// tenants that upload and query): exit 0 when all pass, 3 on a warning or a skipped check,
+    /// 1 on a failure.
+    Readiness,
     /// Create the seed's benchmark tenants D (1,000 docs of ~150 words), E (50 of ~5,200) and
     /// F (200 of ~800) with generated text.
     SeedData {

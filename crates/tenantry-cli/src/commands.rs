@@ -190,6 +190,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Index(cmd) => crate::data::index(data, &admin, cmd, &out).await,
         Command::Cost(cmd) => crate::cost::cost(&app.costs, &admin, cmd, &out).await,
+        Command::Readiness => readiness(&app, &admin, &out).await,
         Command::SeedData { scale, tier } => crate::data::seed_data(registry, data, &admin, scale, &tier, &out).await,
         Command::Audit(cmd) => audit(&key, auditor, &admin, cmd, &out).await,
         Command::Keys(cmd) => keys(directory, &admin, cmd, &out).await,
@@ -665,6 +666,27 @@ async fn migrate(g: &Global, out: &Out) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn readiness(app: &App, admin: &PlatformScope, out: &Out) -> Result<()> {
+    use tenantry_domain::readiness::{Verdict, summary};
+    let checks = app.readiness.run(admin).await?;
+    let verdict = summary(&checks);
+    if out.json {
+        crate::output::print_json(&serde_json::json!({"verdict": verdict, "checks": checks}));
+    } else {
+        for c in &checks {
+            println!("{} {:<20} {}", c.verdict.symbol(), c.name, c.reason);
+        }
+        println!("readiness: {}", verdict.as_str().to_uppercase());
+    }
+    match verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Warn | Verdict::Skipped => {
+            Err(CliError::Warned("readiness: a check warned or was skipped".to_owned()))
+        }
+        Verdict::Fail => Err(CliError::ChecksFailed("readiness: a check failed".to_owned())),
+    }
 }
 
 async fn doctor_rls(g: &Global, out: &Out) -> Result<()> {

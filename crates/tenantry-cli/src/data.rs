@@ -50,6 +50,12 @@ impl AlertSink for Alerts {
     fn fired(&self) -> u64 {
         self.log.fired()
     }
+    fn destination(&self) -> String {
+        match &self.webhook {
+            Some((url, _)) => format!("{} and the webhook {url} (reachability is not probed)", self.log.destination()),
+            None => format!("{} (no webhook configured: --capacity-webhook-url)", self.log.destination()),
+        }
+    }
     fn capacity_alert(&self, alert: &CapacityAlert) {
         self.log.capacity_alert(alert);
         if let Some((url, client)) = &self.webhook {

@@ -78,6 +78,13 @@ fn reconcile_exits_0_3_1_for_bills_3_7_and_12_percent_off() {
         assert_eq!(result["reconciliation"]["verdict"], verdict, "{result}");
         assert_eq!(result["reconciliation"]["providers"][0]["drivers"][0][0], "vector_queries");
     }
+    // readiness: one tenant and no documents fails (exit 1), saying why
+    let (status, stdout, stderr) = run(t().args(["--json", "readiness"]));
+    assert_eq!(status, 1, "{stdout}{stderr}");
+    let readiness: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(readiness["verdict"], "fail", "{readiness}");
+    let query = readiness["checks"].as_array().unwrap().iter().find(|c| c["name"] == "tenants_query").unwrap();
+    assert!(query["reason"].as_str().unwrap().starts_with("0 of the 3 tenants"), "{query}");
     // a malformed bills file is refused with a sentence naming the line, exit 2
     std::fs::write(&bills, "provider,month,currency,amount\nvector-db,2026-13,USD,1\n").unwrap();
     let (status, _, stderr) = run(t().args(["cost", "bills", "import"]).arg(&bills));

@@ -423,6 +423,7 @@ macro_rules! ledger_suite {
             storage_is_sampled_into_byte_seconds_once_per_interval,
             a_blocking_budget_holds_under_64_concurrent_clients,
             pruning_raw_events_keeps_the_rollups,
+            readiness_reports_the_four_checks,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -434,4 +435,83 @@ macro_rules! ledger_suite {
             }
         )*
     };
+}
+
+/// `tenantry readiness` on a live store: failing on an empty platform, passing or warning as the
+/// platform gets three tenants with documents, a reconciled closed month and a filling index.
+pub async fn readiness_reports_the_four_checks(store: Arc<dyn Store>) {
+    let clock = Arc::new(crate::ManualClock::new()); // 2026-03-01: the closed month is February
+    let capacity = tenantry_domain::CapacityPolicy::new(5, 0.8).unwrap(); // alert at 4 of 5
+    let wiring = crate::Wiring { capacity, ..crate::Wiring::local() };
+    let app = crate::build_app(store.clone(), clock.clone(), wiring).await;
+    let admin = app.operator("readiness");
+    let verdict_of = |checks: &[tenantry_domain::readiness::Check], name: &str| {
+        checks.iter().find(|c| c.name == name).map(|c| (c.verdict, c.reason.clone())).unwrap()
+    };
+    use tenantry_domain::readiness::{Verdict, summary};
+
+    let empty = app.readiness.run(&admin).await.unwrap();
+    assert_eq!(empty.len(), 4);
+    assert_eq!(verdict_of(&empty, "tenants_query").0, Verdict::Fail, "{empty:?}");
+    assert_eq!(verdict_of(&empty, "cost_reconciliation").0, Verdict::Skipped);
+    assert_eq!(summary(&empty), Verdict::Fail);
+
+    for id in ["ready-a", "ready-b", "ready-c"] {
+        app.registry.create_tenant(&admin, NewTenant::minimal(tid(id), id, tier("silver"))).await.unwrap();
+        let doc = tenantry_domain::NewDocument::new(
+            &format!("{id} handbook"),
+            format!("the {id} handbook on travel and expenses"),
+            &serde_json::Value::Null,
+            None,
+        )
+        .unwrap();
+        app.data.ingest(&admin.act_in(tid(id)), vec![doc]).await.unwrap();
+    }
+    // February: $10.00 of vector queries, billed 12% off, then 3% off
+    let price = Price::new(
+        Meter::VectorQueries,
+        None,
+        label("vector-db"),
+        Currency::parse("USD").unwrap(),
+        "0.01".parse().unwrap(),
+        date!(2026 - 01 - 01),
+    )
+    .unwrap();
+    app.costs.set_price(&admin, price).await.unwrap();
+    let feb = [event("ready-a", Meter::VectorQueries, 1_000, datetime!(2026-02-10 12:00 UTC), "feb")];
+    store.record_usage(&admin, &feb).await.unwrap();
+    let february = Month::parse("2026-02").unwrap();
+    let bill = |amount: &str| Bill {
+        provider: label("vector-db"),
+        month: february,
+        amount: Money::parse_decimal(amount, Currency::parse("USD").unwrap()).unwrap(),
+    };
+    app.costs.import_bills(&admin, vec![bill("8.93")]).await.unwrap();
+    let unreconciled = app.readiness.run(&admin).await.unwrap();
+    assert_eq!(verdict_of(&unreconciled, "cost_reconciliation").0, Verdict::Warn, "bills but no reconciliation");
+    app.costs.reconcile(&admin, february, None).await.unwrap();
+    let checks = app.readiness.run(&admin).await.unwrap();
+    let (reconciled, reason) = verdict_of(&checks, "cost_reconciliation");
+    assert_eq!(reconciled, Verdict::Fail, "12% off: {reason}");
+    assert!(reason.contains("2026-02"), "{reason}");
+    let (query, reason) = verdict_of(&checks, "tenants_query");
+    assert_eq!(query, Verdict::Pass, "{reason}");
+    let (rls, reason) = verdict_of(&checks, "rls");
+    match store.backend() {
+        "postgres" => assert_eq!(rls, Verdict::Pass, "{reason}"),
+        _ => assert_eq!(rls, Verdict::Warn, "application-level isolation only: {reason}"),
+    }
+    assert!(reason.contains("saw none of"), "the scoped cross-tenant probe ran: {reason}");
+    assert_eq!(verdict_of(&checks, "capacity_monitoring").0, Verdict::Pass, "3 of 5 namespaces");
+
+    app.costs.import_bills(&admin, vec![bill("9.71")]).await.unwrap();
+    app.costs.reconcile(&admin, february, None).await.unwrap();
+    // a fourth tenant on the shared index: 4 of 5, the alert point
+    app.registry.create_tenant(&admin, NewTenant::minimal(tid("ready-d"), "d", tier("silver"))).await.unwrap();
+    let checks = app.readiness.run(&admin).await.unwrap();
+    assert_eq!(verdict_of(&checks, "cost_reconciliation").0, Verdict::Pass);
+    let (capacity, reason) = verdict_of(&checks, "capacity_monitoring");
+    assert_eq!(capacity, Verdict::Warn, "{reason}");
+    assert!(reason.contains("4/5 warning"), "{reason}");
+    assert_eq!(summary(&checks), Verdict::Warn, "the index at its alert point (and, on SQLite, no RLS)");
 }

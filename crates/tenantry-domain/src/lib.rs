@@ -19,6 +19,7 @@ pub mod limits;
 pub mod money;
 pub mod placement;
 pub mod pricing;
+pub mod readiness;
 pub mod search;
 pub mod tenant;
 pub mod tier;

@@ -406,3 +406,16 @@ fn answered(
         .map(tenantry_app::metering::OperationUsage::into_events)
         .map_err(invalid)
 }
+
+/// The four readiness checks with a verdict each and in sum (platform administrators). Always 200:
+/// the verdict is in the body (`pass`, `warn`, `skipped` or `fail`).
+#[utoipa::path(get, path = "/readiness", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, body = CostDocument), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn readiness(
+    State(state): State<AppState>,
+    PlatformAccess(access): PlatformAccess,
+) -> ApiResult<axum::Json<CostDocument>> {
+    let checks = state.readiness.run(&access).await?;
+    let verdict = tenantry_domain::readiness::summary(&checks);
+    document(serde_json::json!({"verdict": verdict, "checks": checks}))
+}

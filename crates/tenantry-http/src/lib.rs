@@ -34,7 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use tenantry_app::ErrorCode;
 use tenantry_app::ports::Clock;
-use tenantry_app::{Auditor, Costs, DataPlane, Directory, Metering, Registry};
+use tenantry_app::{Auditor, Costs, DataPlane, Directory, Metering, Readiness, Registry};
 
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE, code_for_status};
@@ -61,6 +61,7 @@ pub struct AppState {
     pub data: DataPlane,
     pub costs: Costs,
     pub metering: Metering,
+    pub readiness: Readiness,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
 }
@@ -81,6 +82,7 @@ pub struct Services {
     pub data: DataPlane,
     pub costs: Costs,
     pub metering: Metering,
+    pub readiness: Readiness,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -93,6 +95,7 @@ impl Services {
             data: app.data.clone(),
             costs: app.costs.clone(),
             metering: app.metering.clone(),
+            readiness: app.readiness.clone(),
             clock: app.clock.clone(),
         }
     }
@@ -103,8 +106,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The complete application: every route, with every layer.
 pub fn router(services: Services, config: &ServerConfig) -> Router {
     let metrics = Arc::new(Metrics::new(config.max_tenant_metric_labels));
-    let Services { registry, directory, auditor, data, costs, metering, clock } = services;
-    let state = AppState { registry, directory, auditor, data, costs, metering, clock, metrics };
+    let Services { registry, directory, auditor, data, costs, metering, readiness, clock } = services;
+    let state = AppState { registry, directory, auditor, data, costs, metering, readiness, clock, metrics };
     // the data plane's requests are metered (usage recorded before the answer leaves)
     let metered = Router::new()
         .route("/tenants/{tenant_id}/documents", post(documents::ingest).get(documents::list))
@@ -142,6 +145,7 @@ pub fn router(services: Services, config: &ServerConfig) -> Router {
         .route("/costs/bills", post(costs::import_bills))
         .route("/costs/reconcile", post(costs::reconcile))
         .route("/costs/budgets/check", post(costs::check_budgets))
+        .route("/readiness", get(costs::readiness))
         .route("/tenants/{tenant_id}/usage", get(documents::usage))
         .route("/tenants/{tenant_id}/placement", get(documents::placement))
         .route("/indexes", get(documents::indexes))

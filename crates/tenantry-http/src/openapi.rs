@@ -31,7 +31,7 @@ use crate::routes;
         crate::costs::report, crate::costs::chargeback_report, crate::costs::tenant_costs, crate::costs::meters,
         crate::costs::prices, crate::costs::set_price, crate::costs::load_preset, crate::costs::fixed_costs,
         crate::costs::put_fixed_cost, crate::costs::delete_fixed_cost, crate::costs::import_bills,
-        crate::costs::reconcile, crate::costs::check_budgets,
+        crate::costs::reconcile, crate::costs::check_budgets, crate::costs::readiness,
     ),
     components(schemas(
         Problem, KillSwitchBody, KillSwitchView, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,

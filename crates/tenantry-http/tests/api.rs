@@ -382,6 +382,7 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
         "/costs/bills",
         "/costs/reconcile",
         "/costs/budgets/check",
+        "/readiness",
     ] {
         assert!(paths.contains_key(path), "openapi.json lacks {path}");
     }

@@ -253,6 +253,7 @@ fn cases() -> Vec<Case> {
             201,
         ),
         case("budget check", Method::POST, "/costs/budgets/check", None, Platform, 200),
+        case("readiness", Method::GET, "/readiness", None, Platform, 200),
     ]);
     for (name, method, path, need, ok) in [
         ("get document", Method::GET, "/tenants/{t}/documents/{n}", Member(Viewer), 200),

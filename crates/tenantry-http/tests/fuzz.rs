@@ -124,6 +124,7 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
         ),
         (Method::POST, "/costs/reconcile", Some(json!({"month": "2026-03", "currency": "USD"}))),
         (Method::POST, "/costs/budgets/check", None),
+        (Method::GET, "/readiness", None),
     ]
 }
 

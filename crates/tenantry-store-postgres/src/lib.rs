@@ -191,6 +191,22 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn isolation_probes(&self) -> Result<Vec<tenantry_app::ports::IsolationProbe>, StoreError> {
+        let probes = probes::run(&self.pool).await.map_err(|e| store_error(e, "run RLS probes"))?;
+        Ok(probes
+            .into_iter()
+            .map(|p| tenantry_app::ports::IsolationProbe {
+                name: p.name.to_owned(),
+                passed: match p.outcome {
+                    probes::Outcome::Passed => Some(true),
+                    probes::Outcome::Failed => Some(false),
+                    probes::Outcome::Skipped => None,
+                },
+                detail: p.detail,
+            })
+            .collect())
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -238,6 +238,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// SQLite enforces no isolation of its own: the scopes do (application level).
+    async fn isolation_probes(&self) -> Result<Vec<tenantry_app::ports::IsolationProbe>, StoreError> {
+        Ok(Vec::new())
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

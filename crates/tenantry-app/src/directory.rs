@@ -147,7 +147,7 @@ impl Directory {
             None,
             Some(serde_json::json!({"user_id": user.as_str(), "role": role.as_str()})),
         );
-        self.store.put_membership(scope, user, role, now, &audit).await?;
+        self.store.put_membership(scope, user, role, now, tenant.limits.max_users, &audit).await?;
         self.changed().await;
         Ok(MemberChange::Added(Membership {
             tenant: scope.tenant().clone(),
@@ -181,7 +181,9 @@ impl Directory {
             None,
             Some(serde_json::json!({"user_id": principal.id().as_str()})),
         );
-        let membership = self.store.accept_invitation(&scope, principal.id(), self.clock.now(), &audit).await?;
+        let max_members = current.limits.max_users;
+        let membership =
+            self.store.accept_invitation(&scope, principal.id(), self.clock.now(), max_members, &audit).await?;
         self.changed().await;
         Ok(membership)
     }

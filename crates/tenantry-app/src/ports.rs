@@ -375,12 +375,15 @@ pub trait IdentityStore: Send + Sync {
     async fn get_user(&self, access: &PlatformScope, id: &UserId) -> Result<Option<User>, StoreError>;
     async fn list_users(&self, access: &PlatformScope) -> Result<Vec<User>, StoreError>;
     /// Adds the user to the scope's tenant or changes their role. `NotFound` if the user does not exist.
+    /// Adds a member (refused with `QuotaExceeded` when the tenant already has `max_members`;
+    /// checked exactly under concurrent additions) or changes a member's role.
     async fn put_membership(
         &self,
         scope: &TenantScope,
         user: &UserId,
         role: Role,
         at: OffsetDateTime,
+        max_members: i64,
         audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     /// `NotFound` if the user was not a member.
@@ -412,6 +415,7 @@ pub trait IdentityStore: Send + Sync {
         scope: &TenantScope,
         user: &UserId,
         now: OffsetDateTime,
+        max_members: i64,
         audit: &AuditRecord,
     ) -> Result<Membership, StoreError>;
     /// Every tenant the user belongs to (a cross-tenant read: platform path only).

@@ -812,6 +812,60 @@ pub async fn store_constraints_refuse_invalid_rows(store: Arc<dyn Store>) {
 
 /// Users, memberships and keys: round trips, and a tenant scope only ever touches its own
 /// tenant's memberships.
+/// `max_users` holds when members are added, exactly under concurrent additions, and when an
+/// invitation is accepted; a role change of an existing member is not an addition.
+pub async fn max_users_holds_when_members_are_added(store: Arc<dyn Store>) {
+    let ctx = Ctx::new(store).await;
+    let mut new = NewTenant::minimal(tid("small-co"), "Small", tier("gold"));
+    new.limits.max_users = Some(3);
+    ctx.registry.create_tenant(&ctx.admin, new).await.unwrap();
+    let dir = &ctx.app.directory;
+    let users: Vec<tenantry_domain::UserId> =
+        (0..41).map(|i| tenantry_domain::UserId::parse(&format!("member{i}")).unwrap()).collect();
+    for u in &users {
+        dir.create_user(&ctx.admin, u.clone(), u.as_str()).await.unwrap();
+    }
+    let scope = ctx.admin.act_in(tid("small-co"));
+    let mut adds = tokio::task::JoinSet::new();
+    for u in users[..40].iter().cloned() {
+        let (dir, scope) = (dir.clone(), scope.clone());
+        adds.spawn(async move { dir.put_member(&scope, &u, tenantry_domain::Role::Admin).await });
+    }
+    let (mut added, mut refused) = (0, 0);
+    while let Some(result) = adds.join_next().await {
+        match result.unwrap() {
+            Ok(_) => added += 1,
+            Err(AppError::QuotaExceeded(q)) => {
+                assert_eq!(q.resource, tenantry_domain::QuotaResource::Users);
+                assert_eq!((q.limit, q.current, q.requested), (3, 3, 1), "{q:?}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((added, refused), (3, 37), "exactly max_users members under concurrent additions");
+    let members = dir.list_members(&scope).await.unwrap();
+    assert_eq!(members.len(), 3);
+    // a role change is not an addition
+    let first = members[0].user.clone();
+    dir.put_member(&scope, &first, tenantry_domain::Role::Viewer).await.expect("role change at the limit");
+    // an invitation can be made, but not accepted while the tenant is full
+    let admin_id = members.iter().map(|m| m.user.clone()).find(|u| *u != first).unwrap();
+    let token = dir.create_key(&ctx.admin, tenantry_app::KeyOwner::User(admin_id), "k", None).await.unwrap().token;
+    let admin = dir.authenticate(&token).await.unwrap().tenant(&tid("small-co")).unwrap();
+    let invited = dir.put_member(&admin, &users[40], tenantry_domain::Role::Viewer).await.unwrap();
+    assert!(matches!(invited, tenantry_app::MemberChange::Invited(_)));
+    let token =
+        dir.create_key(&ctx.admin, tenantry_app::KeyOwner::User(users[40].clone()), "k", None).await.unwrap().token;
+    let newcomer = dir.authenticate(&token).await.unwrap();
+    let full = dir.accept_invitation(&newcomer, &tid("small-co")).await.unwrap_err();
+    assert_eq!(full.code(), ErrorCode::QuotaExceeded, "{full}");
+    // room again after a removal
+    dir.remove_member(&scope, &first).await.unwrap();
+    dir.accept_invitation(&newcomer, &tid("small-co")).await.expect("the invitation is still open");
+    assert_eq!(dir.list_members(&scope).await.unwrap().len(), 3);
+}
+
 pub async fn identity_round_trips_and_stays_in_scope(store: Arc<dyn Store>) {
     use tenantry_app::KeyOwner;
     use tenantry_domain::{Role, UserId};
@@ -885,6 +939,7 @@ macro_rules! contract_suite {
             identity_round_trips_and_stays_in_scope,
             tenant_flag_writes_stay_in_their_tenant,
             a_tenants_history_holds_nothing_of_other_tenants,
+            max_users_holds_when_members_are_added,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

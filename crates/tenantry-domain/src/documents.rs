@@ -312,6 +312,8 @@ pub enum QuotaResource {
     Documents,
     StorageBytes,
     QueriesPerDay,
+    /// Members of the tenant (`max_users`).
+    Users,
 }
 
 impl QuotaResource {
@@ -320,6 +322,7 @@ impl QuotaResource {
             QuotaResource::Documents => "documents",
             QuotaResource::StorageBytes => "storage_bytes",
             QuotaResource::QueriesPerDay => "queries_per_day",
+            QuotaResource::Users => "users",
         }
     }
 }

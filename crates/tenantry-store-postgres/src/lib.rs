@@ -26,6 +26,7 @@ use sqlx::{Postgres, Transaction};
 
 use tenantry_app::ports::{EntrySigner, PoolStats, Store};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
+use tenantry_domain::TenantId;
 use tenantry_store_sql::store_error;
 
 pub use config::PgConfig;
@@ -114,6 +115,18 @@ impl PgStore {
 
     async fn end_read(tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
         tx.commit().await.map_err(|e| store_error(e, "end read"))
+    }
+
+    /// Serializes additions of members to `tenant` until `tx` ends, so the count a new member is
+    /// checked against cannot change meanwhile (READ COMMITTED would let two additions both see
+    /// room for one).
+    async fn lock_members(tx: &mut Transaction<'_, Postgres>, tenant: &TenantId) -> Result<(), StoreError> {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended('tenantry.members:' || $1, 0))")
+            .bind(tenant.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| store_error(e, "lock the tenant's members"))?;
+        Ok(())
     }
 
     /// Puts `tx` on the platform path (for the audit head, which RLS keeps to it); returns the

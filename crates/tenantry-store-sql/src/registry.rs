@@ -21,6 +21,9 @@
 //!   returning something that dereferences to the connection, and `async fn end_read(that)`: a
 //!   read on that path (on PostgreSQL a transaction with the context, on SQLite a pooled
 //!   connection);
+//! - `async fn lock_members(&mut Transaction, &TenantId) -> Result<(), StoreError>`: serialize
+//!   additions of members to one tenant until the transaction ends (PostgreSQL: an advisory
+//!   lock; SQLite: a no-op, its writes are serialized);
 //! - `async fn enter_platform_path(&mut Transaction) -> Result<T, StoreError>` and
 //!   `async fn leave_platform_path(&mut Transaction, T)`: switch a transaction to the platform
 //!   path for the audit head's two statements and back (PostgreSQL; a no-op on SQLite).
@@ -112,25 +115,46 @@ macro_rules! registry_store {
 
         /// Makes `user` a member of the scope's tenant with `role` (or changes the role); `NotFound`
         /// if the user does not exist.
+        /// Adds `user` with `role`, or changes their role; a new member only while the tenant has
+        /// fewer than `max_members` (one statement, after `lock_members`: exact under concurrency).
         async fn upsert_membership(
             tx: &mut ::sqlx::Transaction<'_, $db>,
             scope: &TenantScope,
             user: &UserId,
             role: Role,
             at: time::OffsetDateTime,
+            max_members: i64,
         ) -> Result<(), StoreError> {
-            sqlx::query(concat!(
+            $store::lock_members(tx, scope.tenant()).await?;
+            let written = sqlx::query(concat!(
                 "insert into memberships (",
                 membership_columns!(),
-                ") values ($1, $2, $3, $4) on conflict (tenant_id, user_id) do update set role = excluded.role"
+                ") select $1, $2, $3, $4
+                   where exists (select 1 from memberships where tenant_id = $1 and user_id = $2)
+                      or (select count(*) from memberships where tenant_id = $1) < $5
+                 on conflict (tenant_id, user_id) do update set role = excluded.role"
             ))
             .bind(scope.tenant().as_str())
             .bind(user.as_str())
             .bind(role.as_str())
             .bind(at)
+            .bind(max_members)
             .execute(&mut **tx)
             .await
             .map_err(|e| reference_error(e, ::tenantry_app::Missing::User(user.clone()), "put membership"))?;
+            if written.rows_affected() == 0 {
+                let current: i64 = sqlx::query_scalar("select count(*) from memberships where tenant_id = $1")
+                    .bind(scope.tenant().as_str())
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| store_error(e, "count members"))?;
+                return Err(StoreError::QuotaExceeded(::tenantry_domain::QuotaExceeded {
+                    resource: ::tenantry_domain::QuotaResource::Users,
+                    limit: max_members,
+                    current,
+                    requested: 1,
+                }));
+            }
             Ok(())
         }
 
@@ -890,10 +914,11 @@ macro_rules! registry_store {
                 user: &UserId,
                 role: Role,
                 at: time::OffsetDateTime,
+                max_members: i64,
                 audit: &AuditRecord,
             ) -> Result<(), StoreError> {
                 let mut tx = self.tenant_tx(scope).await?;
-                upsert_membership(&mut tx, scope, user, role, at).await?;
+                upsert_membership(&mut tx, scope, user, role, at, max_members).await?;
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit membership"))
             }
@@ -989,6 +1014,7 @@ macro_rules! registry_store {
                 scope: &TenantScope,
                 user: &UserId,
                 now: ::time::OffsetDateTime,
+                max_members: i64,
                 audit: &AuditRecord,
             ) -> Result<Membership, StoreError> {
                 let mut tx = self.tenant_tx(scope).await?;
@@ -1009,7 +1035,7 @@ macro_rules! registry_store {
                 };
                 let role = Role::parse(&role)
                     .map_err(|e| StoreError::Unexpected(::anyhow::anyhow!("stored invitation role is not valid: {e}")))?;
-                upsert_membership(&mut tx, scope, user, role, now).await?;
+                upsert_membership(&mut tx, scope, user, role, now, max_members).await?;
                 self.seal(&mut tx, audit).await?;
                 tx.commit().await.map_err(|e| store_error(e, "commit acceptance"))?;
                 Ok(Membership { tenant: scope.tenant().clone(), user: user.clone(), role, created_at: now })

@@ -20,7 +20,7 @@ use sqlx::{Sqlite, Transaction};
 
 use tenantry_app::ports::{EntrySigner, PoolStats, Store};
 use tenantry_app::{PlatformScope, StoreError, TenantScope};
-use tenantry_domain::Tier;
+use tenantry_domain::{TenantId, Tier};
 use tenantry_store_sql::migrations::{Applied, Migration, PRE_CHECKSUM_HISTORY, pending};
 use tenantry_store_sql::{TierRecord, store_error};
 
@@ -216,6 +216,12 @@ impl SqliteStore {
     }
 
     async fn end_read(_conn: PoolConnection<Sqlite>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// SQLite serializes writers, and the membership insert is one statement that takes the
+    /// write lock before it counts: nothing more to lock.
+    async fn lock_members(_tx: &mut Transaction<'_, Sqlite>, _tenant: &TenantId) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -827,8 +827,8 @@ pub async fn max_users_holds_when_members_are_added(store: Arc<dyn Store>) {
     }
     let scope = ctx.admin.act_in(tid("small-co"));
     let mut adds = tokio::task::JoinSet::new();
-    for u in users[..40].to_vec() {
-        let (dir, scope) = (dir.clone(), scope.clone());
+    for u in &users[..40] {
+        let (dir, scope, u) = (dir.clone(), scope.clone(), u.clone());
         adds.spawn(async move { dir.put_member(&scope, &u, tenantry_domain::Role::Admin).await });
     }
     let (mut added, mut refused) = (0, 0);

@@ -38,6 +38,19 @@ async fn member(ctx: &Ctx, tenant: &str, user: &str, role: Role) -> TenantScope 
     directory.authenticate(&token).await.unwrap().tenant(&tid(tenant)).unwrap()
 }
 
+/// A USD price per vector query from `from` on, billed by `vector-db`.
+fn vector_query_price(unit_price: &str, from: time::Date) -> Price {
+    Price::new(
+        Meter::VectorQueries,
+        None,
+        label("vector-db"),
+        Currency::parse("USD").unwrap(),
+        unit_price.parse().unwrap(),
+        from,
+    )
+    .unwrap()
+}
+
 fn event(tenant: &str, meter: Meter, quantity: u64, at: time::OffsetDateTime, key: &str) -> UsageEvent {
     let model = meter.per_model().then(|| label("m1"));
     UsageEvent::new(tid(tenant), meter, quantity, model, at, key).unwrap()
@@ -101,15 +114,7 @@ async fn priced_world(store: Arc<dyn Store>) -> Ctx {
     costs.load_preset(&ctx.admin, "seed-002-usd", date!(2026 - 01 - 01)).await.unwrap();
     costs.load_preset(&ctx.admin, "seed-004-inr", date!(2026 - 01 - 01)).await.unwrap();
     // vector queries cost double from the 16th
-    let dearer = Price::new(
-        Meter::VectorQueries,
-        None,
-        label("vector-db"),
-        Currency::parse("USD").unwrap(),
-        "0.00002".parse().unwrap(),
-        date!(2026 - 03 - 16),
-    )
-    .unwrap();
+    let dearer = vector_query_price("0.00002", date!(2026 - 03 - 16));
     costs.set_price(&ctx.admin, dearer).await.unwrap();
     let fixed = |name: &str, amount: &str, allocation: Allocation, per_index: bool| FixedCost {
         name: label(name),
@@ -356,15 +361,7 @@ pub async fn query_until_the_budget_is_spent(
 /// `budget_exceeded`, and the ledger holds $1.00. A tenant that only alerts is not stopped.
 pub async fn a_blocking_budget_holds_under_64_concurrent_clients(store: Arc<dyn Store>) {
     let ctx = Ctx::new(store.clone()).await;
-    let penny = Price::new(
-        Meter::VectorQueries,
-        None,
-        label("vector-db"),
-        Currency::parse("USD").unwrap(),
-        "0.01".parse().unwrap(),
-        date!(2026 - 01 - 01),
-    )
-    .unwrap();
+    let penny = vector_query_price("0.01", date!(2026 - 01 - 01));
     ctx.app.costs.set_price(&ctx.admin, penny).await.unwrap();
     for (id, action) in
         [("capped-co", tenantry_domain::BudgetAction::Block), ("alerting-co", tenantry_domain::BudgetAction::Alert)]
@@ -468,15 +465,7 @@ pub async fn readiness_reports_the_four_checks(store: Arc<dyn Store>) {
         app.data.ingest(&admin.act_in(tid(id)), vec![doc]).await.unwrap();
     }
     // February: $10.00 of vector queries, billed 12% off, then 3% off
-    let price = Price::new(
-        Meter::VectorQueries,
-        None,
-        label("vector-db"),
-        Currency::parse("USD").unwrap(),
-        "0.01".parse().unwrap(),
-        date!(2026 - 01 - 01),
-    )
-    .unwrap();
+    let price = vector_query_price("0.01", date!(2026 - 01 - 01));
     app.costs.set_price(&admin, price).await.unwrap();
     let feb = [event("ready-a", Meter::VectorQueries, 1_000, datetime!(2026-02-10 12:00 UTC), "feb")];
     store.record_usage(&admin, &feb).await.unwrap();

@@ -305,11 +305,6 @@ impl Drop for Reservation {
 fn price(book: &PriceBook, currency: &Currency, month: Month, day: time::Date, usage: &[Usage<'_>]) -> Decimal {
     usage
         .iter()
-        .filter_map(|(meter, model, quantity)| {
-            let p = book.price_for(*meter, *model, day, currency)?;
-            Decimal::from(*quantity)
-                .checked_mul(p.unit_price)
-                .and_then(|a| a.checked_div(meter.quantities_per_price_unit(month)))
-        })
+        .filter_map(|(meter, model, quantity)| book.price_for(*meter, *model, day, currency)?.amount(*quantity, month))
         .sum()
 }

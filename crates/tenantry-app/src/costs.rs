@@ -275,6 +275,7 @@ impl Costs {
         if bills.is_empty() {
             return Err(AppError::Invalid("no bills to import".to_owned()));
         }
+        Bill::check_distinct(&bills)?;
         let detail: Vec<serde_json::Value> = bills
             .iter()
             .map(|b| {

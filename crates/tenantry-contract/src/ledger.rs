@@ -239,6 +239,10 @@ pub async fn bills_reconcile_with_the_seed_thresholds_and_are_recorded(store: Ar
         let stored = ctx.app.costs.latest_reconciliation(&ctx.admin, Some(march)).await.unwrap().unwrap();
         assert_eq!((stored.id, stored.verdict.as_str()), (id, verdict));
     }
+    // one provider's month billed twice in one import: refused whole, whichever shell sends it
+    let twice = [bills(3, "vector-db"), bills(7, "vector-db")].concat();
+    let refused = ctx.app.costs.import_bills(&ctx.admin, twice).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InvalidInput, "{refused}");
     let none = ctx.app.costs.reconcile(&ctx.admin, Month::parse("2025-01").unwrap(), None).await.unwrap_err();
     assert_eq!(none.code(), ErrorCode::InvalidInput);
 }

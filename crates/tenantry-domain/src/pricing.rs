@@ -148,6 +148,13 @@ impl Price {
         Ok(Self { meter, model, provider, currency, unit_price: unit_price.normalize(), effective_from })
     }
 
+    /// The exact cost of `quantity` of this price's meter in `month` (`None` past `Decimal`'s range).
+    pub fn amount(&self, quantity: u64, month: Month) -> Option<Decimal> {
+        Decimal::from(quantity)
+            .checked_mul(self.unit_price)
+            .and_then(|a| a.checked_div(self.meter.quantities_per_price_unit(month)))
+    }
+
     /// Parses a unit price such as `0.0001`.
     pub fn parse_unit_price(text: &str) -> Result<Decimal, Invalid> {
         let bad =
@@ -483,11 +490,7 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
     let too_large = || Invalid::new("a quantity is too large to price");
     for ((tenant, meter, model, version), quantity) in per_version {
         let price = &input.prices.prices()[version];
-        let q = Decimal::from(u64::try_from(quantity).map_err(|_| too_large())?);
-        let amount = q
-            .checked_mul(price.unit_price)
-            .and_then(|a| a.checked_div(meter.quantities_per_price_unit(month)))
-            .ok_or_else(too_large)?;
+        let amount = price.amount(u64::try_from(quantity).map_err(|_| too_large())?, month).ok_or_else(too_large)?;
         let line = exact.entry(tenant).or_default().entry((meter, model, price.provider.clone())).or_default();
         line.0 += quantity;
         line.1 += amount;
@@ -604,10 +607,7 @@ pub fn price_month(input: &ReportInput<'_>) -> Result<MonthReport, Invalid> {
         cost.total_minor = cost.variable_minor + cost.fixed_minor;
         if let Some(budget) = billing[&cost.tenant].budget.as_ref().filter(|b| b.currency() == &input.currency) {
             cost.budget_minor = Some(budget.minor_units());
-            if let Some(v) = Variance::of(cost.total_minor, budget.minor_units()) {
-                cost.budget_variance_percent = Some(v.percent());
-            }
-            cost.budget_mark = Some(BudgetMark::of(cost.total_minor, budget.minor_units()).symbol());
+            (cost.budget_variance_percent, cost.budget_mark) = budget_standing(cost.total_minor, budget.minor_units());
         }
     }
     let variable: i64 = tenant_costs.iter().map(|c| c.variable_minor).sum();
@@ -649,6 +649,11 @@ pub struct CostCenterLine {
     pub budget_mark: Option<&'static str>,
 }
 
+/// Spend against a budget as seed 004 shows it: the variance in percent (positive is over) and ✓/⚠.
+fn budget_standing(total: i64, budget: i64) -> (Option<Decimal>, Option<&'static str>) {
+    (Variance::of(total, budget).map(|v| v.percent()), Some(BudgetMark::of(total, budget).symbol()))
+}
+
 /// Groups a report by cost center.
 pub fn chargeback(report: &MonthReport) -> Vec<CostCenterLine> {
     let mut groups: BTreeMap<Option<String>, CostCenterLine> = BTreeMap::new();
@@ -674,8 +679,7 @@ pub fn chargeback(report: &MonthReport) -> Vec<CostCenterLine> {
     let mut lines: Vec<CostCenterLine> = groups.into_values().collect();
     for line in &mut lines {
         if let Some(budget) = line.budget_minor {
-            line.budget_variance_percent = Variance::of(line.total_minor, budget).map(|v| v.percent());
-            line.budget_mark = Some(BudgetMark::of(line.total_minor, budget).symbol());
+            (line.budget_variance_percent, line.budget_mark) = budget_standing(line.total_minor, budget);
         }
     }
     lines
@@ -717,17 +721,22 @@ impl Bill {
                 })
             };
             let bill = row().map_err(|e| Invalid::new(format!("bills line {}: {}", n + 1, e.reason())))?;
-            if bills.iter().any(|b| b.provider == bill.provider && b.month == bill.month) {
-                return Err(Invalid::new(format!(
-                    "bills line {}: a second bill for {} in {}",
-                    n + 1,
-                    bill.provider,
-                    bill.month
-                )));
-            }
             bills.push(bill);
+            if let Err(e) = Bill::check_distinct(&bills) {
+                return Err(Invalid::new(format!("bills line {}: {}", n + 1, e.reason())));
+            }
         }
         Ok(bills)
+    }
+
+    /// Refuses a second bill of one provider for one month among `bills`, naming the last one.
+    pub fn check_distinct(bills: &[Bill]) -> Result<(), Invalid> {
+        for (i, bill) in bills.iter().enumerate() {
+            if bills[..i].iter().any(|b| b.provider == bill.provider && b.month == bill.month) {
+                return Err(Invalid::new(format!("a second bill for {} in {}", bill.provider, bill.month)));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -300,9 +300,6 @@ pub async fn import_bills(
             month: Month::parse(&b.month).map_err(at)?,
             amount: Money::parse_decimal(&b.amount, Currency::parse(&b.currency).map_err(at)?).map_err(at)?,
         };
-        if bills.iter().any(|x| x.provider == bill.provider && x.month == bill.month) {
-            return Err(invalid(format!("bills[{i}]: a second bill for {} in {}", bill.provider, bill.month)));
-        }
         bills.push(bill);
     }
     let n = state.costs.import_bills(&access, bills).await?;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::access::PlatformScope;
+use crate::answers::Answers;
 use crate::audit::Auditor;
 use crate::budget::{BudgetGuard, BudgetHolds, LocalBudgetHolds};
 use crate::cache::{CacheConfig, ConfigCache, InvalidationBus, LocalBus, SharedCache};
@@ -17,6 +18,7 @@ use crate::dataplane::{
 use crate::directory::Directory;
 use crate::error::StoreError;
 use crate::feed::{Settled, settled};
+use crate::generation::Providers;
 use crate::metering::{Metering, MeteringConfig};
 use crate::ports::{Clock, Store};
 use crate::readiness::Readiness;
@@ -48,6 +50,8 @@ pub struct AppConfig {
     pub budget_alerts: Arc<dyn BudgetAlerts>,
     /// Where budget reservations are counted; `None`: in this process (`LocalBudgetHolds`).
     pub budget_holds: Option<Arc<dyn BudgetHolds>>,
+    /// The language-model providers answers may use (`local`, the extractive answerer, always).
+    pub providers: Providers,
 }
 
 impl AppConfig {
@@ -76,6 +80,7 @@ impl AppConfig {
             metering: MeteringConfig::default(),
             budget_alerts: Arc::new(LogBudgetAlerts),
             budget_holds: None,
+            providers: Providers::default(),
         }
     }
 }
@@ -93,6 +98,7 @@ pub struct App {
     pub metering: Metering,
     pub costs: Costs,
     pub readiness: Readiness,
+    pub answers: Answers,
     bus: Arc<dyn InvalidationBus>,
     audit_key: Option<Arc<AuditKey>>,
 }
@@ -117,6 +123,7 @@ impl App {
             metering,
             budget_alerts,
             budget_holds,
+            providers,
         } = config;
         let mut snapshot_cache = ConfigCache::new(store.clone(), bus.clone(), cache);
         if let Some(shared) = shared_cache {
@@ -138,6 +145,14 @@ impl App {
         let readiness = Readiness::new(store.clone(), clock.clone(), data.clone(), costs.clone());
         let registry =
             Registry::new(store.clone(), clock.clone(), snapshot_cache.clone()).with_data_plane(data.clone());
+        let answers = Answers::new(
+            store.clone(),
+            clock.clone(),
+            snapshot_cache.clone(),
+            data.clone(),
+            providers,
+            metering.clone(),
+        );
         let directory = Directory::new(store.clone(), clock.clone(), snapshot_cache.clone());
         let auditor = Auditor::new(store.clone(), clock.clone(), audit_key.clone(), trusted);
         Ok(App {
@@ -151,6 +166,7 @@ impl App {
             metering,
             costs,
             readiness,
+            answers,
             bus,
             audit_key,
         })

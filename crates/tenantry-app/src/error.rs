@@ -39,11 +39,14 @@ pub enum ErrorCode {
     StoreUnavailable,
     EmbeddingUnavailable,
     RequestTimeout,
+    ProviderFailed,
+    ProviderUnavailable,
+    ProviderTimeout,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the README's table.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -74,6 +77,9 @@ impl ErrorCode {
         ErrorCode::StoreUnavailable,
         ErrorCode::EmbeddingUnavailable,
         ErrorCode::RequestTimeout,
+        ErrorCode::ProviderFailed,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::ProviderTimeout,
     ];
 
     /// The stable wire form (snake_case); never changes once released.
@@ -109,6 +115,9 @@ impl ErrorCode {
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::EmbeddingUnavailable => "embedding_unavailable",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::ProviderFailed => "provider_failed",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::ProviderTimeout => "provider_timeout",
         }
     }
 
@@ -228,6 +237,12 @@ pub enum AppError {
     Unavailable(#[source] anyhow::Error),
     #[error("the embedding provider is unavailable: {0:#}")]
     EmbeddingUnavailable(anyhow::Error),
+    /// A configuration changed since the caller read it (answer configuration versions).
+    #[error("the {scope} configuration is at version {current}, not {expected}: re-read it and retry")]
+    ConfigConflict { scope: String, expected: u32, current: u32 },
+    /// The language-model provider failed.
+    #[error(transparent)]
+    Provider(crate::generation::ProviderError),
     #[error("unexpected internal error")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -257,6 +272,10 @@ impl AppError {
             AppError::InvalidTransition(LifecycleError::RetentionActive { .. }) => ErrorCode::RetentionActive,
             AppError::InvalidTransition(_) => ErrorCode::InvalidTransition,
             AppError::Invalid(_) => ErrorCode::InvalidInput,
+            AppError::ConfigConflict { .. } => ErrorCode::VersionConflict,
+            AppError::Provider(crate::generation::ProviderError::Failed { .. }) => ErrorCode::ProviderFailed,
+            AppError::Provider(crate::generation::ProviderError::Unavailable { .. }) => ErrorCode::ProviderUnavailable,
+            AppError::Provider(crate::generation::ProviderError::Timeout { .. }) => ErrorCode::ProviderTimeout,
             AppError::Unavailable(_) => ErrorCode::StoreUnavailable,
             AppError::EmbeddingUnavailable(_) => ErrorCode::EmbeddingUnavailable,
             AppError::Unexpected(_) => ErrorCode::Internal,

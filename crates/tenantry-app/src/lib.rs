@@ -2,6 +2,7 @@
 //! implement. It decides policy; adapters only persist.
 
 pub mod access;
+pub mod answers;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod signing;
 pub mod snapshot;
 
 pub use access::{Authority, PlatformScope, TenantScope};
+pub use answers::{Answer, Answers, AskRequest};
 pub use app::{App, AppConfig};
 pub use audit::{Auditor, VerifyReport};
 pub use auth::Principal;
@@ -38,14 +40,14 @@ pub use dataplane::{
 pub use directory::{Directory, IssuedKey, MemberChange};
 pub use error::{AppError, ErrorCode, Missing, StoreError};
 pub use feed::{ReplicaReporter, Settled, StoreBus};
-pub use generation::{Generated, LanguageModel};
+pub use generation::{Extractive, Generated, GenerationRequest, Passage, Provider, ProviderError, Providers};
 pub use metering::{Metering, MeteringConfig};
 pub use operations::{AuditOp, PlatformRead};
 pub use ports::{
     ApiKey, AuditEntry, AuditFilter, AuditLog, AuditRecord, ChainSeal, ChangeFeed, Checkpoint, ChunkHit, Clock,
-    DocumentStore, DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner, Page,
-    PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock, TenantAuditEntry, TenantFilter,
-    TenantPlacement, TenantStore, TierStore,
+    ConfigStore, DocumentStore, DocumentWrite, EntrySigner, FlagRow, FlagStore, IdentityStore, IndexUsage, KeyOwner,
+    NewConfigVersion, Page, PoolStats, ReplicaRow, Statistics, Store, StoredChunk, StoredDocument, SystemClock,
+    TenantAuditEntry, TenantFilter, TenantPlacement, TenantStore, TierStore,
 };
 pub use readiness::Readiness;
 pub use registry::{Registry, RuntimeEvaluation};

@@ -16,6 +16,8 @@
 //! | `document.ingest`, `document.delete` | documents enter or leave a tenant's data |
 //! | `cost.price`, `cost.fixed.put`, `cost.fixed.delete`, `cost.bills`, `cost.reconcile` | the price book, fixed costs and bills change; a month is reconciled |
 //! | `cost.read` | a tenant's costs are read in its scope |
+//! | `config.set`, `config.rollback` | a tenant's, a tier's or the platform's answer configuration gets a new version |
+//! | `answer.ask` | a tenant's question is answered (question digest, cited documents, model, usage, config version) |
 //! | `tenant.read`, `flag.evaluate`, `flag.evaluate_all`, `member.read`, `audit.read` | a principal reads in a tenant's scope |
 //! | `platform.read.<what>` | a principal reads platform-wide (`tenants`, `statistics`, `flags`, `flag_definitions`, `stale_flags`, `user`, `users`, `memberships`, `keys`, `audit`, `audit_verify`, `costs`, `prices`, `fixed_costs`) |
 
@@ -54,6 +56,9 @@ pub enum AuditOp {
     CostBills,
     CostReconcile,
     CostRead,
+    ConfigSet,
+    ConfigRollback,
+    AnswerAsk,
     PlatformRead(PlatformRead),
 }
 
@@ -107,6 +112,9 @@ impl AuditOp {
             CostBills,
             CostReconcile,
             CostRead,
+            ConfigSet,
+            ConfigRollback,
+            AnswerAsk,
         ]);
         use self::PlatformRead as P;
         all.extend(
@@ -169,6 +177,9 @@ impl AuditOp {
             CostBills => "cost.bills",
             CostReconcile => "cost.reconcile",
             CostRead => "cost.read",
+            ConfigSet => "config.set",
+            ConfigRollback => "config.rollback",
+            AnswerAsk => "answer.ask",
             PlatformRead(read) => match read {
                 self::PlatformRead::Tenants => "platform.read.tenants",
                 self::PlatformRead::Statistics => "platform.read.statistics",

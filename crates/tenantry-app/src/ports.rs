@@ -634,6 +634,56 @@ pub struct StoredReconciliation {
     pub detail: serde_json::Value,
 }
 
+/// A new version of an answer-configuration layer, as the use-case writes it; the store numbers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConfigVersion {
+    /// One above the layer's current version (1 for the first).
+    pub version: u32,
+    pub settings: tenantry_domain::rag::RagSettings,
+    pub author: String,
+    pub reason: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// Answer configuration (the customization issue): versioned layers. Platform and tier layers
+/// are written and listed on the platform path; a tenant's on its own path. A write appends the
+/// next version (one above the highest) together with its audit entry; two writers racing for
+/// one number: one of them gets `StoreError::VersionConflict` and nothing of it is written.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// `scope` is `Platform` or `Tier`. Returns the version written.
+    async fn put_default_config(
+        &self,
+        access: &PlatformScope,
+        scope: &tenantry_domain::rag::ConfigScope,
+        version: &NewConfigVersion,
+        audit: &AuditRecord,
+    ) -> Result<u32, StoreError>;
+    async fn put_tenant_config(
+        &self,
+        scope: &TenantScope,
+        version: &NewConfigVersion,
+        audit: &AuditRecord,
+    ) -> Result<u32, StoreError>;
+    /// Every version of a platform or tier layer, oldest first.
+    async fn default_config_versions(
+        &self,
+        access: &PlatformScope,
+        scope: &tenantry_domain::rag::ConfigScope,
+    ) -> Result<Vec<tenantry_domain::rag::ConfigVersion>, StoreError>;
+    /// Every version of the tenant's layer, oldest first.
+    async fn tenant_config_versions(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<tenantry_domain::rag::ConfigVersion>, StoreError>;
+    /// The current platform layer, `tier`'s and the tenant's, in one read on the tenant's path.
+    async fn config_layers(
+        &self,
+        scope: &TenantScope,
+        tier: &TierName,
+    ) -> Result<tenantry_domain::rag::RagLayers, StoreError>;
+}
+
 /// The cost ledger: usage, prices, fixed costs, bills, reconciliations and budget alerts.
 /// Usage is recorded on the platform path (one writer batches many tenants' events); a tenant
 /// reads its own rollups on its path.
@@ -716,7 +766,16 @@ pub trait Ledger: Send + Sync {
 /// Everything a backend provides. The composite lets the shells hold one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TierStore + TenantStore + FlagStore + AuditLog + IdentityStore + DocumentStore + ChangeFeed + OrphanObjects + Ledger
+    TierStore
+    + TenantStore
+    + FlagStore
+    + AuditLog
+    + IdentityStore
+    + DocumentStore
+    + ChangeFeed
+    + OrphanObjects
+    + Ledger
+    + ConfigStore
 {
     /// Whether the backend answers (for readiness checks).
     async fn ping(&self) -> Result<(), StoreError>;

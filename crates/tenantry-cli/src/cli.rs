@@ -111,6 +111,11 @@ pub struct DataArgs {
     /// POST capacity alerts (JSON) to this URL as well as logging and counting them.
     #[arg(long, global = true, env = "TENANTRY_CAPACITY_WEBHOOK_URL")]
     pub capacity_webhook_url: Option<String>,
+    /// Language-model providers answers may use: a JSON list of `{name, api: openai|anthropic,
+    /// base_url, api_key_env, models, timeout_secs, max_retries, max_concurrency}`. Without it only
+    /// `local` (the offline extractive answerer) is configured.
+    #[arg(long, global = true, env = "TENANTRY_LLM_PROVIDERS")]
+    pub llm_providers: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

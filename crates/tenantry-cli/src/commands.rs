@@ -450,10 +450,22 @@ async fn build_app(
         metering: tenantry_app::MeteringConfig::default(),
         budget_alerts: Arc::new(tenantry_app::LogBudgetAlerts),
         budget_holds,
+        providers: providers(g)?,
     })
     .await
     .map_err(CliError::Failed)?;
     Ok((app, parts.alerts))
+}
+
+/// The configured language-model providers, `local` always among them.
+fn providers(g: &Global) -> Result<tenantry_app::Providers> {
+    let mut providers = tenantry_app::Providers::default();
+    if let Some(path) = &g.data.llm_providers {
+        for p in tenantry_llm::load(path).map_err(|e| CliError::Failed(anyhow::anyhow!(e)))? {
+            providers = providers.with(Arc::new(p)).map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+        }
+    }
+    Ok(providers)
 }
 
 async fn redis_parts(

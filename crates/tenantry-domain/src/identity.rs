@@ -40,10 +40,12 @@ pub enum Permission {
     ManageDocuments,
     /// Read the tenant's costs and budget.
     ReadCosts,
+    /// Change the tenant's answer configuration (model, top_k, rerank, prompt template).
+    ManageConfig,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ReadTenant,
         Permission::EvaluateFlags,
         Permission::RecordHealth,
@@ -54,6 +56,7 @@ impl Permission {
         Permission::QueryDocuments,
         Permission::ManageDocuments,
         Permission::ReadCosts,
+        Permission::ManageConfig,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Permission {
             Permission::QueryDocuments => "query_documents",
             Permission::ManageDocuments => "manage_documents",
             Permission::ReadCosts => "read_costs",
+            Permission::ManageConfig => "manage_config",
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod limits;
 pub mod money;
 pub mod placement;
 pub mod pricing;
+pub mod prompt;
+pub mod rag;
 pub mod readiness;
 pub mod search;
 pub mod tenant;

@@ -45,6 +45,9 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
         C::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "Store unavailable"),
         C::EmbeddingUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "Embedding provider unavailable"),
         C::RequestTimeout => (StatusCode::SERVICE_UNAVAILABLE, "Request timed out"),
+        C::ProviderFailed => (StatusCode::BAD_GATEWAY, "Language-model provider failed"),
+        C::ProviderUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "Language-model provider unavailable"),
+        C::ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "Language-model provider timed out"),
     }
 }
 
@@ -118,6 +121,7 @@ impl From<AppError> for ApiError {
             AppError::Unexpected(source) => tracing::error!(error = ?source, "unexpected error"),
             AppError::Unavailable(source) => tracing::warn!(error = ?source, "store unavailable"),
             AppError::EmbeddingUnavailable(source) => tracing::warn!(error = ?source, "embedding provider unavailable"),
+            AppError::Provider(source) => tracing::warn!(error = %source, "language-model provider failed"),
             _ => {}
         }
         let mut error = ApiError::new(e.code(), e.to_string());

@@ -233,6 +233,7 @@ impl Store for PgStore {
     }
 }
 tenantry_store_sql::ledger_store!(PgStore, sqlx::Postgres);
+tenantry_store_sql::config_store!(PgStore, sqlx::Postgres);
 
 /// Events per usage statement. sqlx does not set TCP_NODELAY on its sockets: a statement whose
 /// message is larger than about 8 KiB meets Nagle's algorithm and the server's delayed ACK, and

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
     },
     Migration { version: 3, name: "cost_ledger", sql: include_str!("../migrations/0003_cost_ledger.sql") },
+    Migration { version: 4, name: "answer_config", sql: include_str!("../migrations/0004_answer_config.sql") },
 ];
 
 /// Arbitrary but fixed key for `pg_advisory_lock`.

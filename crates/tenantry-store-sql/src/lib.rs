@@ -2,6 +2,7 @@
 //! the flat row records of domain values, the column mapping written once (as macros, since sqlx
 //! rows are typed per database), and the mapping of `sqlx` errors onto [`StoreError`].
 
+pub mod config;
 pub mod document_store;
 pub mod documents;
 pub mod identity;

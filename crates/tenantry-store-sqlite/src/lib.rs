@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_feed_invitations_flag_ownership.sql"),
     },
     Migration { version: 3, name: "cost_ledger", sql: include_str!("../migrations/0003_cost_ledger.sql") },
+    Migration { version: 4, name: "answer_config", sql: include_str!("../migrations/0004_answer_config.sql") },
 ];
 
 pub const DB_FILE: &str = "tenantry.db";
@@ -262,4 +263,5 @@ impl Store for SqliteStore {
     }
 }
 tenantry_store_sql::ledger_store!(SqliteStore, sqlx::Sqlite);
+tenantry_store_sql::config_store!(SqliteStore, sqlx::Sqlite);
 tenantry_store_sql::usage_rows_by_values!(SqliteStore, sqlx::Sqlite);

@@ -8,8 +8,8 @@
 //! tenant's path), so a change is in effect on every replica at its next request without relying
 //! on cache invalidation.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -32,8 +32,6 @@ use crate::metering::{Metering, OperationUsage, model_label, operation_id};
 use crate::operations::AuditOp;
 use crate::ports::{AuditRecord, Clock, NewConfigVersion, Store};
 
-/// How long the price book used for an answer's cost is reused.
-const PRICE_CACHE: Duration = Duration::from_secs(30);
 /// Versions a write without an expected version retries when another writer took its number.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -117,7 +115,6 @@ pub struct Answers {
     data: DataPlane,
     providers: Providers,
     metering: Metering,
-    prices: Arc<Mutex<Option<(Instant, Arc<PriceBook>)>>>,
 }
 
 impl Answers {
@@ -129,7 +126,7 @@ impl Answers {
         providers: Providers,
         metering: Metering,
     ) -> Self {
-        Self { store, clock, cache, data, providers, metering, prices: Arc::new(Mutex::new(None)) }
+        Self { store, clock, cache, data, providers, metering }
     }
 
     pub fn providers(&self) -> &Providers {
@@ -350,15 +347,9 @@ impl Answers {
         Ok(())
     }
 
-    async fn price_book(&self) -> Result<Arc<PriceBook>, AppError> {
-        if let Some((at, book)) = self.prices.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-            && at.elapsed() < PRICE_CACHE
-        {
-            return Ok(book.clone());
-        }
-        let book = Arc::new(PriceBook::new(self.store.prices(&PlatformScope::system("answers")).await?));
-        *self.prices.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), book.clone()));
-        Ok(book)
+    /// The price book as it is now (one read; prices change rarely but must count at once).
+    async fn price_book(&self) -> Result<PriceBook, AppError> {
+        Ok(PriceBook::new(self.store.prices(&PlatformScope::system("answers")).await?))
     }
 
     /// Renders `template` (or the configured one) over `question` and sample passages (or

@@ -68,6 +68,7 @@ impl DataCtx {
             capacity,
             blobs: blobs.clone(),
             alerts: alerts.clone(),
+            providers: tenantry_app::Providers::default(),
         };
         let app = build_app(store, clock.clone(), wiring).await;
         Self {

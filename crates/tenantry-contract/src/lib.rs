@@ -4,6 +4,7 @@
 //! Use [`contract_suite!`] in a backend's integration tests with an expression that builds a
 //! fresh, empty, migrated store.
 
+pub mod answers;
 pub mod cache;
 pub mod data;
 pub mod ledger;
@@ -77,6 +78,7 @@ pub struct Wiring {
     pub capacity: tenantry_domain::CapacityPolicy,
     pub blobs: Arc<dyn BlobStore>,
     pub alerts: Arc<dyn AlertSink>,
+    pub providers: tenantry_app::Providers,
 }
 
 impl Wiring {
@@ -89,6 +91,7 @@ impl Wiring {
             capacity: tenantry_domain::CapacityPolicy::default(),
             blobs: Arc::new(MemoryBlobs::default()),
             alerts: Arc::new(LogAlerts::default()),
+            providers: tenantry_app::Providers::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ pub async fn build_app(store: Arc<dyn Store>, clock: Arc<ManualClock>, wiring: W
         shared_cache: wiring.shared_cache,
         cache: wiring.cache,
         alerts: wiring.alerts,
+        providers: wiring.providers,
         data: DataPlaneConfig {
             chunking: tenantry_domain::chunking::ChunkConfig::new(40, 8).expect("valid chunking"),
             capacity: wiring.capacity,

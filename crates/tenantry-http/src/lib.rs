@@ -5,6 +5,7 @@
 //! problem normalizer (any bare 4xx/5xx from routing or limits becomes problem+json) → timeout →
 //! body size limit → handlers.
 
+pub mod answers;
 pub mod costs;
 pub mod documents;
 pub mod dto;
@@ -62,6 +63,7 @@ pub struct AppState {
     pub costs: Costs,
     pub metering: Metering,
     pub readiness: Readiness,
+    pub answers: tenantry_app::Answers,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
 }
@@ -83,6 +85,7 @@ pub struct Services {
     pub costs: Costs,
     pub metering: Metering,
     pub readiness: Readiness,
+    pub answers: tenantry_app::Answers,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -96,6 +99,7 @@ impl Services {
             costs: app.costs.clone(),
             metering: app.metering.clone(),
             readiness: app.readiness.clone(),
+            answers: app.answers.clone(),
             clock: app.clock.clone(),
         }
     }
@@ -106,14 +110,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The complete application: every route, with every layer.
 pub fn router(services: Services, config: &ServerConfig) -> Router {
     let metrics = Arc::new(Metrics::new(config.max_tenant_metric_labels));
-    let Services { registry, directory, auditor, data, costs, metering, readiness, clock } = services;
-    let state = AppState { registry, directory, auditor, data, costs, metering, readiness, clock, metrics };
+    let Services { registry, directory, auditor, data, costs, metering, readiness, answers, clock } = services;
+    let state = AppState { registry, directory, auditor, data, costs, metering, readiness, answers, clock, metrics };
     // the data plane's requests are metered (usage recorded before the answer leaves)
     let metered = Router::new()
         .route("/tenants/{tenant_id}/documents", post(documents::ingest).get(documents::list))
         .route("/tenants/{tenant_id}/documents/{document_id}", get(documents::get).delete(documents::delete))
         .route("/tenants/{tenant_id}/documents/{document_id}/text", get(documents::text))
         .route("/tenants/{tenant_id}/query", post(documents::query))
+        .route("/tenants/{tenant_id}/ask", post(answers::ask))
         .route_layer(middleware::from_fn_with_state(state.clone(), costs::meter_requests));
     let timeout = config.request_timeout;
     let api = Router::new()
@@ -146,6 +151,12 @@ pub fn router(services: Services, config: &ServerConfig) -> Router {
         .route("/costs/reconcile", post(costs::reconcile))
         .route("/costs/budgets/check", post(costs::check_budgets))
         .route("/readiness", get(costs::readiness))
+        .route("/tenants/{tenant_id}/config", get(answers::show_config).put(answers::set_config))
+        .route("/tenants/{tenant_id}/config/versions", get(answers::config_versions))
+        .route("/tenants/{tenant_id}/config/rollback", post(answers::rollback_config))
+        .route("/tenants/{tenant_id}/config/preview", post(answers::preview))
+        .route("/config/platform", get(answers::platform_config).put(answers::set_platform_config))
+        .route("/config/tiers/{name}", get(answers::tier_config).put(answers::set_tier_config))
         .route("/tenants/{tenant_id}/usage", get(documents::usage))
         .route("/tenants/{tenant_id}/placement", get(documents::placement))
         .route("/indexes", get(documents::indexes))

@@ -32,6 +32,10 @@ use crate::routes;
         crate::costs::prices, crate::costs::set_price, crate::costs::load_preset, crate::costs::fixed_costs,
         crate::costs::put_fixed_cost, crate::costs::delete_fixed_cost, crate::costs::import_bills,
         crate::costs::reconcile, crate::costs::check_budgets, crate::costs::readiness,
+        crate::answers::show_config, crate::answers::set_config, crate::answers::config_versions,
+        crate::answers::rollback_config, crate::answers::preview, crate::answers::ask,
+        crate::answers::platform_config, crate::answers::set_platform_config, crate::answers::tier_config,
+        crate::answers::set_tier_config,
     ),
     components(schemas(
         Problem, KillSwitchBody, KillSwitchView, CreateTenantBody, PatchTenantBody, LimitsBody, MoneyBody, MoneyView, TransitionBody, TenantView,
@@ -44,6 +48,8 @@ use crate::routes;
         crate::documents::PlacementView, crate::documents::IndexView, crate::documents::IndexesView,
         crate::costs::CostDocument, crate::costs::PriceBody, crate::costs::PresetBody, crate::costs::FixedCostBody,
         crate::costs::BillBody, crate::costs::BillsBody, crate::costs::ReconcileBody, crate::costs::BudgetCheckBody,
+        crate::answers::AnswerDocument, crate::answers::ConfigBody, crate::answers::RollbackBody,
+        crate::answers::PreviewBody, crate::answers::AskBody,
     )),
     modifiers(&BearerAuth),
 )]

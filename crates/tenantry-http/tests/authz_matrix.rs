@@ -35,6 +35,8 @@ enum Setup {
     WithTenantFlag,
     /// Has one document, whose id is the `{n}` placeholder.
     WithDocument,
+    /// Has a tenant answer configuration (version 1).
+    WithConfig,
 }
 
 struct Case {
@@ -254,7 +256,54 @@ fn cases() -> Vec<Case> {
         ),
         case("budget check", Method::POST, "/costs/budgets/check", None, Platform, 200),
         case("readiness", Method::GET, "/readiness", None, Platform, 200),
+        case("show config", Method::GET, "/tenants/{t}/config", None, Member(Viewer), 200),
+        case(
+            "set config",
+            Method::PUT,
+            "/tenants/{t}/config",
+            Some(json!({"settings": {"top_k": 4}, "reason": "tune"})),
+            Member(Admin),
+            200,
+        ),
+        case("config versions", Method::GET, "/tenants/{t}/config/versions", None, Member(Viewer), 200),
+        case(
+            "config preview",
+            Method::POST,
+            "/tenants/{t}/config/preview",
+            Some(json!({"question": "what is the plan?"})),
+            Member(Viewer),
+            200,
+        ),
+        case("ask", Method::POST, "/tenants/{t}/ask", Some(json!({"question": "revenue plan?"})), Member(Viewer), 200),
+        case("platform config", Method::GET, "/config/platform", None, Platform, 200),
+        case(
+            "set platform config",
+            Method::PUT,
+            "/config/platform",
+            Some(json!({"settings": {"max_tokens": 400}})),
+            Platform,
+            200,
+        ),
+        case("tier config", Method::GET, "/config/tiers/gold", None, Platform, 200),
+        case(
+            "set tier config",
+            Method::PUT,
+            "/config/tiers/gold",
+            Some(json!({"settings": {"rerank": "lexical"}})),
+            Platform,
+            200,
+        ),
     ]);
+    let mut rollback = case(
+        "config rollback",
+        Method::POST,
+        "/tenants/{t}/config/rollback",
+        Some(json!({"version": 1})),
+        Member(Admin),
+        200,
+    );
+    rollback.setup = Setup::WithConfig;
+    c.push(rollback);
     for (name, method, path, need, ok) in [
         ("get document", Method::GET, "/tenants/{t}/documents/{n}", Member(Viewer), 200),
         ("document text", Method::GET, "/tenants/{t}/documents/{n}/text", Member(Viewer), 200),
@@ -298,6 +347,10 @@ async fn prepare(w: &World, case: &Case) -> (String, String, String) {
                 .unwrap();
         }
         Setup::WithDocument => {}
+        Setup::WithConfig => {
+            let layer = tenantry_domain::rag::RagSettings { top_k: Some(3), ..Default::default() };
+            w.answers.set_tenant_config(&scope, layer, None, Some("setup".into())).await.unwrap();
+        }
     }
     let mut n = w.next_id("");
     if let Setup::WithDocument = case.setup {
@@ -329,12 +382,13 @@ fn fill_json(v: &Value, t: &str, k: &str, n: &str) -> Value {
     serde_json::from_str(&fill(&v.to_string(), t, k, n)).unwrap()
 }
 
-async fn version_of(w: &World, tenant: &str) -> (i64, usize, i64) {
+async fn version_of(w: &World, tenant: &str) -> (i64, usize, i64, u32) {
     let scope = w.operator.act_in(TenantId::parse(tenant).unwrap());
     let t = w.registry.get_tenant(&scope).await.unwrap();
     let members = w.directory.list_members(&scope).await.unwrap().len();
     let documents = w.data.usage(&scope).await.unwrap().0.documents;
-    (t.version, members, documents)
+    let config = w.answers.config(&scope).await.unwrap().version;
+    (t.version, members, documents, config)
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@
 create table rag_config_defaults (
     scope      text not null check (scope in ('platform', 'tier')),
     scope_id   text not null,
-    version    integer not null check (version >= 1),
+    version    bigint not null check (version >= 1),
     settings   jsonb not null check (jsonb_typeof(settings) = 'object'),
     author     text not null,
     reason     text,
@@ -17,7 +17,7 @@ comment on table rag_config_defaults is 'tenantry:reference';
 
 create table tenant_rag_configs (
     tenant_id  text not null references tenants (tenant_id),
-    version    integer not null check (version >= 1),
+    version    bigint not null check (version >= 1),
     settings   jsonb not null check (jsonb_typeof(settings) = 'object'),
     author     text not null,
     reason     text,

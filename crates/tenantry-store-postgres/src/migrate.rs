@@ -120,6 +120,7 @@ async fn apply(conn: &mut PgConnection, role: &str, password: Option<&str>) -> a
          grant select, insert, update on prices, fixed_costs, bills to {role};
          grant delete on fixed_costs to {role};
          grant select, insert on reconciliations, budget_alerts to {role};
+         grant select, insert on rag_config_defaults, tenant_rag_configs to {role};
          grant usage on sequence reconciliations_id_seq to {role};
          grant select, insert, update on flag_definitions to {role};
          grant select, insert on audit_checkpoints to {role};

@@ -37,6 +37,10 @@ mod ledger {
     tenantry_contract::ledger_suite!(super::fresh().await);
 }
 
+mod answers {
+    tenantry_contract::answers_suite!(super::fresh().await);
+}
+
 mod cache {
     tenantry_contract::cache_suite!(super::fresh().await);
 }

@@ -68,6 +68,7 @@ pub struct World {
     pub registry: Registry,
     pub data: tenantry_app::DataPlane,
     pub directory: Directory,
+    pub answers: tenantry_app::Answers,
     pub clock: Arc<ManualClock>,
     pub operator: PlatformScope,
     /// Platform-admin token.
@@ -155,6 +156,7 @@ impl World {
         directory.put_member(&operator.act_in(other), &outsider_id, Role::Admin).await.unwrap();
         let outsider = directory.create_key(&operator, KeyOwner::User(outsider_id), "tests", None).await.unwrap().token;
         let auditor = built.auditor.clone();
+        let answers = built.answers.clone();
         let data_for_world = data.clone();
         let services = tenantry_http::Services { auditor, data, ..tenantry_http::Services::of(&built) };
         let app = tenantry_http::router(services, config);
@@ -163,6 +165,7 @@ impl World {
             registry,
             data: data_for_world,
             directory,
+            answers,
             clock,
             operator,
             admin,

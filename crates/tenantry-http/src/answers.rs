@@ -40,7 +40,7 @@ pub struct ConfigBody {
     /// `rerank_depth`, `filter`, `template`, `max_answer_chars`); fields left out are inherited.
     #[schema(value_type = Object)]
     pub settings: Value,
-    /// The version this change was made from; a concurrent change answers 409.
+    /// The version this change was made from; if the layer has moved on, 412 `version_conflict`.
     pub expected_version: Option<u32>,
     pub reason: Option<String>,
 }
@@ -98,7 +98,8 @@ pub async fn show_config(
 #[utoipa::path(put, path = "/tenants/{tenant_id}/config", tag = "answers", security(("bearer" = [])),
     params(("tenant_id" = String, Path)), request_body = ConfigBody,
     responses((status = 200, body = AnswerDocument), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem),
+              (status = 422, body = Problem)))]
 pub async fn set_config(
     State(state): State<AppState>,
     TenantAccess(scope): TenantAccess,
@@ -158,10 +159,12 @@ pub async fn preview(
 /// then one `answer` event the whole answer (or one `error` event with a problem).
 #[utoipa::path(post, path = "/tenants/{tenant_id}/ask", tag = "answers", security(("bearer" = [])),
     params(("tenant_id" = String, Path)), request_body = AskBody,
-    responses((status = 200, body = AnswerDocument), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
-              (status = 429, body = Problem), (status = 502, body = Problem), (status = 503, body = Problem),
-              (status = 504, body = Problem)))]
+    responses((status = 200, description = "The answer (JSON), or its server-sent events",
+               content((AnswerDocument = "application/json"), (String = "text/event-stream"))),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 402, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+              (status = 423, body = Problem), (status = 429, body = Problem), (status = 502, body = Problem),
+              (status = 503, body = Problem), (status = 504, body = Problem)))]
 pub async fn ask(
     State(state): State<AppState>,
     TenantAccess(scope): TenantAccess,
@@ -241,7 +244,7 @@ pub async fn platform_config(
 /// Replaces the platform's layer as a new version (platform administrators).
 #[utoipa::path(put, path = "/config/platform", tag = "answers", security(("bearer" = [])), request_body = ConfigBody,
     responses((status = 200, body = AnswerDocument), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_platform_config(
     State(state): State<AppState>,
     PlatformAccess(access): PlatformAccess,
@@ -276,7 +279,7 @@ pub async fn tier_config(
 #[utoipa::path(put, path = "/config/tiers/{name}", tag = "answers", security(("bearer" = [])),
     params(("name" = String, Path)), request_body = ConfigBody,
     responses((status = 200, body = AnswerDocument), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_tier_config(
     State(state): State<AppState>,
     PlatformAccess(access): PlatformAccess,

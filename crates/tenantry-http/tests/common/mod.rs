@@ -114,6 +114,22 @@ impl World {
         cache: tenantry_app::CacheConfig,
         embedder: Arc<dyn tenantry_app::Embedder>,
     ) -> World {
+        Self::assemble(store, config, cache, embedder, tenantry_app::Providers::default()).await
+    }
+
+    /// A world whose answers may use `providers`.
+    pub async fn with_providers(store: Arc<dyn Store>, providers: tenantry_app::Providers) -> World {
+        let embedder = Arc::new(tenantry_app::LocalEmbedder::new(64));
+        Self::assemble(store, &ServerConfig::default(), tenantry_app::CacheConfig::default(), embedder, providers).await
+    }
+
+    async fn assemble(
+        store: Arc<dyn Store>,
+        config: &ServerConfig,
+        cache: tenantry_app::CacheConfig,
+        embedder: Arc<dyn tenantry_app::Embedder>,
+        providers: tenantry_app::Providers,
+    ) -> World {
         let clock = Arc::new(ManualClock::new());
         let dir = std::env::temp_dir().join(format!(
             "tenantry-http-objects-{}-{}",
@@ -127,6 +143,7 @@ impl World {
         let built = tenantry_app::App::build(tenantry_app::AppConfig {
             audit_key: Some(key),
             cache,
+            providers,
             ..tenantry_app::AppConfig::local(store.clone(), clock.clone(), embedder, blobs)
         })
         .await

@@ -177,6 +177,24 @@ pub enum Command {
     /// tenants that upload and query): exit 0 when all pass, 3 on a warning or a skipped check,
     /// 1 on a failure.
     Readiness,
+    /// Answer configuration: provider, model, top_k, rerank, prompt template (versioned; tenant >
+    /// tier > platform > built-in default).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Answer a question from a tenant's documents with its configuration.
+    Ask {
+        tenant: String,
+        question: String,
+        /// Chunks to answer from (default: the configured top_k).
+        #[arg(long)]
+        top_k: Option<u32>,
+        /// Metadata filter, a JSON object (default: the configured one).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print the answer's text as the provider produces it.
+        #[arg(long)]
+        stream: bool,
+    },
     /// Create the seed's benchmark tenants D (1,000 docs of ~150 words), E (50 of ~5,200) and
     /// F (200 of ~800) with generated text.
     SeedData {
@@ -701,6 +719,81 @@ pub enum DoctorCmd {
     Rls,
 }
 
+/// The fields a configuration change sets (absent: unchanged).
+#[derive(Debug, Args)]
+pub struct ConfigFields {
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// off or lexical.
+    #[arg(long)]
+    pub rerank: Option<String>,
+    #[arg(long)]
+    pub rerank_depth: Option<u32>,
+    /// Default metadata filter, a JSON object.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// The prompt template, from this file.
+    #[arg(long)]
+    pub template_file: Option<PathBuf>,
+    #[arg(long)]
+    pub max_answer_chars: Option<u32>,
+    /// Remove a field from this layer (inherit it again); repeatable.
+    #[arg(long)]
+    pub unset: Vec<String>,
+    /// Why (kept with the version).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// The tenant's resolved configuration, each field with the level that decided it.
+    Show { tenant: String },
+    /// Change fields of the tenant's layer (a new version).
+    Set {
+        tenant: String,
+        #[command(flatten)]
+        fields: ConfigFields,
+    },
+    /// Every version of the tenant's layer, with author and reason.
+    History { tenant: String },
+    /// What changed between two versions of the tenant's layer.
+    Diff { tenant: String, from: u32, to: u32 },
+    /// Make an earlier version current again (as a new version).
+    Rollback {
+        tenant: String,
+        #[arg(value_name = "VERSION")]
+        to: u32,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Render the prompt a provider would receive for a question (with sample passages).
+    Preview {
+        tenant: String,
+        question: String,
+        /// Try this template instead of the configured one.
+        #[arg(long)]
+        template_file: Option<PathBuf>,
+    },
+    /// Show or change the platform's layer (`--tier NAME`: that tier's layer).
+    Defaults {
+        #[arg(long)]
+        tier: Option<String>,
+        #[command(flatten)]
+        fields: ConfigFields,
+    },
+    /// The configured providers and their models.
+    Providers,
+}
+
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -830,4 +923,14 @@ pub enum BillsCmd {
 pub enum BudgetsCmd {
     /// Check every tenant's spend this month against its budget.
     Check,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks names and conflicts only when a command is built: build every one.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

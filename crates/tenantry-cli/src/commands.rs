@@ -191,6 +191,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Index(cmd) => crate::data::index(data, &admin, cmd, &out).await,
         Command::Cost(cmd) => crate::cost::cost(&app.costs, &admin, cmd, &out).await,
         Command::Readiness => readiness(&app, &admin, &out).await,
+        Command::Config(cmd) => crate::answers::config(&app.answers, &admin, cmd, &out).await,
+        Command::Ask { tenant, question, top_k, filter, stream } => {
+            crate::answers::ask(&app.answers, &admin, &tenant, question, top_k, filter, stream, &out).await
+        }
         Command::SeedData { scale, tier } => crate::data::seed_data(registry, data, &admin, scale, &tier, &out).await,
         Command::Audit(cmd) => audit(&key, auditor, &admin, cmd, &out).await,
         Command::Keys(cmd) => keys(directory, &admin, cmd, &out).await,

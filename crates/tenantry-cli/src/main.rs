@@ -1,6 +1,7 @@
 //! `tenantry`: parse the command line, build the configured store, run the command. Errors go to
 //! stderr as one sentence (or JSON with `--json`); exit 2 for usage errors, 1 for refusals.
 
+mod answers;
 mod cli;
 mod commands;
 mod cost;

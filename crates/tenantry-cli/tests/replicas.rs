@@ -69,6 +69,49 @@ async fn a_change_through_replica_a_is_seen_by_replica_b() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An answer-configuration change made through replica A is in effect on replica B's very next
+/// request (configuration is read from the store by every answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_through_replica_a_answers_on_replica_b_at_once() {
+    let Some(redis) = required_env("REDIS_URL") else { return };
+    let Some(config) = tenantry_store_postgres::testing::fresh_config().await else { return };
+    let url = config.owner_url.clone();
+    let dir = std::env::temp_dir().join(format!("tenantry-replicas-config-{}", std::process::id()));
+    let token = {
+        let mut cmd = tenantry(&url, &dir);
+        cmd.args(["keys", "create", "--platform-admin", "--admin-name", "ops"]);
+        run_ok(cmd).trim().to_owned()
+    };
+    let mut cmd = tenantry(&url, &dir);
+    cmd.args(["tenant", "create", "legal", "--name", "Legal", "--tier", "gold"]);
+    run_ok(cmd);
+    let namespace = format!("replicas-config-{}:", std::process::id());
+    let a = Replica::start(&url, &dir, &redis, &namespace);
+    let b = Replica::start(&url, &dir, &redis, &namespace);
+    for (title, text) in
+        [("Retention", "Contracts are retained for seven years."), ("Holds", "A legal hold stops deletion.")]
+    {
+        let doc = serde_json::json!({"title": title, "text": text}).to_string();
+        let (status, body) = http(a.port, "POST", "/tenants/legal/documents", Some(&token), Some(&doc));
+        assert_eq!(status, 201, "{body}");
+    }
+    let ask = Some(r#"{"question": "how long are contracts retained?"}"#);
+    let (status, body) = http(b.port, "POST", "/tenants/legal/ask", Some(&token), ask);
+    assert_eq!(status, 200, "{body}");
+    let before: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((before["config_version"].as_u64(), before["citations"].as_array().map(Vec::len)), (Some(0), Some(2)));
+
+    let change = r#"{"settings": {"top_k": 1}, "reason": "one passage is enough"}"#;
+    let (status, body) = http(a.port, "PUT", "/tenants/legal/config", Some(&token), Some(change));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(b.port, "POST", "/tenants/legal/ask", Some(&token), ask);
+    assert_eq!(status, 200, "{body}");
+    let after: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((after["config_version"].as_u64(), after["citations"].as_array().map(Vec::len)), (Some(1), Some(1)));
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `redis-server` on a free port, nothing persisted; killed with SIGKILL when dropped.
 struct RedisProcess(std::process::Child);
 

@@ -57,6 +57,15 @@ pub struct Citation {
     pub rerank_score: Option<f32>,
 }
 
+/// What an answer cost by the price book: the priced part, and the meters it used that have no
+/// price in that currency (their share is not in `amount`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerCost {
+    pub amount: String,
+    pub currency: String,
+    pub unpriced: Vec<&'static str>,
+}
+
 /// Milliseconds spent per stage.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Timings {
@@ -80,8 +89,11 @@ pub struct Answer {
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// `(amount, currency)` from the price book; `None` when it has no prices.
-    pub cost: Option<(String, String)>,
+    pub cost: Option<AnswerCost>,
     pub config_version: u32,
+    /// The share of the question's terms found in the passages given to the model (see
+    /// `tenantry_domain::rag::coverage`).
+    pub retrieval_coverage: f64,
     pub timings: Timings,
 }
 
@@ -96,8 +108,9 @@ impl Answer {
             })).collect::<Vec<_>>(),
             "model": self.model,
             "usage": {"embedding_tokens": self.embedding_tokens, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-            "cost": self.cost.as_ref().map(|(amount, currency)| json!({"amount": amount, "currency": currency})),
+            "cost": self.cost.as_ref().map(|c| json!({"amount": c.amount, "currency": c.currency, "unpriced_meters": c.unpriced})),
             "config_version": self.config_version,
+            "retrieval_coverage": self.retrieval_coverage,
             "timings_ms": {
                 "retrieve": self.timings.retrieve_ms, "rerank": self.timings.rerank_ms, "prompt": self.timings.prompt_ms,
                 "generate": self.timings.generate_ms, "total": self.timings.total_ms,
@@ -347,6 +360,59 @@ impl Answers {
         Ok(())
     }
 
+    pub(crate) async fn store_prices(&self) -> Result<Vec<tenantry_domain::pricing::Price>, AppError> {
+        Ok(self.store.prices(&PlatformScope::system("answers")).await?)
+    }
+
+    pub(crate) async fn tenant_of(&self, scope: &TenantScope) -> Result<tenantry_domain::Tenant, AppError> {
+        Ok(self.cache.get(scope).await?.snapshot.tenant.clone())
+    }
+
+    pub(crate) async fn resolved(&self, scope: &TenantScope) -> Result<RagConfig, AppError> {
+        let tenant = self.tenant_of(scope).await?;
+        Ok(self.store.config_layers(scope, &tenant.tier).await?.resolve())
+    }
+
+    /// `(documents, mean bytes, mean embedding tokens)` of the tenant's documents.
+    pub(crate) async fn document_sizes(&self, scope: &TenantScope) -> Result<(i64, f64, f64), AppError> {
+        let (mut n, mut bytes, mut tokens) = (0i64, 0i64, 0i64);
+        let mut after = None;
+        loop {
+            let page = self.data.list_documents(scope, after.as_ref(), crate::registry::MAX_PAGE_SIZE).await?;
+            for d in &page {
+                n += 1;
+                bytes += d.bytes;
+                tokens += d.token_count;
+            }
+            match page.last() {
+                Some(last) if page.len() as u32 == crate::registry::MAX_PAGE_SIZE => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let mean = |x: i64| if n == 0 { 0.0 } else { x as f64 / n as f64 };
+        Ok((n, mean(bytes), mean(tokens)))
+    }
+
+    /// The tenant's vector queries over the last 30 days, from the ledger's daily rollups.
+    pub(crate) async fn recent_queries(&self, scope: &TenantScope) -> Result<u64, AppError> {
+        let today = self.clock.now().date();
+        let from = today - time::Duration::days(30);
+        let rollups = self.store.tenant_usage_rollups(scope, from, today.next_day().unwrap_or(today)).await?;
+        Ok(rollups.iter().filter(|(k, _)| k.meter == Meter::VectorQueries).map(|(_, q)| *q).sum())
+    }
+
+    /// An answer with a candidate configuration (the comparison).
+    pub(crate) async fn ask_candidate(
+        &self,
+        scope: &TenantScope,
+        request: AskRequest,
+        config: &RagConfig,
+        started: Instant,
+    ) -> Result<Answer, AppError> {
+        check_question(&request.question)?;
+        self.ask_with(scope, request, config, None, started).await
+    }
+
     /// The price book as it is now (one read; prices change rarely but must count at once).
     async fn price_book(&self) -> Result<PriceBook, AppError> {
         Ok(PriceBook::new(self.store.prices(&PlatformScope::system("answers")).await?))
@@ -396,6 +462,19 @@ impl Answers {
         check_question(&request.question)?;
         let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
         let config = self.store.config_layers(scope, &tenant.tier).await?.resolve();
+        self.ask_with(scope, request, &config, stream, started).await
+    }
+
+    /// Answers `request` with `config` (the tenant's, or a candidate the comparison tries).
+    async fn ask_with(
+        &self,
+        scope: &TenantScope,
+        request: AskRequest,
+        config: &RagConfig,
+        stream: Option<mpsc::Sender<String>>,
+        started: Instant,
+    ) -> Result<Answer, AppError> {
+        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
         self.providers.check(&config.provider.value, &config.model.value).map_err(|e| {
             AppError::Invalid(format!("the tenant's answer configuration cannot be used: {}", e.reason()))
         })?;
@@ -486,6 +565,8 @@ impl Answers {
         self.metering.meter(usage.into_events()).await?;
 
         let (answer, truncated) = cut(&generated.text, config.max_answer_chars.value as usize);
+        let texts: Vec<&str> = hits.iter().map(|(h, _)| h.text.as_str()).collect();
+        let retrieval_coverage = tenantry_domain::rag::coverage(&request.question, &texts);
         let citations: Vec<Citation> = hits
             .iter()
             .enumerate()
@@ -509,6 +590,7 @@ impl Answers {
             output_tokens: generated.output_tokens,
             cost,
             config_version: config.version,
+            retrieval_coverage,
             timings: Timings { retrieve_ms, rerank_ms, prompt_ms, generate_ms, total_ms: ms(started) },
         };
         let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::AnswerAsk).change(
@@ -528,20 +610,22 @@ impl Answers {
     }
 
     /// The answer's cost from the price book: the query's embedding tokens and vector search,
-    /// and the generation's tokens. `None` without prices.
+    /// and the generation's tokens, with the meters it used that have no price. `None` without
+    /// prices.
     async fn cost(
         &self,
         label: &str,
         embedding_tokens: u64,
         embedding_model: &str,
         generated: &crate::generation::Generated,
-    ) -> Option<(String, String)> {
+    ) -> Option<AnswerCost> {
         let book = self.price_book().await.ok()?;
         let currency = book.usual_currency()?.clone();
         let now = self.clock.now();
         let month = tenantry_domain::pricing::Month::of(now.date());
         let (llm, emb) = (model_label(label), model_label(embedding_model));
         let mut total = rust_decimal::Decimal::ZERO;
+        let mut unpriced = Vec::new();
         for (meter, model, quantity) in [
             (Meter::EmbeddingTokens, Some(&emb), embedding_tokens),
             (Meter::VectorQueries, None, 1),
@@ -551,11 +635,16 @@ impl Answers {
             if quantity == 0 {
                 continue;
             }
-            if let Some(p) = book.price_for(meter, model, now.date(), &currency) {
-                total += p.amount(quantity, month)?;
+            match book.price_for(meter, model, now.date(), &currency) {
+                Some(p) => total += p.amount(quantity, month)?,
+                None => unpriced.push(meter.as_str()),
             }
         }
-        Some((total.round_dp(6).normalize().to_string(), currency.as_str().to_owned()))
+        Some(AnswerCost {
+            amount: total.round_dp(6).normalize().to_string(),
+            currency: currency.as_str().to_owned(),
+            unpriced,
+        })
     }
 }
 

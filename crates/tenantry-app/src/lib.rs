@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod cache;
+pub mod compare;
 pub mod costs;
 pub mod dataplane;
 pub mod directory;

@@ -261,7 +261,13 @@ pub async fn ask(
     for c in &answer.citations {
         println!("[{}] {} (document {}, chunk {}, score {:.3})", c.n, c.title, c.document_id, c.chunk, c.score);
     }
-    let cost = answer.cost.as_ref().map_or("unpriced".to_owned(), |(a, c)| format!("{a} {c}"));
+    let cost = answer.cost.as_ref().map_or("unpriced".to_owned(), |c| {
+        if c.unpriced.is_empty() {
+            format!("{} {}", c.amount, c.currency)
+        } else {
+            format!("{} {} (without unpriced {})", c.amount, c.currency, c.unpriced.join(", "))
+        }
+    });
     println!(
         "model {} · tokens: embedding {}, input {}, output {} · cost {cost} · config version {} · {:.1} ms (retrieve {:.1}, generate {:.1})",
         answer.model,
@@ -273,5 +279,166 @@ pub async fn ask(
         answer.timings.retrieve_ms,
         answer.timings.generate_ms
     );
+    Ok(())
+}
+
+pub struct CompareArgs {
+    pub question: Option<String>,
+    pub questions: Option<std::path::PathBuf>,
+    pub repeats: u32,
+    pub tolerance: f64,
+    pub monthly_queries: Option<u64>,
+    pub format: crate::cli::CompareFormat,
+}
+
+fn questions_for(tenant: &str, args: &CompareArgs) -> Result<Vec<String>> {
+    if let Some(path) = &args.questions {
+        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("read {}: {e}", path.display())))?;
+        let list: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if list.is_empty() {
+            return Err(usage(format!("{} holds no questions", path.display())));
+        }
+        return Ok(list);
+    }
+    if let Some(q) = &args.question {
+        return Ok(vec![q.clone()]);
+    }
+    tenantry_domain::corpus::SEED_TENANTS
+        .iter()
+        .find(|s| s.id == tenant)
+        .map(|s| vec![tenantry_domain::corpus::sample_question(s.domain).to_owned()])
+        .ok_or_else(|| {
+            usage(format!("give --question or --questions: {tenant} is not a seed tenant with a default question"))
+        })
+}
+
+fn money(d: Option<rust_decimal::Decimal>) -> String {
+    d.map_or("unpriced".to_owned(), |d| d.normalize().to_string())
+}
+
+pub async fn compare(
+    answers: &Answers,
+    admin: &PlatformScope,
+    tenants: &[String],
+    args: CompareArgs,
+    out: &Out,
+) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.tolerance) {
+        return Err(usage("--tolerance must be between 0 and 1"));
+    }
+    if args.repeats == 0 || args.repeats > 100 {
+        return Err(usage("--repeats must be between 1 and 100"));
+    }
+    let mut results = Vec::new();
+    for t in tenants {
+        let scope = admin.act_in(tenant(t)?);
+        let questions = questions_for(t, &args)?;
+        results.push(answers.compare(&scope, &questions, args.repeats, args.tolerance, args.monthly_queries).await?);
+    }
+    if out.json {
+        let doc: Vec<Value> = results
+            .iter()
+            .map(|c| {
+                json!({
+                    "tenant_id": c.tenant.as_str(), "name": c.name, "documents": c.documents,
+                    "avg_bytes": c.avg_bytes, "avg_tokens": c.avg_tokens,
+                    "monthly_queries": c.monthly_queries, "volume_source": c.volume_source,
+                    "recommended": c.recommended, "current": c.current,
+                    "projected_monthly": c.recommended.and_then(|r| c.projected_monthly(r)).map(|d| d.to_string()),
+                    "trials": c.trials.iter().map(|t| json!({
+                        "provider": t.provider, "model": t.model, "top_k": t.top_k, "rerank": t.rerank.as_str(),
+                        "current": t.current, "p50_ms": t.p50_ms, "input_tokens": t.input_tokens,
+                        "output_tokens": t.output_tokens, "embedding_tokens": t.embedding_tokens,
+                        "cost_per_query": t.cost_per_query.map(|d| d.to_string()), "quality": t.quality,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&json!({"tolerance": args.tolerance, "tenants": doc}));
+        return Ok(());
+    }
+    use crate::cli::CompareFormat;
+    if args.format == CompareFormat::Csv {
+        println!(
+            "tenant,documents,avg_bytes,avg_tokens,provider,model,top_k,rerank,current,recommended,p50_ms,input_tokens,output_tokens,embedding_tokens,cost_per_query,quality,monthly_queries,projected_monthly"
+        );
+        for c in &results {
+            for (i, t) in c.trials.iter().enumerate() {
+                println!(
+                    "{},{},{:.0},{:.0},{},{},{},{},{},{},{:.3},{:.1},{:.1},{:.1},{},{:.3},{},{}",
+                    c.tenant,
+                    c.documents,
+                    c.avg_bytes,
+                    c.avg_tokens,
+                    t.provider,
+                    t.model,
+                    t.top_k,
+                    t.rerank.as_str(),
+                    t.current,
+                    c.recommended == Some(i),
+                    t.p50_ms,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.embedding_tokens,
+                    t.cost_per_query.map_or(String::new(), |d| d.to_string()),
+                    t.quality,
+                    c.monthly_queries,
+                    c.projected_monthly(i).map_or(String::new(), |d| d.to_string()),
+                );
+            }
+        }
+        return Ok(());
+    }
+    let headers = [
+        "Tenant",
+        "Doc Count",
+        "Avg Doc Size",
+        "Current Cost/Query",
+        "Current p50",
+        "Optimal Model",
+        "Optimal top_k",
+        "Rerank",
+        "Quality",
+        "Projected Cost",
+    ];
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|c| {
+            let cur = &c.trials[c.current];
+            let rec = c.recommended.map(|r| &c.trials[r]);
+            vec![
+                format!("{} ({})", c.tenant, c.name),
+                c.documents.to_string(),
+                format!("{:.0} bytes / {:.0} tokens", c.avg_bytes, c.avg_tokens),
+                money(cur.cost_per_query),
+                format!("{:.1} ms", cur.p50_ms),
+                rec.map_or("-".into(), |r| format!("{}/{}", r.provider, r.model)),
+                rec.map_or("-".into(), |r| r.top_k.to_string()),
+                rec.map_or("-".into(), |r| r.rerank.as_str().to_owned()),
+                rec.map_or("-".into(), |r| format!("{:.2} (current {:.2})", r.quality, cur.quality)),
+                c.recommended
+                    .and_then(|r| c.projected_monthly(r))
+                    .map_or("unpriced".into(), |d| format!("{d}/month at {} queries", c.monthly_queries)),
+            ]
+        })
+        .collect();
+    if args.format == CompareFormat::Markdown {
+        println!("| {} |", headers.join(" | "));
+        println!("|{}|", headers.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for r in &rows {
+            println!("| {} |", r.join(" | "));
+        }
+    } else {
+        table(&headers, &rows);
+    }
+    println!();
+    println!(
+        "Quality: the share of each question's terms found in the passages given to the model (a retrieval proxy; it cannot \
+         tell models apart). Recommended: the cheapest candidate within {} of the best quality.",
+        args.tolerance
+    );
+    for c in &results {
+        println!("{}: volume from {}", c.tenant, c.volume_source);
+    }
     Ok(())
 }

@@ -181,6 +181,32 @@ pub enum Command {
     /// tier > platform > built-in default).
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Compare tenants' answer configurations: for each, its documents, its current configuration
+    /// and a grid of candidates (priced models × top_k 3/5/10 × rerank off/lexical) measured on
+    /// real answers, and the cheapest candidate within the quality tolerance with its projected
+    /// monthly cost. Every trial is a metered answer.
+    CompareTenants {
+        #[arg(required = true)]
+        tenants: Vec<String>,
+        /// The question asked of every tenant (default for the seed tenants: a question of their
+        /// domain).
+        #[arg(long)]
+        question: Option<String>,
+        /// A file of questions, one per line.
+        #[arg(long)]
+        questions: Option<PathBuf>,
+        /// Times each question is asked per configuration (latency is the p50 over all).
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+        /// Quality the recommendation may give up against the best candidate (0 to 1).
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+        /// Queries per month to project cost with (default: each tenant's last 30 days).
+        #[arg(long)]
+        monthly_queries: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: CompareFormat,
+    },
     /// Answer a question from a tenant's documents with its configuration.
     Ask {
         tenant: String,
@@ -792,6 +818,14 @@ pub enum ConfigCmd {
     },
     /// The configured providers and their models.
     Providers,
+}
+
+/// How the comparison is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Csv,
+    Markdown,
 }
 
 /// How a report is printed.

@@ -192,6 +192,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Cost(cmd) => crate::cost::cost(&app.costs, &admin, cmd, &out).await,
         Command::Readiness => readiness(&app, &admin, &out).await,
         Command::Config(cmd) => crate::answers::config(&app.answers, &admin, cmd, &out).await,
+        Command::CompareTenants { tenants, question, questions, repeats, tolerance, monthly_queries, format } => {
+            let args = crate::answers::CompareArgs { question, questions, repeats, tolerance, monthly_queries, format };
+            crate::answers::compare(&app.answers, &admin, &tenants, args, &out).await
+        }
         Command::Ask { tenant, question, top_k, filter, stream } => {
             crate::answers::ask(&app.answers, &admin, &tenant, question, top_k, filter, stream, &out).await
         }

@@ -361,10 +361,6 @@ pub async fn index(plane: &DataPlane, admin: &PlatformScope, cmd: IndexCmd, out:
     }
 }
 
-/// The seed's benchmark tenants: (id, documents, words per document).
-pub const SEED_TENANTS: [(&str, usize, usize); 3] =
-    [("tenant-d", 1000, 150), ("tenant-e", 50, 5200), ("tenant-f", 200, 800)];
-
 /// Ingests a batch as a well-behaved client does: when the tenant's ingest rate says wait, waits
 /// the `Retry-After` it was given and sends the batch again.
 async fn ingest_paced(
@@ -395,13 +391,11 @@ pub async fn seed_data(
     }
     let tier = TierName::parse(tier).map_err(usage)?;
     let mut report = Vec::new();
-    for (n, (id, docs, words)) in SEED_TENANTS.into_iter().enumerate() {
+    for seed in tenantry_domain::corpus::SEED_TENANTS {
+        let (id, docs, words) = (seed.id, seed.documents, seed.words);
         let tenant = tenant_id(id)?;
-        let new = NewTenant::minimal(
-            tenant.clone(),
-            format!("Seed tenant {}", id.trim_start_matches("tenant-").to_uppercase()),
-            tier.clone(),
-        );
+        let mut new = NewTenant::minimal(tenant.clone(), seed.name, tier.clone());
+        new.metadata = json!({"use_case": seed.use_case});
         match registry.create_tenant(admin, new).await {
             Ok(_) | Err(AppError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
@@ -416,14 +410,9 @@ pub async fn seed_data(
             let end = (start + batch).min(count);
             let docs: Vec<NewDocument> = (start..end)
                 .map(|i| {
-                    let text = tenantry_domain::documents::synthetic_text((n as u64 + 1) * 1_000_003 + i as u64, words);
-                    NewDocument::new(
-                        &format!("{id} document {i}"),
-                        text,
-                        &json!({"seed": true, "n": i}),
-                        Some(&format!("seed-{i}")),
-                    )
-                    .map_err(usage)
+                    let (title, text) = tenantry_domain::corpus::document(seed.domain, i as u64, words);
+                    NewDocument::new(&title, text, &json!({"seed": true, "n": i}), Some(&format!("seed-{i}")))
+                        .map_err(usage)
                 })
                 .collect::<Result<_>>()?;
             match ingest_paced(plane, &scope, docs).await {

@@ -218,7 +218,9 @@ pub async fn ask_answers_from_the_tenants_own_documents_meters_and_audits(store:
     assert!(answer.input_tokens > 0 && answer.output_tokens == 4);
     let prompt = w.recorder.prompts.lock().unwrap().last().cloned().unwrap();
     assert!(prompt.contains("30 days") && !prompt.contains("90 days"), "{prompt}");
-    let (amount, currency) = answer.cost.clone().unwrap();
+    let cost = answer.cost.clone().unwrap();
+    let (amount, currency) = (cost.amount, cost.currency);
+    assert_eq!(cost.unpriced, vec!["embedding_tokens", "vector_queries"], "only the model is priced");
     assert_eq!(currency, "USD");
     let expected = rust_decimal::Decimal::from(answer.input_tokens + answer.output_tokens)
         * rust_decimal::Decimal::from(2)

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod audit;
 pub mod chunking;
+pub mod corpus;
 pub mod cost;
 pub mod documents;
 pub mod embedding;

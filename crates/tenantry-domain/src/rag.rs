@@ -489,3 +489,96 @@ mod tests {
         assert_eq!(rerank_lexical("x", &candidates, 1).len(), 1);
     }
 }
+
+/// The share of the question's distinct terms (≥ 3 characters) that appear in the passages
+/// given to the model: the retrieval-quality proxy of answers and of the configuration
+/// comparison. 1.0 when the question has no such term. It measures what retrieval put in front
+/// of the model, not how well a model writes: it cannot tell two models apart.
+pub fn coverage(question: &str, passages: &[&str]) -> f64 {
+    let terms = terms_of(question);
+    if terms.is_empty() {
+        return 1.0;
+    }
+    let mut have = std::collections::BTreeSet::new();
+    for p in passages {
+        have.extend(terms_of(p));
+    }
+    terms.iter().filter(|t| have.contains(*t)).count() as f64 / terms.len() as f64
+}
+
+/// One configuration tried by the comparison, and what it measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub provider: String,
+    pub model: String,
+    pub top_k: u32,
+    pub rerank: Rerank,
+    /// The tenant's configuration as it is.
+    pub current: bool,
+    pub p50_ms: f64,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    pub embedding_tokens: f64,
+    /// Mean cost per query (`None`: unpriced).
+    pub cost_per_query: Option<rust_decimal::Decimal>,
+    /// Mean [`coverage`] over the questions.
+    pub quality: f64,
+}
+
+/// The recommended trial: the cheapest whose quality is within `tolerance` of the best (ties:
+/// lower p50 latency, then fewer chunks). Unpriced trials take part only when every trial is
+/// unpriced (a cost that cannot be computed is not a saving).
+pub fn recommend(trials: &[Trial], tolerance: f64) -> Option<usize> {
+    let any_priced = trials.iter().any(|t| t.cost_per_query.is_some());
+    let eligible = |t: &Trial| t.cost_per_query.is_some() || !any_priced;
+    let best = trials.iter().filter(|t| eligible(t)).map(|t| t.quality).fold(f64::NEG_INFINITY, f64::max);
+    trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| eligible(t) && t.quality + tolerance >= best)
+        .min_by(|(_, a), (_, b)| {
+            a.cost_per_query.cmp(&b.cost_per_query).then(a.p50_ms.total_cmp(&b.p50_ms)).then(a.top_k.cmp(&b.top_k))
+        })
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod comparison_tests {
+    use super::*;
+
+    fn trial(model: &str, top_k: u32, cost: Option<&str>, quality: f64, p50: f64) -> Trial {
+        Trial {
+            provider: "p".into(),
+            model: model.into(),
+            top_k,
+            rerank: Rerank::Off,
+            current: false,
+            p50_ms: p50,
+            input_tokens: 0.0,
+            output_tokens: 0.0,
+            embedding_tokens: 0.0,
+            cost_per_query: cost.map(|c| c.parse().unwrap()),
+            quality,
+        }
+    }
+
+    #[test]
+    fn coverage_counts_question_terms_found_in_the_passages() {
+        assert_eq!(coverage("refund window days", &["refunds within 30 days", "the window closes"]), 2.0 / 3.0);
+        assert_eq!(coverage("a b", &["x"]), 1.0);
+    }
+
+    #[test]
+    fn the_cheapest_within_the_quality_tolerance_is_recommended() {
+        let trials = [
+            trial("big", 10, Some("0.045"), 0.90, 40.0),
+            trial("small", 5, Some("0.008"), 0.87, 20.0),
+            trial("small", 3, Some("0.006"), 0.60, 15.0),
+            trial("free", 3, None, 0.95, 5.0),
+        ];
+        assert_eq!(recommend(&trials, 0.05), Some(1), "unpriced is not free when others are priced");
+        assert_eq!(recommend(&trials, 0.01), Some(0), "only the best priced one is within 0.01");
+        assert_eq!(recommend(&trials[..3], 0.5), Some(2));
+        assert_eq!(recommend(&[], 0.05), None);
+    }
+}

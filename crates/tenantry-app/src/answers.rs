@@ -343,6 +343,12 @@ impl Answers {
     /// paid provider) the price book prices the model's input and output tokens.
     async fn check_usable(&self, config: &RagConfig) -> Result<(), AppError> {
         self.providers.check(&config.provider.value, &config.model.value)?;
+        if config.rerank.value == Rerank::Model {
+            if config.rerank_model.value.is_empty() {
+                return Err(AppError::Invalid("rerank model needs rerank_model (provider/model)".to_owned()));
+            }
+            self.providers.check_reranker(&config.rerank_model.value)?;
+        }
         if config.provider.value == LOCAL_PROVIDER {
             return Ok(());
         }
@@ -513,6 +519,27 @@ impl Answers {
                     .into_iter()
                     .map(|(i, s)| (i, Some(s)))
                     .collect()
+            }
+            Rerank::Model => {
+                let (reranker, model) = self.providers.check_reranker(&config.rerank_model.value).map_err(|e| {
+                    AppError::Invalid(format!("the tenant's answer configuration cannot be used: {}", e.reason()))
+                })?;
+                let texts: Vec<&str> = retrieved.hits.iter().map(|h| h.text.as_str()).collect();
+                if texts.is_empty() {
+                    Vec::new()
+                } else {
+                    let ranked = reranker
+                        .rerank(&model, &request.question, &texts, top_k as usize)
+                        .await
+                        .map_err(AppError::Provider)?;
+                    let mut seen = std::collections::BTreeSet::new();
+                    ranked
+                        .into_iter()
+                        .filter(|(i, _)| *i < texts.len() && seen.insert(*i))
+                        .take(top_k as usize)
+                        .map(|(i, s)| (i, Some(s)))
+                        .collect()
+                }
             }
         };
         let rerank_ms = ms(t);

@@ -74,6 +74,26 @@ pub trait Provider: Send + Sync {
         request: &GenerationRequest,
         stream: Option<&mpsc::Sender<String>>,
     ) -> Result<Generated, ProviderError>;
+
+    /// The reranking models it offers (a Cohere-style `/rerank` endpoint); none by default.
+    fn rerank_models(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Scores `documents` against `query` with `model`: `(index, relevance)` for the best
+    /// `top_n`, best first.
+    async fn rerank(
+        &self,
+        model: &str,
+        _query: &str,
+        _documents: &[&str],
+        _top_n: usize,
+    ) -> Result<Vec<(usize, f32)>, ProviderError> {
+        Err(ProviderError::Failed {
+            provider: self.name().to_owned(),
+            detail: format!("it offers no reranker {model}"),
+        })
+    }
 }
 
 /// The configured providers, by name. `local` (the extractive answerer) is always there.
@@ -103,6 +123,27 @@ impl Providers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
+    }
+
+    /// The provider and model of a `provider/model` reranker, if a configured provider offers it.
+    pub fn check_reranker(&self, label: &str) -> Result<(&Arc<dyn Provider>, String), Invalid> {
+        let Some((provider, model)) = label.split_once('/') else {
+            return Err(Invalid::new(format!("rerank_model {label:?} must be provider/model")));
+        };
+        let p = self.by_name.get(provider).ok_or_else(|| {
+            Invalid::new(format!(
+                "rerank_model {label}: provider {provider:?} is not configured: configured are {}",
+                self.by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let offered = p.rerank_models();
+        if !offered.iter().any(|m| m == model) {
+            return Err(Invalid::new(format!(
+                "provider {provider} offers no reranker {model:?}{}",
+                if offered.is_empty() { String::new() } else { format!(": it offers {}", offered.join(", ")) }
+            )));
+        }
+        Ok((p, model.to_owned()))
     }
 
     /// `(provider, models)` for every provider.

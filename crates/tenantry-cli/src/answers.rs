@@ -43,6 +43,7 @@ fn patch_of(f: &ConfigFields) -> Result<(RagSettings, bool)> {
         temperature: f.temperature,
         max_tokens: f.max_tokens,
         rerank: f.rerank.as_deref().map(Rerank::parse).transpose().map_err(|e| usage(format!("--rerank: {e}")))?,
+        rerank_model: f.rerank_model.clone(),
         rerank_depth: f.rerank_depth,
         filter: f.filter.as_deref().map(|t| json_object("--filter", t)).transpose()?,
         template: f.template_file.as_deref().map(read_template).transpose()?,

@@ -762,9 +762,12 @@ pub struct ConfigFields {
     pub temperature: Option<f64>,
     #[arg(long)]
     pub max_tokens: Option<u32>,
-    /// off or lexical.
+    /// off, lexical or model (a provider's /rerank, with --rerank-model).
     #[arg(long)]
     pub rerank: Option<String>,
+    /// The reranker for `--rerank model`: provider/model.
+    #[arg(long)]
+    pub rerank_model: Option<String>,
     #[arg(long)]
     pub rerank_depth: Option<u32>,
     /// Default metadata filter, a JSON object.

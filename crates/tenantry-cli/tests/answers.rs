@@ -69,7 +69,8 @@ fn config_is_versioned_and_ask_answers_offline() {
     for (args, says) in [
         (vec!["config", "set", "hr", "--model", "gpt-4o"], "does not offer model"),
         (vec!["config", "set", "hr", "--top-k", "0"], "top_k must be between 1 and 50"),
-        (vec!["config", "set", "hr", "--rerank", "cohere"], "use off or lexical"),
+        (vec!["config", "set", "hr", "--rerank", "cohere"], "use off, lexical or model"),
+        (vec!["config", "set", "hr", "--rerank", "model", "--rerank-model", "x/y"], "provider \"x\" is not configured"),
         (vec!["config", "set", "hr"], "give at least one field"),
         (vec!["config", "diff", "hr", "1", "9"], "no configuration version 9"),
         (vec!["ask", "hr", " "], "must not be empty"),

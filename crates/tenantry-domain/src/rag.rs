@@ -67,6 +67,8 @@ pub enum Rerank {
     Off,
     /// In process: the vector score blended with the question's term overlap (see `rerank`).
     Lexical,
+    /// A provider's Cohere-style `/rerank` endpoint, with `rerank_model` (`provider/model`).
+    Model,
 }
 
 impl Rerank {
@@ -74,6 +76,7 @@ impl Rerank {
         match self {
             Rerank::Off => "off",
             Rerank::Lexical => "lexical",
+            Rerank::Model => "model",
         }
     }
 
@@ -81,7 +84,8 @@ impl Rerank {
         match value {
             "off" => Ok(Rerank::Off),
             "lexical" => Ok(Rerank::Lexical),
-            other => Err(Invalid::new(format!("rerank {other:?} is not known: use off or lexical"))),
+            "model" => Ok(Rerank::Model),
+            other => Err(Invalid::new(format!("rerank {other:?} is not known: use off, lexical or model"))),
         }
     }
 }
@@ -103,6 +107,9 @@ pub struct RagSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank: Option<Rerank>,
     /// Candidates retrieved for the reranker to choose `top_k` from.
+    /// With `rerank: model`: the reranker, `provider/model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank_depth: Option<u32>,
     /// Metadata every retrieval is filtered by, unless the request gives its own filter.
@@ -120,13 +127,14 @@ pub const MAX_RERANK_DEPTH: u32 = 200;
 pub const MAX_TOKENS: u32 = 16_384;
 
 /// Every field's name, in display order.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 11] = [
     "provider",
     "model",
     "top_k",
     "temperature",
     "max_tokens",
     "rerank",
+    "rerank_model",
     "rerank_depth",
     "filter",
     "template",
@@ -165,6 +173,11 @@ impl RagSettings {
             && (m.is_empty() || m.len() > 128 || m.chars().any(|c| c.is_control() || c.is_whitespace()))
         {
             return Err(Invalid::new(format!("model {m:?} must be 1-128 characters without spaces")));
+        }
+        if let Some(m) = &self.rerank_model
+            && !m.split_once('/').is_some_and(|(p, model)| valid_name(p) && !model.is_empty() && model.len() <= 128)
+        {
+            return Err(Invalid::new(format!("rerank_model {m:?} must be provider/model, e.g. cohere/rerank-v3.5")));
         }
         if let Some(k) = self.top_k
             && !(1..=MAX_TOP_K).contains(&k)
@@ -211,6 +224,7 @@ impl RagSettings {
                 "temperature" => out.temperature = None,
                 "max_tokens" => out.max_tokens = None,
                 "rerank" => out.rerank = None,
+                "rerank_model" => out.rerank_model = None,
                 "rerank_depth" => out.rerank_depth = None,
                 "filter" => out.filter = None,
                 "template" => out.template = None,
@@ -233,6 +247,7 @@ impl RagSettings {
             temperature,
             max_tokens,
             rerank,
+            rerank_model,
             rerank_depth,
             filter,
             template,
@@ -264,6 +279,8 @@ pub struct RagConfig {
     pub temperature: Resolved<f64>,
     pub max_tokens: Resolved<u32>,
     pub rerank: Resolved<Rerank>,
+    /// `provider/model`, or empty.
+    pub rerank_model: Resolved<String>,
     pub rerank_depth: Resolved<u32>,
     pub filter: Resolved<Map<String, Value>>,
     pub template: Resolved<String>,
@@ -281,6 +298,7 @@ pub fn builtin() -> RagSettings {
         temperature: Some(0.2),
         max_tokens: Some(512),
         rerank: Some(Rerank::Off),
+        rerank_model: Some(String::new()),
         rerank_depth: Some(20),
         filter: Some(Map::new()),
         template: Some(prompt::DEFAULT_TEMPLATE.to_owned()),
@@ -327,6 +345,7 @@ impl RagLayers {
             temperature: pick!(temperature),
             max_tokens: pick!(max_tokens),
             rerank: pick!(rerank),
+            rerank_model: pick!(rerank_model),
             rerank_depth: pick!(rerank_depth),
             filter: pick!(filter),
             template: pick!(template),
@@ -350,7 +369,7 @@ impl RagConfig {
     pub fn retrieve_depth(&self, top_k: u32) -> u32 {
         match self.rerank.value {
             Rerank::Off => top_k,
-            Rerank::Lexical => self.rerank_depth.value.max(top_k),
+            Rerank::Lexical | Rerank::Model => self.rerank_depth.value.max(top_k),
         }
     }
 
@@ -456,6 +475,7 @@ mod tests {
             (json!({"temperature": 2.5}), "temperature must be between 0 and 2"),
             (json!({"max_tokens": 0}), "max_tokens"),
             (json!({"rerank": "cohere"}), "not valid"),
+            (json!({"rerank_model": "no-slash"}), "provider/model"),
             (json!({"rerank_depth": 500}), "rerank_depth"),
             (json!({"max_answer_chars": 5}), "max_answer_chars"),
             (json!({"provider": "Open AI"}), "provider"),
@@ -471,6 +491,15 @@ mod tests {
     #[test]
     fn a_patch_sets_and_unsets_fields() {
         let layer = RagSettings { top_k: Some(3), model: Some("m".into()), ..Default::default() };
+        let every = RagSettings::from_json(&serde_json::json!({
+            "provider": "p", "model": "m", "top_k": 2, "temperature": 0.5, "max_tokens": 9, "rerank": "model",
+            "rerank_model": "p/r", "rerank_depth": 9, "filter": {"a": 1}, "max_answer_chars": 500,
+            "template": "{{ question }}{{ chunks }}"
+        }))
+        .unwrap();
+        assert_eq!(RagSettings::default().patched(&every, &[]).unwrap(), every, "a patch carries every field");
+        let unset: Vec<String> = FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        assert_eq!(every.patched(&RagSettings::default(), &unset).unwrap(), RagSettings::default());
         let patch = RagSettings { temperature: Some(0.0), ..Default::default() };
         let out = layer.patched(&patch, &["model".into()]).unwrap();
         assert_eq!(out, RagSettings { top_k: Some(3), temperature: Some(0.0), ..Default::default() });

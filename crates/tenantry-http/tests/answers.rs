@@ -26,6 +26,7 @@ fn provider(s: &StandIn, name: &str, api: Api) -> Arc<HttpProvider> {
         base_url: s.base_url.clone(),
         api_key_env: None,
         models: MODELS.iter().map(|m| (*m).to_owned()).collect(),
+        rerank_models: vec!["rank-1".into(), "refuse-1".into()],
         timeout_secs: 1,
         max_retries: 1,
         backoff_ms: 10,
@@ -231,7 +232,64 @@ async fn bad_configurations_are_refused_whole(store: Arc<dyn Store>) {
     assert!(preview.body["system"].as_str().unwrap().contains("never instructions"));
 }
 
+/// `rerank: model` asks the provider's `/rerank` for the order of the retrieved passages; a
+/// reranker no provider offers is refused when saved, and one that fails answers 502.
+async fn a_provider_reranker_orders_the_passages(store: Arc<dyn Store>) {
+    let s = standin::start().await.unwrap();
+    let w = world(store, &s).await;
+    let t = w.fresh_tenant().await;
+    for (title, text) in [
+        ("Cafeteria", "The cafeteria opens at eight and closes at three."),
+        ("Refunds", "Refund requests are answered within the refund window of thirty days."),
+        ("Returns", "Returned goods are inspected in the warehouse."),
+    ] {
+        let r = w
+            .call(
+                Method::POST,
+                &format!("/tenants/{t}/documents"),
+                Some(w.token_of(Role::Admin)),
+                Some(json!({"title": title, "text": text})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let c =
+        configure(&w, &t, json!({"rerank": "model", "rerank_model": "oa/rank-1", "top_k": 1, "rerank_depth": 3})).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    let r = w
+        .call(
+            Method::POST,
+            &format!("/tenants/{t}/ask"),
+            Some(w.token_of(Role::Viewer)),
+            Some(json!({"question": "refund window"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["citations"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["citations"][0]["title"], "Refunds", "{}", r.text);
+    assert_eq!(r.body["citations"][0]["rerank_score"], 1.0);
+    let rerank_call =
+        s.seen.requests.lock().unwrap().iter().rev().find(|(_, b)| b.get("documents").is_some()).cloned().unwrap();
+    assert_eq!(rerank_call.1["documents"].as_array().unwrap().len(), 3, "all the candidates went to the reranker");
+
+    let refused = configure(&w, &t, json!({"rerank": "model", "rerank_model": "oa/nope"})).await;
+    assert_problem(&refused, 422, "invalid_input");
+    assert!(refused.body["detail"].as_str().unwrap().contains("offers no reranker"), "{}", refused.text);
+    assert_problem(&configure(&w, &t, json!({"rerank": "model"})).await, 422, "invalid_input");
+    assert_eq!(configure(&w, &t, json!({"rerank": "model", "rerank_model": "oa/refuse-1"})).await.status, 200);
+    let r = w
+        .call(
+            Method::POST,
+            &format!("/tenants/{t}/ask"),
+            Some(w.token_of(Role::Viewer)),
+            Some(json!({"question": "refund window"})),
+        )
+        .await;
+    assert_problem(&r, 502, "provider_failed");
+}
+
 on_both_stores!(
+    a_provider_reranker_orders_the_passages,
     answers_through_both_provider_apis_whole_and_streamed,
     provider_failures_have_their_own_codes,
     bad_configurations_are_refused_whole,

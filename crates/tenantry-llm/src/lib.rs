@@ -44,7 +44,13 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub api_key_env: Option<String>,
     /// The models tenants may choose.
+    #[serde(default)]
     pub models: Vec<String>,
+    /// Reranking models served at `{base_url}/rerank` (the Cohere-style API: `{model, query,
+    /// documents, top_n}` → `{results: [{index, relevance_score}]}`, as Cohere, vLLM and other
+    /// gateways serve it).
+    #[serde(default)]
+    pub rerank_models: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     #[serde(default = "default_retries")]
@@ -93,6 +99,7 @@ pub struct HttpProvider {
     config: ProviderConfig,
     key: Option<String>,
     url: String,
+    rerank_url: String,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
 }
@@ -108,8 +115,8 @@ impl HttpProvider {
         if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
             return Err(format!("provider {}: base_url must start with http:// or https://", config.name));
         }
-        if config.models.is_empty() {
-            return Err(format!("provider {}: list at least one model", config.name));
+        if config.models.is_empty() && config.rerank_models.is_empty() {
+            return Err(format!("provider {}: list at least one model or rerank model", config.name));
         }
         if config.max_concurrency == 0 || config.timeout_secs == 0 {
             return Err(format!("provider {}: max_concurrency and timeout_secs must be at least 1", config.name));
@@ -123,8 +130,9 @@ impl HttpProvider {
             Api::Anthropic => "messages",
         };
         let url = format!("{}/{path}", config.base_url.trim_end_matches('/'));
+        let rerank_url = format!("{}/rerank", config.base_url.trim_end_matches('/'));
         let permits = Arc::new(Semaphore::new(config.max_concurrency));
-        Ok(Self { config, key, url, client, permits })
+        Ok(Self { config, key, url, rerank_url, client, permits })
     }
 
     fn body(&self, r: &GenerationRequest, stream: bool) -> Value {
@@ -160,12 +168,9 @@ impl HttpProvider {
         ProviderError::Failed { provider: self.config.name.clone(), detail: detail.into() }
     }
 
-    async fn attempt(
-        &self,
-        r: &GenerationRequest,
-        stream: Option<&mpsc::Sender<String>>,
-    ) -> Result<Generated, Attempt> {
-        let mut request = self.client.post(&self.url).header("content-type", "application/json");
+    /// Posts `body` to `url` with the API's key headers; a failed status is an `Attempt` error.
+    async fn post(&self, url: &str, body: String) -> Result<reqwest::Response, Attempt> {
+        let mut request = self.client.post(url).header("content-type", "application/json");
         request = match (self.config.api, &self.key) {
             (Api::Openai, Some(k)) => request.bearer_auth(k),
             (Api::Anthropic, Some(k)) => request.header("x-api-key", k),
@@ -174,7 +179,7 @@ impl HttpProvider {
         if self.config.api == Api::Anthropic {
             request = request.header("anthropic-version", "2023-06-01");
         }
-        let response = match request.body(self.body(r, stream.is_some()).to_string()).send().await {
+        let response = match request.body(body).send().await {
             Ok(r) => r,
             Err(e) => return Err(Attempt::Retry(format!("request failed: {e}"), None, e.is_timeout())),
         };
@@ -193,6 +198,15 @@ impl HttpProvider {
             }
             return Err(Attempt::Fail(self.failed(format!("refused the request ({status}): {detail}"))));
         }
+        Ok(response)
+    }
+
+    async fn attempt(
+        &self,
+        r: &GenerationRequest,
+        stream: Option<&mpsc::Sender<String>>,
+    ) -> Result<Generated, Attempt> {
+        let response = self.post(&self.url, self.body(r, stream.is_some()).to_string()).await?;
         match stream {
             None => {
                 let body = response
@@ -342,6 +356,78 @@ impl HttpProvider {
     }
 }
 
+impl HttpProvider {
+    async fn rerank_attempt(&self, body: &str, count: usize) -> Result<Vec<(usize, f32)>, Attempt> {
+        let response = self.post(&self.rerank_url, body.to_owned()).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Retry(format!("reading the ranking failed: {e}"), None, e.is_timeout()))?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|_| Attempt::Fail(self.failed("the ranking is not JSON")))?;
+        let results = v
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Attempt::Fail(self.failed("the ranking has no results")))?;
+        results
+            .iter()
+            .map(|r| {
+                let index = r.get("index").and_then(Value::as_u64).map(|i| i as usize).filter(|i| *i < count);
+                let score = r.get("relevance_score").and_then(Value::as_f64);
+                match (index, score) {
+                    (Some(i), Some(s)) => Ok((i, s as f32)),
+                    _ => Err(Attempt::Fail(self.failed("a ranking result lacks a valid index or relevance_score"))),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `attempt` under the concurrency limit, retrying what may pass.
+    async fn with_retries<T, F, Fut>(&self, attempt: F) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
+        let name = self.config.name.clone();
+        let wait = Duration::from_secs(self.config.timeout_secs);
+        let _permit = match tokio::time::timeout(wait, self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(ProviderError::Unavailable {
+                    provider: name,
+                    detail: format!("all {} concurrent requests stayed busy", self.config.max_concurrency),
+                });
+            }
+        };
+        let mut delay = Duration::from_millis(self.config.backoff_ms);
+        let mut last = String::new();
+        let mut timed_out = false;
+        for n in 0..=self.config.max_retries {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry(detail, retry_after, timeout)) => {
+                    last = detail;
+                    timed_out = timeout;
+                    if n < self.config.max_retries {
+                        let pause = retry_after.unwrap_or(delay).min(Duration::from_secs(30));
+                        tracing::warn!(provider = %name, attempt = n + 1, wait_ms = pause.as_millis() as u64, error = %last, "retrying the provider");
+                        tokio::time::sleep(pause).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        }
+        if timed_out {
+            return Err(ProviderError::Timeout { provider: name, secs: self.config.timeout_secs });
+        }
+        Err(ProviderError::Unavailable {
+            provider: name,
+            detail: format!("{last} (after {} attempts)", self.config.max_retries + 1),
+        })
+    }
+}
+
 /// The end of the first complete SSE event in `buffer`: (its length, the separator's length).
 fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
@@ -375,42 +461,23 @@ impl Provider for HttpProvider {
         request: &GenerationRequest,
         stream: Option<&mpsc::Sender<String>>,
     ) -> Result<Generated, ProviderError> {
-        let name = self.config.name.clone();
-        let wait = Duration::from_secs(self.config.timeout_secs);
-        let _permit = match tokio::time::timeout(wait, self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
-            _ => {
-                return Err(ProviderError::Unavailable {
-                    provider: name,
-                    detail: format!("all {} concurrent requests stayed busy", self.config.max_concurrency),
-                });
-            }
-        };
-        let mut delay = Duration::from_millis(self.config.backoff_ms);
-        let mut last = String::new();
-        let mut timed_out = false;
-        for attempt in 0..=self.config.max_retries {
-            match self.attempt(request, stream).await {
-                Ok(g) => return Ok(g),
-                Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry(detail, retry_after, timeout)) => {
-                    last = detail;
-                    timed_out = timeout;
-                    if attempt < self.config.max_retries {
-                        let pause = retry_after.unwrap_or(delay).min(Duration::from_secs(30));
-                        tracing::warn!(provider = %name, attempt = attempt + 1, wait_ms = pause.as_millis() as u64, error = %last, "retrying the provider");
-                        tokio::time::sleep(pause).await;
-                        delay = (delay * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
-        }
-        if timed_out {
-            return Err(ProviderError::Timeout { provider: name, secs: self.config.timeout_secs });
-        }
-        Err(ProviderError::Unavailable {
-            provider: name,
-            detail: format!("{last} (after {} attempts)", self.config.max_retries + 1),
-        })
+        self.with_retries(|| self.attempt(request, stream)).await
+    }
+
+    fn rerank_models(&self) -> Vec<String> {
+        self.config.rerank_models.clone()
+    }
+
+    async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[&str],
+        top_n: usize,
+    ) -> Result<Vec<(usize, f32)>, ProviderError> {
+        let body = json!({"model": model, "query": query, "documents": documents, "top_n": top_n}).to_string();
+        let mut ranked = self.with_retries(|| self.rerank_attempt(&body, documents.len())).await?;
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(ranked)
     }
 }

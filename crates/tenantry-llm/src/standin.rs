@@ -8,6 +8,9 @@
 //! - `refuse-*`: 400 with the API's error body;
 //! - `slow-*`: waits 2 s before echoing.
 //!
+//! `/v1/rerank` speaks the Cohere-style rerank API: each document's relevance is the share of the
+//! query's words (3+ letters, lowercased) it contains; `refuse-*` models answer 400.
+//!
 //! It records every request body and header it saw, and the most requests it had in flight.
 
 use std::collections::HashSet;
@@ -45,6 +48,7 @@ pub async fn start() -> std::io::Result<StandIn> {
     let app = Router::new()
         .route("/v1/chat/completions", post(openai))
         .route("/v1/messages", post(anthropic))
+        .route("/v1/rerank", post(rerank))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
@@ -226,5 +230,41 @@ async fn anthropic(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: axum
         json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
                "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
                "usage": {"input_tokens": input, "output_tokens": output}}),
+    )
+}
+
+fn words_of(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 3).map(str::to_lowercase).collect()
+}
+
+async fn rerank(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let _in = InFlight::enter(&seen);
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    seen.requests.lock().unwrap().push((headers, v.clone()));
+    if v["model"].as_str().unwrap_or("").starts_with("refuse-") {
+        return json_response(StatusCode::BAD_REQUEST, json!({"message": "invalid request: model not found"}));
+    }
+    let query = words_of(v["query"].as_str().unwrap_or(""));
+    let documents: Vec<&str> =
+        v["documents"].as_array().map(|d| d.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let mut results: Vec<(usize, f64)> = documents
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let have = words_of(d);
+            let score = if query.is_empty() {
+                0.0
+            } else {
+                query.iter().filter(|w| have.contains(*w)).count() as f64 / query.len() as f64
+            };
+            (i, score)
+        })
+        .collect();
+    results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    results.truncate(v["top_n"].as_u64().map_or(results.len(), |n| n as usize));
+    json_response(
+        StatusCode::OK,
+        json!({"id": "rerank-1", "results": results.iter().map(|(i, s)| json!({"index": i, "relevance_score": s})).collect::<Vec<_>>(),
+               "meta": {"billed_units": {"search_units": 1}}}),
     )
 }

@@ -17,6 +17,7 @@ fn provider(s: &StandIn, api: Api, timeout_secs: u64, max_concurrency: usize) ->
         base_url: s.base_url.clone(),
         api_key_env: None,
         models: vec!["echo-1".into()],
+        rerank_models: vec!["rank-1".into()],
         timeout_secs,
         max_retries: 2,
         backoff_ms: 10,
@@ -122,4 +123,21 @@ async fn requests_in_flight_never_exceed_the_concurrency_limit() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(s.seen.max_in_flight.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_cohere_style_rerank_endpoint_orders_documents_best_first() {
+    let s = standin::start().await.unwrap();
+    let p = provider(&s, Api::Openai, 5, 4);
+    assert_eq!(p.rerank_models(), vec!["rank-1".to_owned()]);
+    let docs = ["the cafeteria menu", "refund window is 30 days", "refund policy"];
+    let ranked = p.rerank("rank-1", "refund window", &docs, 2).await.unwrap();
+    assert_eq!(ranked.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(ranked[0].1 > ranked[1].1);
+    let seen = s.seen.requests.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.1["top_n"], 2);
+    assert_eq!(seen.1["documents"][0], "the cafeteria menu");
+    drop(seen);
+    let e = p.rerank("refuse-1", "q", &docs, 2).await.unwrap_err();
+    assert!(matches!(&e, ProviderError::Failed { detail, .. } if detail.contains("400")), "{e}");
 }

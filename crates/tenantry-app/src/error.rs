@@ -376,6 +376,13 @@ mod tests {
             AppError::Invalid("x".into()),
             AppError::Unavailable(anyhow::anyhow!("x")),
             AppError::EmbeddingUnavailable(anyhow::anyhow!("x")),
+            AppError::ConfigConflict { scope: "platform".into(), expected: 1, current: 2 },
+            AppError::Provider(crate::generation::ProviderError::Failed { provider: "p".into(), detail: "x".into() }),
+            AppError::Provider(crate::generation::ProviderError::Unavailable {
+                provider: "p".into(),
+                detail: "x".into(),
+            }),
+            AppError::Provider(crate::generation::ProviderError::Timeout { provider: "p".into(), secs: 1 }),
             AppError::Unexpected(anyhow::anyhow!("x")),
         ];
         // every application code is reachable from some error (the shells produce the rest)

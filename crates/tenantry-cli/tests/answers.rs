@@ -135,9 +135,9 @@ async fn compare_tenants_measures_the_grid_on_the_seed_tenants() {
         &run_cli(args(&[
             "--json",
             "compare-tenants",
-            "tenant-d",
-            "tenant-e",
-            "tenant-f",
+            "tenant_d",
+            "tenant_e",
+            "tenant_f",
             "--repeats",
             "1",
             "--monthly-queries",
@@ -171,7 +171,7 @@ async fn compare_tenants_measures_the_grid_on_the_seed_tenants() {
         assert!(t["projected_monthly"].is_string(), "{t}");
         assert!(trials.iter().all(|x| (0.0..=1.0).contains(&x["quality"].as_f64().unwrap())));
     }
-    let markdown = run_cli(args(&["compare-tenants", "tenant-d", "--repeats", "1", "--format", "markdown"])).await;
+    let markdown = run_cli(args(&["compare-tenants", "tenant_d", "--repeats", "1", "--format", "markdown"])).await;
     assert!(markdown.contains("| Tenant | Doc Count | Avg Doc Size | Current Cost/Query |"), "{markdown}");
     let _ = std::fs::remove_dir_all(&dir);
 }

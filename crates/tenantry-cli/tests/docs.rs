@@ -66,7 +66,7 @@ fn scenario(make: &dyn Fn() -> Command, dir: &Path) {
     let r = json(make(), &["seed-data", "--scale", "0.01"]);
     let seeded: Vec<i64> = r["seeded"].as_array().unwrap().iter().map(|s| s["documents"].as_i64().unwrap()).collect();
     assert_eq!(seeded, [10, 1, 2], "{r}");
-    let r = json(make(), &["query", "tenant-e", "revenue contract", "--top-k", "3"]);
+    let r = json(make(), &["query", "tenant_e", "revenue contract", "--top-k", "3"]);
     assert_eq!(r["results"].as_array().unwrap().len(), 3, "{r}");
 
     // bad input: exit 2 with a sentence; refusals: exit 1

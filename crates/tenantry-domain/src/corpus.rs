@@ -22,10 +22,10 @@ pub enum Domain {
     Business,
 }
 
-/// Seed 000's table (ids with `-` for the seed's `_`).
+/// Seed 000's table.
 pub const SEED_TENANTS: [SeedTenant; 3] = [
     SeedTenant {
-        id: "tenant-d",
+        id: "tenant_d",
         name: "Customer Support Co",
         use_case: "High-volume customer support",
         documents: 1000,
@@ -33,7 +33,7 @@ pub const SEED_TENANTS: [SeedTenant; 3] = [
         domain: Domain::Support,
     },
     SeedTenant {
-        id: "tenant-e",
+        id: "tenant_e",
         name: "Legal Research LLC",
         use_case: "Legal documents and case law",
         documents: 50,
@@ -41,7 +41,7 @@ pub const SEED_TENANTS: [SeedTenant; 3] = [
         domain: Domain::Legal,
     },
     SeedTenant {
-        id: "tenant-f",
+        id: "tenant_f",
         name: "Business Docs Inc",
         use_case: "General business documentation",
         documents: 200,

@@ -189,6 +189,7 @@ mod tests {
             (QueryDocuments, true, true, true, true),
             (ManageDocuments, false, true, false, true),
             (ReadCosts, false, false, true, true),
+            (ManageConfig, false, false, false, true),
         ];
         assert_eq!(table.len(), Permission::ALL.len());
         for (p, viewer, analyst, reviewer, admin) in table {

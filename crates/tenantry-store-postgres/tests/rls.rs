@@ -36,6 +36,9 @@ async fn two_tenants(pool_size: u32) -> Option<(PgConfig, PgPool)> {
         // the tenant's admin invites someone (an invitations row)
         let admin_scope = directory.authenticate(&token).await.unwrap().tenant(&tid(id)).unwrap();
         directory.put_member(&admin_scope, &UserId::parse("invitee").unwrap(), Role::Viewer).await.unwrap();
+        // an answer configuration version (tenant_rag_configs)
+        let layer = tenantry_domain::rag::RagSettings { top_k: Some(3), ..Default::default() };
+        ctx.app.answers.set_tenant_config(&admin_scope, layer, None, None).await.unwrap();
     }
     // documents, chunks (partition chunks_i1 of the shared index), placements and usage
     let data = tenantry_contract::data::DataCtx::new(store).await;
@@ -50,7 +53,7 @@ async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}"))).fetch_one(conn).await.unwrap()
 }
 
-const TENANT_TABLES: [&str; 12] = [
+const TENANT_TABLES: [&str; 13] = [
     "tenants",
     "tenant_flags",
     "audit_log",
@@ -64,6 +67,7 @@ const TENANT_TABLES: [&str; 12] = [
     // the ingests were metered
     "usage_events",
     "usage_daily",
+    "tenant_rag_configs",
 ];
 
 /// Users and API keys are read and written only on the platform path (authentication, admins).
@@ -219,6 +223,7 @@ async fn probe5_app_role_is_unprivileged_and_every_tenant_table_forces_rls() {
             "tenant_flag_definitions",
             "tenant_flags",
             "tenant_placements",
+            "tenant_rag_configs",
             "tenant_usage",
             "tenants",
             "usage_daily",
@@ -564,9 +569,18 @@ async fn the_audit_head_is_the_platforms_and_only_follows_the_log() {
 #[tokio::test]
 async fn the_app_role_cannot_update_write_once_tables() {
     let Some((_, pool)) = two_tenants(1).await else { return };
-    for table in
-        ["tiers", "tenant_placements", "documents", "chunks", "chunks_i1", "audit_log", "audit_checkpoints", "users"]
-    {
+    for table in [
+        "tiers",
+        "tenant_placements",
+        "documents",
+        "chunks",
+        "chunks_i1",
+        "audit_log",
+        "audit_checkpoints",
+        "users",
+        "rag_config_defaults",
+        "tenant_rag_configs",
+    ] {
         let can: bool = sqlx::query_scalar("select has_table_privilege(current_user, $1, 'UPDATE')")
             .bind(table)
             .fetch_one(&pool)

@@ -7,16 +7,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{embedded, run_ok};
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().expect("run tenantry");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{embedded, run, run_ok};
 
 #[test]
 fn config_is_versioned_and_ask_answers_offline() {

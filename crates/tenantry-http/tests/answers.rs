@@ -83,6 +83,28 @@ async fn ask_stream(w: &World, tenant: &str, question: &str) -> common::Response
     w.send(request).await
 }
 
+async fn ask(w: &World, tenant: &str, question: &str) -> common::Response {
+    w.call(
+        Method::POST,
+        &format!("/tenants/{tenant}/ask"),
+        Some(w.token_of(Role::Viewer)),
+        Some(json!({"question": question})),
+    )
+    .await
+}
+
+async fn ingest(w: &World, tenant: &str, title: &str, text: &str) {
+    let r = w
+        .call(
+            Method::POST,
+            &format!("/tenants/{tenant}/documents"),
+            Some(w.token_of(Role::Admin)),
+            Some(json!({"title": title, "text": text})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
 /// `(event, data)` pairs of a server-sent-event body.
 fn events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
@@ -99,25 +121,10 @@ async fn answers_through_both_provider_apis_whole_and_streamed(store: Arc<dyn St
     let s = standin::start().await.unwrap();
     let w = world(store, &s).await;
     let t = w.fresh_tenant().await;
-    let ingest = w
-        .call(
-            Method::POST,
-            &format!("/tenants/{t}/documents"),
-            Some(w.token_of(Role::Admin)),
-            Some(json!({"title": "Refund policy", "text": "Refunds are issued within 30 days of purchase."})),
-        )
-        .await;
-    assert_eq!(ingest.status, 201, "{}", ingest.text);
+    ingest(&w, &t, "Refund policy", "Refunds are issued within 30 days of purchase.").await;
 
     // the default works with no provider at all: extractive
-    let r = w
-        .call(
-            Method::POST,
-            &format!("/tenants/{t}/ask"),
-            Some(w.token_of(Role::Viewer)),
-            Some(json!({"question": "refunds issued when?"})),
-        )
-        .await;
+    let r = ask(&w, &t, "refunds issued when?").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["model"], "local/extractive");
     assert!(r.body["answer"].as_str().unwrap().contains("30 days"), "{}", r.text);
@@ -126,14 +133,7 @@ async fn answers_through_both_provider_apis_whole_and_streamed(store: Arc<dyn St
         let c = configure(&w, &t, json!({"provider": p, "model": "echo-1", "top_k": 2})).await;
         assert_eq!(c.status, 200, "{}", c.text);
         assert_eq!(c.body["config"]["model"]["level"], "tenant");
-        let r = w
-            .call(
-                Method::POST,
-                &format!("/tenants/{t}/ask"),
-                Some(w.token_of(Role::Viewer)),
-                Some(json!({"question": "refunds?"})),
-            )
-            .await;
+        let r = ask(&w, &t, "refunds?").await;
         assert_eq!(r.status, 200, "{p}: {}", r.text);
         assert_eq!(r.body["model"], format!("{p}/echo-1"));
         assert!(r.body["answer"].as_str().unwrap().starts_with("Answer: "));
@@ -170,14 +170,7 @@ async fn provider_failures_have_their_own_codes(store: Arc<dyn Store>) {
         ("oa", "slow-1", 504, "provider_timeout"),
     ] {
         assert_eq!(configure(&w, &t, json!({"provider": p, "model": model})).await.status, 200);
-        let r = w
-            .call(
-                Method::POST,
-                &format!("/tenants/{t}/ask"),
-                Some(w.token_of(Role::Viewer)),
-                Some(json!({"question": "q?"})),
-            )
-            .await;
+        let r = ask(&w, &t, "q?").await;
         assert_problem(&r, status, code);
         let streamed = ask_stream(&w, &t, "q?").await;
         let ev = events(&streamed.text);
@@ -243,27 +236,12 @@ async fn a_provider_reranker_orders_the_passages(store: Arc<dyn Store>) {
         ("Refunds", "Refund requests are answered within the refund window of thirty days."),
         ("Returns", "Returned goods are inspected in the warehouse."),
     ] {
-        let r = w
-            .call(
-                Method::POST,
-                &format!("/tenants/{t}/documents"),
-                Some(w.token_of(Role::Admin)),
-                Some(json!({"title": title, "text": text})),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text);
+        ingest(&w, &t, title, text).await;
     }
     let c =
         configure(&w, &t, json!({"rerank": "model", "rerank_model": "oa/rank-1", "top_k": 1, "rerank_depth": 3})).await;
     assert_eq!(c.status, 200, "{}", c.text);
-    let r = w
-        .call(
-            Method::POST,
-            &format!("/tenants/{t}/ask"),
-            Some(w.token_of(Role::Viewer)),
-            Some(json!({"question": "refund window"})),
-        )
-        .await;
+    let r = ask(&w, &t, "refund window").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["citations"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["citations"][0]["title"], "Refunds", "{}", r.text);
@@ -277,14 +255,7 @@ async fn a_provider_reranker_orders_the_passages(store: Arc<dyn Store>) {
     assert!(refused.body["detail"].as_str().unwrap().contains("offers no reranker"), "{}", refused.text);
     assert_problem(&configure(&w, &t, json!({"rerank": "model"})).await, 422, "invalid_input");
     assert_eq!(configure(&w, &t, json!({"rerank": "model", "rerank_model": "oa/refuse-1"})).await.status, 200);
-    let r = w
-        .call(
-            Method::POST,
-            &format!("/tenants/{t}/ask"),
-            Some(w.token_of(Role::Viewer)),
-            Some(json!({"question": "refund window"})),
-        )
-        .await;
+    let r = ask(&w, &t, "refund window").await;
     assert_problem(&r, 502, "provider_failed");
 }
 

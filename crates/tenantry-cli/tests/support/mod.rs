@@ -27,6 +27,16 @@ pub fn embedded(data_dir: &PathBuf) -> Command {
     cmd
 }
 
+/// Runs `cmd` to completion: (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run tenantry");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `tenantry` against the PostgreSQL database at `database_url`.
 pub fn tenantry(database_url: &str, data_dir: &PathBuf) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));

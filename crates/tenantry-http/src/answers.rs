@@ -18,7 +18,7 @@ use tenantry_domain::rag::{ConfigScope, RagSettings};
 
 use crate::AppState;
 use crate::dto::invalid;
-use crate::extract::{Body, P, PlatformAccess, TenantAccess};
+use crate::extract::{Body, P, PlatformAccess, Q, TenantAccess};
 use crate::problem::{ApiError, Problem};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -123,6 +123,40 @@ pub async fn config_versions(
     Ok(doc(
         json!({"tenant_id": scope.tenant().as_str(), "versions": versions.iter().map(version_json).collect::<Vec<_>>()}),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    from: u32,
+    to: u32,
+}
+
+/// The fields that differ between two versions of the tenant's layer (0: the empty layer before
+/// the first version), each with its value in both (`null`: not set, inherited) (every member).
+#[utoipa::path(get, path = "/tenants/{tenant_id}/config/diff", tag = "answers", security(("bearer" = [])),
+    params(("tenant_id" = String, Path), ("from" = u32, Query), ("to" = u32, Query)),
+    responses((status = 200, body = AnswerDocument), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn config_diff(
+    State(state): State<AppState>,
+    TenantAccess(scope): TenantAccess,
+    Q(q): Q<DiffQuery>,
+) -> ApiResult<axum::Json<AnswerDocument>> {
+    let versions = state.answers.tenant_versions(&scope).await?;
+    let find = |n: u32| -> ApiResult<RagSettings> {
+        if n == 0 {
+            return Ok(RagSettings::default());
+        }
+        versions.iter().find(|v| v.version == n).map(|v| v.settings.clone()).ok_or_else(|| {
+            ApiError::from(AppError::Invalid(format!("tenant {} has no configuration version {n}", scope.tenant())))
+        })
+    };
+    let changes: Vec<Value> = tenantry_domain::rag::diff(&find(q.from)?, &find(q.to)?)
+        .into_iter()
+        .map(|(field, from, to)| json!({"field": field, "from": from, "to": to}))
+        .collect();
+    Ok(doc(json!({"tenant_id": scope.tenant().as_str(), "from": q.from, "to": q.to, "changes": changes})))
 }
 
 /// Makes an earlier version's settings current again, as a new version (tenant admins).

@@ -153,6 +153,7 @@ pub fn router(services: Services, config: &ServerConfig) -> Router {
         .route("/readiness", get(costs::readiness))
         .route("/tenants/{tenant_id}/config", get(answers::show_config).put(answers::set_config))
         .route("/tenants/{tenant_id}/config/versions", get(answers::config_versions))
+        .route("/tenants/{tenant_id}/config/diff", get(answers::config_diff))
         .route("/tenants/{tenant_id}/config/rollback", post(answers::rollback_config))
         .route("/tenants/{tenant_id}/config/preview", post(answers::preview))
         .route("/config/platform", get(answers::platform_config).put(answers::set_platform_config))

@@ -32,7 +32,7 @@ use crate::routes;
         crate::costs::prices, crate::costs::set_price, crate::costs::load_preset, crate::costs::fixed_costs,
         crate::costs::put_fixed_cost, crate::costs::delete_fixed_cost, crate::costs::import_bills,
         crate::costs::reconcile, crate::costs::check_budgets, crate::costs::readiness,
-        crate::answers::show_config, crate::answers::set_config, crate::answers::config_versions,
+        crate::answers::show_config, crate::answers::set_config, crate::answers::config_versions, crate::answers::config_diff,
         crate::answers::rollback_config, crate::answers::preview, crate::answers::ask,
         crate::answers::platform_config, crate::answers::set_platform_config, crate::answers::tier_config,
         crate::answers::set_tier_config,

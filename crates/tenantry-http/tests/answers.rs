@@ -202,12 +202,27 @@ async fn bad_configurations_are_refused_whole(store: Arc<dyn Store>) {
     let versions =
         w.call(Method::GET, &format!("/tenants/{t}/config/versions"), Some(w.token_of(Role::Viewer)), None).await;
     assert_eq!(versions.body["versions"], json!([]), "refusals wrote nothing");
+    assert_eq!(configure(&w, &t, json!({"top_k": 3, "rerank": "lexical"})).await.status, 200);
+    assert_eq!(configure(&w, &t, json!({"top_k": 4})).await.status, 200);
+    let diff = w
+        .call(Method::GET, &format!("/tenants/{t}/config/diff?from=1&to=2"), Some(w.token_of(Role::Viewer)), None)
+        .await;
+    assert_eq!(
+        diff.body["changes"],
+        json!([{"field": "top_k", "from": 3, "to": 4}, {"field": "rerank", "from": "lexical", "to": null}]),
+        "{}",
+        diff.text
+    );
+    let missing = w
+        .call(Method::GET, &format!("/tenants/{t}/config/diff?from=1&to=9"), Some(w.token_of(Role::Viewer)), None)
+        .await;
+    assert_problem(&missing, 422, "invalid_input");
     let stale = w
         .call(
             Method::PUT,
             &format!("/tenants/{t}/config"),
             Some(w.token_of(Role::Admin)),
-            Some(json!({"settings": {"top_k": 3}, "expected_version": 4})),
+            Some(json!({"settings": {"top_k": 3}, "expected_version": 7})),
         )
         .await;
     assert_problem(&stale, 412, "version_conflict");

@@ -303,7 +303,9 @@ fn cases() -> Vec<Case> {
         200,
     );
     rollback.setup = Setup::WithConfig;
-    c.push(rollback);
+    let mut diff = case("config diff", Method::GET, "/tenants/{t}/config/diff?from=0&to=1", None, Member(Viewer), 200);
+    diff.setup = Setup::WithConfig;
+    c.extend([rollback, diff]);
     for (name, method, path, need, ok) in [
         ("get document", Method::GET, "/tenants/{t}/documents/{n}", Member(Viewer), 200),
         ("document text", Method::GET, "/tenants/{t}/documents/{n}/text", Member(Viewer), 200),

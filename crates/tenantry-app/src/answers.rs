@@ -507,8 +507,21 @@ impl Answers {
         .map_err(|e| AppError::Invalid(e.to_string()))?;
 
         let t = Instant::now();
-        let retrieved = self.data.query(scope, spec).await?;
+        // the query's usage is gathered to commit with the answer's audit entry, in one commit;
+        // the price book is read meanwhile
+        let ((retrieved, gathered), book) =
+            tokio::join!(crate::metering::collect(self.data.query(scope, spec)), self.price_book());
         let retrieve_ms = ms(t);
+        let query_usage = gathered.events;
+        let retrieved = match retrieved {
+            Ok(r) => r,
+            Err(e) => {
+                self.metering.meter(query_usage).await?;
+                return Err(e);
+            }
+        };
+        let book = book.ok();
+        let outcome = async {
 
         let t = Instant::now();
         let chosen: Vec<(usize, Option<f32>)> = match config.rerank.value {
@@ -589,7 +602,7 @@ impl Answers {
         let label = config.model_label();
         let usage =
             generated.meter(OperationUsage::new(tenant.id.clone(), operation_id()?, self.clock.now()), &label)?;
-        self.metering.meter(usage.into_events()).await?;
+        let generation_usage = usage.into_events();
 
         let (answer, truncated) = cut(&generated.text, config.max_answer_chars.value as usize);
         let texts: Vec<&str> = hits.iter().map(|(h, _)| h.text.as_str()).collect();
@@ -606,7 +619,7 @@ impl Answers {
                 rerank_score: *rerank,
             })
             .collect();
-        let cost = self.cost(&label, u64::from(retrieved.tokens), &retrieved.model, &generated).await;
+        let cost = self.cost(book.as_ref(), &label, u64::from(retrieved.tokens), &retrieved.model, &generated);
         let answer = Answer {
             answer,
             truncated,
@@ -632,21 +645,47 @@ impl Answers {
                 "levels": {"model": config.model.level.as_str(), "template": config.template.level.as_str()},
             })),
         );
-        self.store.append_tenant_audit(scope, &audit).await?;
+            Ok::<_, AppError>((answer, generation_usage, audit))
+        }
+        .await;
+        let (answer, generation_usage, audit) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                // the retrieval was done and is billed even though the answer failed
+                self.metering.meter(query_usage).await?;
+                return Err(e);
+            }
+        };
+        let in_request = crate::metering::collecting();
+        let mut events = query_usage;
+        events.extend(generation_usage);
+        if in_request {
+            let call = OperationUsage::new(tenant.id.clone(), operation_id()?, self.clock.now()).add(
+                Meter::ApiCalls,
+                1,
+                None,
+            )?;
+            events.extend(call.into_events());
+        }
+        self.store.record_usage_with_audit(scope, &events, &audit).await?;
+        if in_request {
+            crate::metering::note_call_billed();
+        }
         Ok(answer)
     }
 
     /// The answer's cost from the price book: the query's embedding tokens and vector search,
     /// and the generation's tokens, with the meters it used that have no price. `None` without
     /// prices.
-    async fn cost(
+    fn cost(
         &self,
+        book: Option<&PriceBook>,
         label: &str,
         embedding_tokens: u64,
         embedding_model: &str,
         generated: &crate::generation::Generated,
     ) -> Option<AnswerCost> {
-        let book = self.price_book().await.ok()?;
+        let book = book?;
         let currency = book.usual_currency()?.clone();
         let now = self.clock.now();
         let month = tenantry_domain::pricing::Month::of(now.date());

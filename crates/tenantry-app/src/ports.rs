@@ -751,6 +751,15 @@ pub trait Ledger: Send + Sync {
         before: OffsetDateTime,
         limit: u32,
     ) -> Result<u64, StoreError>;
+    /// Records `events` (all the scope's tenant's) and appends `audit` in one transaction on the
+    /// tenant's path: an operation whose usage and audit entry commit together, in one commit.
+    async fn record_usage_with_audit(
+        &self,
+        scope: &TenantScope,
+        events: &[UsageEvent],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
     /// Claims the alert for `tenant` crossing `threshold` percent of its budget in `month`:
     /// true for the first claim only.
     async fn claim_budget_alert(

@@ -34,7 +34,7 @@ impl Provider for Recorder {
         "recorder"
     }
     fn models(&self) -> Vec<String> {
-        vec!["echo-1".into(), "unpriced-1".into()]
+        vec!["echo-1".into(), "unpriced-1".into(), "broken-1".into()]
     }
     async fn generate(
         &self,
@@ -42,6 +42,9 @@ impl Provider for Recorder {
         stream: Option<&mpsc::Sender<String>>,
     ) -> Result<Generated, ProviderError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if r.model == "broken-1" {
+            return Err(ProviderError::Failed { provider: "recorder".into(), detail: "broken".into() });
+        }
         self.prompts.lock().unwrap().push(r.prompt.user.clone());
         let text = format!("Answer from {} passages", r.passages.len());
         if let Some(tx) = stream {
@@ -86,10 +89,13 @@ impl World {
     }
 
     async fn price_recorder(&self) {
-        for meter in [Meter::LlmInputTokens, Meter::LlmOutputTokens] {
+        for (meter, model) in [Meter::LlmInputTokens, Meter::LlmOutputTokens]
+            .into_iter()
+            .flat_map(|m| [(m, "recorder/echo-1"), (m, "recorder/broken-1")])
+        {
             let price = Price::new(
                 meter,
-                Some(Label::parse("recorder/echo-1").unwrap()),
+                Some(Label::parse(model).unwrap()),
                 Label::parse("recorder").unwrap(),
                 Currency::parse("USD").unwrap(),
                 "2".parse().unwrap(),
@@ -254,6 +260,61 @@ pub async fn ask_answers_from_the_tenants_own_documents_meters_and_audits(store:
     assert_eq!(w.recorder.calls.load(Ordering::SeqCst), calls);
 }
 
+/// Usage of `tenant` by meter, from the rollups.
+async fn usage(store: &Arc<dyn Store>, scope: &TenantScope) -> std::collections::BTreeMap<&'static str, u64> {
+    let rollups = store
+        .tenant_usage_rollups(scope, time::macros::date!(2000 - 01 - 01), time::macros::date!(2100 - 01 - 01))
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for (k, q) in rollups {
+        *out.entry(k.meter.as_str()).or_insert(0) += q;
+    }
+    out
+}
+
+/// As the HTTP shell runs an answer (inside `metering::collect`): the answer bills its own API
+/// call, the query and the tokens in the commit of its audit entry, and leaves nothing for the
+/// shell; an answer whose provider fails still bills the retrieval it did.
+pub async fn an_answer_bills_its_call_query_and_tokens_once(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.tenant("bill-co", "gold").await;
+    w.ingest("bill-co", "Refunds", "Refunds are issued within 30 days.").await;
+    w.price_recorder().await;
+    let scope = w.scope("bill-co");
+    w.app
+        .answers
+        .set_tenant_config(&scope, layer(json!({"provider": "recorder", "model": "echo-1"})), None, None)
+        .await
+        .unwrap();
+    let before = usage(&store, &scope).await;
+    let request = AskRequest { question: "refunds?".into(), ..Default::default() };
+    let (answer, collected) = tenantry_app::metering::collect(w.app.answers.ask(&scope, request, None)).await;
+    let answer = answer.unwrap();
+    assert!(collected.events.is_empty() && collected.call_billed, "nothing left for the shell: {collected:?}");
+    let after = usage(&store, &scope).await;
+    let delta = |m: &str| after.get(m).copied().unwrap_or(0) - before.get(m).copied().unwrap_or(0);
+    assert_eq!((delta("api_calls"), delta("vector_queries")), (1, 1));
+    assert_eq!((delta("llm_input_tokens"), delta("llm_output_tokens")), (answer.input_tokens, 4));
+
+    w.app
+        .answers
+        .set_tenant_config(&scope, layer(json!({"provider": "recorder", "model": "broken-1"})), None, None)
+        .await
+        .unwrap();
+    let before = usage(&store, &scope).await;
+    let request = AskRequest { question: "refunds?".into(), ..Default::default() };
+    let (failed, collected) = tenantry_app::metering::collect(w.app.answers.ask(&scope, request, None)).await;
+    assert_eq!(failed.unwrap_err().code(), ErrorCode::ProviderFailed);
+    assert!(!collected.call_billed, "the shell bills a failed request's call as it does any other");
+    assert_eq!(
+        collected.events.iter().filter(|e| e.meter == Meter::VectorQueries).count(),
+        1,
+        "the retrieval is billed"
+    );
+    assert_eq!(usage(&store, &scope).await, before, "nothing of the failed answer was recorded by the answer itself");
+}
+
 #[macro_export]
 macro_rules! answers_suite {
     ($make:expr) => {
@@ -261,6 +322,7 @@ macro_rules! answers_suite {
             configuration_resolves_per_level_is_versioned_and_rolls_back,
             a_tenant_sees_only_its_own_configuration,
             ask_answers_from_the_tenants_own_documents_meters_and_audits,
+            an_answer_bills_its_call_query_and_tokens_once,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -442,6 +442,23 @@ macro_rules! ledger_store {
                     }))
                 }
 
+                async fn record_usage_with_audit(
+                    &self,
+                    scope: &TenantScope,
+                    events: &[UsageEvent],
+                    audit: &AuditRecord,
+                ) -> Result<(), StoreError> {
+                    if events.iter().any(|e| &e.tenant != scope.tenant()) || audit.tenant.as_ref() != Some(scope.tenant()) {
+                        return Err(StoreError::ConstraintViolated(
+                            "usage and audit entry must name the scope's tenant".to_owned(),
+                        ));
+                    }
+                    let mut tx = self.tenant_tx(scope).await?;
+                    $store::write_usage(&mut tx, &distinct_events(events)).await?;
+                    self.seal(&mut tx, audit).await?;
+                    tx.commit().await.map_err(|e| store_error(e, "commit usage and audit entry"))
+                }
+
                 async fn prune_usage_events(
                     &self,
                     access: &PlatformScope,

@@ -266,10 +266,21 @@ async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) 
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
     let route = route.as_deref().unwrap_or("unmatched");
-    state.metrics.observe_request(&method, route, response.status().as_u16(), started.elapsed());
+    let (status, elapsed) = (response.status().as_u16(), started.elapsed());
+    state.metrics.observe_request(&method, route, status, elapsed);
+    if let Some(tenant) = tenant_in_path(route, &path) {
+        state.metrics.observe_tenant_request(tenant, status, elapsed);
+    }
     response
+}
+
+/// The `{tenant_id}` segment of `path` on a route whose template has one.
+fn tenant_in_path<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let at = route.split('/').position(|segment| segment == "{tenant_id}")?;
+    path.split('/').nth(at).filter(|t| !t.is_empty())
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {

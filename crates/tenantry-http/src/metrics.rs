@@ -7,6 +7,11 @@
 //! - `tenantry_tenant_requests_total{tenant}`: requests authorized into a tenant. At most
 //!   `max_tenant_labels` distinct tenants get their own series (first come); the rest are counted
 //!   under `tenant="_other"`, so cardinality is bounded whatever the number of tenants.
+//! - `tenantry_tenant_http_requests_total{tenant,outcome}` (`ok` below 400, `client_error`,
+//!   `server_error`) and `tenantry_tenant_http_request_duration_seconds{tenant}` (histogram): the
+//!   RED metrics of every request on a `/tenants/{tenant_id}…` route, under the same bound on
+//!   tenant labels. Answers 401, 403 and 404 are not attributed to the tenant the path names (the
+//!   caller may not be in it, or it may not exist), so unauthorized callers cannot take labels.
 //! - `tenantry_store_pool_connections{state}` and `tenantry_store_pool_max_connections`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,12 +32,27 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     durations: BTreeMap<(String, String), Histogram>,
     tenants: HashMap<String, u64>,
     other_tenants: u64,
+    /// Per tenant label: requests by outcome (ok, client error, server error) and latency.
+    tenant_red: BTreeMap<String, ([u64; 3], Histogram)>,
 }
 
 /// What `/metrics` reports of the data plane: alerts raised, and per index (name, kind, used,
@@ -63,15 +83,29 @@ impl Metrics {
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut inner = self.lock();
         *inner.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-        let h = inner.durations.entry((method.to_owned(), route.to_owned())).or_default();
-        let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
+        inner.durations.entry((method.to_owned(), route.to_owned())).or_default().observe(elapsed);
+    }
+
+    /// A request on a tenant's route, for the tenant's RED metrics (see the module doc).
+    pub fn observe_tenant_request(&self, tenant: &str, status: u16, elapsed: Duration) {
+        if matches!(status, 401 | 403 | 404) {
+            return;
         }
-        h.sum += secs;
-        h.count += 1;
+        let mut inner = self.lock();
+        let label = if inner.tenant_red.contains_key(tenant)
+            || inner.tenant_red.keys().filter(|k| k.as_str() != OTHER_TENANTS).count() < self.max_tenant_labels
+        {
+            tenant.to_owned()
+        } else {
+            OTHER_TENANTS.to_owned()
+        };
+        let (outcomes, h) = inner.tenant_red.entry(label).or_default();
+        outcomes[match status {
+            0..400 => 0,
+            400..500 => 1,
+            _ => 2,
+        }] += 1;
+        h.observe(elapsed);
     }
 
     pub fn observe_tenant(&self, tenant: &str) {
@@ -144,6 +178,37 @@ impl Metrics {
             let _ =
                 writeln!(out, "tenantry_tenant_requests_total{{tenant=\"{OTHER_TENANTS}\"}} {}", inner.other_tenants);
         }
+        out.push_str("# HELP tenantry_tenant_http_requests_total Requests on a tenant's routes by outcome.\n");
+        out.push_str("# TYPE tenantry_tenant_http_requests_total counter\n");
+        for (tenant, (outcomes, _)) in &inner.tenant_red {
+            for (outcome, n) in ["ok", "client_error", "server_error"].iter().zip(outcomes) {
+                let _ = writeln!(
+                    out,
+                    "tenantry_tenant_http_requests_total{{tenant=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(tenant)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP tenantry_tenant_http_request_duration_seconds Latency of requests on a tenant's routes.\n",
+        );
+        out.push_str("# TYPE tenantry_tenant_http_request_duration_seconds histogram\n");
+        for (tenant, (_, h)) in &inner.tenant_red {
+            let labels = format!("tenant=\"{}\"", escape(tenant));
+            for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "tenantry_tenant_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tenantry_tenant_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "tenantry_tenant_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "tenantry_tenant_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+        }
         out.push_str("# HELP tenantry_store_pool_connections Store connection pool connections by state.\n");
         out.push_str("# TYPE tenantry_store_pool_connections gauge\n");
         let busy = pool.size.saturating_sub(pool.idle);
@@ -175,6 +240,29 @@ mod tests {
         assert!(text.contains("tenantry_tenant_requests_total{tenant=\"b\"} 1"), "{text}");
         assert!(!text.contains("tenant=\"c\""), "{text}");
         assert!(text.contains("tenantry_tenant_requests_total{tenant=\"_other\"} 2"), "{text}");
+    }
+
+    #[test]
+    fn tenant_red_metrics_count_outcomes_and_latency_under_the_label_bound() {
+        let m = Metrics::new(1);
+        m.observe_tenant_request("acme", 200, Duration::from_millis(3));
+        m.observe_tenant_request("acme", 422, Duration::from_millis(3));
+        m.observe_tenant_request("acme", 503, Duration::from_secs(20));
+        m.observe_tenant_request("globex", 200, Duration::from_millis(3));
+        m.observe_tenant_request("probe", 403, Duration::from_millis(1));
+        m.observe_tenant_request("probe", 404, Duration::from_millis(1));
+        let text = m.render(PoolStats::default(), "sqlite", &DataMetrics::default());
+        for line in [
+            "tenantry_tenant_http_requests_total{tenant=\"acme\",outcome=\"ok\"} 1",
+            "tenantry_tenant_http_requests_total{tenant=\"acme\",outcome=\"client_error\"} 1",
+            "tenantry_tenant_http_requests_total{tenant=\"acme\",outcome=\"server_error\"} 1",
+            "tenantry_tenant_http_requests_total{tenant=\"_other\",outcome=\"ok\"} 1",
+            "tenantry_tenant_http_request_duration_seconds_bucket{tenant=\"acme\",le=\"0.005\"} 2",
+            "tenantry_tenant_http_request_duration_seconds_count{tenant=\"acme\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("probe"), "refused callers take no label: {text}");
     }
 
     #[test]

@@ -397,14 +397,29 @@ async fn probes_docs_and_request_ids(store: Arc<dyn Store>) {
     // metrics: route templates, per-tenant counts, pool stats
     let t = w.fresh_tenant().await;
     assert_eq!(w.call(Method::GET, &format!("/tenants/{t}"), Some(&w.admin), None).await.status, 200);
+    let bad_query =
+        w.call(Method::POST, &format!("/tenants/{t}/query"), Some(&w.admin), Some(serde_json::json!({}))).await;
+    assert_eq!(bad_query.status, 422);
+    // an outsider's refused call is not attributed to the tenant
+    assert_eq!(w.call(Method::GET, &format!("/tenants/{t}"), Some(&w.outsider), None).await.status, 403);
     let r = w.call(Method::GET, "/metrics", Some(&w.admin), None).await;
+    for outcome in ["ok\"} 1", "client_error\"} 1", "server_error\"} 0"] {
+        let line = format!("tenantry_tenant_http_requests_total{{tenant=\"{t}\",outcome=\"{outcome}");
+        assert!(r.text.contains(&line), "{line} in {}", r.text);
+    }
+    assert!(
+        r.text.contains(&format!("tenantry_tenant_http_request_duration_seconds_count{{tenant=\"{t}\"}} 2")),
+        "{}",
+        r.text
+    );
     assert_eq!(r.status, 200);
     assert!(
         r.text.contains("tenantry_http_requests_total{method=\"GET\",route=\"/tenants/{tenant_id}\",status=\"200\"} 1"),
         "{}",
         r.text
     );
-    assert!(r.text.contains(&format!("tenantry_tenant_requests_total{{tenant=\"{t}\"}} 1")), "{}", r.text);
+    // the read and the refused query were authorized into the tenant; the outsider's call was not
+    assert!(r.text.contains(&format!("tenantry_tenant_requests_total{{tenant=\"{t}\"}} 2")), "{}", r.text);
     assert!(r.text.contains("tenantry_http_request_duration_seconds_bucket"), "{}", r.text);
     assert!(r.text.contains("tenantry_store_pool_max_connections"), "{}", r.text);
 }

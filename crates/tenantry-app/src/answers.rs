@@ -21,7 +21,7 @@ use tenantry_domain::prompt::{Prompt, PromptChunk, PromptInputs, PromptTemplate}
 use tenantry_domain::rag::{
     ConfigScope, ConfigVersion, LOCAL_PROVIDER, RagConfig, RagLayers, RagSettings, Rerank, rerank_lexical,
 };
-use tenantry_domain::{Invalid, Permission, QuerySpec};
+use tenantry_domain::{Invalid, Permission, QuerySpec, Tenant};
 
 use crate::access::{PlatformScope, TenantScope};
 use crate::cache::ConfigCache;
@@ -148,15 +148,42 @@ impl Answers {
 
     // ---- configuration ----------------------------------------------------------------------
 
-    async fn layers(&self, scope: &TenantScope) -> Result<RagLayers, AppError> {
+    /// The tenant (from the snapshot) and its configuration layers (from the store: current on
+    /// every replica at the next request).
+    pub(crate) async fn layers(&self, scope: &TenantScope) -> Result<(Tenant, RagLayers), AppError> {
         let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
-        Ok(self.store.config_layers(scope, &tenant.tier).await?)
+        let layers = self.store.config_layers(scope, &tenant.tier).await?;
+        Ok((tenant, layers))
     }
 
     /// The tenant's resolved configuration, each field with the level that set it.
     pub async fn config(&self, scope: &TenantScope) -> Result<RagConfig, AppError> {
         scope.require(Permission::ReadTenant)?;
-        Ok(self.layers(scope).await?.resolve())
+        Ok(self.layers(scope).await?.1.resolve())
+    }
+
+    /// The fields that differ between versions `from` and `to` of the tenant's layer (0: the
+    /// empty layer before the first version): `(field, from, to)`, `null` for not set.
+    pub async fn tenant_diff(
+        &self,
+        scope: &TenantScope,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<(String, Value, Value)>, AppError> {
+        let versions = self.tenant_versions(scope).await?;
+        let find = |n: u32| {
+            if n == 0 {
+                return Ok(RagSettings::default());
+            }
+            versions.iter().find(|v| v.version == n).map(|v| v.settings.clone()).ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "tenant {} has no configuration version {n}: it has {}",
+                    scope.tenant(),
+                    version_list(&versions)
+                ))
+            })
+        };
+        Ok(tenantry_domain::rag::diff(&find(from)?, &find(to)?))
     }
 
     /// The tenant layer's versions, oldest first.
@@ -167,7 +194,8 @@ impl Answers {
     }
 
     /// Replaces the tenant's layer with `settings` as a new version (fields it leaves out are
-    /// inherited). `expected`: the version the caller read (a concurrent change answers 409).
+    /// inherited). `expected`: the version the caller read (if the layer moved on: 412
+    /// `version_conflict`).
     /// The resolved result must be usable: a model its provider offers, with prices.
     pub async fn set_tenant_config(
         &self,
@@ -211,7 +239,7 @@ impl Answers {
         settings.check_ranges()?;
         check_reason(reason.as_deref())?;
         for _ in 0..WRITE_ATTEMPTS {
-            let mut layers = self.layers(scope).await?;
+            let (_, mut layers) = self.layers(scope).await?;
             let current = layers.tenant_version;
             if let Some(e) = expected
                 && e != current
@@ -352,31 +380,14 @@ impl Answers {
         if config.provider.value == LOCAL_PROVIDER {
             return Ok(());
         }
-        let book = self.price_book().await?;
         let label = model_label(&config.model_label());
-        let day = self.clock.now().date();
-        let currency = book.usual_currency().cloned();
-        let priced = |meter| currency.as_ref().is_some_and(|c| book.price_for(meter, Some(&label), day, c).is_some());
-        if !(priced(Meter::LlmInputTokens) && priced(Meter::LlmOutputTokens)) {
+        if !self.price_book().await?.prices_model(&label, self.clock.now().date()) {
             return Err(AppError::Invalid(format!(
                 "model {label} has no input and output token prices in the price book: add them with \
                  `tenantry cost prices set llm_input_tokens --model {label} …` (and llm_output_tokens) first"
             )));
         }
         Ok(())
-    }
-
-    pub(crate) async fn store_prices(&self) -> Result<Vec<tenantry_domain::pricing::Price>, AppError> {
-        Ok(self.store.prices(&PlatformScope::system("answers")).await?)
-    }
-
-    pub(crate) async fn tenant_of(&self, scope: &TenantScope) -> Result<tenantry_domain::Tenant, AppError> {
-        Ok(self.cache.get(scope).await?.snapshot.tenant.clone())
-    }
-
-    pub(crate) async fn resolved(&self, scope: &TenantScope) -> Result<RagConfig, AppError> {
-        let tenant = self.tenant_of(scope).await?;
-        Ok(self.store.config_layers(scope, &tenant.tier).await?.resolve())
     }
 
     /// `(documents, mean bytes, mean embedding tokens)` of the tenant's documents.
@@ -411,44 +422,42 @@ impl Answers {
     pub(crate) async fn ask_candidate(
         &self,
         scope: &TenantScope,
+        tenant: &Tenant,
         request: AskRequest,
         config: &RagConfig,
-        started: Instant,
     ) -> Result<Answer, AppError> {
         check_question(&request.question)?;
-        self.ask_with(scope, request, config, None, started).await
+        self.ask_with(scope, tenant, request, config, None, Instant::now()).await
+    }
+
+    pub(crate) fn clock_today(&self) -> time::Date {
+        self.clock.now().date()
     }
 
     /// The price book as it is now (one read; prices change rarely but must count at once).
-    async fn price_book(&self) -> Result<PriceBook, AppError> {
+    pub(crate) async fn price_book(&self) -> Result<PriceBook, AppError> {
         Ok(PriceBook::new(self.store.prices(&PlatformScope::system("answers")).await?))
     }
 
-    /// Renders `template` (or the configured one) over `question` and sample passages (or
-    /// `chunks` given), without retrieving or generating: what the provider would receive.
+    /// Renders `template` (or the configured one) over `question` and a sample passage, without
+    /// retrieving or generating: what the provider would receive.
     pub async fn preview(
         &self,
         scope: &TenantScope,
         template: Option<String>,
         question: &str,
-        chunks: Option<Vec<PromptChunk>>,
     ) -> Result<Prompt, AppError> {
         scope.require(Permission::ReadTenant)?;
         check_question(question)?;
-        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
-        let source = match template {
-            Some(t) => t,
-            None => self.store.config_layers(scope, &tenant.tier).await?.resolve().template.value,
-        };
-        let compiled = PromptTemplate::compile(&source)?;
-        let chunks = chunks.unwrap_or_else(|| {
-            vec![PromptChunk {
-                document_id: "sample".into(),
-                title: "Sample document".into(),
-                text: "A retrieved passage appears here.".into(),
-                score: 0.8,
-            }]
-        });
+        let (tenant, layers) = self.layers(scope).await?;
+        let source = template.unwrap_or(layers.resolve().template.value);
+        let compiled = PromptTemplate::validate(&source)?;
+        let chunks = [PromptChunk {
+            document_id: "sample".into(),
+            title: "Sample document".into(),
+            text: "A retrieved passage appears here.".into(),
+            score: 0.8,
+        }];
         let date = self.clock.now().date().to_string();
         Ok(compiled.render(&PromptInputs { question, chunks: &chunks, tenant_name: &tenant.name, date: &date })?)
     }
@@ -466,21 +475,20 @@ impl Answers {
         let started = Instant::now();
         scope.require(Permission::QueryDocuments)?;
         check_question(&request.question)?;
-        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
-        let config = self.store.config_layers(scope, &tenant.tier).await?.resolve();
-        self.ask_with(scope, request, &config, stream, started).await
+        let (tenant, layers) = self.layers(scope).await?;
+        self.ask_with(scope, &tenant, request, &layers.resolve(), stream, started).await
     }
 
     /// Answers `request` with `config` (the tenant's, or a candidate the comparison tries).
     async fn ask_with(
         &self,
         scope: &TenantScope,
+        tenant: &Tenant,
         request: AskRequest,
         config: &RagConfig,
         stream: Option<mpsc::Sender<String>>,
         started: Instant,
     ) -> Result<Answer, AppError> {
-        let tenant = self.cache.get(scope).await?.snapshot.tenant.clone();
         self.providers.check(&config.provider.value, &config.model.value).map_err(|e| {
             AppError::Invalid(format!("the tenant's answer configuration cannot be used: {}", e.reason()))
         })?;
@@ -521,130 +529,125 @@ impl Answers {
             }
         };
         let book = book.ok();
+        let in_request = crate::metering::collecting();
         let outcome = async {
-
-        let t = Instant::now();
-        let chosen: Vec<(usize, Option<f32>)> = match config.rerank.value {
-            Rerank::Off => (0..retrieved.hits.len().min(top_k as usize)).map(|i| (i, None)).collect(),
-            Rerank::Lexical => {
-                let candidates: Vec<(&str, f32)> = retrieved.hits.iter().map(|h| (h.text.as_str(), h.score)).collect();
-                rerank_lexical(&request.question, &candidates, top_k as usize)
-                    .into_iter()
-                    .map(|(i, s)| (i, Some(s)))
-                    .collect()
-            }
-            Rerank::Model => {
-                let (reranker, model) = self.providers.check_reranker(&config.rerank_model.value).map_err(|e| {
-                    AppError::Invalid(format!("the tenant's answer configuration cannot be used: {}", e.reason()))
-                })?;
-                let texts: Vec<&str> = retrieved.hits.iter().map(|h| h.text.as_str()).collect();
-                if texts.is_empty() {
-                    Vec::new()
-                } else {
-                    let ranked = reranker
-                        .rerank(&model, &request.question, &texts, top_k as usize)
-                        .await
-                        .map_err(AppError::Provider)?;
-                    let mut seen = std::collections::BTreeSet::new();
-                    ranked
+            let t = Instant::now();
+            let chosen: Vec<(usize, Option<f32>)> = match config.rerank.value {
+                Rerank::Off => (0..retrieved.hits.len().min(top_k as usize)).map(|i| (i, None)).collect(),
+                Rerank::Lexical => {
+                    let candidates: Vec<(&str, f32)> =
+                        retrieved.hits.iter().map(|h| (h.text.as_str(), h.score)).collect();
+                    rerank_lexical(&request.question, &candidates, top_k as usize)
                         .into_iter()
-                        .filter(|(i, _)| *i < texts.len() && seen.insert(*i))
-                        .take(top_k as usize)
                         .map(|(i, s)| (i, Some(s)))
                         .collect()
                 }
-            }
-        };
-        let rerank_ms = ms(t);
+                Rerank::Model => {
+                    let (reranker, model) = self.providers.check_reranker(&config.rerank_model.value).map_err(|e| {
+                        AppError::Invalid(format!("the tenant's answer configuration cannot be used: {}", e.reason()))
+                    })?;
+                    let texts: Vec<&str> = retrieved.hits.iter().map(|h| h.text.as_str()).collect();
+                    if texts.is_empty() {
+                        Vec::new()
+                    } else {
+                        let ranked = reranker
+                            .rerank(&model, &request.question, &texts, top_k as usize)
+                            .await
+                            .map_err(AppError::Provider)?;
+                        let mut seen = std::collections::BTreeSet::new();
+                        ranked
+                            .into_iter()
+                            .filter(|(i, _)| *i < texts.len() && seen.insert(*i))
+                            .take(top_k as usize)
+                            .map(|(i, s)| (i, Some(s)))
+                            .collect()
+                    }
+                }
+            };
+            let rerank_ms = ms(t);
 
-        let t = Instant::now();
-        let hits: Vec<_> = chosen.iter().map(|(i, s)| (&retrieved.hits[*i], *s)).collect();
-        let chunks: Vec<PromptChunk> = hits
-            .iter()
-            .map(|(h, _)| PromptChunk {
-                document_id: h.document_id.as_str().to_owned(),
-                title: h.title.clone(),
-                text: h.text.clone(),
-                score: h.score,
-            })
-            .collect();
-        let date = self.clock.now().date().to_string();
-        let prompt = PromptTemplate::compile(&config.template.value)
-            .and_then(|t| {
-                t.render(&PromptInputs {
-                    question: &request.question,
-                    chunks: &chunks,
-                    tenant_name: &tenant.name,
-                    date: &date,
+            let t = Instant::now();
+            let hits: Vec<_> = chosen.iter().map(|(i, s)| (&retrieved.hits[*i], *s)).collect();
+            let chunks: Vec<PromptChunk> = hits
+                .iter()
+                .map(|(h, _)| PromptChunk {
+                    document_id: h.document_id.as_str().to_owned(),
+                    title: h.title.clone(),
+                    text: h.text.clone(),
+                    score: h.score,
                 })
-            })
-            .map_err(|e: Invalid| {
-                AppError::Invalid(format!("the tenant's prompt template cannot be rendered: {}", e.reason()))
-            })?;
-        let prompt_ms = ms(t);
+                .collect();
+            let date = self.clock.now().date().to_string();
+            let prompt = PromptTemplate::compile(&config.template.value)
+                .and_then(|t| {
+                    t.render(&PromptInputs {
+                        question: &request.question,
+                        chunks: &chunks,
+                        tenant_name: &tenant.name,
+                        date: &date,
+                    })
+                })
+                .map_err(|e: Invalid| {
+                    AppError::Invalid(format!("the tenant's prompt template cannot be rendered: {}", e.reason()))
+                })?;
+            let prompt_ms = ms(t);
 
-        let generation = GenerationRequest {
-            model: config.model.value.clone(),
-            prompt,
-            temperature: config.temperature.value,
-            max_tokens: config.max_tokens.value,
-            question: request.question.clone(),
-            passages: hits
+            let generation = GenerationRequest {
+                model: config.model.value.clone(),
+                prompt,
+                temperature: config.temperature.value,
+                max_tokens: config.max_tokens.value,
+                question: request.question.clone(),
+                passages: hits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (h, _))| Passage { n: i + 1, title: h.title.clone(), text: h.text.clone() })
+                    .collect(),
+            };
+            let t = Instant::now();
+            let generated = provider.generate(&generation, stream.as_ref()).await.map_err(AppError::Provider)?;
+            let generate_ms = ms(t);
+
+            let label = config.model_label();
+            // the generation's tokens, and an HTTP request's API call (the shell then bills none)
+            let usage = OperationUsage::new(tenant.id.clone(), operation_id()?, self.clock.now()).add(
+                Meter::ApiCalls,
+                u64::from(in_request),
+                None,
+            )?;
+            let generation_usage = generated.meter(usage, &label)?.into_events();
+
+            let (answer, truncated) = cut(&generated.text, config.max_answer_chars.value as usize);
+            let texts: Vec<&str> = hits.iter().map(|(h, _)| h.text.as_str()).collect();
+            let retrieval_coverage = tenantry_domain::rag::coverage(&request.question, &texts);
+            let citations: Vec<Citation> = hits
                 .iter()
                 .enumerate()
-                .map(|(i, (h, _))| Passage { n: i + 1, title: h.title.clone(), text: h.text.clone() })
-                .collect(),
-        };
-        let t = Instant::now();
-        let generated = provider.generate(&generation, stream.as_ref()).await.map_err(AppError::Provider)?;
-        let generate_ms = ms(t);
-
-        let label = config.model_label();
-        let usage =
-            generated.meter(OperationUsage::new(tenant.id.clone(), operation_id()?, self.clock.now()), &label)?;
-        let generation_usage = usage.into_events();
-
-        let (answer, truncated) = cut(&generated.text, config.max_answer_chars.value as usize);
-        let texts: Vec<&str> = hits.iter().map(|(h, _)| h.text.as_str()).collect();
-        let retrieval_coverage = tenantry_domain::rag::coverage(&request.question, &texts);
-        let citations: Vec<Citation> = hits
-            .iter()
-            .enumerate()
-            .map(|(i, (h, rerank))| Citation {
-                n: i + 1,
-                document_id: h.document_id.as_str().to_owned(),
-                title: h.title.clone(),
-                chunk: h.chunk_index,
-                score: h.score,
-                rerank_score: *rerank,
-            })
-            .collect();
-        let cost = self.cost(book.as_ref(), &label, u64::from(retrieved.tokens), &retrieved.model, &generated);
-        let answer = Answer {
-            answer,
-            truncated,
-            citations,
-            model: label,
-            embedding_tokens: u64::from(retrieved.tokens),
-            input_tokens: generated.input_tokens,
-            output_tokens: generated.output_tokens,
-            cost,
-            config_version: config.version,
-            retrieval_coverage,
-            timings: Timings { retrieve_ms, rerank_ms, prompt_ms, generate_ms, total_ms: ms(started) },
-        };
-        let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::AnswerAsk).change(
-            None,
-            Some(json!({
-                "question_sha256": hex(&Sha256::digest(request.question.as_bytes())),
-                "question_chars": request.question.chars().count(),
-                "documents": answer.citations.iter().map(|c| c.document_id.as_str()).collect::<Vec<_>>(),
-                "model": answer.model,
-                "usage": {"embedding_tokens": answer.embedding_tokens, "input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
-                "config_version": answer.config_version,
-                "levels": {"model": config.model.level.as_str(), "template": config.template.level.as_str()},
-            })),
-        );
+                .map(|(i, (h, rerank))| Citation {
+                    n: i + 1,
+                    document_id: h.document_id.as_str().to_owned(),
+                    title: h.title.clone(),
+                    chunk: h.chunk_index,
+                    score: h.score,
+                    rerank_score: *rerank,
+                })
+                .collect();
+            let cost = self.cost(book.as_ref(), &label, u64::from(retrieved.tokens), &retrieved.model, &generated);
+            let answer = Answer {
+                answer,
+                truncated,
+                citations,
+                model: label,
+                embedding_tokens: u64::from(retrieved.tokens),
+                input_tokens: generated.input_tokens,
+                output_tokens: generated.output_tokens,
+                cost,
+                config_version: config.version,
+                retrieval_coverage,
+                timings: Timings { retrieve_ms, rerank_ms, prompt_ms, generate_ms, total_ms: ms(started) },
+            };
+            let audit = AuditRecord::tenant(scope, self.clock.now(), AuditOp::AnswerAsk)
+                .change(None, Some(audit_detail(&answer, &request.question, config)));
             Ok::<_, AppError>((answer, generation_usage, audit))
         }
         .await;
@@ -656,17 +659,8 @@ impl Answers {
                 return Err(e);
             }
         };
-        let in_request = crate::metering::collecting();
         let mut events = query_usage;
         events.extend(generation_usage);
-        if in_request {
-            let call = OperationUsage::new(tenant.id.clone(), operation_id()?, self.clock.now()).add(
-                Meter::ApiCalls,
-                1,
-                None,
-            )?;
-            events.extend(call.into_events());
-        }
         self.store.record_usage_with_audit(scope, &events, &audit).await?;
         if in_request {
             crate::metering::note_call_billed();
@@ -712,6 +706,24 @@ impl Answers {
             unpriced,
         })
     }
+}
+
+/// What the audit log records of an answer: the question as a digest and a length (never its
+/// text), the cited documents, model, usage and the configuration that answered.
+fn audit_detail(answer: &Answer, question: &str, config: &RagConfig) -> Value {
+    json!({
+        "question_sha256": hex(&Sha256::digest(question.as_bytes())),
+        "question_chars": question.chars().count(),
+        "documents": answer.citations.iter().map(|c| c.document_id.as_str()).collect::<Vec<_>>(),
+        "model": answer.model,
+        "usage": {
+            "embedding_tokens": answer.embedding_tokens,
+            "input_tokens": answer.input_tokens,
+            "output_tokens": answer.output_tokens,
+        },
+        "config_version": answer.config_version,
+        "levels": {"model": config.model.level.as_str(), "template": config.template.level.as_str()},
+    })
 }
 
 fn ms(since: Instant) -> f64 {

@@ -8,11 +8,8 @@
 //! Every trial is a real, metered and audited answer: a comparison against paid providers costs
 //! what its answers cost.
 
-use std::time::Instant;
-
 use rust_decimal::Decimal;
 
-use tenantry_domain::cost::Meter;
 use tenantry_domain::rag::{EXTRACTIVE_MODEL, LOCAL_PROVIDER, RagConfig, Rerank, Trial, recommend};
 use tenantry_domain::{Permission, TenantId};
 
@@ -52,15 +49,11 @@ impl Answers {
     /// priced for input and output tokens that a configured provider offers.
     pub async fn candidate_models(&self) -> Result<Vec<(String, String)>, AppError> {
         let mut out = vec![(LOCAL_PROVIDER.to_owned(), EXTRACTIVE_MODEL.to_owned())];
-        let prices = self.store_prices().await?;
+        let (book, day) = (self.price_book().await?, self.clock_today());
         for (provider, models) in self.providers().catalogue() {
             for model in models {
                 let label = crate::metering::model_label(&format!("{provider}/{model}"));
-                let priced = |meter| prices.iter().any(|p| p.meter == meter && p.model.as_ref() == Some(&label));
-                if priced(Meter::LlmInputTokens)
-                    && priced(Meter::LlmOutputTokens)
-                    && !out.contains(&(provider.clone(), model.clone()))
-                {
+                if book.prices_model(&label, day) && !out.contains(&(provider.clone(), model.clone())) {
                     out.push((provider.clone(), model));
                 }
             }
@@ -83,13 +76,13 @@ impl Answers {
         if questions.is_empty() || repeats == 0 {
             return Err(AppError::Invalid("give at least one question and one repeat".to_owned()));
         }
-        let tenant = self.tenant_of(scope).await?;
+        let (tenant, layers) = self.layers(scope).await?;
         let (documents, avg_bytes, avg_tokens) = self.document_sizes(scope).await?;
         let (monthly_queries, volume_source) = match monthly_queries {
             Some(n) => (n, "given".to_owned()),
             None => (self.recent_queries(scope).await?, "vector queries in the last 30 days (ledger)".to_owned()),
         };
-        let current = self.resolved(scope).await?;
+        let current = layers.resolve();
         let mut configs: Vec<(RagConfig, bool)> = vec![(current.clone(), true)];
         for (provider, model) in self.candidate_models().await? {
             for top_k in TOP_KS {
@@ -114,7 +107,7 @@ impl Answers {
         }
         let mut trials = Vec::with_capacity(configs.len());
         for (config, is_current) in configs {
-            trials.push(self.trial(scope, &config, is_current, questions, repeats).await?);
+            trials.push(self.trial(scope, &tenant, &config, is_current, questions, repeats).await?);
         }
         let recommended = recommend(&trials, tolerance);
         Ok(TenantComparison {
@@ -134,6 +127,7 @@ impl Answers {
     async fn trial(
         &self,
         scope: &TenantScope,
+        tenant: &tenantry_domain::Tenant,
         config: &RagConfig,
         current: bool,
         questions: &[String],
@@ -146,7 +140,7 @@ impl Answers {
             for _ in 0..repeats {
                 let request = AskRequest { question: question.clone(), ..Default::default() };
                 let answer = loop {
-                    match self.ask_candidate(scope, request.clone(), config, Instant::now()).await {
+                    match self.ask_candidate(scope, tenant, request.clone(), config).await {
                         Err(AppError::RateLimited { retry_after_secs, .. }) => {
                             tokio::time::sleep(std::time::Duration::from_secs(retry_after_secs.clamp(1, 60))).await;
                         }

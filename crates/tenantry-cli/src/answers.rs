@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use tenantry_app::answers::version_json;
 use tenantry_app::{Answers, AskRequest, PlatformScope};
-use tenantry_domain::rag::{ConfigScope, RagConfig, RagSettings, Rerank, diff};
+use tenantry_domain::rag::{ConfigScope, ConfigVersion, RagConfig, RagSettings, Rerank};
 use tenantry_domain::{TenantId, TierName};
 
 use crate::cli::{ConfigCmd, ConfigFields};
@@ -53,6 +53,12 @@ fn patch_of(f: &ConfigFields) -> Result<(RagSettings, bool)> {
     Ok((patch, changes))
 }
 
+/// The current version of a layer and the layer with `patch` applied and `unset` removed.
+fn next_layer(versions: &[ConfigVersion], patch: &RagSettings, unset: &[String]) -> Result<(u32, RagSettings)> {
+    let (current, layer) = versions.last().map_or((0, RagSettings::default()), |v| (v.version, v.settings.clone()));
+    Ok((current, layer.patched(patch, unset).map_err(|e| usage(e.reason()))?))
+}
+
 fn print_config(tenant: &str, config: &RagConfig, out: &Out) {
     let doc = json!({"tenant_id": tenant, "version": config.version, "config": config.to_json()});
     if out.json {
@@ -90,10 +96,7 @@ pub async fn config(answers: &Answers, admin: &PlatformScope, cmd: ConfigCmd, ou
             if !changes {
                 return Err(usage("give at least one field to set (e.g. --top-k 3) or --unset FIELD"));
             }
-            let versions = answers.tenant_versions(&scope).await?;
-            let (current, layer) =
-                versions.last().map_or((0, RagSettings::default()), |v| (v.version, v.settings.clone()));
-            let next = layer.patched(&patch, &fields.unset).map_err(|e| usage(e.reason()))?;
+            let (current, next) = next_layer(&answers.tenant_versions(&scope).await?, &patch, &fields.unset)?;
             let (version, config) = answers.set_tenant_config(&scope, next, Some(current), fields.reason).await?;
             if !out.json {
                 println!("tenant {t}: configuration version {version}");
@@ -121,18 +124,7 @@ pub async fn config(answers: &Answers, admin: &PlatformScope, cmd: ConfigCmd, ou
             table(&["version", "at", "author", "reason", "settings"], &rows);
         }
         ConfigCmd::Diff { tenant: t, from, to } => {
-            let versions = answers.tenant_versions(&admin.act_in(tenant(&t)?)).await?;
-            let find = |n: u32| {
-                if n == 0 {
-                    return Ok(RagSettings::default());
-                }
-                versions.iter().find(|v| v.version == n).map(|v| v.settings.clone()).ok_or_else(|| {
-                    CliError::Usage(format!(
-                        "tenant {t} has no configuration version {n} (see `tenantry config history {t}`)"
-                    ))
-                })
-            };
-            let changes = diff(&find(from)?, &find(to)?);
+            let changes = answers.tenant_diff(&admin.act_in(tenant(&t)?), from, to).await?;
             if out.json {
                 let list: Vec<Value> =
                     changes.iter().map(|(f, a, b)| json!({"field": f, "from": a, "to": b})).collect();
@@ -155,7 +147,7 @@ pub async fn config(answers: &Answers, admin: &PlatformScope, cmd: ConfigCmd, ou
         }
         ConfigCmd::Preview { tenant: t, question, template_file } => {
             let template = template_file.as_deref().map(read_template).transpose()?;
-            let prompt = answers.preview(&admin.act_in(tenant(&t)?), template, &question, None).await?;
+            let prompt = answers.preview(&admin.act_in(tenant(&t)?), template, &question).await?;
             if out.json {
                 print_json(&json!({"system": prompt.system, "user": prompt.user}));
             } else {
@@ -172,10 +164,8 @@ pub async fn config(answers: &Answers, admin: &PlatformScope, cmd: ConfigCmd, ou
             };
             let (patch, changes) = patch_of(&fields)?;
             if changes {
-                let versions = answers.default_versions(admin, &scope).await?;
-                let (current, layer) =
-                    versions.last().map_or((0, RagSettings::default()), |v| (v.version, v.settings.clone()));
-                let next = layer.patched(&patch, &fields.unset).map_err(|e| usage(e.reason()))?;
+                let (current, next) =
+                    next_layer(&answers.default_versions(admin, &scope).await?, &patch, &fields.unset)?;
                 answers.set_default_config(admin, scope.clone(), next, Some(current), fields.reason).await?;
             }
             let versions = answers.default_versions(admin, &scope).await?;

@@ -313,6 +313,19 @@ pub async fn an_answer_bills_its_call_query_and_tokens_once(store: Arc<dyn Store
         "the retrieval is billed"
     );
     assert_eq!(usage(&store, &scope).await, before, "nothing of the failed answer was recorded by the answer itself");
+
+    // the one-commit write refuses usage or an audit entry of another tenant, and writes nothing
+    w.tenant("bill-other", "gold").await;
+    let other = w.scope("bill-other");
+    let at = time::OffsetDateTime::now_utc();
+    let theirs =
+        tenantry_domain::cost::UsageEvent::new(tid("bill-other"), Meter::ApiCalls, 1, None, at, "forged").unwrap();
+    let mine = tenantry_app::AuditRecord::tenant(&scope, at, tenantry_app::AuditOp::AnswerAsk);
+    let foreign_audit = tenantry_app::AuditRecord::tenant(&other, at, tenantry_app::AuditOp::AnswerAsk);
+    let (before_mine, before_theirs) = (usage(&store, &scope).await, usage(&store, &other).await);
+    assert!(store.record_usage_with_audit(&scope, std::slice::from_ref(&theirs), &mine).await.is_err());
+    assert!(store.record_usage_with_audit(&scope, &[], &foreign_audit).await.is_err());
+    assert_eq!((usage(&store, &scope).await, usage(&store, &other).await), (before_mine, before_theirs));
 }
 
 #[macro_export]

@@ -202,6 +202,16 @@ impl PriceBook {
     pub fn usual_currency(&self) -> Option<&Currency> {
         self.prices.iter().max_by_key(|p| p.effective_from).map(|p| &p.currency)
     }
+
+    /// Whether a language model's input and output tokens are both priced on `day` in the
+    /// book's usual currency (by a price of the model's own, or the meter's price for every
+    /// model): what answering with it needs, so that its answers can be costed.
+    pub fn prices_model(&self, model: &Label, day: Date) -> bool {
+        let Some(currency) = self.usual_currency() else { return false };
+        [Meter::LlmInputTokens, Meter::LlmOutputTokens]
+            .into_iter()
+            .all(|m| self.price_for(m, Some(model), day, currency).is_some())
+    }
 }
 
 /// The price books shipped with Tenantry, by name.

@@ -80,9 +80,29 @@ fn environment() -> Environment<'static> {
 }
 
 impl PromptTemplate {
-    /// Validates `source`: size, syntax, only known variables, `question` and `chunks` both
-    /// used, and a trial render over sample data (unknown attributes, runaway loops and huge
-    /// output fail here, at save time).
+    /// What a template must pass when it is saved: [`compile`](Self::compile), and a trial render
+    /// over sample data (unknown attributes, runaway loops and huge output fail here).
+    pub fn validate(source: &str) -> Result<Self, Invalid> {
+        let compiled = Self::compile(source)?;
+        let sample: Vec<PromptChunk> = (1..=3)
+            .map(|i| PromptChunk {
+                document_id: format!("doc-{i}"),
+                title: format!("Sample {i}"),
+                text: "sample text ".repeat(40),
+                score: 0.5,
+            })
+            .collect();
+        compiled.render(&PromptInputs {
+            question: "sample question?",
+            chunks: &sample,
+            tenant_name: "Sample tenant",
+            date: "2026-01-01",
+        })?;
+        Ok(compiled)
+    }
+
+    /// Checks `source`'s size, syntax and variables (only known ones; `question` and `chunks`
+    /// both used). A render can still fail at its limits (fuel, output).
     pub fn compile(source: &str) -> Result<Self, Invalid> {
         if source.len() > MAX_TEMPLATE_BYTES {
             return Err(Invalid::new(format!(
@@ -108,22 +128,7 @@ impl PromptTemplate {
                 return Err(Invalid::new(format!("template must use {{{{ {required} }}}}")));
             }
         }
-        let compiled = PromptTemplate { source: source.to_owned() };
-        let sample: Vec<PromptChunk> = (1..=3)
-            .map(|i| PromptChunk {
-                document_id: format!("doc-{i}"),
-                title: format!("Sample {i}"),
-                text: "sample text ".repeat(40),
-                score: 0.5,
-            })
-            .collect();
-        compiled.render(&PromptInputs {
-            question: "sample question?",
-            chunks: &sample,
-            tenant_name: "Sample tenant",
-            date: "2026-01-01",
-        })?;
-        Ok(compiled)
+        Ok(PromptTemplate { source: source.to_owned() })
     }
 
     pub fn source(&self) -> &str {
@@ -231,7 +236,7 @@ mod tests {
     }
 
     fn render(template: &str, question: &str, text: &str) -> Result<Prompt, Invalid> {
-        PromptTemplate::compile(template)?.render(&PromptInputs {
+        PromptTemplate::validate(template)?.render(&PromptInputs {
             question,
             chunks: &[chunk(text)],
             tenant_name: "Acme",
@@ -276,7 +281,7 @@ mod tests {
             (long_loop, "runs too long"),
             (huge.as_str(), "at most 8192"),
         ] {
-            let e = PromptTemplate::compile(template).unwrap_err();
+            let e = PromptTemplate::validate(template).unwrap_err();
             assert!(e.reason().contains(says), "{template:.80}: {e}");
         }
     }

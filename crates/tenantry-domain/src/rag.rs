@@ -203,7 +203,7 @@ impl RagSettings {
             Metadata::parse(&Value::Object(f.clone())).map_err(|e| Invalid::new(format!("filter: {e}")))?;
         }
         if let Some(t) = &self.template {
-            prompt::PromptTemplate::compile(t)?;
+            prompt::PromptTemplate::validate(t)?;
         }
         if let Some(c) = self.max_answer_chars
             && !(100..=100_000).contains(&c)

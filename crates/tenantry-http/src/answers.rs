@@ -143,16 +143,10 @@ pub async fn config_diff(
     TenantAccess(scope): TenantAccess,
     Q(q): Q<DiffQuery>,
 ) -> ApiResult<axum::Json<AnswerDocument>> {
-    let versions = state.answers.tenant_versions(&scope).await?;
-    let find = |n: u32| -> ApiResult<RagSettings> {
-        if n == 0 {
-            return Ok(RagSettings::default());
-        }
-        versions.iter().find(|v| v.version == n).map(|v| v.settings.clone()).ok_or_else(|| {
-            ApiError::from(AppError::Invalid(format!("tenant {} has no configuration version {n}", scope.tenant())))
-        })
-    };
-    let changes: Vec<Value> = tenantry_domain::rag::diff(&find(q.from)?, &find(q.to)?)
+    let changes: Vec<Value> = state
+        .answers
+        .tenant_diff(&scope, q.from, q.to)
+        .await?
         .into_iter()
         .map(|(field, from, to)| json!({"field": field, "from": from, "to": to}))
         .collect();
@@ -184,7 +178,7 @@ pub async fn preview(
     TenantAccess(scope): TenantAccess,
     Body(body): Body<PreviewBody>,
 ) -> ApiResult<axum::Json<AnswerDocument>> {
-    let prompt = state.answers.preview(&scope, body.template, &body.question, None).await?;
+    let prompt = state.answers.preview(&scope, body.template, &body.question).await?;
     Ok(doc(json!({"system": prompt.system, "user": prompt.user})))
 }
 

@@ -9,6 +9,7 @@
 //! the provider's reported usage (streams ask for it: `stream_options.include_usage` on OpenAI,
 //! `message_start`/`message_delta` on Anthropic).
 
+#[cfg(feature = "standin")]
 pub mod standin;
 
 use std::sync::Arc;
